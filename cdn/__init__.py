@@ -1,0 +1,1 @@
+"""Pushing a packaged release to an S3 origin behind CloudFront."""

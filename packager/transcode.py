@@ -1,0 +1,195 @@
+"""Encoding the whole ladder in ONE ffmpeg process: decode once, split, scale, encode each rung."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ffmpeg
+
+from packager.errors import InputError, TranscodeError
+from packager.ladder import LadderSpec, Rendition
+from packager.media import MediaInfo
+from packager.tools import find_tool, run_tool
+
+#: Called with seconds of output written so far (from ffmpeg's -progress out_time_us).
+ProgressCallback = Callable[[float], None]
+
+#: Video track timescale: 90 kHz is exact for 23.976/24/25/29.97/30/50/59.94/60 fps.
+VIDEO_TIMESCALE = 90_000
+
+# Fragmented MP4 written by ffmpeg, cut into segments by packager/isobmff.py afterwards.
+#  empty_moov: the init segment carries no samples (CMAF header, ISO/IEC 23000-19 §7.3.1).
+#  default_base_moof: data offsets relative to moof, so a fragment stands alone in a segment.
+#  negative_cts_offsets: trun v1 with signed composition offsets, so with B-frames the first
+#    presented frame is at time 0 without an edit list (CMAF §7.5.13 prefers no edit list).
+_VIDEO_MOVFLAGS = "+frag_keyframe+empty_moov+default_base_moof+negative_cts_offsets"
+#  Audio has no keyframes: fragment at every frame and let isobmff regroup the frames at the
+#  video's segment boundaries, so audio and video segments line up to one AAC frame.
+_AUDIO_MOVFLAGS = "+frag_every_frame+empty_moov+default_base_moof"
+
+
+@dataclass(frozen=True)
+class EncodedTrack:
+    """A clear fragmented-MP4 track written by ffmpeg, ready to be cut into segments."""
+
+    rendition: Rendition
+    path: Path
+
+
+def build_ladder_command(
+    media: MediaInfo,
+    renditions: list[Rendition],
+    spec: LadderSpec,
+    segment_duration: float,
+    workdir: Path,
+) -> tuple[list[str], list[EncodedTrack]]:
+    """The ffmpeg argument list for the whole ladder, and the track each output will hold."""
+    source = ffmpeg.input(str(media.path))
+    outputs: list[Any] = []
+    tracks: list[EncodedTrack] = []
+    videos = [r for r in renditions if r.kind == "video"]
+    if videos and media.video is not None:
+        rate = videos[0].frame_rate
+        # fps makes variable-rate sources constant-rate (every rendition shares one timeline);
+        # format forces 8-bit 4:2:0, the only thing H.264 High/Main decoders everywhere accept.
+        decoded = (
+            source[str(media.video.index)]
+            .filter("fps", fps=f"{rate.numerator}/{rate.denominator}")
+            .filter("format", "yuv420p")
+        )
+        branches = decoded.filter_multi_output("split", len(videos))
+        # A keyframe every segment: forced at each boundary, plus a GOP cap twice as long so the
+        # encoder never inserts one of its own in between (scenecut off, closed GOP).
+        gop = math.ceil(rate * segment_duration)
+        for i, rendition in enumerate(videos):
+            path = workdir / f"{rendition.id}.mp4"
+            scaled = (
+                branches.stream(i)
+                .filter("scale", rendition.width, rendition.height)
+                .filter("setsar", "1")
+            )
+            outputs.append(
+                ffmpeg.output(
+                    scaled,
+                    str(path),
+                    **{
+                        "c:v": "libx264",
+                        "profile:v": rendition.profile,
+                        "preset": spec.x264_preset,
+                        "b:v": rendition.bitrate,
+                        "maxrate": rendition.maxrate,
+                        "bufsize": rendition.bufsize,
+                        "g": 2 * gop,
+                        "sc_threshold": 0,
+                        "flags": "+cgop",
+                        "force_key_frames": f"expr:gte(t,n_forced*{segment_duration})",
+                        "movflags": _VIDEO_MOVFLAGS,
+                        "video_track_timescale": VIDEO_TIMESCALE,
+                        "map_metadata": -1,
+                        "map_chapters": -1,
+                        "f": "mp4",
+                    },
+                )
+            )
+            tracks.append(EncodedTrack(rendition, path))
+    for rendition in (r for r in renditions if r.kind == "audio"):
+        assert media.audio is not None
+        path = workdir / f"{rendition.id}.mp4"
+        outputs.append(
+            ffmpeg.output(
+                source[str(media.audio.index)],
+                str(path),
+                **{
+                    "c:a": "aac",
+                    "b:a": rendition.bitrate,
+                    "ac": rendition.channels,
+                    "ar": rendition.sample_rate,
+                    "movflags": _AUDIO_MOVFLAGS,
+                    "map_metadata": -1,
+                    "map_chapters": -1,
+                    "f": "mp4",
+                },
+            )
+        )
+        tracks.append(EncodedTrack(rendition, path))
+    return _finish(ffmpeg.merge_outputs(*outputs)), tracks
+
+
+def build_copy_command(
+    media: MediaInfo, renditions: list[Rendition], workdir: Path
+) -> tuple[list[str], list[EncodedTrack]]:
+    """Re-package already-encoded streams: one fragmented MP4 per stream, no decoding."""
+    source = ffmpeg.input(str(media.path))
+    outputs: list[Any] = []
+    tracks: list[EncodedTrack] = []
+    for rendition in renditions:
+        path = workdir / f"{rendition.id}.mp4"
+        if rendition.kind == "video":
+            assert media.video is not None
+            stream, movflags = source[str(media.video.index)], _VIDEO_MOVFLAGS
+            # hvc1: parameter sets in the sample entry only, as Apple's HLS spec requires.
+            extra = {"tag:v": "hvc1"} if rendition.codec == "hevc" else {}
+            extra["video_track_timescale"] = str(VIDEO_TIMESCALE)
+        else:
+            assert media.audio is not None
+            stream, movflags, extra = source[str(media.audio.index)], _AUDIO_MOVFLAGS, {}
+        outputs.append(
+            ffmpeg.output(
+                stream, str(path), c="copy", movflags=movflags, map_metadata=-1,
+                map_chapters=-1, f="mp4", **extra,
+            )
+        )
+        tracks.append(EncodedTrack(rendition, path))
+    return _finish(ffmpeg.merge_outputs(*outputs)), tracks
+
+
+def _finish(graph: Any) -> list[str]:
+    ffmpeg_tool = find_tool("ffmpeg")
+    graph = graph.global_args(
+        "-hide_banner", "-nostdin", "-nostats",
+        # level+error: every diagnostic we keep is tagged, so decode errors can be told apart.
+        "-loglevel", "level+error",
+        "-progress", "pipe:1",
+    ).overwrite_output()
+    args: list[str] = graph.compile(cmd=str(ffmpeg_tool.path))
+    return args
+
+
+_ERROR_TAG = re.compile(r"\[(error|fatal)\]")
+
+
+def run_ffmpeg(args: list[str], duration: float, progress: ProgressCallback | None) -> None:
+    """Run the ladder command; corrupt input and ffmpeg failures become one-line errors.
+
+    ffmpeg exits 0 on a truncated or corrupt source after logging decode errors, so those
+    errors (and a short decoded duration) are treated as bad input, not as a good release.
+    """
+    written = 0.0
+
+    def on_line(line: str) -> None:
+        nonlocal written
+        key, _, value = line.partition("=")
+        if key == "out_time_us" and value.strip().lstrip("-").isdigit():
+            written = max(written, int(value) / 1e6)
+            if progress is not None:
+                progress(min(written, duration))
+
+    result = run_tool(args, on_stdout_line=on_line, tail_lines=40)
+    errors = [line for line in result.stderr_tail if _ERROR_TAG.search(line)]
+    if result.returncode != 0:
+        last = "; ".join(_strip(line) for line in (errors or result.stderr_tail)[-3:])
+        raise TranscodeError(f"ffmpeg failed (exit {result.returncode}): {last}")
+    if errors:
+        raise InputError(f"source is corrupt or truncated: {_strip(errors[0])}")
+    if progress is not None:
+        progress(duration)
+
+
+def _strip(line: str) -> str:
+    """Drop ffmpeg's '[mov @ 0x55..] [error]' prefixes, keep the message."""
+    return re.sub(r"^(\[[^\]]*\]\s*)+", "", line).strip()

@@ -1,0 +1,1 @@
+"""Regional delivery probes, multi-CDN scoring and CI performance gates."""
