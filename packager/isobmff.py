@@ -291,7 +291,7 @@ def parse_fragment(moof: bytes, mdat_payload: bytes, trex_default_duration: int 
     tf_flags &= 0xFFFFFF
     pos = tfhd.body + 8
     if tf_flags & TFHD_BASE_DATA_OFFSET:
-        raise BitstreamError("tfhd base-data-offset is not supported; expected default-base-is-moof")
+        raise BitstreamError("tfhd base-data-offset is unsupported; need default-base-is-moof")
     if tf_flags & TFHD_SAMPLE_DESCRIPTION_INDEX:
         pos += 4
     default_duration = trex_default_duration

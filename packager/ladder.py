@@ -99,7 +99,7 @@ def load_ladder(choice: str) -> LadderSpec:
     if choice in PRESETS:
         return PRESETS[choice]
     path = Path(choice)
-    if not path.suffix.lower() in (".yaml", ".yml") and not path.exists():
+    if path.suffix.lower() not in (".yaml", ".yml") and not path.exists():
         names = ", ".join(PRESETS)
         raise InputError(f"unknown ladder {choice!r}: use a preset ({names}) or a YAML file")
     return parse_ladder_file(path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from packager.errors import BitstreamError
 from packager.isobmff import (
@@ -97,11 +98,8 @@ class _Header:
     moov: bytes
 
 
-def _read_fragments(f: object) -> tuple[_Header, Iterator[tuple[bytes, bytes]]]:
+def _read_fragments(f: BinaryIO) -> tuple[_Header, Iterator[tuple[bytes, bytes]]]:
     """Read ftyp + moov eagerly; yield (moof, mdat payload) pairs lazily, one at a time."""
-    import io
-
-    assert isinstance(f, io.BufferedIOBase)
     boxes = read_top_level(f)
     ftyp = moov = b""
     for kind, size, head in boxes:
@@ -177,7 +175,9 @@ def _fold_short_tail(
     yield from (g for g in (before, last) if g is not None)
 
 
-def _boundaries(cut_times: Sequence[float], segment_duration: float, timescale: int) -> Iterator[int]:
+def _boundaries(
+    cut_times: Sequence[float], segment_duration: float, timescale: int
+) -> Iterator[int]:
     last = 0.0
     for t in sorted(cut_times):
         if t > 0:

