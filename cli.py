@@ -36,7 +36,7 @@ def main() -> None:
     try:
         cdnpack(standalone_mode=False)
     except click.exceptions.Abort:
-        err_console.print("cdnpack: interrupted")
+        _fail("interrupted")
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()
@@ -44,19 +44,20 @@ def main() -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except CdnpackError as exc:
-        err_console.print(f"cdnpack: error: {exc}", markup=False, highlight=False)
+        _fail(f"error: {exc}")
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        err_console.print("cdnpack: interrupted")
+        _fail("interrupted")
         sys.exit(130)
     except Exception as exc:
         logging.getLogger("cdnpack").debug("internal error", exc_info=True)
-        err_console.print(
-            f"cdnpack: internal error: {type(exc).__name__}: {exc} (run with -v for details)",
-            markup=False,
-            highlight=False,
-        )
+        _fail(f"internal error: {type(exc).__name__}: {exc} (run with -v for details)")
         sys.exit(4)
+
+
+def _fail(message: str) -> None:
+    """One line on stderr, never wrapped: scripts grep it and CI logs show it whole."""
+    click.echo(f"cdnpack: {' '.join(message.split())}", err=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

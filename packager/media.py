@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -52,8 +53,13 @@ class MediaInfo:
     audio: AudioStream | None
 
 
-#: Frame rates above this are halved-free capped: ABR players and TVs top out at 60 fps.
+#: ABR players and TVs top out at 60 fps.
 MAX_FRAME_RATE = Fraction(60)
+STANDARD_FRAME_RATES = tuple(
+    Fraction(r)
+    for r in ("12", "12.5", "15", "24000/1001", "24", "25", "30000/1001", "30", "48", "50",
+              "60000/1001", "60")
+)
 
 
 def probe(path: Path) -> MediaInfo:
@@ -101,15 +107,26 @@ def _is_video(stream: dict[str, Any]) -> bool:
     return stream.get("codec_type") == "video" and not disposition.get("attached_pic")
 
 
+def output_frame_rate(base: Fraction | None, average: Fraction | None) -> Fraction:
+    """The constant rate every rendition gets.
+
+    A phone's variable-rate clip has a standard base rate (r_frame_rate, e.g. 30) and an odd
+    average (29.2): the base rate, duplicating the odd missing frame, plays smoothly; an odd
+    average would give a rate no TV expects. Without a standard rate, the average is kept.
+    """
+    for candidate in (base, average):
+        if candidate:
+            for rate in STANDARD_FRAME_RATES:
+                if abs(candidate - rate) / rate < Fraction(1, 500):
+                    return rate
+    return min(average or base or Fraction(25), MAX_FRAME_RATE)
+
+
 def _video(s: dict[str, Any]) -> VideoStream:
     rate = _fraction(s.get("r_frame_rate"))
     avg = _fraction(s.get("avg_frame_rate"))
     variable = bool(rate and avg and rate != avg)
-    # For variable-rate sources avg_frame_rate is the honest rate; r_frame_rate is a timebase guess.
-    chosen = avg if (variable or not rate) and avg else rate
-    if not chosen:
-        chosen = Fraction(25)
-    chosen = min(chosen, MAX_FRAME_RATE)
+    chosen = output_frame_rate(rate, avg)
     bit_depth = int(s.get("bits_per_raw_sample") or 0) or (
         10 if "10" in str(s.get("pix_fmt", "")) else 8
     )
@@ -155,10 +172,16 @@ def _float(value: Any) -> float:
         return 0.0
 
 
+#: ffprobe's closing line when it cannot open a file; the lines before it say why.
+_GENERIC = "Invalid data found when processing input"
+
+
 def _last_meaningful(lines: list[str], path: Path) -> str:
-    """ffprobe's last line names the file; strip that so the error reads as one sentence."""
-    for line in reversed(lines):
-        text = line.strip().removeprefix(f"{path}: ")
-        if text:
-            return text
-    return ""
+    """The most specific thing ffprobe said ('moov atom not found' beats its generic closing
+    line), without the '[mov @ 0x..]' and file-name prefixes, so it reads as one sentence."""
+    texts = [
+        re.sub(r"^(\[[^\]]*\]\s*)+", "", line.strip()).removeprefix(f"{path}: ")
+        for line in lines
+    ]
+    specific = [t for t in texts if t and t != _GENERIC]
+    return specific[0] if specific else next((t for t in reversed(texts) if t), "")

@@ -1,0 +1,74 @@
+"""Shared fixtures: small generated clips and one packaged release per session."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from packager.pipeline import PackageRequest, PackageResult, package
+from packager.sample import ClipSpec, make_clip
+from packager.tools import find_tool
+
+#: Small and short: the whole suite must stay well under 20 minutes on 2 cores.
+SOURCE_SPEC = ClipSpec(duration=6.0, width=640, height=360, frame_rate="25")
+SEGMENT_SECONDS = 2.0
+
+
+@pytest.fixture(scope="session")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("clips")
+
+
+@pytest.fixture(scope="session")
+def source_clip(clips: Path) -> Path:
+    return make_clip(clips / "source.mp4", SOURCE_SPEC)
+
+
+@pytest.fixture(scope="session")
+def packaged(source_clip: Path, tmp_path_factory: pytest.TempPathFactory) -> PackageResult:
+    out = tmp_path_factory.mktemp("release") / "out"
+    return package(
+        PackageRequest(
+            source=source_clip, output=out, ladder="compact", segment_duration=SEGMENT_SECONDS
+        )
+    )
+
+
+def ffprobe_json(path: Path, *args: str) -> dict[str, Any]:
+    tool = find_tool("ffprobe")
+    result = subprocess.run(
+        [str(tool.path), "-v", "error", "-of", "json", *args, str(path)],
+        capture_output=True, text=True, check=True,
+    )
+    doc: dict[str, Any] = json.loads(result.stdout)
+    return doc
+
+
+def decode_errors(path: Path) -> str:
+    """ffmpeg's error output when decoding every stream of a file ('' when clean)."""
+    tool = find_tool("ffmpeg")
+    result = subprocess.run(
+        [str(tool.path), "-v", "error", "-nostdin", "-i", str(path), "-f", "null", "-"],
+        capture_output=True, text=True, check=False,
+    )
+    return result.stderr.strip() + ("" if result.returncode == 0 else f" exit {result.returncode}")
+
+
+def cdnpack_cli(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The real command line, in a real process: exit codes and stderr as a user sees them."""
+    return subprocess.run(
+        [sys.executable, "-m", "cli", *map(str, args)],
+        capture_output=True, text=True, check=False, env=env,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+
+
+def concat(parts: Sequence[Path], target: Path) -> Path:
+    target.write_bytes(b"".join(p.read_bytes() for p in parts))
+    return target
