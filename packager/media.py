@@ -117,7 +117,8 @@ def output_frame_rate(base: Fraction | None, average: Fraction | None) -> Fracti
     for candidate in (base, average):
         if candidate:
             for rate in STANDARD_FRAME_RATES:
-                if abs(candidate - rate) / rate < Fraction(1, 500):
+                # 1/4000: half the gap between 30 and 29.97, so neither is taken for the other
+                if abs(candidate - rate) / rate < Fraction(1, 4000):
                     return rate
     return min(average or base or Fraction(25), MAX_FRAME_RATE)
 

@@ -60,7 +60,9 @@ def decode_errors(path: Path) -> str:
     return result.stderr.strip() + ("" if result.returncode == 0 else f" exit {result.returncode}")
 
 
-def cdnpack_cli(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def cdnpack_cli(
+    *args: str | Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """The real command line, in a real process: exit codes and stderr as a user sees them."""
     return subprocess.run(
         [sys.executable, "-m", "cli", *map(str, args)],

@@ -12,6 +12,7 @@ import m3u8
 import pytest
 from lxml import etree
 
+from packager.ladder import PRESETS
 from packager.pipeline import PackageResult
 from tests.conftest import SEGMENT_SECONDS, SOURCE_SPEC, concat, decode_errors, ffprobe_json
 
@@ -130,7 +131,8 @@ def test_hls_parses_and_agrees_with_release_json(packaged: PackageResult) -> Non
         assert media.segment_map[0].uri == "init.mp4"
         assert files[f"{rid}/init.mp4"].role == "init"
         uris = [f"{rid}/{s.uri}" for s in media.segments]
-        assert uris == sorted(p for p, f in files.items() if f.role == "segment" and f.rendition == rid)
+        listed = [p for p, f in files.items() if f.role == "segment" and f.rendition == rid]
+        assert uris == sorted(listed)
         # RFC 8216 §4.3.3.1: each EXTINF rounded to nearest integer <= EXT-X-TARGETDURATION
         assert all(int(s.duration + 0.5) <= media.target_duration for s in media.segments)
         assert media.target_duration == max(int(s.duration + 0.5) for s in media.segments)
@@ -220,8 +222,6 @@ def test_ladder_never_upscales_and_keeps_aspect(packaged: PackageResult) -> None
 
 def test_peak_bitrate_respects_the_vbv_cap(packaged: PackageResult) -> None:
     """maxrate is 1.5x the target with a 2 s buffer: a 2 s segment can't exceed ~2.5x."""
-    from packager.ladder import PRESETS
-
     targets = {f"video_{r.height}p": r.bitrate for r in PRESETS["compact"].rungs}
     for info in packaged.release.renditions:
         if info.id in targets:
