@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,7 +18,7 @@ from rich.logging import RichHandler
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from packager.errors import CdnpackError
+from packager.errors import CdnpackError, ToolError
 from packager.ladder import PRESETS
 from packager.pipeline import FORMATS, PackageRequest, PackageResult, ProgressSink, package
 from packager.sample import ClipSpec, make_clip
@@ -33,6 +34,8 @@ REQUIRED_ENCODERS = ("libx264", "aac")
 
 def main() -> None:
     """Console-script entry: every CdnpackError becomes one line on stderr and its exit code."""
+    # SIGTERM (Kubernetes, CI cancel) unwinds like Ctrl-C: temp trees removed, children stopped.
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         cdnpack(standalone_mode=False)
     except click.exceptions.Abort:
@@ -53,6 +56,10 @@ def main() -> None:
         logging.getLogger("cdnpack").debug("internal error", exc_info=True)
         _fail(f"internal error: {type(exc).__name__}: {exc} (run with -v for details)")
         sys.exit(4)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _fail(message: str) -> None:
@@ -111,16 +118,12 @@ def doctor(as_json: bool) -> None:
             if row.get("encoders"):
                 out_console.print(f"encoders: {', '.join(row['encoders'])}")
     if problems:
-        raise _EnvironmentProblem("; ".join(problems))
+        raise ToolError("; ".join(problems))
 
 
 _INTERESTING_ENCODERS = (
     "libx264", "libx265", "libsvtav1", "libvpx-vp9", "aac", "libopus", "libmp3lame",
 )
-
-
-class _EnvironmentProblem(CdnpackError):
-    exit_code = 3
 
 
 @cdnpack.command("package")

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import pytest
+
+from packager.release import read_release
+from packager.sample import ClipSpec, make_clip
 from tests.conftest import cdnpack_cli
 
 
@@ -61,3 +69,56 @@ def test_usage_errors_exit_2() -> None:
     result = cdnpack_cli("package")
     assert result.returncode == 2
     assert "Missing argument 'SOURCE'" in result.stderr
+
+
+def test_ffmpeg_failure_is_reported_with_its_last_lines(source_clip: Path, tmp_path: Path) -> None:
+    fake = tmp_path / "ffmpeg"
+    fake.write_text("#!/bin/sh\necho '[error] Conversion failed: disk on fire' >&2\nexit 187\n")
+    fake.chmod(0o755)
+    out = tmp_path / "out"
+    result = cdnpack_cli(
+        "package", source_clip, "-o", out, env={**os.environ, "CDNPACK_FFMPEG": str(fake)}
+    )
+    assert result.returncode == 4
+    assert result.stderr.strip() == (
+        "cdnpack: error: ffmpeg failed (exit 187): Conversion failed: disk on fire"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ffmpeg"]
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupted_package_leaves_nothing_behind(
+    sig: signal.Signals, code: int, clips: Path, tmp_path: Path
+) -> None:
+    source = clips / "long.mp4"
+    if not source.exists():
+        make_clip(source, ClipSpec(duration=30.0, width=1280, height=720))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli", "package", str(source), "-o", str(tmp_path / "out")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    deadline = time.monotonic() + 60
+    while not any(p.name.startswith(".out.work-") and any(p.iterdir())
+                  for p in tmp_path.iterdir()):
+        assert time.monotonic() < deadline, "ffmpeg never started writing"
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == code, stderr
+    assert "Traceback" not in stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_format_option_writes_only_the_chosen_manifests(
+    source_clip: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    result = cdnpack_cli("package", source_clip, "-o", out, "--ladder", "compact",
+                         "--format", "dash", "--json")
+    assert result.returncode == 0, result.stderr
+    assert (out / "manifest.mpd").is_file()
+    assert list(out.rglob("*.m3u8")) == []
+    release = read_release(out)
+    assert release.formats == ["dash"]
+    assert {f.role for f in release.files} == {"mpd", "init", "segment"}

@@ -14,6 +14,7 @@ from lxml import etree
 
 from packager.ladder import PRESETS
 from packager.pipeline import PackageResult
+from packager.release import read_release
 from tests.conftest import SEGMENT_SECONDS, SOURCE_SPEC, concat, decode_errors, ffprobe_json
 
 MPD_NS = {"d": "urn:mpeg:dash:schema:mpd:2011"}
@@ -209,6 +210,10 @@ def test_release_json_lists_every_file_with_true_size_and_sha256(packaged: Packa
         assert entry["sha256"] == hashlib.sha256(data).hexdigest()
     roles = {f["role"] for f in doc["files"]}
     assert roles == {"multivariant", "media-playlist", "mpd", "init", "segment"}
+
+
+def test_release_json_reads_back_as_the_release_written(packaged: PackageResult) -> None:
+    assert read_release(packaged.output) == packaged.release
 
 
 def test_ladder_never_upscales_and_keeps_aspect(packaged: PackageResult) -> None:
