@@ -1,7 +1,8 @@
 """Benchmark cdnpack's one-process ladder against N sequential ffmpeg runs and a bare ffmpeg.
 
 Variants, interleaved per repetition, same source, same ladder, same encoder flags:
-  ours         build_ladder_command + run_ffmpeg (ffmpeg-python, Python reads -progress)
+  ours         build_ladder_command + run_ffmpeg (ffmpeg-python, cascaded scaling,
+               Python reads -progress)
   sequential   one ffmpeg per video rendition (each decodes the source) + one AAC-only ffmpeg
   handwritten  one hand-written ffmpeg (split=N, scale per rung), stdout/stderr to /dev/null
 Outputs are probed after every run, so a broken variant cannot look fast.
