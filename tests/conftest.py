@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 from packager.pipeline import PackageRequest, PackageResult, package
 from packager.sample import ClipSpec, make_clip
 from packager.tools import find_tool
+from tests.moto import FAKE_CREDENTIALS, MotoServer, moto_server
 
 #: Small and short: the whole suite must stay well under 20 minutes on 2 cores.
 SOURCE_SPEC = ClipSpec(duration=6.0, width=640, height=360, frame_rate="25")
@@ -74,3 +76,17 @@ def cdnpack_cli(
 def concat(parts: Sequence[Path], target: Path) -> Path:
     target.write_bytes(b"".join(p.read_bytes() for p in parts))
     return target
+
+
+@pytest.fixture(scope="session")
+def moto() -> Iterator[MotoServer]:
+    """One moto_server for the session; use `moto_s3` for a clean one per test."""
+    os.environ.update(FAKE_CREDENTIALS)
+    with moto_server() as server:
+        yield server
+
+
+@pytest.fixture
+def moto_s3(moto: MotoServer) -> MotoServer:
+    moto.reset()
+    return moto
