@@ -6,6 +6,7 @@ import json
 import logging
 import signal
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -18,6 +19,10 @@ from rich.logging import RichHandler
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from cdn.publish import PushRequest, push
+from cdn.s3 import Connection, parse_s3_url
+from cdn.signing import Policy, load_private_key, signed_cookies, signed_url
+from cdn.timeparse import parse_cidr, parse_time
 from packager.errors import CdnpackError, ToolError
 from packager.ladder import PRESETS
 from packager.pipeline import FORMATS, PackageRequest, PackageResult, ProgressSink, package
@@ -27,6 +32,12 @@ from packager.tools import TOOL_ENV, ffmpeg_encoders, find_tool, tool_version
 F = TypeVar("F", bound=Callable[..., Any])
 err_console = Console(stderr=True)
 out_console = Console()
+
+#: How each stage's progress reads: unit and divisor.
+_UNITS = {
+    "transcode": ("s", 1.0), "segment": (" tracks", 1.0), "upload": (" MB", 1e6),
+    "objects": (" objects", 1.0),
+}
 
 #: Encoders the default ladder needs; doctor fails when the ffmpeg build lacks one.
 REQUIRED_ENCODERS = ("libx264", "aac")
@@ -169,6 +180,120 @@ def demo(output: Path, duration: float, as_json: bool) -> None:
     _render_package(result, as_json)
 
 
+@cdnpack.command("push")
+@click.argument("release_dir", type=click.Path(path_type=Path))
+@click.argument("destination")
+@click.option("--distribution", help="CloudFront distribution id: invalidate changed manifests.")
+@click.option("--wait", is_flag=True, help="Wait until the invalidation has completed.")
+@click.option("--dry-run", is_flag=True, help="Print the plan; upload nothing.")
+@click.option("--prune", is_flag=True,
+              help="After the new manifests are live, delete objects the release no longer lists.")
+@click.option("--manifest-max-age", type=click.IntRange(0, 86400), default=30, show_default=True,
+              help="Cache-Control max-age of playlists and MPD (segments are immutable).")
+@click.option("--concurrency", type=click.IntRange(1, 256), default=16, show_default=True)
+@click.option("--retry-mode", type=click.Choice(["standard", "adaptive"]), default="adaptive",
+              show_default=True, help="botocore retry mode (503 SlowDown, resets, throttling).")
+@click.option("--max-attempts", type=click.IntRange(1, 50), default=10, show_default=True,
+              help="Attempts per request before the push fails.")
+@click.option("--endpoint-url", help="Any S3-compatible origin (MinIO, R2, a local moto).")
+@click.option("--profile", help="AWS profile.")
+@click.option("--region", help="AWS region.")
+@json_option
+def push_command(
+    release_dir: Path, destination: str, distribution: str | None, wait: bool, dry_run: bool,
+    prune: bool, manifest_max_age: int, concurrency: int, retry_mode: str, max_attempts: int,
+    endpoint_url: str | None, profile: str | None, region: str | None, as_json: bool,
+) -> None:
+    """Push RELEASE_DIR to DESTINATION (s3://BUCKET/PREFIX): segments first, manifests last."""
+    request = PushRequest(
+        release_dir=release_dir,
+        destination=parse_s3_url(destination),
+        connection=Connection(endpoint_url=endpoint_url, profile=profile, region=region,
+                              retry_mode=retry_mode, max_attempts=max_attempts,
+                              concurrency=concurrency),
+        manifest_max_age=manifest_max_age, distribution=distribution, wait=wait,
+        dry_run=dry_run, prune=prune,
+    )
+    with _progress(quiet=as_json or dry_run) as sink:
+        result = push(request, sink)
+    uploaded = result.uploaded
+    if as_json:
+        doc = {
+            "destination": result.destination,
+            "dry_run": dry_run,
+            "objects": len(result.plan),
+            "uploaded": len(uploaded),
+            "skipped": len(result.plan) - len(uploaded),
+            "uploaded_bytes": sum(p.bytes for p in uploaded),
+            "pruned": result.pruned,
+            "verified": result.verified,
+            "invalidations": [asdict(i) for i in result.invalidations],
+            "seconds": round(result.seconds, 3),
+            "plan": [asdict(p) for p in result.plan] if dry_run else None,
+        }
+        click.echo(json.dumps(doc, indent=2))
+        return
+    if dry_run:
+        table = Table(title=f"push plan for {result.destination}")
+        for col in ("phase", "action", "key", "content type", "cache control"):
+            table.add_column(col)
+        for p in result.plan:
+            table.add_row(str(p.phase), p.action, p.key, p.content_type, p.cache_control)
+        out_console.print(table)
+    out_console.print(
+        f"{result.destination}: {len(uploaded)} uploaded "
+        f"({sum(p.bytes for p in uploaded) / 1e6:.1f} MB), "
+        f"{len(result.plan) - len(uploaded)} unchanged, {len(result.pruned)} pruned"
+        + (", verified" if result.verified else " (dry run)")
+        + f" in {result.seconds:.1f} s"
+    )
+    for inv in result.invalidations:
+        out_console.print(f"invalidation {inv.id}: {len(inv.paths)} paths, {inv.status}")
+
+
+@cdnpack.command("sign")
+@click.argument("url")
+@click.option("--key-pair-id", required=True, help="CloudFront public key id (key group).")
+@click.option("--private-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              required=True, help="PEM file: RSA-2048 or ECDSA P-256 private key.")
+@click.option("--expires", required=True,
+              help="Expiry: epoch seconds, ISO-8601 time, or +DURATION (+3600s, +90m, +12h, +7d).")
+@click.option("--starts", help="Not valid before (same forms as --expires): a custom policy.")
+@click.option("--ip-range", help="Viewer address range, CIDR (a custom policy).")
+@click.option("--resource", help="Policy resource, may hold * wildcards (default: the URL).")
+@click.option("--cookies", is_flag=True, help="Print signed cookies instead of a signed URL.")
+@click.option("--hash", "hash_name", type=click.Choice(["sha1", "sha256"]), default="sha256",
+              show_default=True, help="Signature hash (sha256 adds Hash-Algorithm=SHA256).")
+@json_option
+def sign_command(
+    url: str, key_pair_id: str, private_key: Path, expires: str, starts: str | None,
+    ip_range: str | None, resource: str | None, cookies: bool, hash_name: str, as_json: bool,
+) -> None:
+    """Sign URL for CloudFront (canned or custom policy), or make signed cookies for it."""
+    now = int(time.time())
+    policy = Policy(
+        resource=resource or url,
+        expires=parse_time(expires, now),
+        starts=parse_time(starts, now) if starts else None,
+        ip_range=parse_cidr(ip_range) if ip_range else None,
+    )
+    key = load_private_key(private_key.read_bytes())
+    if cookies:
+        values = signed_cookies(key_pair_id, key, policy, hash_name)
+        if as_json:
+            click.echo(json.dumps({"cookies": values, "policy": policy.statement()}, indent=2))
+        else:
+            for name, value in values.items():
+                click.echo(f"Set-Cookie: {name}={value}; Path=/; Secure; HttpOnly")
+        return
+    signed = signed_url(url, key_pair_id, key, policy, hash_name)
+    if as_json:
+        click.echo(json.dumps({"url": signed, "canned": policy.canned,
+                               "policy": policy.statement()}, indent=2))
+    else:
+        click.echo(signed)
+
+
 @contextmanager
 def _progress(quiet: bool) -> Iterator[ProgressSink | None]:
     if quiet or not err_console.is_terminal:
@@ -184,8 +309,9 @@ def _progress(quiet: bool) -> Iterator[ProgressSink | None]:
         def sink(stage: str, done: float, total: float) -> None:
             if stage not in tasks:
                 tasks[stage] = bar.add_task(stage, total=total, detail="")
-            unit = "s" if stage == "transcode" else " tracks"
-            bar.update(tasks[stage], completed=done, detail=f"{done:.0f}/{total:.0f}{unit}")
+            unit, scale = _UNITS.get(stage, ("", 1.0))
+            detail = f"{done / scale:.0f}/{total / scale:.0f}{unit}"
+            bar.update(tasks[stage], completed=done, detail=detail)
 
         yield sink
 

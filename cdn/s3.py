@@ -1,0 +1,236 @@
+"""S3 origin I/O: where a release goes, how each object is stored, what is already there."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+from boto3.s3.transfer import TransferConfig, create_transfer_manager
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from s3transfer.subscribers import BaseSubscriber
+
+from packager.errors import CdnpackError, InputError
+
+#: Explicit, because Python's mimetypes (Debian's mime.types) maps .ts to Qt Linguist and knows
+#: neither .mpd nor .m4s. Values: RFC 8216 §4, ISO/IEC 23009-1 Annex C, RFC 8081/4337, W3C.
+CONTENT_TYPES = {
+    ".m3u8": "application/vnd.apple.mpegurl",
+    ".mpd": "application/dash+xml",
+    ".m4s": "video/iso.segment",
+    ".mp4": "video/mp4",
+    ".ts": "video/mp2t",
+    ".vtt": "text/vtt",
+    ".aac": "audio/aac",
+}
+#: Segment and init names never change meaning once published, so caches may keep them forever.
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+_BUCKET = re.compile(r"^(?!xn--)(?!.*-s3alias$)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_IPV4 = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
+
+
+class OriginError(CdnpackError):
+    """The origin refused or could not be reached (after retries): an environment problem."""
+
+    exit_code = 3
+
+
+@dataclass(frozen=True)
+class S3Location:
+    bucket: str
+    prefix: str  # no leading or trailing slash; may be empty
+
+    def key(self, relative: str) -> str:
+        return f"{self.prefix}/{relative}" if self.prefix else relative
+
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+
+def parse_s3_url(url: str) -> S3Location:
+    """s3://bucket/prefix, with the bucket checked against S3's naming rules ourselves
+    (moto and some S3-compatible servers accept names AWS would refuse)."""
+    match = re.fullmatch(r"s3://([^/]+)/?(.*)", url)
+    if not match:
+        raise InputError(f"{url!r} is not an s3://BUCKET/PREFIX URL")
+    bucket, prefix = match.group(1), match.group(2).strip("/")
+    if not _BUCKET.match(bucket) or ".." in bucket or _IPV4.match(bucket):
+        raise InputError(
+            f"{bucket!r} is not a valid S3 bucket name (3-63 lowercase letters, digits, "
+            "dots and hyphens, starting and ending with a letter or digit)"
+        )
+    if "//" in prefix:
+        raise InputError(f"{url!r}: the prefix has an empty path segment")
+    return S3Location(bucket, prefix)
+
+
+@dataclass(frozen=True)
+class Connection:
+    endpoint_url: str | None = None
+    profile: str | None = None
+    region: str | None = None
+    retry_mode: str = "adaptive"  # botocore: standard or adaptive (client-side rate limiting)
+    max_attempts: int = 10
+    concurrency: int = 16
+
+
+def client(conn: Connection, service: str = "s3") -> Any:
+    """A boto3 client whose retries cover 500/503 SlowDown, throttling and connection resets."""
+    try:
+        session = boto3.Session(profile_name=conn.profile, region_name=conn.region)
+    except BotoCoreError as exc:
+        raise InputError(f"AWS profile: {exc}") from exc
+    config = Config(
+        retries={"mode": conn.retry_mode, "max_attempts": conn.max_attempts},
+        max_pool_connections=max(10, conn.concurrency * 2),
+        connect_timeout=10,
+        read_timeout=60,
+    )
+    return session.client(service, endpoint_url=conn.endpoint_url, config=config)
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """Multipart settings; the ETag of an object depends on them (see expected_etag)."""
+
+    multipart_threshold: int = 16 * 1024 * 1024
+    multipart_chunksize: int = 16 * 1024 * 1024
+
+
+def expected_etag(path: Path, transfer: Transfer) -> str:
+    """The ETag S3 will report for this file uploaded with these settings: MD5 for a single
+    PUT, MD5 of the part MD5s plus '-N' for multipart. It lets one ListObjectsV2 pass decide
+    what is unchanged, with no HEAD per object (valid for SSE-S3 and unencrypted buckets)."""
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        if size < transfer.multipart_threshold:
+            return hashlib.md5(f.read(), usedforsecurity=False).hexdigest()
+        parts = []
+        while chunk := f.read(transfer.multipart_chunksize):
+            parts.append(hashlib.md5(chunk, usedforsecurity=False).digest())
+    joined = hashlib.md5(b"".join(parts), usedforsecurity=False).hexdigest()
+    return f"{joined}-{len(parts)}"
+
+
+@dataclass(frozen=True)
+class RemoteObject:
+    key: str
+    size: int
+    etag: str  # without quotes
+
+
+def list_prefix(s3: Any, location: S3Location) -> dict[str, RemoteObject]:
+    """Everything under the prefix, in one paginated ListObjectsV2 pass."""
+    prefix = f"{location.prefix}/" if location.prefix else ""
+    found: dict[str, RemoteObject] = {}
+    try:
+        for page in s3.get_paginator("list_objects_v2").paginate(
+            Bucket=location.bucket, Prefix=prefix
+        ):
+            for item in page.get("Contents", []):
+                found[item["Key"]] = RemoteObject(
+                    item["Key"], int(item["Size"]), item["ETag"].strip('"')
+                )
+    except (ClientError, BotoCoreError) as exc:
+        raise origin_error(exc, f"cannot list {location}") from exc
+    return found
+
+
+@dataclass(frozen=True)
+class Upload:
+    path: Path
+    key: str
+    size: int
+    extra_args: dict[str, Any]
+
+
+def upload_all(
+    s3: Any,
+    bucket: str,
+    uploads: Iterable[Upload],
+    conn: Connection,
+    transfer: Transfer,
+    on_bytes: Callable[[int], None] | None = None,
+    on_done: Callable[[Upload], None] | None = None,
+) -> None:
+    """Upload concurrently through s3transfer and return only when every object is stored.
+
+    The caller runs one call per phase, so nothing of a later phase starts before an earlier
+    phase is complete: that is what keeps manifests from pointing at missing objects.
+    """
+    config = TransferConfig(
+        multipart_threshold=transfer.multipart_threshold,
+        multipart_chunksize=transfer.multipart_chunksize,
+        max_concurrency=conn.concurrency,
+        use_threads=True,
+    )
+    manager = create_transfer_manager(s3, config)
+    pending: list[tuple[Upload, Future[Any]]] = []
+    try:
+        for item in uploads:
+            subscribers = [_Progress(item, on_bytes, on_done)]
+            future = manager.upload(
+                str(item.path), bucket, item.key, extra_args=item.extra_args,
+                subscribers=subscribers,
+            )
+            pending.append((item, future))
+        for item, future in pending:
+            try:
+                future.result()
+            except (ClientError, BotoCoreError, OSError) as exc:
+                raise origin_error(exc, f"upload of {item.key} failed") from exc
+    finally:
+        manager.shutdown(cancel=any(not f.done() for _, f in pending))
+
+
+class _Progress(BaseSubscriber):  # type: ignore[misc]
+    def __init__(
+        self,
+        item: Upload,
+        on_bytes: Callable[[int], None] | None,
+        on_done: Callable[[Upload], None] | None,
+    ) -> None:
+        self._item, self._on_bytes, self._on_done = item, on_bytes, on_done
+
+    def on_progress(self, future: Any, bytes_transferred: int, **kwargs: Any) -> None:
+        if self._on_bytes is not None:
+            self._on_bytes(bytes_transferred)
+
+    def on_done(self, future: Any, **kwargs: Any) -> None:
+        if self._on_done is not None and future.exception() is None:
+            self._on_done(self._item)
+
+
+def delete_keys(s3: Any, bucket: str, keys: list[str]) -> None:
+    """DeleteObjects in batches of 1000 (the API's limit)."""
+    for start in range(0, len(keys), 1000):
+        batch = [{"Key": k} for k in keys[start : start + 1000]]
+        try:
+            result = s3.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
+        except (ClientError, BotoCoreError) as exc:
+            raise origin_error(exc, "delete failed") from exc
+        if result.get("Errors"):
+            first = result["Errors"][0]
+            raise OriginError(f"delete of {first['Key']} failed: {first.get('Message', '')}")
+
+
+def origin_error(exc: Exception, context: str) -> CdnpackError:
+    """One line saying what the origin answered, as a user needs it."""
+    if isinstance(exc, NoCredentialsError):
+        return OriginError(f"{context}: no AWS credentials (set a profile or AWS_* variables)")
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = error.get("Code", "")
+        if code in ("NoSuchBucket", "404"):
+            return InputError(f"{context}: no such bucket")
+        if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+            return OriginError(f"{context}: access denied ({code})")
+        return OriginError(f"{context}: {code} {error.get('Message', '')}".strip())
+    return OriginError(f"{context}: {exc}")

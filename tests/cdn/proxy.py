@@ -1,0 +1,117 @@
+"""A fault-injecting HTTP proxy in front of the local S3 endpoint, run on its own thread.
+
+It logs every request (so tests can count PUTs and check their order) and, for a seeded
+fraction of requests, answers 503 SlowDown, drops the connection, or answers slowly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import threading
+from dataclasses import dataclass, field
+
+import aiohttp
+from aiohttp import web
+
+SLOWDOWN = (
+    b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code>'
+    b"<Message>Please reduce your request rate.</Message></Error>"
+)
+_HOP = {"host", "content-length", "transfer-encoding", "connection", "keep-alive"}
+
+
+@dataclass
+class Faults:
+    rate: float = 0.0  # fraction of requests that get a fault
+    kinds: tuple[str, ...] = ("slowdown", "reset", "slow")
+    slow_seconds: float = 0.3
+    delay_all: float = 0.0  # added to every request (to make a push take a while)
+    seed: int = 1
+
+
+@dataclass
+class RequestLog:
+    entries: list[tuple[str, str, str]] = field(default_factory=list)  # method, path, outcome
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, method: str, path: str, outcome: str) -> None:
+        with self.lock:
+            self.entries.append((method, path, outcome))
+
+    def snapshot(self) -> list[tuple[str, str, str]]:
+        with self.lock:
+            return list(self.entries)
+
+    def count(self, method: str, outcome: str = "ok") -> int:
+        return sum(1 for m, _, o in self.snapshot() if m == method and o == outcome)
+
+
+class FaultProxy:
+    def __init__(self, upstream: str, faults: Faults | None = None) -> None:
+        self.upstream = upstream
+        self.faults = faults or Faults()
+        self.log = RequestLog()
+        self._rng = random.Random(self.faults.seed)
+        self._kinds = itertools.cycle(self.faults.kinds)  # every kind occurs, in turn
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.url = ""
+
+    def __enter__(self) -> FaultProxy:
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("proxy did not start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(self._serve())
+
+    async def _serve(self) -> None:
+        self._stop = asyncio.Event()
+        app = web.Application(client_max_size=1 << 30)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        self.url = f"http://127.0.0.1:{port}"
+        async with aiohttp.ClientSession(auto_decompress=False) as self._session:
+            self._ready.set()
+            await self._stop.wait()
+        await runner.cleanup()
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        fault = None
+        if self._rng.random() < self.faults.rate:
+            fault = next(self._kinds)
+        if self.faults.delay_all:
+            await asyncio.sleep(self.faults.delay_all)
+        if fault == "slowdown":
+            self.log.add(request.method, request.path_qs, "503")
+            return web.Response(status=503, body=SLOWDOWN, content_type="application/xml")
+        if fault == "reset":
+            self.log.add(request.method, request.path_qs, "reset")
+            assert request.transport is not None
+            request.transport.abort()
+            return web.Response(status=500)
+        if fault == "slow":
+            await asyncio.sleep(self.faults.slow_seconds)
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
+        async with self._session.request(
+            request.method, self.upstream + request.path_qs, headers=headers, data=body,
+            allow_redirects=False,
+        ) as answer:
+            payload = await answer.read()
+            out = {k: v for k, v in answer.headers.items() if k.lower() not in _HOP}
+            self.log.add(request.method, request.path_qs, "ok")
+            return web.Response(status=answer.status, body=payload, headers=out)

@@ -1,0 +1,278 @@
+"""Pushing a release to a real local S3 endpoint (moto_server), through a fault proxy."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path, PurePosixPath
+
+import m3u8
+import pytest
+
+from cdn.publish import PushRequest, PushResult, push
+from cdn.s3 import CONTENT_TYPES, Connection, parse_s3_url
+from packager.pipeline import PackageResult
+from tests.cdn.proxy import FaultProxy, Faults
+from tests.conftest import cdnpack_cli
+from tests.moto import MotoServer
+
+BUCKET = "media-origin"
+PREFIX = "releases/demo"
+REPO = Path(__file__).resolve().parents[2]
+
+
+def push_via(endpoint: str, release: Path, **kw: object) -> PushResult:
+    request = PushRequest(
+        release_dir=release,
+        destination=parse_s3_url(f"s3://{BUCKET}/{PREFIX}"),
+        connection=Connection(endpoint_url=endpoint, region="us-east-1", concurrency=4),
+        **kw,  # type: ignore[arg-type]
+    )
+    return push(request)
+
+
+@pytest.fixture
+def bucket(moto_s3: MotoServer) -> MotoServer:
+    moto_s3.client().create_bucket(Bucket=BUCKET)
+    return moto_s3
+
+
+def stored(server: MotoServer) -> dict[str, bytes]:
+    s3 = server.client()
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
+    return {k: s3.get_object(Bucket=BUCKET, Key=k)["Body"].read() for k in keys}
+
+
+def test_every_public_file_is_stored_with_type_cache_and_checksum(
+    packaged: PackageResult, bucket: MotoServer
+) -> None:
+    result = push_via(bucket.url, packaged.output)
+    assert result.verified
+    s3 = bucket.client()
+    files = packaged.release.files
+    assert len(result.uploaded) == len(files)
+    for entry in files:
+        head = s3.head_object(Bucket=BUCKET, Key=f"{PREFIX}/{entry.path}", ChecksumMode="ENABLED")
+        suffix = PurePosixPath(entry.path).suffix
+        assert head["ContentType"] == CONTENT_TYPES[suffix]
+        assert head["ContentLength"] == entry.bytes
+        assert head["Metadata"]["sha256"] == entry.sha256
+        assert head["ChecksumSHA256"] == base64.b64encode(bytes.fromhex(entry.sha256)).decode()
+        if entry.role in ("init", "segment"):
+            assert head["CacheControl"] == "public, max-age=31536000, immutable"
+        else:
+            assert head["CacheControl"] == "public, max-age=30"
+    assert f"{PREFIX}/release.json" not in stored(bucket)
+
+
+def test_uploads_go_segments_then_media_playlists_then_manifests(
+    packaged: PackageResult, bucket: MotoServer
+) -> None:
+    with FaultProxy(bucket.url) as proxy:
+        push_via(proxy.url, packaged.output)
+    puts = [PurePosixPath(path.split("?")[0]).name for m, path, o in proxy.log.snapshot()
+            if m == "PUT" and o == "ok"]
+    phase = [3 if n in ("master.m3u8", "manifest.mpd") else 2 if n.endswith(".m3u8") else 1
+             for n in puts]
+    assert phase == sorted(phase), "a later phase started before an earlier one finished"
+    assert set(phase) == {1, 2, 3}
+
+
+def test_a_reader_polling_during_a_push_never_meets_a_missing_object(
+    packaged: PackageResult, bucket: MotoServer
+) -> None:
+    s3 = bucket.client()
+    problems: list[str] = []
+    stop = threading.Event()
+
+    def exists(key: str) -> bool:
+        return bool(s3.list_objects_v2(Bucket=BUCKET, Prefix=key).get("KeyCount"))
+
+    def read(key: str) -> str | None:
+        try:
+            body: bytes = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+        except s3.exceptions.NoSuchKey:
+            return None
+        return body.decode()
+
+    def poll() -> None:
+        while not stop.is_set():
+            text = read(f"{PREFIX}/master.m3u8")
+            if text is None:
+                continue
+            master = m3u8.loads(text)
+            for uri in [p.uri for p in master.playlists] + [m.uri for m in master.media]:
+                media_text = read(f"{PREFIX}/{uri}")
+                if media_text is None:
+                    problems.append(f"master names missing {uri}")
+                    continue
+                base = uri.rsplit("/", 1)[0]
+                for segment in m3u8.loads(media_text).segments:
+                    if not exists(f"{PREFIX}/{base}/{segment.uri}"):
+                        problems.append(f"{uri} names missing {segment.uri}")
+
+    with FaultProxy(bucket.url, Faults(delay_all=0.02)) as proxy:
+        reader = threading.Thread(target=poll)
+        reader.start()
+        try:
+            push_via(proxy.url, packaged.output)
+        finally:
+            stop.set()
+            reader.join()
+    assert problems == []
+
+
+def test_a_no_op_re_push_makes_zero_puts_and_one_listing(
+    packaged: PackageResult, bucket: MotoServer
+) -> None:
+    push_via(bucket.url, packaged.output)
+    with FaultProxy(bucket.url) as proxy:
+        again = push_via(proxy.url, packaged.output)
+    assert again.uploaded == []
+    methods = [m for m, _, _ in proxy.log.snapshot()]
+    assert methods.count("PUT") == 0
+    assert methods.count("POST") == 0
+    assert methods.count("HEAD") == 0
+    assert methods.count("GET") == 2  # one listing to plan, one to verify
+
+
+def test_push_completes_and_verifies_through_503s_resets_and_slow_answers(
+    packaged: PackageResult, bucket: MotoServer
+) -> None:
+    faults = Faults(rate=0.15, seed=7, slow_seconds=0.1)
+    with FaultProxy(bucket.url, faults) as proxy:
+        result = push_via(proxy.url, packaged.output)
+    assert result.verified
+    outcomes = [o for _, _, o in proxy.log.snapshot()]
+    assert outcomes.count("503") > 0
+    assert outcomes.count("reset") > 0
+    objects = stored(bucket)
+    for entry in packaged.release.files:
+        data = objects[f"{PREFIX}/{entry.path}"]
+        assert hashlib.sha256(data).hexdigest() == entry.sha256
+
+
+def cli_env(endpoint: str) -> dict[str, str]:
+    return {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+def test_sigkill_mid_push_then_rerun_uploads_only_what_is_missing(
+    packaged: PackageResult, bucket: MotoServer
+) -> None:
+    total = len(packaged.release.files)
+    with FaultProxy(bucket.url, Faults(delay_all=0.08)) as slow:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cli", "push", str(packaged.output), f"s3://{BUCKET}/{PREFIX}",
+             "--endpoint-url", slow.url, "--concurrency", "1", "--json"],
+            cwd=REPO, env=cli_env(slow.url), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while slow.log.count("PUT") < total // 3:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    before = len(stored(bucket))
+    assert 0 < before < total
+    with FaultProxy(bucket.url) as proxy:
+        result = cdnpack_cli("push", packaged.output, f"s3://{BUCKET}/{PREFIX}",
+                             "--endpoint-url", proxy.url, "--json", env=cli_env(proxy.url))
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["uploaded"] == total - before
+    assert doc["verified"] is True
+    assert proxy.log.count("PUT") == total - before
+    assert len(stored(bucket)) == total
+
+
+def test_dry_run_prints_the_plan_and_uploads_nothing(
+    packaged: PackageResult, bucket: MotoServer
+) -> None:
+    result = cdnpack_cli("push", packaged.output, f"s3://{BUCKET}/{PREFIX}", "--dry-run",
+                         "--endpoint-url", bucket.url, "--json", env=cli_env(bucket.url))
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["uploaded"] == len(packaged.release.files)
+    assert [p["phase"] for p in doc["plan"]] == sorted(p["phase"] for p in doc["plan"])
+    assert stored(bucket) == {}
+
+
+def test_prune_deletes_unlisted_objects_only_after_the_manifests_are_live(
+    packaged: PackageResult, bucket: MotoServer
+) -> None:
+    s3 = bucket.client()
+    stale = [f"{PREFIX}/video_1080p/seg_00001.m4s", f"{PREFIX}/video_1080p/playlist.m3u8"]
+    for key in stale:
+        s3.put_object(Bucket=BUCKET, Key=key, Body=b"old")
+    s3.put_object(Bucket=BUCKET, Key="other-release/keep.m4s", Body=b"not ours")
+    with FaultProxy(bucket.url) as proxy:
+        result = push_via(proxy.url, packaged.output, prune=True)
+    assert result.pruned == sorted(stale)
+    objects = stored(bucket)
+    assert not set(stale) & set(objects)
+    assert "other-release/keep.m4s" in objects
+    log = [(m, p) for m, p, o in proxy.log.snapshot() if o == "ok"]
+    last_manifest = max(i for i, (m, p) in enumerate(log) if m == "PUT" and "master.m3u8" in p)
+    first_delete = min(i for i, (m, p) in enumerate(log) if m == "POST" and "delete" in p)
+    assert first_delete > last_manifest
+
+
+def tree_copy(packaged: PackageResult, tmp_path: Path) -> Path:
+    copy = tmp_path / "release"
+    shutil.copytree(packaged.output, copy)
+    return copy
+
+
+def test_a_tree_holding_key_material_is_refused_and_no_key_reaches_the_bucket(
+    packaged: PackageResult, bucket: MotoServer, tmp_path: Path
+) -> None:
+    release = tree_copy(packaged, tmp_path)
+    key = os.urandom(16)
+    (release / "keys").mkdir()
+    (release / "keys" / "content.key").write_bytes(key)
+    result = cdnpack_cli("push", release, f"s3://{BUCKET}/{PREFIX}", "--endpoint-url",
+                         bucket.url, env=cli_env(bucket.url))
+    assert result.returncode == 2
+    assert "refusing to push files release.json does not list: keys/content.key" in result.stderr
+    assert all(key not in body for body in stored(bucket).values())
+    assert stored(bucket) == {}
+
+
+def test_a_file_that_differs_from_release_json_is_refused(
+    packaged: PackageResult, bucket: MotoServer, tmp_path: Path
+) -> None:
+    release = tree_copy(packaged, tmp_path)
+    target = release / packaged.release.files[0].path
+    target.write_bytes(target.read_bytes()[:-1] + b"\x00")
+    result = cdnpack_cli("push", release, f"s3://{BUCKET}/{PREFIX}", "--endpoint-url",
+                         bucket.url, env=cli_env(bucket.url))
+    assert result.returncode == 2
+    assert "does not match release.json" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "url", ["s3://ab/x", "s3://Bad_Bucket/x", "s3://192.168.1.1/x", "s3://-edge/x",
+            "http://bucket/x", "s3://bucket..name/x"],
+)
+def test_invalid_destinations_are_refused_by_our_own_rules(url: str) -> None:
+    result = cdnpack_cli("push", ".", url)
+    assert result.returncode == 2
+    assert result.stderr.startswith("cdnpack: error: ")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_unreachable_endpoint_is_an_environment_error(packaged: PackageResult) -> None:
+    result = cdnpack_cli("push", packaged.output, f"s3://{BUCKET}/{PREFIX}",
+                         "--endpoint-url", "http://127.0.0.1:9", "--max-attempts", "2",
+                         env=cli_env(""))
+    assert result.returncode == 3, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
