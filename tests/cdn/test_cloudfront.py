@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -59,7 +60,8 @@ def env() -> dict[str, str]:
 def test_push_invalidates_only_the_manifests_it_changed(
     packaged: PackageResult, moto_s3: MotoServer, distribution: str
 ) -> None:
-    args = ["push", packaged.output, f"s3://{BUCKET}/{PREFIX}", "--endpoint-url", moto_s3.url,
+    args: list[str | Path] = [
+        "push", packaged.output, f"s3://{BUCKET}/{PREFIX}", "--endpoint-url", moto_s3.url,
             "--distribution", distribution, "--wait", "--json"]
     first = cdnpack_cli(*args, env=env())
     assert first.returncode == 0, first.stderr

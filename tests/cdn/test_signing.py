@@ -46,10 +46,8 @@ def verify(key: RSA.RsaKey | ECC.EccKey, message: bytes, signature: bytes, hash_
 
 
 def canned_statement(url: str, expires: int) -> bytes:
-    return (
-        '{"Statement":[{"Resource":"%s","Condition":{"DateLessThan":{"AWS:EpochTime":%d}}}]}'
-        % (url, expires)
-    ).encode()
+    condition = '{"DateLessThan":{"AWS:EpochTime":' + str(expires) + "}}"
+    return ('{"Statement":[{"Resource":"' + url + '","Condition":' + condition + "}]}").encode()
 
 
 @pytest.mark.parametrize("hash_name", ["sha1", "sha256"])
