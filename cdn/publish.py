@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +20,7 @@ from cdn.s3 import (
     Upload,
     client,
     delete_keys,
-    expected_etag,
+    file_digests,
     list_prefix,
     upload_all,
 )
@@ -87,13 +86,11 @@ def push(request: PushRequest, progress: ProgressSink | None = None) -> PushResu
     plan = make_plan(release, request, remote, digests)
     if request.dry_run:
         return PushResult(str(request.destination), plan, seconds=time.perf_counter() - started)
-    _upload_in_phases(s3, request, release, plan, progress)
-    after = list_prefix(s3, request.destination)
-    verify(plan, after, digests, request.destination)
+    _upload_in_phases(s3, request, release, plan, digests, progress)
     pruned: list[str] = []
     if request.prune:
         listed = {p.key for p in plan}
-        pruned = sorted(key for key in after if key not in listed)
+        pruned = sorted(key for key in remote if key not in listed)
         delete_keys(s3, request.destination.bucket, pruned)
     invalidations: list[cf.Invalidation] = []
     if request.distribution:
@@ -115,7 +112,7 @@ def check_tree(root: Path, release: Release, transfer: Transfer) -> dict[str, st
 
     Keys and other secrets never reach a bucket: a file the listing does not name (a key
     file, a CPIX document, a stray log) stops the push, and so does a listed file whose
-    role or type is not a public one. Sizes and sha256 are checked; returns the ETags.
+    role or type is not a public one. Sizes and sha256 are checked; returns path → ETag.
     """
     listed = {f.path: f for f in release.files}
     present = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
@@ -140,14 +137,11 @@ def check_tree(root: Path, release: Release, transfer: Transfer) -> dict[str, st
 
 def _digest(root: Path, entry: ReleaseFile, transfer: Transfer) -> tuple[str, str]:
     path = root / entry.path
-    data_size = path.stat().st_size
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    if data_size != entry.bytes or digest.hexdigest() != entry.sha256:
+    size = path.stat().st_size
+    sha256, etag = file_digests(path, transfer)
+    if size != entry.bytes or sha256 != entry.sha256:
         raise InputError(f"{root}: {entry.path} does not match release.json (size or sha256)")
-    return entry.path, expected_etag(path, transfer)
+    return entry.path, etag
 
 
 def make_plan(
@@ -181,8 +175,12 @@ def _upload_in_phases(
     request: PushRequest,
     release: Release,
     plan: list[PlannedObject],
+    etags: dict[str, str],
     progress: ProgressSink | None,
 ) -> None:
+    """Upload phase by phase; a phase is complete only when S3's answers prove every object
+    of it stored with our bytes, so a manifest never goes up over a corrupt segment.
+    (Skipped objects were proven by the listing that planned the push.)"""
     todo = [p for p in plan if p.action == "upload"]
     total_bytes = sum(p.bytes for p in todo)
     sent = 0
@@ -218,18 +216,16 @@ def _upload_in_phases(
             for p in todo
             if p.phase == phase
         ]
-        upload_all(s3, request.destination.bucket, uploads, request.connection,
-                   request.transfer, on_bytes, on_done)
+        answered = upload_all(s3, request.destination.bucket, uploads, request.connection,
+                              request.transfer, on_bytes, on_done)
+        verify([p for p in todo if p.phase == phase], answered, etags)
 
 
-def verify(
-    plan: list[PlannedObject], remote: dict[str, Any], etags: dict[str, str],
-    destination: S3Location,
-) -> None:
-    """After the push, every object of the plan is in the bucket with the expected bytes."""
-    for item in plan:
-        stored = remote.get(item.key)
-        if stored is None:
-            raise OriginError(f"verify: {item.key} is missing from {destination}")
-        if stored.size != item.bytes or stored.etag != etags[item.path]:
-            raise OriginError(f"verify: {item.key} in {destination} differs from the release")
+def verify(uploaded: list[PlannedObject], answered: dict[str, str], etags: dict[str, str]) -> None:
+    """Each upload's answer from S3 carries the ETag (MD5) of the bytes it stored."""
+    for item in uploaded:
+        etag = answered.get(item.key)
+        if etag is None:
+            raise OriginError(f"verify: S3 never acknowledged {item.key}")
+        if etag != etags[item.path]:
+            raise OriginError(f"verify: {item.key} was stored with different bytes (ETag {etag})")

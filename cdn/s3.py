@@ -104,19 +104,28 @@ class Transfer:
     multipart_chunksize: int = 16 * 1024 * 1024
 
 
-def expected_etag(path: Path, transfer: Transfer) -> str:
-    """The ETag S3 will report for this file uploaded with these settings: MD5 for a single
-    PUT, MD5 of the part MD5s plus '-N' for multipart. It lets one ListObjectsV2 pass decide
-    what is unchanged, with no HEAD per object (valid for SSE-S3 and unencrypted buckets)."""
-    size = path.stat().st_size
+def file_digests(path: Path, transfer: Transfer) -> tuple[str, str]:
+    """sha256 and the ETag S3 will report for this file, in one read.
+
+    The ETag is the MD5 for a single PUT and the MD5 of the part MD5s plus '-N' for a
+    multipart upload with these settings. Knowing it lets one ListObjectsV2 pass decide what
+    is unchanged (no HEAD per object), and lets each PUT's answer prove what S3 stored.
+    Valid for unencrypted and SSE-S3 buckets (SSE-KMS ETags are not MD5s: all re-upload).
+    """
+    sha = hashlib.sha256()
+    whole = hashlib.md5(usedforsecurity=False)
+    parts: list[bytes] = []
+    size = 0
     with path.open("rb") as f:
-        if size < transfer.multipart_threshold:
-            return hashlib.md5(f.read(), usedforsecurity=False).hexdigest()
-        parts = []
         while chunk := f.read(transfer.multipart_chunksize):
+            sha.update(chunk)
+            whole.update(chunk)
             parts.append(hashlib.md5(chunk, usedforsecurity=False).digest())
+            size += len(chunk)
+    if size < transfer.multipart_threshold:
+        return sha.hexdigest(), whole.hexdigest()
     joined = hashlib.md5(b"".join(parts), usedforsecurity=False).hexdigest()
-    return f"{joined}-{len(parts)}"
+    return sha.hexdigest(), f"{joined}-{len(parts)}"
 
 
 @dataclass(frozen=True)
@@ -159,11 +168,13 @@ def upload_all(
     transfer: Transfer,
     on_bytes: Callable[[int], None] | None = None,
     on_done: Callable[[Upload], None] | None = None,
-) -> None:
-    """Upload concurrently through s3transfer and return only when every object is stored.
+) -> dict[str, str]:
+    """Upload concurrently through s3transfer; return key → ETag as S3 answered each upload.
 
-    The caller runs one call per phase, so nothing of a later phase starts before an earlier
-    phase is complete: that is what keeps manifests from pointing at missing objects.
+    Returns only when every object is stored. The caller runs one call per phase, so nothing
+    of a later phase starts before an earlier phase is complete: that is what keeps manifests
+    from pointing at missing objects. The ETags (MD5 of what S3 received, per PutObject or
+    CompleteMultipartUpload answer) let the caller verify without listing the bucket again.
     """
     config = TransferConfig(
         multipart_threshold=transfer.multipart_threshold,
@@ -171,6 +182,16 @@ def upload_all(
         max_concurrency=conn.concurrency,
         use_threads=True,
     )
+    stored: dict[str, str] = {}
+    events = s3.meta.events
+    handlers = [
+        ("before-parameter-build.s3.PutObject", _remember_key),
+        ("before-parameter-build.s3.CompleteMultipartUpload", _remember_key),
+        ("after-call.s3.PutObject", lambda **kw: _record_etag(stored, **kw)),
+        ("after-call.s3.CompleteMultipartUpload", lambda **kw: _record_etag(stored, **kw)),
+    ]
+    for event, handler in handlers:
+        events.register(event, handler, unique_id=f"cdnpack-{event}")
     manager = create_transfer_manager(s3, config)
     pending: list[tuple[Upload, Future[Any]]] = []
     try:
@@ -188,6 +209,21 @@ def upload_all(
                 raise origin_error(exc, f"upload of {item.key} failed") from exc
     finally:
         manager.shutdown(cancel=any(not f.done() for _, f in pending))
+        for event, _ in handlers:
+            events.unregister(event, unique_id=f"cdnpack-{event}")
+    return stored
+
+
+def _remember_key(params: dict[str, Any], context: dict[str, Any], **kwargs: Any) -> None:
+    context["cdnpack_key"] = params.get("Key")
+
+
+def _record_etag(
+    stored: dict[str, str], parsed: dict[str, Any], context: dict[str, Any], **kwargs: Any
+) -> None:
+    key, etag = context.get("cdnpack_key"), parsed.get("ETag")
+    if key and etag and "Error" not in parsed:
+        stored[key] = str(etag).strip('"')
 
 
 class _Progress(BaseSubscriber):  # type: ignore[misc]

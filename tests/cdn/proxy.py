@@ -28,6 +28,7 @@ class Faults:
     kinds: tuple[str, ...] = ("slowdown", "reset", "slow")
     slow_seconds: float = 0.3
     delay_all: float = 0.0  # added to every request (to make a push take a while)
+    corrupt_puts: bool = False  # flip one byte mid-body of every PUT (a bad network path)
     seed: int = 1
 
 
@@ -106,6 +107,9 @@ class FaultProxy:
             return web.Response(status=500)
         if fault == "slow":
             await asyncio.sleep(self.faults.slow_seconds)
+        if self.faults.corrupt_puts and request.method == "PUT" and len(body) > 1000:
+            middle = len(body) // 2
+            body = body[:middle] + bytes([body[middle] ^ 0xFF]) + body[middle + 1 :]
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
         async with self._session.request(
             request.method, self.upstream + request.path_qs, headers=headers, data=body,

@@ -1,0 +1,1 @@
+"""Benchmarks against reference tools, run side by side; figures go to BENCHMARKS.md."""

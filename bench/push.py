@@ -1,0 +1,141 @@
+"""Benchmark `cdnpack push` against `aws s3 sync` on the same release and the same local S3.
+
+Both run as commands (interpreter start included), each into its own empty prefix of one
+moto_server, interleaved per repetition: first push, then a no-op re-push. awscli lives in
+its own venv (bench/out/awscli), made on first use, so its pinned botocore cannot disturb ours.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from packager.release import Release, ReleaseFile, describe_file, write_release
+from tests.moto import FAKE_CREDENTIALS, moto_server
+
+REPO = Path(__file__).resolve().parent.parent
+BUCKET = "bench-origin"
+
+
+def make_release(root: Path, objects: int, seed: int) -> Release:
+    """A release of `objects` files shaped like a real one: 10 renditions of init + ~4 s
+    segments (15-60 KB, seeded sizes) + media playlists, a multivariant playlist and an MPD."""
+    rng = random.Random(seed)
+    renditions = 10
+    per = (objects - 2) // renditions - 2  # segments per rendition
+    files: list[ReleaseFile] = []
+    master = ["#EXTM3U", "#EXT-X-VERSION:6"]
+    for r in range(renditions):
+        rid = f"video_{r}"
+        (root / rid).mkdir(parents=True)
+        (root / rid / "init.mp4").write_bytes(rng.randbytes(800))
+        files.append(describe_file(root, f"{rid}/init.mp4", "init", rid))
+        playlist = ["#EXTM3U", "#EXT-X-VERSION:6", "#EXT-X-TARGETDURATION:4",
+                    '#EXT-X-MAP:URI="init.mp4"']
+        for n in range(1, per + 1):
+            name = f"seg_{n:05d}.m4s"
+            (root / rid / name).write_bytes(rng.randbytes(rng.randint(15_000, 60_000)))
+            files.append(describe_file(root, f"{rid}/{name}", "segment", rid))
+            playlist += ["#EXTINF:4.00000,", name]
+        (root / rid / "playlist.m3u8").write_text("\n".join([*playlist, "#EXT-X-ENDLIST", ""]))
+        files.append(describe_file(root, f"{rid}/playlist.m3u8", "media-playlist", rid))
+        master += [f"#EXT-X-STREAM-INF:BANDWIDTH={(r + 1) * 400_000}", f"{rid}/playlist.m3u8"]
+    (root / "master.m3u8").write_text("\n".join(master) + "\n")
+    files.append(describe_file(root, "master.m3u8", "multivariant", None))
+    (root / "manifest.mpd").write_text('<?xml version="1.0"?><MPD type="static"/>\n')
+    files.append(describe_file(root, "manifest.mpd", "mpd", None))
+    release = Release(1, "synthetic", per * 4.0, 4.0, ["hls", "dash"], [], files)
+    write_release(root, release)
+    return release
+
+
+def awscli(workdir: Path) -> Path:
+    venv = workdir / "awscli"
+    aws = venv / "bin" / "aws"
+    if not aws.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "awscli"], check=True)
+    return aws
+
+
+def timed(args: list[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    result = subprocess.run(args, env=env, cwd=REPO, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - start
+    if result.returncode != 0:
+        raise SystemExit(f"{args[0]} exited {result.returncode}: {result.stderr.strip()[-300:]}")
+    return elapsed
+
+
+def count(s3: Any, prefix: str) -> int:
+    paginator = s3.get_paginator("list_objects_v2")
+    return sum(page.get("KeyCount", 0) for page in paginator.paginate(Bucket=BUCKET,
+                                                                          Prefix=prefix))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--objects", type=int, default=2000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--workdir", type=Path, default=REPO / "bench" / "out")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    aws = awscli(args.workdir)
+    cdnpack = Path(sys.executable).parent / "cdnpack"
+    env = {**os.environ, **FAKE_CREDENTIALS}
+    times: dict[str, list[float]] = {k: [] for k in
+                                     ("cdnpack first", "aws first", "cdnpack no-op", "aws no-op")}
+    with tempfile.TemporaryDirectory(prefix="cdnpack-push-bench-") as tmp, moto_server() as moto:
+        root = Path(tmp) / "release"
+        release = make_release(root, args.objects, seed=1)
+        listed = len(release.files)
+        s3 = moto.client()
+        for rep in range(args.repeat):
+            moto.reset()
+            s3.create_bucket(Bucket=BUCKET)
+            ours = [str(cdnpack), "push", str(root), f"s3://{BUCKET}/ours{rep}",
+                    "--endpoint-url", moto.url, "--json"]
+            theirs = [str(aws), "s3", "sync", str(root), f"s3://{BUCKET}/aws{rep}",
+                      "--endpoint-url", moto.url, "--only-show-errors", "--exclude",
+                      "release.json"]
+            times["cdnpack first"].append(timed(ours, env))
+            times["aws first"].append(timed(theirs, env))
+            times["cdnpack no-op"].append(timed(ours, env))
+            times["aws no-op"].append(timed(theirs, env))
+            for prefix in (f"ours{rep}/", f"aws{rep}/"):
+                if count(s3, prefix) != listed:
+                    raise SystemExit(f"{prefix} holds {count(s3, prefix)} objects, not {listed}")
+    median = {k: statistics.median(v) for k, v in times.items()}
+    doc = {
+        "objects": listed,
+        "bytes": release.total_bytes,
+        "repeat": args.repeat,
+        "cpus": os.cpu_count(),
+        "seconds": {k: {"median": median[k], "runs": v} for k, v in times.items()},
+        "first_push_ratio": median["cdnpack first"] / median["aws first"],
+        "noop_ratio": median["cdnpack no-op"] / median["aws no-op"],
+    }
+    if args.json:
+        print(json.dumps(doc, indent=2))
+        return
+    print(f"{listed} objects, {release.total_bytes / 1e6:.1f} MB, local moto_server, "
+          f"median of {args.repeat}; both with their default concurrency (cdnpack 16, aws 10)\n")
+    print(f"{'run':<15} {'median s':>9}   runs")
+    for k, v in times.items():
+        print(f"{k:<15} {median[k]:>9.2f}   " + " ".join(f"{x:.2f}" for x in v))
+    print(f"\ncdnpack/aws first push  {doc['first_push_ratio']:.3f}x   (goal <= 1.0)")
+    print(f"cdnpack/aws no-op push  {doc['noop_ratio']:.3f}x   (goal <= 0.5)")
+
+
+if __name__ == "__main__":
+    main()
