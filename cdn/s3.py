@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
+import urllib.request
+import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -17,6 +20,8 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from s3transfer.subscribers import BaseSubscriber
 
 from packager.errors import CdnpackError, InputError
+
+log = logging.getLogger(__name__)
 
 #: Explicit, because Python's mimetypes (Debian's mime.types) maps .ts to Qt Linguist and knows
 #: neither .mpd nor .m4s. Values: RFC 8216 §4, ISO/IEC 23009-1 Annex C, RFC 8081/4337, W3C.
@@ -136,7 +141,17 @@ class RemoteObject:
 
 
 def list_prefix(s3: Any, location: S3Location) -> dict[str, RemoteObject]:
-    """Everything under the prefix, in one paginated ListObjectsV2 pass."""
+    """Everything under the prefix, in one paginated ListObjectsV2 pass.
+
+    Pages are fetched with presigned GETs and read with ElementTree: botocore's response
+    parser costs about 0.5 ms per key (a second of a 2,000-object no-op push, measured with
+    cProfile), ElementTree a few microseconds. Any failure of that path falls back to
+    botocore's paginator, with its retries and its error reporting.
+    """
+    try:
+        return _list_presigned(s3, location)
+    except (OSError, ET.ParseError, ValueError, BotoCoreError, ClientError) as exc:
+        log.debug("fast listing failed (%s); using botocore's paginator", exc)
     prefix = f"{location.prefix}/" if location.prefix else ""
     found: dict[str, RemoteObject] = {}
     try:
@@ -150,6 +165,30 @@ def list_prefix(s3: Any, location: S3Location) -> dict[str, RemoteObject]:
     except (ClientError, BotoCoreError) as exc:
         raise origin_error(exc, f"cannot list {location}") from exc
     return found
+
+
+def _list_presigned(s3: Any, location: S3Location) -> dict[str, RemoteObject]:
+    prefix = f"{location.prefix}/" if location.prefix else ""
+    found: dict[str, RemoteObject] = {}
+    token: str | None = None
+    while True:
+        params: dict[str, str] = {"Bucket": location.bucket, "Prefix": prefix}
+        if token:
+            params["ContinuationToken"] = token
+        url = s3.generate_presigned_url("list_objects_v2", Params=params, ExpiresIn=300)
+        with urllib.request.urlopen(url, timeout=30) as answer:
+            root = ET.fromstring(answer.read())
+        ns = {"s": root.tag[1:].split("}")[0]} if root.tag.startswith("{") else {"s": ""}
+        for item in root.iterfind("s:Contents", ns):
+            key = item.findtext("s:Key", namespaces=ns)
+            size = item.findtext("s:Size", namespaces=ns)
+            etag = item.findtext("s:ETag", namespaces=ns)
+            if key is None or size is None or etag is None:
+                raise ValueError("listing entry without Key, Size or ETag")
+            found[key] = RemoteObject(key, int(size), etag.strip('"'))
+        token = root.findtext("s:NextContinuationToken", namespaces=ns)
+        if root.findtext("s:IsTruncated", namespaces=ns) != "true" or not token:
+            return found
 
 
 @dataclass(frozen=True)

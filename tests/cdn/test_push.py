@@ -18,7 +18,7 @@ import m3u8
 import pytest
 
 from cdn.publish import PushRequest, PushResult, push
-from cdn.s3 import CONTENT_TYPES, Connection, parse_s3_url
+from cdn.s3 import CONTENT_TYPES, Connection, client, list_prefix, parse_s3_url
 from packager.pipeline import PackageResult
 from tests.cdn.proxy import FaultProxy, Faults
 from tests.conftest import cdnpack_cli
@@ -290,3 +290,25 @@ def test_unreachable_endpoint_is_an_environment_error(packaged: PackageResult) -
                          env=cli_env(""))
     assert result.returncode == 3, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_missing_bucket_is_named_clearly(packaged: PackageResult, moto_s3: MotoServer) -> None:
+    result = cdnpack_cli("push", packaged.output, "s3://no-such-bucket/x", "--endpoint-url",
+                         moto_s3.url, env=cli_env(moto_s3.url))
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "cdnpack: error: cannot list s3://no-such-bucket/x: no such bucket"
+    )
+
+
+def test_listing_sees_every_object_across_pages(bucket: MotoServer, tmp_path: Path) -> None:
+    """More than one ListObjectsV2 page (1,000 keys each): the fast path follows the tokens."""
+    s3 = bucket.client()
+    keys = [f"{PREFIX}/k{i:04d}.m4s" for i in range(1203)]
+    for key in keys:
+        s3.put_object(Bucket=BUCKET, Key=key, Body=key.encode())
+    found = list_prefix(client(Connection(endpoint_url=bucket.url)), parse_s3_url(
+        f"s3://{BUCKET}/{PREFIX}"))
+    assert sorted(found) == keys
+    assert found[keys[7]].etag == hashlib.md5(keys[7].encode()).hexdigest()
+    assert found[keys[7]].size == len(keys[7])
