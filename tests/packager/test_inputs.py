@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -173,32 +174,31 @@ def test_odd_frame_size_gives_even_dimensions_with_the_same_aspect(
     assert_plays(result)
 
 
+def first_segments(result: PackageResult, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """(rendition id, init + first segment as one file) for each video rendition."""
+    for info in result.release.renditions:
+        if info.kind == "video":
+            directory = result.output / info.id
+            parts = [directory / "init.mp4", directory / "seg_00001.m4s"]
+            yield info.id, concat(parts, tmp_path / f"{info.id}-first.mp4")
+
+
 def test_ten_bit_source_becomes_eight_bit_h264(clips: Path, tmp_path: Path) -> None:
     source = make_clip(clips / "ten.mp4", replace(SMALL, pix_fmt="yuv420p10le"))
     result = package_small(source, tmp_path)
     assert_plays(result)
-    for info in result.release.renditions:
-        if info.kind == "video":
-            joined = concat(
-                [result.output / info.id / "init.mp4", result.output / info.id / "seg_00001.m4s"],
-                tmp_path / "j.mp4",
-            )
-            stream = ffprobe_json(joined, "-show_streams")["streams"][0]
-            assert stream["pix_fmt"] == "yuv420p"
+    for _, joined in first_segments(result, tmp_path):
+        stream = ffprobe_json(joined, "-show_streams")["streams"][0]
+        assert stream["pix_fmt"] == "yuv420p"
 
 
 def test_variable_frame_rate_source_becomes_constant_rate(clips: Path, tmp_path: Path) -> None:
     source = make_clip(clips / "vfr.mp4", replace(SMALL, variable_frame_rate=True))
     result = package_small(source, tmp_path)
     assert_plays(result)
-    for info in result.release.renditions:
-        if info.kind == "video":
-            joined = concat(
-                [result.output / info.id / "init.mp4", result.output / info.id / "seg_00001.m4s"],
-                tmp_path / "j.mp4",
-            )
-            packets = ffprobe_json(joined, "-show_entries", "packet=duration")["packets"]
-            assert {p["duration"] for p in packets} == {3600}  # 90 kHz / 25 fps, every frame
+    for _, joined in first_segments(result, tmp_path):
+        packets = ffprobe_json(joined, "-show_entries", "packet=duration")["packets"]
+        assert {p["duration"] for p in packets} == {3600}  # 90 kHz / 25 fps, every frame
 
 
 @pytest.mark.parametrize(
@@ -212,10 +212,7 @@ def test_copy_repackages_without_transcoding(
     assert_plays(result)
     video = next(r for r in result.release.renditions if r.kind == "video")
     assert video.codec.startswith(f"{fourcc}.")
-    joined = concat(
-        [result.output / video.id / "init.mp4", result.output / video.id / "seg_00001.m4s"],
-        tmp_path / "j.mp4",
-    )
+    ((_, joined),) = first_segments(result, tmp_path)
     stream = ffprobe_json(joined, "-show_streams")["streams"][0]
     if fourcc == "avc1":
         assert stream["mime_codec_string"] == video.codec
