@@ -79,6 +79,8 @@ class PushResult:
 
 def push(request: PushRequest, progress: ProgressSink | None = None) -> PushResult:
     started = time.perf_counter()
+    if request.prune and not request.destination.prefix:
+        raise InputError("--prune needs a prefix: at a bucket root it would delete all else")
     release = read_release(request.release_dir)
     digests = check_tree(request.release_dir, release, request.transfer)
     s3 = client(request.connection)

@@ -312,3 +312,9 @@ def test_listing_sees_every_object_across_pages(bucket: MotoServer, tmp_path: Pa
     assert sorted(found) == keys
     assert found[keys[7]].etag == hashlib.md5(keys[7].encode()).hexdigest()
     assert found[keys[7]].size == len(keys[7])
+
+
+def test_prune_at_the_bucket_root_is_refused(packaged: PackageResult) -> None:
+    result = cdnpack_cli("push", packaged.output, f"s3://{BUCKET}", "--prune")
+    assert result.returncode == 2
+    assert "--prune needs a prefix" in result.stderr
