@@ -23,6 +23,8 @@ from cdn.publish import PushRequest, push
 from cdn.s3 import Connection, parse_s3_url
 from cdn.signing import Policy, load_private_key, signed_cookies, signed_url
 from cdn.timeparse import parse_cidr, parse_time
+from packager.cenc import ALL_SCHEMES as ENCRYPTION_SCHEMES
+from packager.cenc import encryption_request
 from packager.errors import CdnpackError, ToolError
 from packager.ladder import PRESETS
 from packager.pipeline import FORMATS, PackageRequest, PackageResult, ProgressSink, package
@@ -137,6 +139,11 @@ _INTERESTING_ENCODERS = (
 )
 
 
+def _from_env(param: str) -> bool:
+    source = click.get_current_context().get_parameter_source(param)
+    return source == click.core.ParameterSource.ENVIRONMENT
+
+
 @cdnpack.command("package")
 @click.argument("source", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
@@ -149,15 +156,26 @@ _INTERESTING_ENCODERS = (
               help="Manifest formats (repeatable); both by default.")
 @click.option("--copy", is_flag=True, help="No transcode: re-package H.264/HEVC + AAC as is.")
 @click.option("--force", is_flag=True, help="Replace an existing output directory.")
+@click.option("--encrypt", type=click.Choice(ENCRYPTION_SCHEMES),
+              help="cenc (AES-CTR) or cbcs (AES-CBC 1:9) CMAF; aes-128: HLS MPEG-TS segments.")
+@click.option("--key", envvar="CDNPACK_KEY", show_envvar=True, metavar="KID:KEY",
+              help="Content key as KID_HEX:KEY_HEX (prefer the env var: no shell history).")
+@click.option("--iv", metavar="HEX",
+              help="cbcs constant IV (16 bytes); cenc / aes-128: the first sample's/segment's.")
+@click.option("--key-uri", metavar="URI", help="aes-128: key URI written into EXT-X-KEY.")
 @json_option
 def package_command(
     source: Path, output: Path, ladder: str, segment_duration: float,
-    formats: tuple[str, ...], copy: bool, force: bool, as_json: bool,
+    formats: tuple[str, ...], copy: bool, force: bool, encrypt: str | None, key: str | None,
+    iv: str | None, key_uri: str | None, as_json: bool,
 ) -> None:
     """Package SOURCE into an ABR release (CMAF segments, HLS and DASH) at OUTPUT."""
     request = PackageRequest(
         source=source, output=output, ladder=ladder, segment_duration=segment_duration,
         formats=formats or FORMATS, copy=copy, force=force,
+        encryption=encryption_request(
+            encrypt, key, iv, key_from_env=_from_env("key"), key_uri=key_uri
+        ),
     )
     with _progress(quiet=as_json) as sink:
         result = package(request, sink)

@@ -35,3 +35,15 @@ class BitstreamError(CdnpackError):
     """An ISO-BMFF file does not have the structure the packager relies on."""
 
     exit_code = 4
+
+
+class BudgetError(CdnpackError):
+    """A performance gate failed: at least one region x CDN budget was missed."""
+
+    exit_code = 1
+
+
+class EndpointError(CdnpackError):
+    """A network endpoint the job needs (S3 results store, ...) is unreachable or refuses us."""
+
+    exit_code = 3

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from fractions import Fraction
 
 from packager.bitrate import measure
+from packager.cenc import COMMON_SYSTEM_URN, TrackProtection
 from packager.segmenter import INIT_NAME, CmafTrack
 
 MEDIA_PLAYLIST = "playlist.m3u8"
@@ -22,6 +24,28 @@ START_BITRATE = 2_000_000
 class Playlist:
     path: str  # relative to the release root
     text: str
+
+
+#: HLS method per Common Encryption scheme (Apple HLS authoring spec; RFC 8216bis §4.4.4.4).
+SAMPLE_AES_METHODS = {"cbcs": "SAMPLE-AES", "cenc": "SAMPLE-AES-CTR"}
+
+
+def key_attributes(protection: TrackProtection) -> str:
+    """EXT-X-KEY / EXT-X-SESSION-KEY attributes for a CMAF-protected track.
+
+    The key system is signalled by KEYFORMAT (the common-format pssh, system 1077efec-...,
+    until DRM-specific signaling lands), the URI carries that pssh as a data: URI, KEYID the
+    KID. Never the key itself. The cbcs constant IV is public (it is in tenc) and given as IV.
+    """
+    attrs = [
+        f"METHOD={SAMPLE_AES_METHODS[protection.scheme]}",
+        f'URI="data:text/plain;base64,{base64.b64encode(protection.pssh).decode()}"',
+        f"KEYID=0x{protection.kid.hex()}",
+    ]
+    if protection.constant_iv:
+        attrs.append(f"IV=0x{protection.constant_iv.hex()}")
+    attrs += [f'KEYFORMAT="{COMMON_SYSTEM_URN}"', 'KEYFORMATVERSIONS="1"']
+    return ",".join(attrs)
 
 
 def target_duration(durations: list[float]) -> int:
@@ -41,6 +65,9 @@ def media_playlist(track: CmafTrack) -> Playlist:
         "#EXT-X-INDEPENDENT-SEGMENTS",
         f'#EXT-X-MAP:URI="{INIT_NAME}"',
     ]
+    if track.protection is not None:
+        # After EXT-X-MAP: the init segment itself is clear (RFC 8216 §4.3.2.4).
+        lines.append(f"#EXT-X-KEY:{key_attributes(track.protection)}")
     for segment, seconds in zip(track.segments, durations, strict=True):
         lines.append(f"#EXTINF:{seconds:.5f},")
         lines.append(segment.name)
@@ -57,6 +84,10 @@ def multivariant_playlist(tracks: list[CmafTrack]) -> Playlist:
     videos = [t for t in tracks if t.info.handler == "vide"]
     audios = [t for t in tracks if t.info.handler == "soun"]
     lines = ["#EXTM3U", f"#EXT-X-VERSION:{VERSION}", "#EXT-X-INDEPENDENT-SEGMENTS"]
+    # EXT-X-SESSION-KEY (§4.3.4.5): lets a player start the key request before any media
+    # playlist; one per distinct key and method, never METHOD=NONE.
+    session_keys = {key_attributes(t.protection) for t in tracks if t.protection is not None}
+    lines += [f"#EXT-X-SESSION-KEY:{attrs}" for attrs in sorted(session_keys)]
     audio_peak = max((measure(a).peak for a in audios), default=0)
     audio_average = max((measure(a).average for a in audios), default=0)
     if videos and audios:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from packager.errors import BitstreamError
+from packager.errors import BitstreamError, InputError
 
 _CONTAINERS = frozenset(
     {b"moov", b"trak", b"mdia", b"minf", b"stbl", b"mvex", b"moof", b"traf", b"edts", b"dinf",
@@ -279,8 +279,11 @@ def _descriptor_length(buf: bytes, pos: int) -> tuple[int, int]:
     return length, pos
 
 
-def parse_fragment(moof: bytes, mdat_payload: bytes, trex_default_duration: int = 0) -> Fragment:
-    """Samples of the single traf of a moof; sample data sliced out of the following mdat.
+def parse_fragment(
+    moof: bytes, mdat_payload: bytes, trex_default_duration: int = 0, with_data: bool = True
+) -> Fragment:
+    """Samples of the single traf of a moof; sample data sliced out of the following mdat
+    (or left empty with `with_data=False`, when only the timing is wanted).
 
     Data offsets are resolved against the moof start (default-base-is-moof, as CMAF requires);
     the mdat payload is assumed to follow the moof directly, as in every fragmented MP4.
@@ -350,6 +353,9 @@ def parse_fragment(moof: bytes, mdat_payload: bytes, trex_default_duration: int 
             samples.append(Sample(duration, size, sflags, cto))
             run_bytes += size
         start = data_offset - moof_size - 8
+        if not with_data:
+            next_offset = data_offset + run_bytes
+            continue
         if start < 0 or start + run_bytes > len(mdat_payload):
             raise BitstreamError("trun data offset points outside the mdat")
         chunks.append(mdat_payload[start : start + run_bytes])
@@ -378,8 +384,15 @@ def full_box(kind: bytes, version: int, flags: int, *payload: bytes) -> bytes:
 STYP = box(b"styp", b"msdh", struct.pack(">I", 0), b"msdh")
 
 
-def media_segment(sequence: int, track_id: int, fragment: Fragment) -> bytes:
-    """styp + moof + mdat for one CMAF fragment; every sample described explicitly in trun v1."""
+def media_segment(
+    sequence: int, track_id: int, fragment: Fragment, encryption: SampleEncryption | None = None
+) -> bytes:
+    """styp + moof + mdat for one CMAF fragment; every sample described explicitly in trun v1.
+
+    With `encryption`, the traf also carries saiz, saio and senc (ISO/IEC 23001-7 §7.2), and
+    saio points at the first senc entry, counted from the moof start (default-base-is-moof,
+    ISO/IEC 14496-12 §8.7.9); trun's data_offset accounts for the extra boxes.
+    """
     trun_flags = TRUN_DATA_OFFSET | TRUN_DURATION | TRUN_SIZE | TRUN_FLAGS | TRUN_CTO
     entries = b"".join(
         struct.pack(">IIIi", s.duration, s.size, s.flags, s.composition_offset)
@@ -387,16 +400,230 @@ def media_segment(sequence: int, track_id: int, fragment: Fragment) -> bytes:
     )
     tfhd = full_box(b"tfhd", 0, TFHD_DEFAULT_BASE_IS_MOOF, struct.pack(">I", track_id))
     tfdt = full_box(b"tfdt", 1, 0, struct.pack(">Q", fragment.base_decode_time))
-    trun_size = 8 + 4 + 4 + 4 + len(entries)
-    traf_size = 8 + len(tfhd) + len(tfdt) + trun_size
     mfhd = full_box(b"mfhd", 0, 0, struct.pack(">I", sequence))
+    trun_size = 8 + 4 + 4 + 4 + len(entries)
+    protection: list[bytes] = []
+    if encryption is not None:
+        if len(encryption.entries) != len(fragment.samples):
+            raise BitstreamError("one senc entry per sample is required")
+        senc = encryption.senc()
+        if encryption.iv_size == 0 and not encryption.use_subsamples:
+            # Constant IV, whole-sample encryption: no auxiliary information to point at
+            # (entries are empty), so senc alone, as Shaka Packager writes it.
+            protection = [senc]
+        else:
+            saiz = encryption.saiz()
+            saio_size = 8 + 4 + 4 + 4
+            # moof header, mfhd, traf header, tfhd, tfdt, trun, saiz, saio, senc header (full
+            # box header 12 bytes + sample_count 4): where the first sample's info begins.
+            aux_offset = (
+                8 + len(mfhd) + 8 + len(tfhd) + len(tfdt) + trun_size + len(saiz) + saio_size
+                + 16
+            )
+            saio = full_box(b"saio", 0, 0, struct.pack(">II", 1, aux_offset))
+            protection = [saiz, saio, senc]
+    traf_size = 8 + len(tfhd) + len(tfdt) + trun_size + sum(len(b) for b in protection)
     moof_size = 8 + len(mfhd) + traf_size
     data_offset = moof_size + 8  # first sample byte, counted from the start of the moof
     trun = full_box(
         b"trun", 1, trun_flags, struct.pack(">Ii", len(fragment.samples), data_offset), entries
     )
-    moof = box(b"moof", mfhd, box(b"traf", tfhd, tfdt, trun))
-    return b"".join((STYP, moof, box(b"mdat", fragment.data)))
+    moof = box(b"moof", mfhd, box(b"traf", tfhd, tfdt, trun, *protection))
+    # mdat header and payload joined once (no intermediate mdat copy: segments are large).
+    mdat_header = struct.pack(">I4s", 8 + len(fragment.data), b"mdat")
+    return b"".join((STYP, moof, mdat_header, fragment.data))
+
+
+# --- Common Encryption boxes (ISO/IEC 23001-7) ---------------------------------------------
+
+#: senc flag: entries carry subsample maps (§7.2.1, UseSubSampleEncryption).
+SENC_USE_SUBSAMPLES = 0x2
+
+
+@dataclass(frozen=True)
+class SampleEncryption:
+    """Per-sample auxiliary information of one fragment: IV (possibly empty, with a constant
+    IV) and (clear, protected) subsamples for each sample, in decode order."""
+
+    iv_size: int
+    use_subsamples: bool
+    entries: list[tuple[bytes, list[tuple[int, int]]]]
+
+    def _entry(self, iv: bytes, subsamples: list[tuple[int, int]]) -> bytes:
+        if len(iv) != self.iv_size:
+            raise BitstreamError(f"IV of {len(iv)} bytes where tenc says {self.iv_size}")
+        if not self.use_subsamples:
+            return iv
+        return iv + struct.pack(">H", len(subsamples)) + b"".join(
+            struct.pack(">HI", clear, protected) for clear, protected in subsamples
+        )
+
+    def senc(self) -> bytes:
+        flags = SENC_USE_SUBSAMPLES if self.use_subsamples else 0
+        body = b"".join(self._entry(iv, subs) for iv, subs in self.entries)
+        return full_box(b"senc", 0, flags, struct.pack(">I", len(self.entries)), body)
+
+    def saiz(self) -> bytes:
+        """saiz with a default size when every entry has the same size (§8.7.8)."""
+        sizes = [
+            self.iv_size + (2 + 6 * len(subs) if self.use_subsamples else 0)
+            for _, subs in self.entries
+        ]
+        if sizes and all(size == sizes[0] for size in sizes) and sizes[0] > 0:
+            return full_box(b"saiz", 0, 0, struct.pack(">BI", sizes[0], len(sizes)))
+        if any(size > 255 for size in sizes):
+            raise BitstreamError("a sample has too many subsamples for saiz (255 bytes max)")
+        return full_box(b"saiz", 0, 0, struct.pack(">BI", 0, len(sizes)), bytes(sizes))
+
+
+@dataclass(frozen=True)
+class TrackEncryptionBox:
+    """tenc and its sinf siblings as read back from an init segment (for checks and tests)."""
+
+    original_format: str
+    scheme: str
+    version: int
+    crypt_byte_block: int
+    skip_byte_block: int
+    is_protected: int
+    per_sample_iv_size: int
+    kid: bytes
+    constant_iv: bytes
+
+
+def pssh_box(system_id: bytes, kids: list[bytes], data: bytes = b"") -> bytes:
+    """A version 1 pssh listing the KIDs (ISO/IEC 23001-7 §8.1), as the W3C common format
+    requires (Data empty)."""
+    return full_box(
+        b"pssh", 1, 0, system_id, struct.pack(">I", len(kids)), *kids,
+        struct.pack(">I", len(data)), data,
+    )
+
+
+def tenc_box(
+    kid: bytes, per_sample_iv_size: int, constant_iv: bytes, crypt: int, skip: int
+) -> bytes:
+    """tenc (§8.2.2): version 1 for a constant IV or a pattern ('cbcs' requires version 1
+    even for audio's 0:0 pattern, §10.4); a constant IV only when the per-sample IV size is
+    0. Version 0 for 'cenc' (§10.1)."""
+    version = 1 if crypt or skip or per_sample_iv_size == 0 else 0
+    pattern = (crypt << 4) | skip if version else 0
+    body = struct.pack(">BBBB", 0, pattern, 1, per_sample_iv_size) + kid
+    if per_sample_iv_size == 0:
+        body += struct.pack(">B", len(constant_iv)) + constant_iv
+    return full_box(b"tenc", version, 0, body)
+
+
+_STSD_PATH = [b"moov", b"trak", b"mdia", b"minf", b"stbl", b"stsd"]
+
+
+def protect_moov(moov: bytes, scheme: str, tenc: bytes, pssh: bytes) -> bytes:
+    """The moov with its sample entry renamed encv/enca and given a sinf (frma, schm, schi/tenc),
+    and the pssh box appended (§8.1, §8.12 of ISO/IEC 14496-12). Ancestors' sizes grow."""
+    ancestors = _box_path(moov, _STSD_PATH)
+    stsd = ancestors[-1]
+    entry = next(iter_boxes(moov, stsd.body + 8, stsd.end), None)
+    if entry is None or entry.header != 8:
+        raise BitstreamError("stsd has no sample entry")
+    if find_box(moov, [b"pssh"], ancestors[0].body, ancestors[0].end) is not None or (
+        entry.type in (b"encv", b"enca")
+    ):
+        raise InputError("the input track is already encrypted")
+    (handler_box,) = _box_path(moov, [b"moov", b"trak", b"mdia", b"hdlr"])[-1:]
+    handler = moov[handler_box.body + 8 : handler_box.body + 12]
+    renamed = b"encv" if handler == b"vide" else b"enca"
+    sinf = box(
+        b"sinf",
+        box(b"frma", entry.type),
+        full_box(b"schm", 0, 0, scheme.encode(), struct.pack(">I", 0x00010000)),
+        box(b"schi", tenc),
+    )
+    new_entry = struct.pack(">I4s", entry.size + len(sinf), renamed) + moov[entry.body : entry.end]
+    new_entry += sinf
+    out = bytearray(moov[: entry.offset] + new_entry + moov[entry.end :])
+    for ancestor in ancestors:
+        if ancestor.header != 8:
+            raise BitstreamError(f"64-bit {ancestor.type!r} box is not supported")
+        struct.pack_into(">I", out, ancestor.offset, ancestor.size + len(sinf))
+    moov_box = ancestors[0]
+    end = moov_box.offset + moov_box.size + len(sinf)
+    out[end:end] = pssh
+    struct.pack_into(">I", out, moov_box.offset, moov_box.size + len(sinf) + len(pssh))
+    return bytes(out)
+
+
+def read_track_encryption(moov: bytes) -> TrackEncryptionBox:
+    """sinf of the protected sample entry of a CMAF header's moov."""
+    stsd = _box_path(moov, _STSD_PATH)[-1]
+    entry = next(iter_boxes(moov, stsd.body + 8, stsd.end), None)
+    if entry is None or entry.type not in (b"encv", b"enca"):
+        raise BitstreamError("sample entry is not encv/enca")
+    children = entry.body + (78 if entry.type == b"encv" else 28)
+    sinf = _need(find_box(moov, [b"sinf"], children, entry.end), "sinf")
+    frma = _need(find_box(moov, [b"frma"], sinf.body, sinf.end), "frma")
+    schm = _need(find_box(moov, [b"schm"], sinf.body, sinf.end), "schm")
+    tenc = _need(find_box(moov, [b"schi", b"tenc"], sinf.body, sinf.end), "tenc")
+    version = moov[tenc.body]
+    pos = tenc.body + 4
+    _, pattern, is_protected, iv_size = struct.unpack_from(">BBBB", moov, pos)
+    kid = moov[pos + 4 : pos + 20]
+    constant_iv = b""
+    if is_protected and iv_size == 0:
+        n = moov[pos + 20]
+        constant_iv = moov[pos + 21 : pos + 21 + n]
+    return TrackEncryptionBox(
+        original_format=moov[frma.body : frma.body + 4].decode("latin-1"),
+        scheme=moov[schm.body + 4 : schm.body + 8].decode("latin-1"),
+        version=version,
+        crypt_byte_block=pattern >> 4 if version else 0,
+        skip_byte_block=pattern & 0x0F if version else 0,
+        is_protected=is_protected,
+        per_sample_iv_size=iv_size,
+        kid=kid,
+        constant_iv=constant_iv,
+    )
+
+
+def read_senc_ivs(moof: bytes, iv_size: int) -> list[bytes]:
+    """Per-sample IVs of a fragment's senc (for checking IV uniqueness)."""
+    senc = _need(find_box(moof, [b"moof", b"traf", b"senc"]), "senc")
+    (flags,) = struct.unpack_from(">I", moof, senc.body)
+    (count,) = struct.unpack_from(">I", moof, senc.body + 4)
+    pos = senc.body + 8
+    ivs = []
+    for _ in range(count):
+        ivs.append(moof[pos : pos + iv_size])
+        pos += iv_size
+        if flags & SENC_USE_SUBSAMPLES:
+            (n,) = struct.unpack_from(">H", moof, pos)
+            pos += 2 + 6 * n
+    return ivs
+
+
+def sample_entry_config(moov: bytes, kind: bytes) -> bytes:
+    """Body of a decoder configuration box (avcC, hvcC, esds) in the track's sample entry."""
+    stsd = _box_path(moov, _STSD_PATH)[-1]
+    entry = next(iter_boxes(moov, stsd.body + 8, stsd.end), None)
+    if entry is None:
+        raise BitstreamError("stsd has no sample entry")
+    offset = 78 if kind in (b"avcC", b"hvcC") else 28
+    found = find_box(moov, [kind], entry.body + offset, entry.end)
+    if found is None:
+        raise BitstreamError(f"sample entry {entry.type!r} has no {kind.decode()} box")
+    return moov[found.body : found.end]
+
+
+def _box_path(buf: bytes, path: list[bytes]) -> list[Box]:
+    """Every box along a path of types, outermost first."""
+    found: list[Box] = []
+    start, end = 0, len(buf)
+    for kind in path:
+        match = next((b for b in iter_boxes(buf, start, end) if b.type == kind), None)
+        if match is None:
+            raise BitstreamError(f"missing {kind.decode()} box")
+        found.append(match)
+        start, end = match.body, match.end
+    return found
 
 
 def _need(found: Box | None, name: str) -> Box:

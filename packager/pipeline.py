@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
-from packager import dash, hls
+from packager import dash, hls, hls_ts
 from packager.bitrate import measure
+from packager.cenc import AES_128, EncryptionSpec, with_release_iv
 from packager.errors import InputError, OutputExistsError
 from packager.ladder import LadderSpec, Rendition, load_ladder, plan_renditions
 from packager.media import MediaInfo, probe
@@ -23,8 +26,13 @@ from packager.release import (
     describe_file,
     write_release,
 )
-from packager.segmenter import INIT_NAME, CmafTrack, segment_track
-from packager.transcode import build_copy_command, build_ladder_command, run_ffmpeg
+from packager.segmenter import INIT_NAME, CmafTrack, plan_cut_times, segment_track
+from packager.transcode import (
+    EncodedTrack,
+    build_copy_command,
+    build_ladder_command,
+    run_ffmpeg,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +50,8 @@ class PackageRequest:
     formats: tuple[str, ...] = FORMATS
     copy: bool = False
     force: bool = False
+    #: Common Encryption of every track (cenc or cbcs); None packages in the clear.
+    encryption: EncryptionSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +70,8 @@ def package(request: PackageRequest, progress: ProgressSink | None = None) -> Pa
     """Package a source into a release directory; on any failure nothing is left behind."""
     started = time.perf_counter()
     _check_request(request)
+    if request.encryption is not None:
+        request = replace(request, encryption=with_release_iv(request.encryption))
     media = probe(request.source)
     spec = load_ladder(request.ladder)
     renditions = copy_renditions(media) if request.copy else plan_renditions(spec, media)
@@ -69,8 +81,11 @@ def package(request: PackageRequest, progress: ProgressSink | None = None) -> Pa
     work = Path(tempfile.mkdtemp(prefix=f".{output.name}.work-", dir=output.parent))
     build.chmod(0o755)  # mkdtemp makes it 0700; a release is meant to be served
     try:
-        tracks = _encode_and_segment(request, media, spec, renditions, build, work, progress)
-        release = _write_manifests(request, media, tracks, build)
+        if request.encryption is not None and request.encryption.scheme == AES_128:
+            release = _package_ts(request, media, spec, renditions, build, work, progress)
+        else:
+            tracks = _encode_and_segment(request, media, spec, renditions, build, work, progress)
+            release = _write_manifests(request, media, tracks, build)
         _move_into_place(build, output, request.force)
     except BaseException:
         shutil.rmtree(build, ignore_errors=True)
@@ -88,6 +103,10 @@ def _check_request(request: PackageRequest) -> None:
     unknown = set(request.formats) - set(FORMATS)
     if unknown or not request.formats:
         raise InputError(f"formats must be among {', '.join(FORMATS)}")
+    if request.encryption is not None and request.encryption.scheme == AES_128 and set(
+        request.formats
+    ) != {"hls"}:
+        raise InputError("--encrypt aes-128 makes MPEG-TS for HLS only: add --format hls")
 
 
 def copy_renditions(media: MediaInfo) -> list[Rendition]:
@@ -138,6 +157,61 @@ def _encode_and_segment(
     work: Path,
     progress: ProgressSink | None,
 ) -> list[CmafTrack]:
+    encoded = _encode(request, media, spec, renditions, work, progress)
+    # Video first: its real segment starts become the other tracks' cut points, so audio
+    # segments line up with video segments to within one audio frame. They are planned from
+    # the first video's moof boxes up front, so all tracks can then be cut (and encrypted)
+    # at once, one process per track, across the cores.
+    encoded.sort(key=lambda e: e.rendition.kind != "video")
+    cut_times: list[float] = []
+    if encoded and encoded[0].rendition.kind == "video":
+        cut_times = plan_cut_times(encoded[0].path, request.segment_duration)
+    jobs = [
+        (item.path, item.rendition, build, request.segment_duration,
+         [] if index == 0 else cut_times, request.encryption, index)
+        for index, item in enumerate(encoded)
+    ]
+    workers = min(len(jobs), os.cpu_count() or 1)
+    tracks: list[CmafTrack | None] = [None] * len(jobs)
+    if workers <= 1:
+        for index, job in enumerate(jobs):
+            tracks[index] = _segment_job(job)
+            if progress:
+                progress("segment", index + 1, len(jobs))
+    else:
+        with ProcessPoolExecutor(workers) as pool:
+            futures = {pool.submit(_segment_job, job): index for index, job in enumerate(jobs)}
+            for done, future in enumerate(as_completed(futures), 1):
+                tracks[futures[future]] = future.result()
+                if progress:
+                    progress("segment", done, len(jobs))
+    finished = [t for t in tracks if t is not None]
+    for item, track in zip(encoded, finished, strict=True):
+        _check_complete(media, track)
+        item.path.unlink()
+    return finished
+
+
+_SegmentJob = tuple[Path, Rendition, Path, float, list[float], EncryptionSpec | None, int]
+
+
+def _segment_job(job: _SegmentJob) -> CmafTrack:
+    """One track's segmentation (and encryption), in a worker process."""
+    path, rendition, build, segment_duration, cut_times, encryption, index = job
+    return segment_track(
+        path, rendition, build, segment_duration, cut_times,
+        encryption=encryption, track_index=index,
+    )
+
+
+def _encode(
+    request: PackageRequest,
+    media: MediaInfo,
+    spec: LadderSpec,
+    renditions: list[Rendition],
+    work: Path,
+    progress: ProgressSink | None,
+) -> list[EncodedTrack]:
     if request.copy:
         args, encoded = build_copy_command(media, renditions, work)
     else:
@@ -146,21 +220,79 @@ def _encode_and_segment(
         )
     report = (lambda s: progress("transcode", s, media.duration)) if progress else None
     run_ffmpeg(args, media.duration, report)
-    # Video first: its real segment starts become the audio's cut points, so audio segments
-    # line up with video segments to within one audio frame.
-    encoded.sort(key=lambda e: e.rendition.kind != "video")
-    tracks: list[CmafTrack] = []
-    cut_times: list[float] = []
-    for done, item in enumerate(encoded):
-        track = segment_track(item.path, item.rendition, build, request.segment_duration, cut_times)
-        if track.info.handler == "vide" and not cut_times:
-            cut_times = [s.presentation_start / track.info.timescale for s in track.segments]
-        _check_complete(media, track)
-        tracks.append(track)
-        item.path.unlink()
+    return encoded
+
+
+def _package_ts(
+    request: PackageRequest,
+    media: MediaInfo,
+    spec: LadderSpec,
+    renditions: list[Rendition],
+    build: Path,
+    work: Path,
+    progress: ProgressSink | None,
+) -> Release:
+    """--encrypt aes-128: encode as usual, then one muxed MPEG-TS rendition per video rung
+    (audio-only when there is no video), whole segments encrypted, HLS playlists."""
+    assert request.encryption is not None
+    encoded = _encode(request, media, spec, renditions, work, progress)
+    videos = [e for e in encoded if e.rendition.kind == "video"]
+    audio = next((e for e in encoded if e.rendition.kind == "audio"), None)
+    cuts = [
+        k * request.segment_duration
+        for k in range(1, int(media.duration / request.segment_duration) + 1)
+        if k * request.segment_duration < media.duration - request.segment_duration / 2
+    ]
+    iv = request.encryption.iv
+    first_iv = int.from_bytes(iv if iv is not None else os.urandom(16), "big")
+    jobs: list[tuple[Rendition, Path | None, Path | None]] = [
+        (v.rendition, v.path, audio.path if audio else None) for v in videos
+    ]
+    if not videos and audio is not None:
+        jobs = [(audio.rendition, None, audio.path)]
+    outputs: list[hls_ts.TsRendition] = []
+    files: list[ReleaseFile] = []
+    for done, (rendition, video_path, audio_path) in enumerate(jobs):
+        # Each rendition's IVs start 2^32 apart: no two segments of the release share an IV.
+        ts = hls_ts.write_ts_rendition(
+            rendition, video_path, audio_path, build, cuts, request.encryption,
+            first_iv + (done << 32), work,
+        )
+        outputs.append(ts)
+        files.extend(
+            describe_file(build, f"{ts.directory}/{s.name}", "segment", rendition.id)
+            for s in ts.segments
+        )
+        playlist = hls_ts.media_playlist(ts)
+        (build / playlist.path).write_text(playlist.text)
+        files.append(describe_file(build, playlist.path, "media-playlist", rendition.id))
         if progress:
-            progress("segment", done + 1, len(encoded))
-    return tracks
+            progress("segment", done + 1, len(jobs))
+    multivariant = hls_ts.multivariant_playlist(outputs)
+    (build / multivariant.path).write_text(multivariant.text)
+    files.append(describe_file(build, multivariant.path, "multivariant", None))
+    release = Release(
+        schema=1,
+        source=media.path.name,
+        duration=round(max(ts.duration for ts in outputs), 6),
+        segment_duration=request.segment_duration,
+        formats=["hls"],
+        renditions=[
+            RenditionSummary(
+                id=ts.rendition.id, kind=ts.rendition.kind, codec=",".join(ts.codecs),
+                bandwidth=ts.peak_bandwidth, average_bandwidth=ts.average_bandwidth,
+                width=ts.width, height=ts.height,
+                frame_rate=str(ts.rendition.frame_rate) if ts.width else "",
+                channels=ts.rendition.channels if not ts.width else 0,
+                sample_rate=ts.rendition.sample_rate if not ts.width else 0,
+                segments=len(ts.segments), duration=round(ts.duration, 6),
+            )
+            for ts in outputs
+        ],
+        files=files,
+    )
+    write_release(build, release)
+    return release
 
 
 def _check_complete(media: MediaInfo, track: CmafTrack) -> None:

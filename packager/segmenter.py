@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from packager.cenc import EncryptionSpec, TrackEncryptor, TrackProtection
 from packager.errors import BitstreamError
 from packager.isobmff import (
     Fragment,
@@ -46,6 +47,7 @@ class CmafTrack:
     info: TrackInfo
     init_size: int
     segments: list[Segment]
+    protection: TrackProtection | None = None
 
     @property
     def duration_seconds(self) -> float:
@@ -61,6 +63,8 @@ def segment_track(
     release_root: Path,
     segment_duration: float,
     cut_times: Sequence[float] = (),
+    encryption: EncryptionSpec | None = None,
+    track_index: int = 0,
 ) -> CmafTrack:
     """Write init + segments for one rendition and measure every segment.
 
@@ -68,17 +72,28 @@ def segment_track(
     so that an AAC frame straddling the boundary goes to the side it mostly belongs to).
     Boundaries are `cut_times` (the video's real segment starts, so audio follows video)
     and then multiples of `segment_duration` past the last one.
+
+    With `encryption`, each segment's samples are encrypted as it is written (one segment in
+    memory at a time) and the init segment carries the protection scheme and pssh.
     """
     directory = release_root / rendition.id
     directory.mkdir(parents=True, exist_ok=False)
     with source.open("rb") as f:
         header, fragments = _read_fragments(f)
         info = parse_track_info(header.moov)
-        (directory / INIT_NAME).write_bytes(header.ftyp + header.moov)
+        encryptor = (
+            TrackEncryptor(encryption, header.moov, track_index) if encryption else None
+        )
+        init = (
+            encryptor.init_segment(header.ftyp, header.moov)
+            if encryptor
+            else header.ftyp + header.moov
+        )
+        (directory / INIT_NAME).write_bytes(init)
         boundaries = _boundaries(cut_times, segment_duration, info.timescale)
         groups = _group(fragments_of(fragments, header.moov), boundaries)
         segments = [
-            _write(directory, number, info, group)
+            _write(directory, number, info, group, encryptor)
             for number, group in enumerate(_fold_short_tail(groups, info, segment_duration), 1)
         ]
     if not segments:
@@ -87,9 +102,49 @@ def segment_track(
         rendition=rendition,
         directory=rendition.id,
         info=info,
-        init_size=len(header.ftyp) + len(header.moov),
+        init_size=len(init),
         segments=segments,
+        protection=encryptor.protection if encryptor else None,
     )
+
+
+def plan_cut_times(source: Path, segment_duration: float) -> list[float]:
+    """The segment starts (seconds) `segment_track` will choose for this track with no cut
+    times given, from the moof boxes alone (mdat bodies are skipped, not read).
+
+    Knowing the video's cuts up front lets every other rendition be segmented at the same
+    time as the video, in parallel, instead of after it.
+    """
+    with source.open("rb") as f:
+        boxes = read_top_level(f)
+        moov = b""
+        for kind, size, head in boxes:
+            if kind == b"moov":
+                moov = head + read_exact(f, size - len(head))
+                break
+            f.seek(size - len(head), 1)
+        if not moov:
+            raise BitstreamError("no moov box: not a fragmented MP4 written by ffmpeg")
+        info = parse_track_info(moov)
+        trex_duration = trex_default_duration(moov)
+
+        def timings() -> Iterator[Fragment]:
+            for kind, size, head in boxes:
+                if kind == b"moof":
+                    moof = head + read_exact(f, size - len(head))
+                    fragment = parse_fragment(moof, b"", trex_duration, with_data=False)
+                    if fragment.samples:
+                        yield fragment
+                else:
+                    f.seek(size - len(head), 1)
+
+        boundaries = _boundaries((), segment_duration, info.timescale)
+        groups = _fold_short_tail(_group(timings(), boundaries), info, segment_duration)
+        return [
+            Fragment(g[0].base_decode_time, [s for x in g for s in x.samples], b"")
+            .earliest_presentation_time / info.timescale
+            for g in groups
+        ]
 
 
 @dataclass(frozen=True)
@@ -189,13 +244,23 @@ def _boundaries(
         k += 1
 
 
-def _write(directory: Path, number: int, info: TrackInfo, fragments: list[Fragment]) -> Segment:
+def _write(
+    directory: Path,
+    number: int,
+    info: TrackInfo,
+    fragments: list[Fragment],
+    encryptor: TrackEncryptor | None = None,
+) -> Segment:
     merged = Fragment(
         base_decode_time=fragments[0].base_decode_time,
         samples=[s for frag in fragments for s in frag.samples],
         data=b"".join(frag.data for frag in fragments),
     )
-    payload = media_segment(number, info.track_id, merged)
+    if encryptor is not None:
+        protected, aux = encryptor.encrypt(merged)
+        payload = media_segment(number, info.track_id, protected, aux)
+    else:
+        payload = media_segment(number, info.track_id, merged)
     name = SEGMENT_PATTERN.format(number)
     (directory / name).write_bytes(payload)
     return Segment(

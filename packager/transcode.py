@@ -208,3 +208,41 @@ def run_ffmpeg(args: list[str], duration: float, progress: ProgressCallback | No
 def _strip(line: str) -> str:
     """Drop ffmpeg's '[mov @ 0x55..] [error]' prefixes, keep the message."""
     return re.sub(r"^(\[[^\]]*\]\s*)+", "", line).strip()
+
+
+def build_ts_segment_command(
+    video: Path | None,
+    audio: Path | None,
+    directory: Path,
+    segment_times: list[float],
+    segment_list: Path,
+) -> list[str]:
+    """Remux one rendition (video with the audio muxed in, as legacy HLS players expect) into
+    MPEG-TS segments cut at the first keyframe at or after each of `segment_times`.
+
+    No decoding: the segment muxer writes seg_00001.ts ... and a CSV list of (file, start,
+    end) from which the playlist's EXTINF durations are measured, never assumed.
+    """
+    args = [str(find_tool("ffmpeg").path), "-hide_banner", "-nostdin", "-nostats",
+            "-loglevel", "level+error"]
+    inputs = [p for p in (video, audio) if p is not None]
+    for path in inputs:
+        args += ["-i", str(path)]
+    for index in range(len(inputs)):
+        args += ["-map", f"{index}"]
+    args += [
+        "-c", "copy",
+        "-f", "segment",
+        "-segment_format", "mpegts",
+        "-segment_start_number", "1",
+        "-segment_list", str(segment_list),
+        "-segment_list_type", "csv",
+        # Keep the source timeline across segments (players join them back to back).
+        "-reset_timestamps", "0",
+    ]
+    if segment_times:
+        args += ["-segment_times", ",".join(f"{t:.6f}" for t in segment_times)]
+    else:
+        args += ["-segment_time", "86400"]
+    args.append(str(directory / "seg_%05d.ts"))
+    return args

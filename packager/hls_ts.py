@@ -1,0 +1,152 @@
+"""HLS AES-128 for legacy devices: MPEG-TS segments with the audio muxed into each video
+rendition, every segment encrypted whole (AES-128-CBC, PKCS#7), and the playlists saying how.
+
+RFC 8216 §4.3.2.4 (METHOD=AES-128, IV attribute), §5.2 (IV when absent: the media sequence
+number; we always write it explicitly, one IV per segment so no two segments share one).
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+from packager.cenc import EncryptionSpec, encrypt_segment
+from packager.errors import BitstreamError, TranscodeError
+from packager.hls import MEDIA_PLAYLIST, MULTIVARIANT_PLAYLIST, Playlist, target_duration
+from packager.isobmff import TrackInfo, parse_track_info, read_exact, read_top_level
+from packager.ladder import Rendition
+from packager.tools import run_tool
+from packager.transcode import build_ts_segment_command
+
+#: IV attribute needs version 2, floating-point EXTINF version 3 (RFC 8216 §7).
+TS_VERSION = 3
+
+
+@dataclass(frozen=True)
+class TsSegment:
+    number: int
+    name: str
+    duration: float  # seconds, from the segment muxer's measured start/end
+    size: int  # bytes on disk, encrypted
+    iv: bytes
+
+
+@dataclass(frozen=True)
+class TsRendition:
+    rendition: Rendition
+    directory: str
+    codecs: list[str]  # RFC 6381, video first
+    width: int
+    height: int
+    segments: list[TsSegment]
+    key_uri: str
+
+    @property
+    def duration(self) -> float:
+        return sum(s.duration for s in self.segments)
+
+    @property
+    def peak_bandwidth(self) -> int:
+        return round(max((s.size * 8 / s.duration for s in self.segments if s.duration > 0),
+                         default=0.0))
+
+    @property
+    def average_bandwidth(self) -> int:
+        total = self.duration
+        return round(sum(s.size for s in self.segments) * 8 / total) if total else 0
+
+
+def read_track_info(path: Path) -> TrackInfo:
+    """TrackInfo of a fragmented MP4 written by the encoder (ftyp + moov read, nothing else)."""
+    with path.open("rb") as f:
+        for kind, size, head in read_top_level(f):
+            body = read_exact(f, size - len(head))
+            if kind == b"moov":
+                return parse_track_info(head + body)
+    raise BitstreamError(f"{path.name}: no moov box")
+
+
+def write_ts_rendition(
+    rendition: Rendition,
+    video: Path | None,
+    audio: Path | None,
+    release_root: Path,
+    segment_times: list[float],
+    spec: EncryptionSpec,
+    first_iv: int,
+    workdir: Path,
+) -> TsRendition:
+    """Cut, encrypt and measure one TS rendition; one segment in memory at a time.
+
+    Segment n (1-based) gets IV first_iv + n - 1, so the first one uses the user's --iv.
+    """
+    directory = release_root / rendition.id
+    directory.mkdir(parents=True, exist_ok=False)
+    listing = workdir / f"{rendition.id}.csv"
+    infos = [read_track_info(p) for p in (video, audio) if p is not None]
+    try:
+        result = run_tool(
+            build_ts_segment_command(video, audio, directory, segment_times, listing)
+        )
+        if result.returncode != 0:
+            raise TranscodeError(
+                f"ffmpeg could not write MPEG-TS segments: {'; '.join(result.stderr_tail[-2:])}"
+            )
+        with listing.open(newline="") as f:
+            rows = [row for row in csv.reader(f) if row]
+    finally:
+        listing.unlink(missing_ok=True)
+    assert spec.key_uri is not None
+    segments = []
+    for number, (name, start, end) in enumerate(rows, 1):
+        path = directory / name
+        iv = ((first_iv + number - 1) % (1 << 128)).to_bytes(16, "big")
+        encrypted = encrypt_segment(spec.key, iv, path.read_bytes())
+        path.write_bytes(encrypted)
+        segments.append(TsSegment(number, name, float(end) - float(start), len(encrypted), iv))
+    if not segments:
+        raise BitstreamError(f"{rendition.id}: no MPEG-TS segments written")
+    video_info = next((i for i in infos if i.handler == "vide"), None)
+    return TsRendition(
+        rendition=rendition,
+        directory=rendition.id,
+        codecs=[i.codec for i in infos],
+        width=video_info.width if video_info else 0,
+        height=video_info.height if video_info else 0,
+        segments=segments,
+        key_uri=spec.key_uri,
+    )
+
+
+def media_playlist(ts: TsRendition) -> Playlist:
+    durations = [s.duration for s in ts.segments]
+    lines = [
+        "#EXTM3U",
+        f"#EXT-X-VERSION:{TS_VERSION}",
+        f"#EXT-X-TARGETDURATION:{target_duration(durations)}",
+        "#EXT-X-MEDIA-SEQUENCE:1",
+        "#EXT-X-PLAYLIST-TYPE:VOD",
+    ]
+    for segment in ts.segments:
+        lines.append(f'#EXT-X-KEY:METHOD=AES-128,URI="{ts.key_uri}",IV=0x{segment.iv.hex()}')
+        lines.append(f"#EXTINF:{segment.duration:.5f},")
+        lines.append(segment.name)
+    lines.append("#EXT-X-ENDLIST")
+    return Playlist(f"{ts.directory}/{MEDIA_PLAYLIST}", "\n".join(lines) + "\n")
+
+
+def multivariant_playlist(renditions: list[TsRendition]) -> Playlist:
+    """One variant per rendition, lowest first; BANDWIDTH is the measured peak (§4.3.4.2)."""
+    lines = ["#EXTM3U", f"#EXT-X-VERSION:{TS_VERSION}"]
+    for ts in sorted(renditions, key=lambda r: r.peak_bandwidth):
+        attrs = [
+            f"BANDWIDTH={ts.peak_bandwidth}",
+            f"AVERAGE-BANDWIDTH={ts.average_bandwidth}",
+            f'CODECS="{",".join(ts.codecs)}"',
+        ]
+        if ts.width:
+            attrs.append(f"RESOLUTION={ts.width}x{ts.height}")
+        lines.append("#EXT-X-STREAM-INF:" + ",".join(attrs))
+        lines.append(f"{ts.directory}/{MEDIA_PLAYLIST}")
+    return Playlist(MULTIVARIANT_PLAYLIST, "\n".join(lines) + "\n")
