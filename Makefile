@@ -28,6 +28,9 @@ test: lint typecheck
 
 bench: $(STAMP)
 	$(BIN)/python bench/ladder.py
+	$(BIN)/python -m bench.encrypt
+	$(BIN)/python -m bench.push
+	$(BIN)/python bench/probe.py
 
 clean:
 	rm -rf $(VENV) cdnpack-demo .pytest_cache .mypy_cache .ruff_cache

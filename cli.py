@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.console import Console
@@ -19,17 +19,15 @@ from rich.logging import RichHandler
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from cdn.publish import PushRequest, push
-from cdn.s3 import Connection, parse_s3_url
-from cdn.signing import Policy, load_private_key, signed_cookies, signed_url
-from cdn.timeparse import parse_cidr, parse_time
-from packager.cenc import ALL_SCHEMES as ENCRYPTION_SCHEMES
-from packager.cenc import encryption_request
 from packager.errors import CdnpackError, ToolError
 from packager.ladder import PRESETS
-from packager.pipeline import FORMATS, PackageRequest, PackageResult, ProgressSink, package
-from packager.sample import ClipSpec, make_clip
+from packager.release import FORMATS
 from packager.tools import TOOL_ENV, ffmpeg_encoders, find_tool, tool_version
+
+if TYPE_CHECKING:
+    from packager.pipeline import PackageResult, ProgressSink
+    from probes.config import ProbeConfig
+    from probes.score import Scorecard
 
 F = TypeVar("F", bound=Callable[..., Any])
 err_console = Console(stderr=True)
@@ -156,7 +154,7 @@ def _from_env(param: str) -> bool:
               help="Manifest formats (repeatable); both by default.")
 @click.option("--copy", is_flag=True, help="No transcode: re-package H.264/HEVC + AAC as is.")
 @click.option("--force", is_flag=True, help="Replace an existing output directory.")
-@click.option("--encrypt", type=click.Choice(ENCRYPTION_SCHEMES),
+@click.option("--encrypt", metavar="cenc|cbcs|aes-128",
               help="cenc (AES-CTR) or cbcs (AES-CBC 1:9) CMAF; aes-128: HLS MPEG-TS segments.")
 @click.option("--key", envvar="CDNPACK_KEY", show_envvar=True, metavar="KID:KEY",
               help="Content key as KID_HEX:KEY_HEX (prefer the env var: no shell history).")
@@ -170,6 +168,8 @@ def package_command(
     iv: str | None, key_uri: str | None, as_json: bool,
 ) -> None:
     """Package SOURCE into an ABR release (CMAF segments, HLS and DASH) at OUTPUT."""
+    from packager.cenc import encryption_request
+    from packager.pipeline import PackageRequest, package
     request = PackageRequest(
         source=source, output=output, ladder=ladder, segment_duration=segment_duration,
         formats=formats or FORMATS, copy=copy, force=force,
@@ -190,6 +190,8 @@ def package_command(
 @json_option
 def demo(output: Path, duration: float, as_json: bool) -> None:
     """Package an embedded generated source (moving picture and tone) end to end."""
+    from packager.pipeline import PackageRequest, package
+    from packager.sample import ClipSpec, make_clip
     output.mkdir(parents=True, exist_ok=True)
     source = make_clip(output / "source.mp4", ClipSpec(duration=duration, width=1280, height=720))
     request = PackageRequest(source=source, output=output / "release", force=True)
@@ -223,6 +225,8 @@ def push_command(
     endpoint_url: str | None, profile: str | None, region: str | None, as_json: bool,
 ) -> None:
     """Push RELEASE_DIR to DESTINATION (s3://BUCKET/PREFIX): segments first, manifests last."""
+    from cdn.publish import PushRequest, push
+    from cdn.s3 import Connection, parse_s3_url
     request = PushRequest(
         release_dir=release_dir,
         destination=parse_s3_url(destination),
@@ -288,6 +292,8 @@ def sign_command(
     ip_range: str | None, resource: str | None, cookies: bool, hash_name: str, as_json: bool,
 ) -> None:
     """Sign URL for CloudFront (canned or custom policy), or make signed cookies for it."""
+    from cdn.signing import Policy, load_private_key, signed_cookies, signed_url
+    from cdn.timeparse import parse_cidr, parse_time
     now = int(time.time())
     policy = Policy(
         resource=resource or url,
@@ -361,6 +367,187 @@ def _render_package(result: PackageResult, as_json: bool) -> None:
         "manifests: "
         + ", ".join(f.path for f in release.files if f.role in ("multivariant", "mpd"))
     )
+
+
+# --- probe, score, gate (issue 6): regional delivery probes, multi-CDN scoring, CI gates ---
+
+
+def _probe_config(path: Path | None) -> ProbeConfig:
+    from probes.config import default_config_path, load_config
+    return load_config(path if path is not None else default_config_path())
+
+
+@contextmanager
+def _unit_progress(quiet: bool, label: str) -> Iterator[Callable[[int, int], None] | None]:
+    if quiet or not err_console.is_terminal:
+        yield None
+        return
+    columns = (TextColumn(label), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+               TimeRemainingColumn())
+    with Progress(*columns, console=err_console, transient=True) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+@cdnpack.command("probe")
+@click.option("--region", required=True, help="Region id from the config (where this runs).")
+@click.option("--config", "config_path", type=click.Path(path_type=Path),
+              help="Probe config (default: ./regions.yaml, else the repository's).")
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="JSONL results file (default: probe-REGION.jsonl), written atomically.")
+@click.option("--results", "results_url", metavar="s3://BUCKET/PREFIX",
+              help="Also append this run as a new object under an S3 prefix.")
+@click.option("--endpoint-url", help="S3-compatible endpoint for --results.")
+@click.option("--samples", type=click.IntRange(min=1), help="Override probe.samples.")
+@json_option
+def probe_command(region: str, config_path: Path | None, output: Path | None,
+                  results_url: str | None, endpoint_url: str | None, samples: int | None,
+                  as_json: bool) -> None:
+    """Probe every CDN from REGION: timed fetches and player-like video sessions, as JSONL."""
+    from probes.results import jsonl, parse_records, write_atomic
+    from probes.run import probe_region
+    from probes.s3store import append_run
+    from probes.score import scorecard
+    config = _probe_config(config_path)
+    if samples is not None:
+        config = config.with_samples(samples)
+    config.region(region)  # unknown region: exit 2 before any traffic
+    with _unit_progress(as_json, f"probe {region}") as sink:
+        run = probe_region(config, region, sink)
+    text = jsonl(run.lines)
+    target = output or Path(f"probe-{region}.jsonl")
+    write_atomic(target, text)
+    stored = None
+    if results_url:
+        key = f"{region}/{run.started_at.replace(':', '')}-{run.run_id}.jsonl"
+        stored = append_run(results_url, key, text.encode(), endpoint_url)
+    card = scorecard(parse_records((f"run {run.run_id}", x) for x in run.lines), config)
+    if as_json:
+        doc = {
+            "run_id": run.run_id, "region": run.region, "output": str(target), "stored": stored,
+            "seconds": round(run.seconds, 3), "units": run.units, "completed": run.completed,
+            "abandoned": run.abandoned, "deadline_hit": run.deadline_hit,
+            "fetches": run.fetches, "errors": run.errors, "lag_max_s": round(run.lag.max, 6),
+        }
+        click.echo(json.dumps(doc, indent=2))
+        return
+    _render_scorecard(card, f"probe {region}: {run.fetches} fetches in {run.seconds:.1f} s")
+    out_console.print(f"results: {target}" + (f", {stored}" if stored else ""))
+    lagged = run.lines[0]["lagged"]
+    if lagged > run.fetches / 10:
+        out_console.print(f"[yellow]{lagged} of {run.fetches} fetches were timed while the "
+                          "event loop lagged; their timings are left out of percentiles. "
+                          "Lower probe.concurrency or give the prober more CPU.[/yellow]")
+    if run.deadline_hit:
+        out_console.print(f"[yellow]deadline reached: {run.abandoned} of {run.units} units "
+                          "not completed[/yellow]")
+
+
+@cdnpack.command("score")
+@click.argument("results", nargs=-1, required=True)
+@click.option("--config", "config_path", type=click.Path(path_type=Path),
+              help="Config for budgets and audience weights (default: regions.yaml).")
+@click.option("--endpoint-url", help="S3-compatible endpoint for s3:// results.")
+@click.option("--prometheus", type=click.Path(path_type=Path),
+              help="Write Prometheus text exposition here (atomically; textfile collector).")
+@click.option("--html", "html_path", type=click.Path(path_type=Path),
+              help="Write an HTML report (heatmap, TTFB distributions) here.")
+@json_option
+def score_command(results: tuple[str, ...], config_path: Path | None, endpoint_url: str | None,
+                  prometheus: Path | None, html_path: Path | None, as_json: bool) -> None:
+    """Score RESULTS (JSONL files or s3://BUCKET/PREFIX): percentiles, scores, rankings.
+
+    score = 100 x availability x (0.4 T + 0.3 S + 0.3 R), each term budget/(budget+p95)
+    (for throughput p50/(p50+budget)); see probes/score.py.
+    """
+    from probes.report import html_report, prometheus_text
+    from probes.results import read_results, write_atomic
+    from probes.score import scorecard
+    config = _probe_config(config_path)
+    card = scorecard(read_results(results, endpoint_url), config)
+    if prometheus is not None:
+        write_atomic(prometheus, prometheus_text(card))
+    if html_path is not None:
+        write_atomic(html_path, html_report(card))
+    if as_json:
+        click.echo(json.dumps(_scorecard_doc(card), indent=2))
+    else:
+        _render_scorecard(card, "cdnpack score")
+
+
+@cdnpack.command("gate")
+@click.argument("results", nargs=-1, required=True)
+@click.option("--budgets", "config_path", type=click.Path(path_type=Path),
+              help="Config holding the budgets (default: regions.yaml).")
+@click.option("--endpoint-url", help="S3-compatible endpoint for s3:// results.")
+@click.option("--junit", type=click.Path(path_type=Path),
+              help="Write JUnit XML: one testcase per region x CDN x budget.")
+@json_option
+def gate_command(results: tuple[str, ...], config_path: Path | None, endpoint_url: str | None,
+                 junit: Path | None, as_json: bool) -> None:
+    """Exit 0 when every budget holds for RESULTS, 1 when any is missed, 2 on bad input."""
+    from probes.gate import enforce, evaluate, junit_xml, write_step_summary
+    from probes.results import read_results, write_atomic
+    from probes.score import scorecard
+    config = _probe_config(config_path)
+    card = scorecard(read_results(results, endpoint_url), config)
+    verdict = evaluate(card, config)
+    if junit is not None:
+        write_atomic(junit, junit_xml(verdict))
+    write_step_summary(verdict, card)
+    if as_json:
+        doc = {"passed": verdict.passed, "checks": [
+            {**asdict(c), "message": c.message} for c in verdict.checks]}
+        click.echo(json.dumps(doc, indent=2))
+    else:
+        table = Table(title=f"cdnpack gate: {len(verdict.checks)} checks, "
+                            f"{len(verdict.violations)} missed")
+        for col in ("region", "CDN", "budget", "measured", "limit", "result"):
+            table.add_column(col)
+        for c in verdict.checks:
+            if c.passed is not True:
+                mark = "[red]MISSED[/red]" if c.passed is False else "[yellow]no data[/yellow]"
+                table.add_row(c.region, c.cdn, c.budget, c.measured_text, c.limit_text, mark)
+        out_console.print(table)
+    enforce(verdict)
+
+
+def _millis(value: float | None) -> str:
+    return "-" if value is None else f"{value * 1000:.1f}"
+
+
+def _render_scorecard(card: Scorecard, title: str) -> None:
+    table = Table(title=title)
+    for col in ("region", "CDN", "rank", "score", "TTFB p50/p95/p99 ms", "startup p50/p95 ms",
+                "Mb/s p50", "avail.", "errors"):
+        table.add_column(col, justify="left" if col in ("region", "CDN", "errors") else "right")
+    for region in card.regions:
+        for c in region.cells:
+            best = " *" if c.cdn == region.best else ""
+            mbps = "-" if c.throughput.p50 is None else f"{c.throughput.p50 / 1e6:.1f}"
+            errors = ", ".join(f"{k} {v}" for k, v in c.errors_by_class.items()) or "-"
+            table.add_row(
+                region.name, c.cdn + best, str(c.rank), f"{c.score:.1f}",
+                f"{_millis(c.ttfb.p50)}/{_millis(c.ttfb.p95)}/{_millis(c.ttfb.p99)}",
+                f"{_millis(c.startup.p50)}/{_millis(c.startup.p95)}", mbps,
+                f"{c.availability * 100:.2f}%", errors,
+            )
+    out_console.print(table)
+    out_console.print("overall (audience-weighted): " + ", ".join(
+        f"{r.rank}. {r.cdn} {r.score:.1f}" for r in card.overall))
+
+
+def _scorecard_doc(card: Scorecard) -> dict[str, Any]:
+    def cell(c: Any) -> dict[str, Any]:
+        doc = asdict(c)
+        doc.pop("ttfb_samples")
+        return doc
+
+    return {
+        "overall": [asdict(r) for r in card.overall],
+        "regions": [{"id": r.id, "name": r.name, "weight": r.weight, "best": r.best,
+                     "cells": [cell(c) for c in r.cells]} for r in card.regions],
+    }
 
 
 if __name__ == "__main__":

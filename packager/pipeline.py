@@ -20,6 +20,7 @@ from packager.errors import InputError, OutputExistsError
 from packager.ladder import LadderSpec, Rendition, load_ladder, plan_renditions
 from packager.media import MediaInfo, probe
 from packager.release import (
+    FORMATS,
     Release,
     ReleaseFile,
     RenditionSummary,
@@ -36,7 +37,6 @@ from packager.transcode import (
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("hls", "dash")
 COPY_VIDEO_CODECS = {"h264": "h264", "hevc": "hevc"}
 COPY_AUDIO_CODECS = {"aac"}
 

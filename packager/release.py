@@ -17,6 +17,7 @@ from packager.errors import InputError
 RELEASE_NAME = "release.json"
 SCHEMA_VERSION = 1
 ROLES = ("multivariant", "media-playlist", "mpd", "init", "segment")
+FORMATS = ("hls", "dash")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,388 @@
+"""regions.yaml: regions, CDNs, targets, probe settings, budgets; errors name file:line: field.
+
+One declarative pass turns the YAML into frozen dataclasses or raises an `InputError` that names
+the file, the line and the field (``regions.yaml:14: cdns[1].base_url: must be http(s)``), so a
+CI log points at the exact mistake.  Durations need a unit (``250ms``, ``2s``, ``1m``): a bare
+number is ambiguous between k6 (milliseconds) and blackbox_exporter (seconds), so it is refused.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import yaml
+
+from packager.errors import InputError
+
+CONFIG_NAME = "regions.yaml"
+CONNECTIONS = ("cold", "warm")
+RENDITION_CHOICES = ("lowest", "highest", "all")
+TARGET_KINDS = ("hls", "dash", "file")
+_DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(ms|s|m)\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0}
+_ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+@dataclass(frozen=True)
+class Region:
+    id: str
+    name: str
+    weight: float  # audience share; weights are normalised over the regions being ranked
+
+
+@dataclass(frozen=True)
+class EdgeOverride:
+    """Per-region way to reach a CDN: another host name and/or a pinned address (curl --resolve)."""
+
+    host: str | None = None
+    resolve: str | None = None
+
+
+@dataclass(frozen=True)
+class Cdn:
+    id: str
+    base_url: str  # ends with "/"
+    edges: dict[str, EdgeOverride] = field(default_factory=dict)
+
+    def url_for(self, region: str, path: str) -> str:
+        """Absolute URL of a release path as seen from a region (host override applied)."""
+        parts = urlsplit(self.base_url)
+        override = self.edges.get(region)
+        if override is not None and override.host:
+            # "host" keeps the base URL's port; "host:port" replaces both.
+            explicit = ":" in override.host and not override.host.startswith("[")
+            keep = parts.port is not None and not explicit
+            netloc = f"{override.host}:{parts.port}" if keep else override.host
+            parts = parts._replace(netloc=netloc)
+        return urlunsplit(parts) + path.lstrip("/")
+
+    def resolve_for(self, region: str) -> dict[str, str]:
+        """Host name -> address pins for this region (empty when DNS decides)."""
+        override = self.edges.get(region)
+        if override is None or not override.resolve:
+            return {}
+        host = urlsplit(self.url_for(region, "")).hostname or ""
+        return {host: override.resolve}
+
+
+@dataclass(frozen=True)
+class Target:
+    path: str
+    kind: str  # hls | dash | file
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    samples: int = 5
+    connections: str = "cold"  # cold: new TCP+TLS and DNS per fetch (blackbox_exporter); warm
+    concurrency: int = 8
+    timeout: float = 5.0  # seconds, per fetch (connect through last body byte)
+    deadline: float = 120.0  # seconds, whole run
+    renditions: str = "lowest"  # which variants the video probe plays
+    segments: int = 2  # first K media segments per rendition
+    tls_verify: bool = True
+    lag_threshold: float = 0.005  # seconds of event-loop lag that taint a sample
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Limits one region must meet for every CDN; None means not gated."""
+
+    ttfb_p95: float | None = None  # seconds
+    startup_p95: float | None = None  # seconds
+    min_throughput: float | None = None  # x top rendition bitrate (median segment throughput)
+    max_error_rate: float | None = None  # fraction 0..1
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    path: Path
+    regions: list[Region]
+    cdns: list[Cdn]
+    targets: list[Target]
+    probe: ProbeSettings
+    budgets: dict[str, Budget]  # region id -> budget (default merged in)
+
+    def region(self, region_id: str) -> Region:
+        for r in self.regions:
+            if r.id == region_id:
+                return r
+        known = ", ".join(r.id for r in self.regions)
+        raise InputError(f"{self.path}: no region {region_id!r} (known: {known})")
+
+    def with_samples(self, samples: int) -> ProbeConfig:
+        return replace(self, probe=replace(self.probe, samples=samples))
+
+    def budget(self, region_id: str) -> Budget:
+        return self.budgets.get(region_id, self.budgets.get("default", Budget()))
+
+
+def default_config_path() -> Path:
+    """./regions.yaml, else the one shipped at the repository root beside cli.py."""
+    here = Path(CONFIG_NAME)
+    if here.exists():
+        return here
+    return Path(__file__).resolve().parent.parent / CONFIG_NAME
+
+
+class _Mapping(dict[str, Any]):
+    """A YAML mapping that remembers the line of each key (1-based)."""
+
+    line: int = 0
+    lines: dict[str, int]
+
+
+class _LineLoader(yaml.SafeLoader):
+    pass
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> _Mapping:
+    result = _Mapping()
+    result.line = node.start_mark.line + 1
+    result.lines = {}
+    loader.flatten_mapping(node)
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if str(key) in result:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark)
+        result[str(key)] = loader.construct_object(value_node, deep=True)
+        result.lines[str(key)] = key_node.start_mark.line + 1
+    return result
+
+
+_LineLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+    _construct_mapping,
+)
+
+
+class _Reader:
+    """Typed field access with errors that carry file, line and dotted field name."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, where: _Mapping, key: str | None, name: str, message: str) -> InputError:
+        line = where.lines.get(key, where.line) if key is not None else where.line
+        return InputError(f"{self.path}:{line}: {name}: {message}")
+
+    def mapping(self, parent: _Mapping, key: str, name: str, required: bool = True) -> _Mapping:
+        value = parent.get(key)
+        if value is None and not required:
+            empty = _Mapping()
+            empty.line, empty.lines = parent.lines.get(key, parent.line), {}
+            return empty
+        if not isinstance(value, _Mapping):
+            what = "missing" if key not in parent else f"must be a mapping, got {value!r}"
+            raise self.fail(parent, key, name, what)
+        return value
+
+    def items(self, parent: _Mapping, key: str, name: str) -> list[_Mapping]:
+        value = parent.get(key)
+        if not isinstance(value, list) or not value:
+            raise self.fail(parent, key, name, "must be a non-empty list")
+        out: list[_Mapping] = []
+        for i, raw in enumerate(value):
+            item = raw
+            if isinstance(raw, str) and key == "targets":
+                item = _Mapping(path=raw)
+                item.line, item.lines = parent.lines.get(key, parent.line), {}
+            if not isinstance(item, _Mapping):
+                raise self.fail(parent, key, f"{name}[{i}]", f"must be a mapping, got {item!r}")
+            out.append(item)
+        return out
+
+    def text(self, m: _Mapping, key: str, name: str, default: str | None = None) -> str:
+        value = m.get(key, default)
+        if not isinstance(value, str) or not value.strip():
+            what = "missing" if key not in m else f"must be a non-empty string, got {value!r}"
+            raise self.fail(m, key, f"{name}.{key}", what)
+        return value.strip()
+
+    def ident(self, m: _Mapping, key: str, name: str) -> str:
+        value = self.text(m, key, name)
+        if not _ID.match(value):
+            raise self.fail(m, key, f"{name}.{key}", f"{value!r} must match {_ID.pattern}")
+        return value
+
+    def number(self, m: _Mapping, key: str, name: str, default: float | None,
+               low: float, high: float = float("inf"), integer: bool = False) -> float:
+        value = m.get(key, default)
+        ok_type = isinstance(value, int) if integer else isinstance(value, int | float)
+        if isinstance(value, bool) or not ok_type:
+            kind = "an integer" if integer else "a number"
+            what = "missing" if key not in m else f"must be {kind}, got {value!r}"
+            raise self.fail(m, key, f"{name}.{key}", what)
+        assert isinstance(value, int | float)
+        if not low <= value <= high:
+            raise self.fail(m, key, f"{name}.{key}", f"must be in [{low}, {high}], got {value}")
+        return float(value)
+
+    def duration(self, m: _Mapping, key: str, name: str, default: float | None) -> float | None:
+        value = m.get(key)
+        if value is None:
+            return default
+        match = _DURATION.match(value) if isinstance(value, str) else None
+        if match is None:
+            raise self.fail(m, key, f"{name}.{key}", "must be a duration with a unit (ms, s, m) "
+                            f"like 250ms or 2s, got {value!r}")
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        if seconds <= 0:
+            raise self.fail(m, key, f"{name}.{key}", "must be > 0")
+        return seconds
+
+    def choice(self, m: _Mapping, key: str, name: str, choices: tuple[str, ...],
+               default: str) -> str:
+        value = m.get(key, default)
+        if value not in choices:
+            raise self.fail(m, key, f"{name}.{key}", f"must be one of {', '.join(choices)}, "
+                            f"got {value!r}")
+        return str(value)
+
+    def unknown(self, m: _Mapping, name: str, allowed: set[str]) -> None:
+        for key in m:
+            if key not in allowed:
+                raise self.fail(m, key, f"{name}.{key}" if name else key,
+                                f"unknown field (allowed: {', '.join(sorted(allowed))})")
+
+
+def load_config(path: Path) -> ProbeConfig:
+    """Read and validate a regions.yaml; every mistake is an InputError naming file:line: field."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    try:
+        doc = yaml.load(text, Loader=_LineLoader)  # a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise InputError(f"{path}{line}: not valid YAML ({problem})") from exc
+    if not isinstance(doc, _Mapping):
+        raise InputError(f"{path}:1: top level must be a mapping")
+    r = _Reader(path)
+    r.unknown(doc, "", {"regions", "cdns", "targets", "probe", "budgets"})
+    regions = _regions(r, doc)
+    region_ids = {x.id for x in regions}
+    return ProbeConfig(
+        path=path,
+        regions=regions,
+        cdns=_cdns(r, doc, region_ids),
+        targets=_targets(r, doc),
+        probe=_settings(r, r.mapping(doc, "probe", "probe", required=False)),
+        budgets=_budgets(r, r.mapping(doc, "budgets", "budgets", required=False), region_ids),
+    )
+
+
+def _regions(r: _Reader, doc: _Mapping) -> list[Region]:
+    regions: list[Region] = []
+    for i, m in enumerate(r.items(doc, "regions", "regions")):
+        name = f"regions[{i}]"
+        r.unknown(m, name, {"id", "name", "weight"})
+        region = Region(r.ident(m, "id", name), r.text(m, "name", name),
+                        r.number(m, "weight", name, None, low=0.0))
+        if any(x.id == region.id for x in regions):
+            raise r.fail(m, "id", f"{name}.id", f"duplicate region {region.id!r}")
+        regions.append(region)
+    if sum(x.weight for x in regions) <= 0:
+        raise r.fail(doc, "regions", "regions", "audience weights must not all be 0")
+    return regions
+
+
+def _cdns(r: _Reader, doc: _Mapping, region_ids: set[str]) -> list[Cdn]:
+    cdns: list[Cdn] = []
+    for i, m in enumerate(r.items(doc, "cdns", "cdns")):
+        name = f"cdns[{i}]"
+        r.unknown(m, name, {"id", "base_url", "regions"})
+        cdn_id = r.ident(m, "id", name)
+        base = r.text(m, "base_url", name)
+        parts = urlsplit(base)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise r.fail(m, "base_url", f"{name}.base_url", f"must be an http(s) URL, got {base!r}")
+        if parts.query or parts.fragment:
+            raise r.fail(m, "base_url", f"{name}.base_url", "must not have a query or fragment")
+        edges: dict[str, EdgeOverride] = {}
+        overrides = r.mapping(m, "regions", f"{name}.regions", required=False)
+        for region_id, value in overrides.items():
+            where = f"{name}.regions.{region_id}"
+            if region_id not in region_ids:
+                raise r.fail(overrides, region_id, where, "no such region")
+            if not isinstance(value, _Mapping):
+                raise r.fail(overrides, region_id, where, "must be a mapping (host, resolve)")
+            r.unknown(value, where, {"host", "resolve"})
+            host = r.text(value, "host", where) if "host" in value else None
+            resolve = r.text(value, "resolve", where) if "resolve" in value else None
+            if resolve is not None:
+                try:
+                    ipaddress.ip_address(resolve)
+                except ValueError:
+                    raise r.fail(value, "resolve", f"{where}.resolve",
+                                 f"must be an IP address, got {resolve!r}") from None
+            edges[region_id] = EdgeOverride(host, resolve)
+        if any(x.id == cdn_id for x in cdns):
+            raise r.fail(m, "id", f"{name}.id", f"duplicate CDN {cdn_id!r}")
+        cdns.append(Cdn(cdn_id, base if base.endswith("/") else base + "/", edges))
+    return cdns
+
+
+def _targets(r: _Reader, doc: _Mapping) -> list[Target]:
+    targets: list[Target] = []
+    for i, m in enumerate(r.items(doc, "targets", "targets")):
+        name = f"targets[{i}]"
+        r.unknown(m, name, {"path", "kind"})
+        path = r.text(m, "path", name).lstrip("/")
+        guess = "hls" if path.endswith(".m3u8") else "dash" if path.endswith(".mpd") else "file"
+        targets.append(Target(path, r.choice(m, "kind", name, TARGET_KINDS, guess)))
+    return targets
+
+
+def _settings(r: _Reader, m: _Mapping) -> ProbeSettings:
+    d = ProbeSettings()
+    r.unknown(m, "probe", {"samples", "connections", "concurrency", "timeout", "deadline",
+                           "renditions", "segments", "tls_verify", "lag_threshold"})
+    tls_verify = m.get("tls_verify", d.tls_verify)
+    if not isinstance(tls_verify, bool):
+        raise r.fail(m, "tls_verify", "probe.tls_verify", "must be true or false")
+    return ProbeSettings(
+        samples=int(r.number(m, "samples", "probe", d.samples, 1, 100_000, integer=True)),
+        connections=r.choice(m, "connections", "probe", CONNECTIONS, d.connections),
+        concurrency=int(r.number(m, "concurrency", "probe", d.concurrency, 1, 1000, integer=True)),
+        timeout=r.duration(m, "timeout", "probe", d.timeout) or d.timeout,
+        deadline=r.duration(m, "deadline", "probe", d.deadline) or d.deadline,
+        renditions=r.choice(m, "renditions", "probe", RENDITION_CHOICES, d.renditions),
+        segments=int(r.number(m, "segments", "probe", d.segments, 1, 1000, integer=True)),
+        tls_verify=tls_verify,
+        lag_threshold=r.duration(m, "lag_threshold", "probe", d.lag_threshold) or 0.0,
+    )
+
+
+def _budget(r: _Reader, m: _Mapping, name: str, base: Budget) -> Budget:
+    r.unknown(m, name, {"ttfb_p95", "startup_p95", "min_throughput", "max_error_rate"})
+    return Budget(
+        ttfb_p95=r.duration(m, "ttfb_p95", name, base.ttfb_p95),
+        startup_p95=r.duration(m, "startup_p95", name, base.startup_p95),
+        min_throughput=(r.number(m, "min_throughput", name, None, 0.0)
+                        if "min_throughput" in m else base.min_throughput),
+        max_error_rate=(r.number(m, "max_error_rate", name, None, 0.0, 1.0)
+                        if "max_error_rate" in m else base.max_error_rate),
+    )
+
+
+def _budgets(r: _Reader, m: _Mapping, region_ids: set[str]) -> dict[str, Budget]:
+    default = _budget(r, r.mapping(m, "default", "budgets.default", required=False),
+                      "budgets.default", Budget())
+    budgets = {"default": default}
+    for key in m:
+        if key == "default":
+            continue
+        if key not in region_ids:
+            raise r.fail(m, key, f"budgets.{key}", "no such region (or 'default')")
+        budgets[key] = _budget(r, r.mapping(m, key, f"budgets.{key}"), f"budgets.{key}", default)
+    return budgets

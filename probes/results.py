@@ -1,0 +1,215 @@
+"""Probe results as JSONL: record layout, writing a run atomically, reading files back strictly.
+
+A run file is one `run` record (region, weight, settings, counts) followed by one `fetch` record
+per HTTP fetch and one `playback` record per video session.  Times are seconds (`*_s`), rates
+bits per second (`*_bps`).  Readers reject what they cannot trust with file:line, so a gate never
+passes on a half-read file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from packager.errors import InputError
+from probes.http import ERROR_CLASSES, FetchResult
+from probes.video import Playback
+
+SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    run_id: str
+    region: str
+    region_name: str
+    weight: float
+    started_at: str
+    seconds: float
+    fetches: int
+    abandoned: int  # units cut by the deadline, not recorded (like k6's interrupted iterations)
+    deadline_hit: bool
+    lag_max: float
+    lagged: int  # fetches flagged as timed under event-loop lag
+
+
+@dataclass(frozen=True)
+class FetchRecord:
+    region: str
+    cdn: str
+    target: str
+    step: str  # file | manifest | playlist | init | segment
+    ttfb: float | None
+    total: float
+    throughput: float | None
+    error: str | None
+    lagged: bool
+
+
+@dataclass(frozen=True)
+class PlaybackRecord:
+    region: str
+    cdn: str
+    target: str
+    rendition: str | None
+    startup: float | None
+    top_bandwidth: int | None
+    ratio: float | None
+    error: str | None
+    lagged: bool
+
+
+@dataclass(frozen=True)
+class Results:
+    runs: list[RunRecord]
+    fetches: list[FetchRecord]
+    playbacks: list[PlaybackRecord]
+
+
+def fetch_line(run_id: str, region: str, cdn: str, target: str, sample: int, step: str,
+               rendition: str | None, r: FetchResult) -> dict[str, Any]:
+    def sec(v: float | None) -> float | None:
+        return None if v is None else round(v, 7)
+
+    return {
+        "type": "fetch", "run_id": run_id, "region": region, "cdn": cdn, "target": target,
+        "sample": sample, "step": step, "rendition": rendition, "url": r.url,
+        "started_at": r.started_at, "ended_at": r.ended_at, "dns_s": sec(r.dns),
+        "connect_s": sec(r.connect), "tls_s": sec(r.tls), "ttfb_s": sec(r.ttfb),
+        "transfer_s": sec(r.transfer), "total_s": sec(r.total), "bytes": r.bytes,
+        "throughput_bps": None if r.throughput is None else round(r.throughput),
+        "status": r.status, "cache": r.cache, "cache_headers": r.cache_headers,
+        "remote_addr": r.remote_addr, "reused": r.reused, "error": r.error,
+        "error_detail": r.error_detail, "loop_lag_s": sec(r.lag), "lagged": r.lagged,
+    }
+
+
+def playback_line(run_id: str, region: str, cdn: str, sample: int,
+                  p: Playback) -> dict[str, Any]:
+    return {
+        "type": "playback", "run_id": run_id, "region": region, "cdn": cdn, "target": p.target,
+        "sample": sample, "rendition": p.rendition, "bandwidth_bps": p.bandwidth,
+        "top_bandwidth_bps": p.top_bandwidth,
+        "startup_s": None if p.startup is None else round(p.startup, 7),
+        "sustainable_bps": None if p.sustainable is None else round(p.sustainable),
+        "sustainable_ratio": None if p.ratio is None else round(p.ratio, 4),
+        "error": p.error, "error_detail": p.error_detail,
+        "lagged": any(s.result.lagged for s in p.steps),
+    }
+
+
+def jsonl(lines: Iterable[dict[str, Any]]) -> str:
+    return "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write aside in the same directory, then rename: readers never see half a file."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write ({exc.strerror or exc})") from exc
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def parse_jsonl(text: str, source: str) -> Results:
+    docs: list[tuple[str, Any]] = []
+    for number, raw in enumerate(text.splitlines(), 1):
+        if raw.strip():
+            where = f"{source}:{number}"
+            try:
+                docs.append((where, json.loads(raw)))
+            except ValueError as exc:
+                raise InputError(f"{where}: not JSON ({exc})") from exc
+    return parse_records(docs)
+
+
+def parse_records(docs: Iterable[tuple[str, Any]]) -> Results:
+    """Typed records from (where, decoded JSON) pairs; `where` names the file:line in errors."""
+    runs: list[RunRecord] = []
+    fetches: list[FetchRecord] = []
+    playbacks: list[PlaybackRecord] = []
+    for where, doc in docs:
+        try:
+            if not isinstance(doc, dict):
+                raise TypeError("not an object")
+            kind = doc.get("type")
+            if kind == "run":
+                if doc.get("schema") != SCHEMA:
+                    raise ValueError(f"schema {doc.get('schema')!r}, expected {SCHEMA}")
+                runs.append(RunRecord(
+                    str(doc["run_id"]), str(doc["region"]), str(doc["region_name"]),
+                    float(doc["weight"]), str(doc["started_at"]), float(doc["seconds"]),
+                    int(doc["fetches"]), int(doc["abandoned"]), bool(doc["deadline_hit"]),
+                    float(doc["lag_max_s"]), int(doc["lagged"]),
+                ))
+            elif kind == "fetch":
+                error = doc["error"]
+                if error is not None and error not in ERROR_CLASSES:
+                    raise ValueError(f"unknown error class {error!r}")
+                fetches.append(FetchRecord(
+                    str(doc["region"]), str(doc["cdn"]), str(doc["target"]), str(doc["step"]),
+                    _opt(doc["ttfb_s"]), float(doc["total_s"]), _opt(doc["throughput_bps"]),
+                    error, bool(doc["lagged"]),
+                ))
+            elif kind == "playback":
+                top = doc["top_bandwidth_bps"]
+                playbacks.append(PlaybackRecord(
+                    str(doc["region"]), str(doc["cdn"]), str(doc["target"]), doc["rendition"],
+                    _opt(doc["startup_s"]), None if top is None else int(top),
+                    _opt(doc["sustainable_ratio"]), doc["error"], bool(doc["lagged"]),
+                ))
+            else:
+                raise ValueError(f"unknown record type {kind!r}")
+        except (ValueError, TypeError, KeyError) as exc:
+            detail = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise InputError(f"{where}: not a cdnpack probe record ({detail})") from exc
+    return Results(runs, fetches, playbacks)
+
+
+def _opt(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def merge(parts: Iterable[Results]) -> Results:
+    runs: list[RunRecord] = []
+    fetches: list[FetchRecord] = []
+    playbacks: list[PlaybackRecord] = []
+    for part in parts:
+        runs += part.runs
+        fetches += part.fetches
+        playbacks += part.playbacks
+    return Results(runs, fetches, playbacks)
+
+
+def read_results(sources: Iterable[str], endpoint_url: str | None = None) -> Results:
+    """Read result files and s3://BUCKET/PREFIX locations; at least one record must be found."""
+    from probes.s3store import read_prefix  # noqa: PLC0415 (boto3 only when s3 is used)
+
+    parts: list[Results] = []
+    for source in sources:
+        if source.startswith("s3://"):
+            for key, text in read_prefix(source, endpoint_url):
+                parts.append(parse_jsonl(text, key))
+            continue
+        path = Path(source)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+        parts.append(parse_jsonl(text, str(path)))
+    results = merge(parts)
+    if not results.fetches:
+        raise InputError("no fetch records in " + ", ".join(sources))
+    return results

@@ -1,0 +1,174 @@
+"""Emulated CDN edges on 127.0.0.1 (a subprocess on a select() loop) and a self-signed cert."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import json
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from packager.pipeline import PackageResult
+from probes.edge import EdgeSpec
+from tests.conftest import cdnpack_cli
+
+#: Ground truth of the emulated edges: region x CDN, plus one edge per failure mode.
+DELAY_FAST = 0.020
+DELAY_SLOW = 0.060
+CAP_BPS = 32_000_000
+
+
+@dataclass(frozen=True)
+class Edges:
+    ports: dict[str, int]
+
+    def url(self, name: str, path: str = "/") -> str:
+        return f"http://127.0.0.1:{self.ports[name]}{path}"
+
+    def host(self, name: str) -> str:
+        return f"127.0.0.1:{self.ports[name]}"
+
+
+@contextmanager
+def run_edges(specs: Sequence[EdgeSpec], workdir: Path) -> Iterator[Edges]:
+    """`python -m probes.edge` in its own process, so its timers never wait for our GIL."""
+    spec_file = workdir / "edges.json"
+    spec_file.write_text(json.dumps([asdict(s) for s in specs]))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "probes.edge", str(spec_file)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"edge server did not start (exit {proc.wait()})")
+        yield Edges(json.loads(line))
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="session")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Self-signed P-256 certificate for 127.0.0.1 (cert, key)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "edge.test")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(
+            [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    d = tmp_path_factory.mktemp("tls")
+    (d / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (d / "key.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    return d / "cert.pem", d / "key.pem"
+
+
+@pytest.fixture(scope="session")
+def edges(packaged: PackageResult, certificate: tuple[Path, Path],
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edges]:
+    root = str(packaged.output)
+    cert, key = map(str, certificate)
+    specs = [
+        EdgeSpec("na-fast", delay=DELAY_FAST, root=root, cache="cloudfront"),
+        EdgeSpec("na-slow", delay=DELAY_SLOW, root=root, cache="cloudflare"),
+        EdgeSpec("eu-fast", delay=DELAY_FAST, root=root, cache="fastly"),
+        EdgeSpec("eu-slow", delay=DELAY_SLOW, root=root, cache="akamai", failure="503",
+                 failure_every=4),
+        EdgeSpec("capped", delay=0.005, bandwidth=CAP_BPS, root=root),
+        EdgeSpec("fail-503", failure="503"),
+        EdgeSpec("fail-reset", delay=0.002, failure="reset"),
+        EdgeSpec("fail-stall", failure="stall"),
+        EdgeSpec("fail-truncate", delay=0.002, failure="truncate"),
+        EdgeSpec("tls", delay=0.010, certfile=cert, keyfile=key),
+    ]
+    with run_edges(specs, tmp_path_factory.mktemp("edges")) as running:
+        yield running
+
+
+def write_config(path: Path, edges: Edges, budgets: str,
+                 probe: str = "  samples: 4\n  segments: 2\n") -> Path:
+    """Two regions x two CDNs on the emulated edges; `fast` is reached through a pinned name."""
+    path.write_text(f"""\
+regions:
+  - {{id: na, name: North America, weight: 0.7}}
+  - {{id: eu, name: Europe, weight: 0.3}}
+cdns:
+  - id: fast
+    base_url: http://fast.cdn.test:{edges.ports["na-fast"]}/
+    regions:
+      na: {{resolve: 127.0.0.1}}
+      eu: {{host: "{edges.host("eu-fast")}"}}
+  - id: slow
+    base_url: http://{edges.host("na-slow")}/
+    regions:
+      eu: {{host: "{edges.host("eu-slow")}"}}
+targets:
+  - master.m3u8
+  - manifest.mpd
+  - {{path: release.json, kind: file}}
+probe:
+  concurrency: 4
+  timeout: 2s
+  deadline: 30s
+{probe}
+budgets:
+{budgets}
+""")
+    return path
+
+
+#: `slow` misses TTFB everywhere (60 ms > 40 ms) and the error rate in eu (every 4th is a 503).
+STRICT_BUDGETS = """\
+  default: {ttfb_p95: 40ms, startup_p95: 1s, min_throughput: 1.0, max_error_rate: 0.01}
+"""
+LENIENT_BUDGETS = """\
+  default: {ttfb_p95: 200ms, startup_p95: 2s, max_error_rate: 0.5}
+"""
+
+
+@dataclass(frozen=True)
+class ProbeRuns:
+    config: Path
+    lenient: Path
+    na: Path
+    eu: Path
+
+
+@pytest.fixture(scope="session")
+def probe_runs(edges: Edges, tmp_path_factory: pytest.TempPathFactory) -> ProbeRuns:
+    """`cdnpack probe` run from two regions through the real CLI."""
+    d = tmp_path_factory.mktemp("probe")
+    config = write_config(d / "regions.yaml", edges, STRICT_BUDGETS)
+    lenient = write_config(d / "lenient.yaml", edges, LENIENT_BUDGETS)
+    out = {}
+    for region in ("na", "eu"):
+        out[region] = d / f"{region}.jsonl"
+        result = cdnpack_cli("probe", "--region", region, "--config", config,
+                             "-o", out[region], "--json")
+        assert result.returncode == 0, result.stderr
+    return ProbeRuns(config, lenient, out["na"], out["eu"])
