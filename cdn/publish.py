@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, TypeVar
 
 from cdn import cloudfront as cf
 from cdn.s3 import (
@@ -33,6 +34,8 @@ PHASES: dict[str, int] = {
     "init": 1, "segment": 1, "media-playlist": 2, "multivariant": 3, "mpd": 3,
 }
 MANIFEST_ROLES = frozenset({"media-playlist", "multivariant", "mpd"})
+
+T = TypeVar("T")
 
 #: (stage, done, total): "upload" counts bytes, "objects" counts objects.
 ProgressSink = Callable[[str, float, float], None]
@@ -82,9 +85,12 @@ def push(request: PushRequest, progress: ProgressSink | None = None) -> PushResu
     if request.prune and not request.destination.prefix:
         raise InputError("--prune needs a prefix: at a bucket root it would delete all else")
     release = read_release(request.release_dir)
-    digests = check_tree(request.release_dir, release, request.transfer)
     s3 = client(request.connection)
-    remote = list_prefix(s3, request.destination)
+    # The listing waits on the origin while hashing waits on the CPU: run them side by side.
+    # A refused tree is reported at once, without waiting for the origin to answer.
+    listing = _in_background(lambda: list_prefix(s3, request.destination))
+    digests = check_tree(request.release_dir, release, request.transfer)
+    remote = listing()
     plan = make_plan(release, request, remote, digests)
     if request.dry_run:
         return PushResult(str(request.destination), plan, seconds=time.perf_counter() - started)
@@ -107,6 +113,30 @@ def push(request: PushRequest, progress: ProgressSink | None = None) -> PushResu
         str(request.destination), plan, pruned, invalidations, verified=True,
         seconds=time.perf_counter() - started,
     )
+
+
+def _in_background(job: Callable[[], T]) -> Callable[[], T]:
+    """Start job on a daemon thread (an abandoned job never holds up the exit); the returned
+    function waits for its result or re-raises its error."""
+    box: list[T] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            box.append(job())
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True, name="cdnpack-list")
+    thread.start()
+
+    def result() -> T:
+        thread.join()
+        if errors:
+            raise errors[0]
+        return box[0]
+
+    return result
 
 
 def check_tree(root: Path, release: Release, transfer: Transfer) -> dict[str, str]:
@@ -132,7 +162,8 @@ def check_tree(root: Path, release: Release, transfer: Transfer) -> dict[str, st
             raise InputError(f"{root}: {entry.path} escapes the release directory")
         if entry.path not in present:
             raise InputError(f"{root}: {entry.path} is listed but missing")
-    with ThreadPoolExecutor(max_workers=4) as pool:
+    # Two threads: hashlib releases the GIL, and the machine this runs on has two cores.
+    with ThreadPoolExecutor(max_workers=2) as pool:
         results = pool.map(lambda f: _digest(root, f, transfer), release.files)
         return dict(results)
 

@@ -117,18 +117,19 @@ def file_digests(path: Path, transfer: Transfer) -> tuple[str, str]:
     is unchanged (no HEAD per object), and lets each PUT's answer prove what S3 stored.
     Valid for unencrypted and SSE-S3 buckets (SSE-KMS ETags are not MD5s: all re-upload).
     """
-    sha = hashlib.sha256()
-    whole = hashlib.md5(usedforsecurity=False)
-    parts: list[bytes] = []
-    size = 0
-    with path.open("rb") as f:
+    size = path.stat().st_size
+    with path.open("rb", buffering=0) as f:
+        if size < transfer.multipart_threshold:
+            data = f.read()
+            return (
+                hashlib.sha256(data).hexdigest(),
+                hashlib.md5(data, usedforsecurity=False).hexdigest(),
+            )
+        sha = hashlib.sha256()
+        parts: list[bytes] = []
         while chunk := f.read(transfer.multipart_chunksize):
             sha.update(chunk)
-            whole.update(chunk)
             parts.append(hashlib.md5(chunk, usedforsecurity=False).digest())
-            size += len(chunk)
-    if size < transfer.multipart_threshold:
-        return sha.hexdigest(), whole.hexdigest()
     joined = hashlib.md5(b"".join(parts), usedforsecurity=False).hexdigest()
     return sha.hexdigest(), f"{joined}-{len(parts)}"
 

@@ -18,7 +18,17 @@ import m3u8
 import pytest
 
 from cdn.publish import PushRequest, PushResult, push
-from cdn.s3 import CONTENT_TYPES, Connection, client, list_prefix, parse_s3_url
+from cdn.s3 import (
+    CONTENT_TYPES,
+    Connection,
+    Transfer,
+    Upload,
+    client,
+    file_digests,
+    list_prefix,
+    parse_s3_url,
+    upload_all,
+)
 from packager.pipeline import PackageResult
 from tests.cdn.proxy import FaultProxy, Faults
 from tests.conftest import cdnpack_cli
@@ -318,3 +328,22 @@ def test_prune_at_the_bucket_root_is_refused(packaged: PackageResult) -> None:
     result = cdnpack_cli("push", packaged.output, f"s3://{BUCKET}", "--prune")
     assert result.returncode == 2
     assert "--prune needs a prefix" in result.stderr
+
+
+def test_our_etag_matches_s3_for_single_and_multipart_uploads(
+    bucket: MotoServer, tmp_path: Path
+) -> None:
+    """The skip decision and the verification both rest on predicting S3's ETag."""
+    transfer = Transfer(multipart_threshold=5 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024)
+    conn = Connection(endpoint_url=bucket.url)
+    s3 = client(conn)
+    for name, size in (("small.m4s", 40_000), ("large.mp4", 11 * 1024 * 1024)):
+        path = tmp_path / name
+        data = os.urandom(size)
+        path.write_bytes(data)
+        answered = upload_all(s3, BUCKET, [Upload(path, f"x/{name}", size, {})], conn, transfer)
+        sha256, etag = file_digests(path, transfer)
+        assert sha256 == hashlib.sha256(data).hexdigest()
+        assert answered[f"x/{name}"] == etag
+        assert list_prefix(s3, parse_s3_url(f"s3://{BUCKET}/x"))[f"x/{name}"].etag == etag
+    assert etag.endswith("-3")  # 5 + 5 + 1 MiB
