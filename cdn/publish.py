@@ -84,11 +84,12 @@ def push(request: PushRequest, progress: ProgressSink | None = None) -> PushResu
     started = time.perf_counter()
     if request.prune and not request.destination.prefix:
         raise InputError("--prune needs a prefix: at a bucket root it would delete all else")
-    release = read_release(request.release_dir)
+    # The listing waits on the origin while reading and hashing the release waits on the
+    # CPU: run them side by side. A refused tree is reported at once, without waiting for
+    # the origin to answer.
     s3 = client(request.connection)
-    # The listing waits on the origin while hashing waits on the CPU: run them side by side.
-    # A refused tree is reported at once, without waiting for the origin to answer.
     listing = _in_background(lambda: list_prefix(s3, request.destination))
+    release = read_release(request.release_dir)
     digests = check_tree(request.release_dir, release, request.transfer)
     remote = listing()
     plan = make_plan(release, request, remote, digests)
