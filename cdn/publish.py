@@ -16,6 +16,7 @@ from cdn.s3 import (
     IMMUTABLE,
     Connection,
     OriginError,
+    RemoteObject,
     S3Location,
     Transfer,
     Upload,
@@ -87,11 +88,14 @@ def push(request: PushRequest, progress: ProgressSink | None = None) -> PushResu
     # The listing waits on the origin while reading and hashing the release waits on the
     # CPU: run them side by side. A refused tree is reported at once, without waiting for
     # the origin to answer.
-    s3 = client(request.connection)
-    listing = _in_background(lambda: list_prefix(s3, request.destination))
+    def connect_and_list() -> tuple[Any, dict[str, RemoteObject]]:
+        s3 = client(request.connection)
+        return s3, list_prefix(s3, request.destination)
+
+    listing = _in_background(connect_and_list)
     release = read_release(request.release_dir)
     digests = check_tree(request.release_dir, release, request.transfer)
-    remote = listing()
+    s3, remote = listing()
     plan = make_plan(release, request, remote, digests)
     if request.dry_run:
         return PushResult(str(request.destination), plan, seconds=time.perf_counter() - started)

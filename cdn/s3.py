@@ -13,11 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
-from boto3.s3.transfer import TransferConfig, create_transfer_manager
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
-from s3transfer.subscribers import BaseSubscriber
 
 from packager.errors import CdnpackError, InputError
 
@@ -87,7 +83,14 @@ class Connection:
 
 
 def client(conn: Connection, service: str = "s3") -> Any:
-    """A boto3 client whose retries cover 500/503 SlowDown, throttling and connection resets."""
+    """A boto3 client whose retries cover 500/503 SlowDown, throttling and connection resets.
+
+    boto3 is imported here, not at module level: it costs a quarter second, which `push`
+    spends on a background thread while it hashes the release (see bench/push.py).
+    """
+    import boto3  # noqa: PLC0415
+    from botocore.config import Config  # noqa: PLC0415
+
     try:
         session = boto3.Session(profile_name=conn.profile, region_name=conn.region)
     except BotoCoreError as exc:
@@ -216,6 +219,8 @@ def upload_all(
     from pointing at missing objects. The ETags (MD5 of what S3 received, per PutObject or
     CompleteMultipartUpload answer) let the caller verify without listing the bucket again.
     """
+    from boto3.s3.transfer import TransferConfig, create_transfer_manager  # noqa: PLC0415
+
     config = TransferConfig(
         multipart_threshold=transfer.multipart_threshold,
         multipart_chunksize=transfer.multipart_chunksize,
@@ -266,7 +271,9 @@ def _record_etag(
         stored[key] = str(etag).strip('"')
 
 
-class _Progress(BaseSubscriber):  # type: ignore[misc]
+class _Progress:
+    """An s3transfer subscriber: it calls the on_* methods a subscriber has."""
+
     def __init__(
         self,
         item: Upload,
