@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from Crypto.Cipher import AES
 from Crypto.Cipher._mode_cbc import CbcMode
@@ -19,6 +19,7 @@ from Crypto.Cipher._mode_cbc import CbcMode
 from packager import isobmff
 from packager.errors import BitstreamError, InputError
 from packager.isobmff import Fragment
+from packager.keys import ContentKey
 from packager.nal import (
     AVC_SLICE_IDR,
     AVC_SLICE_NON_IDR,
@@ -49,23 +50,6 @@ MAX_CLEAR = 0xFFFF
 #: 'cbcs' video pattern (ISO/IEC 23001-7 §10.4; what Apple, Widevine and PlayReady expect).
 CBCS_VIDEO_PATTERN = (1, 9)
 _HEX = re.compile(r"^[0-9a-fA-F]{32}$")
-
-
-@dataclass(frozen=True)
-class ContentKey:
-    """A 128-bit content key and its key ID. The key is kept out of repr() and logs."""
-
-    kid: bytes
-    key: bytes = field(repr=False)
-
-    def __post_init__(self) -> None:
-        if len(self.kid) != 16 or len(self.key) != 16:
-            raise InputError("a content key and its KID are 16 bytes (32 hex digits) each")
-
-    @property
-    def kid_uuid(self) -> str:
-        h = self.kid.hex()
-        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def parse_key(text: str) -> ContentKey:

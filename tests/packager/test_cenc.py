@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from packager.cenc import (
     BLOCK,
     MAX_CLEAR,
-    ContentKey,
     EncryptionSpec,
     Subsample,
     TrackProtection,
@@ -35,6 +34,7 @@ from packager.isobmff import (
     pssh_box,
     tenc_box,
 )
+from packager.keys import ContentKey
 from packager.nal import escaped_length, unescape
 
 KEY = bytes.fromhex("0123456789abcdef0123456789abcdef")
