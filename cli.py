@@ -25,6 +25,7 @@ from packager.release import FORMATS
 from packager.tools import TOOL_ENV, ffmpeg_encoders, find_tool, tool_version
 
 if TYPE_CHECKING:
+    from packager.keys import Keystore, StoredKey
     from packager.pipeline import PackageResult, ProgressSink
     from probes.config import ProbeConfig
     from probes.score import Scorecard
@@ -161,21 +162,39 @@ def _from_env(param: str) -> bool:
 @click.option("--iv", metavar="HEX",
               help="cbcs constant IV (16 bytes); cenc / aes-128: the first sample's/segment's.")
 @click.option("--key-uri", metavar="URI", help="aes-128: key URI written into EXT-X-KEY.")
+@click.option("--keys", "key_source", type=click.Choice(["generate", "raw"]),
+              help="generate: new keys, stored in the keystore first; raw: the --key KID:KEY.")
+@click.option("--per-class", is_flag=True,
+              help="--keys generate: one key per track class (AUDIO, SD, HD, UHD).")
+@click.option("--keystore", type=click.Path(path_type=Path),
+              help="Keystore directory (default: under the user's data dir).")
+@click.option("--drm", metavar="SYSTEMS",
+              help="widevine,playready,clearkey,fairplay (default: all but fairplay for cenc, "
+                   "all for cbcs).")
 @json_option
 def package_command(
     source: Path, output: Path, ladder: str, segment_duration: float,
     formats: tuple[str, ...], copy: bool, force: bool, encrypt: str | None, key: str | None,
-    iv: str | None, key_uri: str | None, as_json: bool,
+    iv: str | None, key_uri: str | None, key_source: str | None, per_class: bool,
+    keystore: Path | None, drm: str | None, as_json: bool,
 ) -> None:
     """Package SOURCE into an ABR release (CMAF segments, HLS and DASH) at OUTPUT."""
-    from packager.cenc import encryption_request
+    from packager.cenc import EncryptionSpec, encryption_request, keyed_request
     from packager.pipeline import PackageRequest, package
+    encryption: EncryptionSpec | None
+    if key_source or drm or per_class:
+        encryption = keyed_request(
+            encrypt, key_source or "raw", output, key=key, iv=iv, drm=drm, per_class=per_class,
+            keystore=keystore,
+            key_from_env=_from_env("key"), key_uri=key_uri,
+        )
+    else:
+        encryption = encryption_request(
+            encrypt, key, iv, key_from_env=_from_env("key"), key_uri=key_uri
+        )
     request = PackageRequest(
         source=source, output=output, ladder=ladder, segment_duration=segment_duration,
-        formats=formats or FORMATS, copy=copy, force=force,
-        encryption=encryption_request(
-            encrypt, key, iv, key_from_env=_from_env("key"), key_uri=key_uri
-        ),
+        formats=formats or FORMATS, copy=copy, force=force, encryption=encryption,
     )
     with _progress(quiet=as_json) as sink:
         result = package(request, sink)
@@ -350,6 +369,7 @@ def _render_package(result: PackageResult, as_json: bool) -> None:
             "files": len(release.files),
             "bytes": release.total_bytes,
             "renditions": [asdict(r) for r in release.renditions],
+            "protection": asdict(release.protection) if release.protection else None,
         }
         click.echo(json.dumps(doc, indent=2))
         return
@@ -548,6 +568,167 @@ def _scorecard_doc(card: Scorecard) -> dict[str, Any]:
         "regions": [{"id": r.id, "name": r.name, "weight": r.weight, "best": r.best,
                      "cells": [cell(c) for c in r.cells]} for r in card.regions],
     }
+
+
+# --- keys: the local keystore and CPIX exchange (issue 4) --------------------------------------
+
+
+def _keystore_option(f: F) -> F:
+    return click.option(
+        "--keystore", type=click.Path(file_okay=False, path_type=Path), default=None,
+        help="Keystore directory (default: $XDG_DATA_HOME/cdnpack/keys).",
+    )(f)
+
+
+def _open_keystore(path: Path | None) -> Keystore:
+    from packager.keys import Keystore
+    return Keystore(path)
+
+
+def _parse_kid(text: str) -> bytes:
+    import uuid
+
+    from packager.errors import InputError
+    try:
+        return uuid.UUID(text.strip()).bytes
+    except ValueError:
+        raise InputError(f"KID {text!r} is not 32 hex digits or a UUID") from None
+
+
+def _stored_doc(stored: StoredKey, reveal: bool = False) -> dict[str, Any]:
+    """A keystore entry for output: the key itself only when asked for with --reveal."""
+    doc: dict[str, Any] = {
+        "kid": stored.key.kid_uuid,
+        "content_id": stored.content_id,
+        "track_classes": [c.value for c in stored.track_classes],
+        "created": stored.created,
+    }
+    if reveal:
+        doc["key"] = stored.key.key.hex()
+        doc["iv"] = None if stored.key.iv is None else stored.key.iv.hex()
+    return doc
+
+
+@cdnpack.group("keys")
+def keys_group() -> None:
+    """Content keys: generate, list, show, and exchange them as CPIX 2.3 documents."""
+
+
+@keys_group.command("new")
+@click.argument("content_id")
+@click.option("--per-class", is_flag=True,
+              help="One key per track class (AUDIO, SD, HD, UHD) instead of one for all.")
+@_keystore_option
+@json_option
+def keys_new(content_id: str, per_class: bool, keystore: Path | None, as_json: bool) -> None:
+    """Generate the keys of CONTENT_ID into the keystore."""
+    from packager.errors import InputError
+    from packager.keys import KeySet
+    store = _open_keystore(keystore)
+    if any(s.content_id == content_id for s in store):
+        raise InputError(f"keystore {store.root}: content id {content_id!r} already has keys")
+    keyset = KeySet.generate(content_id, per_class=per_class)
+    store.put_keyset(keyset)
+    rows = [{"track_class": c.value, "kid": k.kid_uuid} for c, k in keyset.keys.items()]
+    if as_json:
+        click.echo(json.dumps({"content_id": content_id, "keystore": str(store.root),
+                               "keys": rows}, indent=2))
+        return
+    table = Table(title=f"keys of {content_id}")
+    table.add_column("class")
+    table.add_column("KID", min_width=36, no_wrap=True)
+    for row in rows:
+        table.add_row(row["track_class"], row["kid"])
+    out_console.print(table)
+
+
+@keys_group.command("list")
+@_keystore_option
+@json_option
+def keys_list(keystore: Path | None, as_json: bool) -> None:
+    """Every key in the keystore (KIDs and what they are for; never the keys)."""
+    docs = [_stored_doc(s) for s in _open_keystore(keystore)]
+    if as_json:
+        click.echo(json.dumps(docs, indent=2))
+        return
+    table = Table(title="keystore")
+    table.add_column("KID", min_width=36, no_wrap=True)
+    for column in ("content id", "classes", "created"):
+        table.add_column(column)
+    for d in docs:
+        table.add_row(d["kid"], d["content_id"] or "-", "+".join(d["track_classes"]) or "-",
+                      d["created"])
+    out_console.print(table)
+
+
+@keys_group.command("show")
+@click.argument("kid")
+@click.option("--reveal", is_flag=True, help="Print the key itself (it is secret).")
+@_keystore_option
+@json_option
+def keys_show(kid: str, reveal: bool, keystore: Path | None, as_json: bool) -> None:
+    """One key's KID, content id and classes; the key value only with --reveal."""
+    doc = _stored_doc(_open_keystore(keystore).get(_parse_kid(kid)), reveal)
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+        return
+    for name, value in doc.items():
+        shown = "+".join(value) or "-" if isinstance(value, list) else value
+        click.echo(f"{name}: {'-' if shown is None else shown}")
+
+
+@keys_group.command("export")
+@click.argument("content_id")
+@click.option("--cpix", "cpix_path", type=click.Path(dir_okay=False, path_type=Path),
+              required=True, help="The CPIX 2.3 document to write (mode 0600: it holds keys).")
+@click.option("--scheme", type=click.Choice(["cenc", "cbcs"]), default="cenc",
+              show_default=True, help="Protection scheme the DRM signaling is for.")
+@click.option("--la-url", help="PlayReady licence acquisition URL for its header.")
+@_keystore_option
+@json_option
+def keys_export(content_id: str, cpix_path: Path, scheme: str, la_url: str | None,
+                keystore: Path | None, as_json: bool) -> None:
+    """Write the keys of CONTENT_ID and their DRM signaling as a CPIX 2.3 document."""
+    from packager.cpix import export_cpix, write_cpix
+    keyset = _open_keystore(keystore).keyset(content_id)
+    write_cpix(cpix_path, export_cpix(keyset, scheme, la_url=la_url))
+    kids = [k.kid_uuid for k in keyset.distinct_keys]
+    if as_json:
+        click.echo(json.dumps({"path": str(cpix_path), "content_id": content_id,
+                               "kids": kids}, indent=2))
+        return
+    out_console.print(f"wrote {cpix_path}: {len(kids)} key(s) of {content_id}")
+
+
+@keys_group.command("import")
+@click.argument("cpix_file", type=click.Path(dir_okay=False, path_type=Path))
+@_keystore_option
+@json_option
+def keys_import(cpix_file: Path, keystore: Path | None, as_json: bool) -> None:
+    """Store the keys of a CPIX document; a KID already stored with another key is refused
+    before anything is written."""
+    from packager.cpix import read_cpix
+    from packager.keys import KeyConflictError
+    doc = read_cpix(cpix_file)
+    store = _open_keystore(keystore)
+    stored = {s.key.kid: s.key for s in store}
+    for key in doc.keys:
+        known = stored.get(key.kid)
+        if known is not None and (known.key != key.key or known.iv != key.iv):
+            raise KeyConflictError(
+                f"{cpix_file}: KID {key.kid_uuid} is already in keystore {store.root} with a "
+                "different key; nothing imported"
+            )
+    added = [k.kid_uuid for k in doc.keys
+             if store.put(k, doc.content_id, doc.classes.get(k.kid, ()))]
+    present = [k.kid_uuid for k in doc.keys if k.kid_uuid not in added]
+    if as_json:
+        click.echo(json.dumps({"content_id": doc.content_id, "imported": added,
+                               "already_present": present,
+                               "keyset": doc.keyset is not None}, indent=2))
+        return
+    out_console.print(f"imported {len(added)} key(s) from {cpix_file}"
+                      + (f", {len(present)} already present" if present else ""))
 
 
 if __name__ == "__main__":

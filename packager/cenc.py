@@ -12,6 +12,8 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from Crypto.Cipher import AES
 from Crypto.Cipher._mode_cbc import CbcMode
@@ -19,7 +21,10 @@ from Crypto.Cipher._mode_cbc import CbcMode
 from packager import isobmff
 from packager.errors import BitstreamError, InputError
 from packager.isobmff import Fragment
-from packager.keys import ContentKey
+from packager.keys import ContentKey, KeySet, Keystore, default_keystore_dir
+
+if TYPE_CHECKING:
+    from packager.drm import SystemPssh
 from packager.nal import (
     AVC_SLICE_IDR,
     AVC_SLICE_NON_IDR,
@@ -50,6 +55,9 @@ MAX_CLEAR = 0xFFFF
 #: 'cbcs' video pattern (ISO/IEC 23001-7 §10.4; what Apple, Widevine and PlayReady expect).
 CBCS_VIDEO_PATTERN = (1, 9)
 _HEX = re.compile(r"^[0-9a-fA-F]{32}$")
+#: DRM systems `--drm` can signal; "clearkey" is the W3C common-format pssh.
+DRM_SYSTEMS = ("widevine", "playready", "clearkey", "fairplay")
+KEY_SOURCES = ("generate", "raw")
 
 
 def parse_key(text: str) -> ContentKey:
@@ -79,10 +87,26 @@ class EncryptionSpec:
     iv: bytes | None = None
     #: aes-128: where players fetch the key (the key itself is never in the release).
     key_uri: str | None = None
+    #: Per-track-class keys (each track encrypted with keyset.key_for(kind, height)); None:
+    #: `key` for every track.
+    keyset: KeySet | None = None
+    #: DRM systems to signal (DRM_SYSTEMS); empty: the common-format pssh only, as before.
+    systems: tuple[str, ...] = ()
+    #: Set per track by the pipeline: the pssh boxes of `systems` for this track's key.
+    drm: tuple[SystemPssh, ...] = ()
 
     def __post_init__(self) -> None:
         if self.scheme not in ALL_SCHEMES:
             raise InputError(f"encryption scheme must be one of {', '.join(ALL_SCHEMES)}")
+        unknown = [s for s in self.systems if s not in DRM_SYSTEMS]
+        if unknown:
+            raise InputError(
+                f"unknown DRM system {unknown[0]!r}; --drm takes {', '.join(DRM_SYSTEMS)}"
+            )
+        if self.systems and self.scheme == AES_128:
+            raise InputError("--drm needs --encrypt cenc or cbcs (aes-128 has no DRM systems)")
+        if "fairplay" in self.systems and self.scheme != "cbcs":
+            raise InputError("FairPlay needs --encrypt cbcs (it cannot decrypt AES-CTR)")
         if self.iv is not None and self.scheme in ("cbcs", AES_128) and len(self.iv) != 16:
             raise InputError(f"{self.scheme} uses a 16-byte IV (32 hex digits)")
         if self.scheme == AES_128 and not self.key_uri:
@@ -112,6 +136,76 @@ def encryption_request(
     return EncryptionSpec(scheme, parse_key(key), parse_iv(iv) if iv else None, key_uri)
 
 
+def default_systems(scheme: str) -> tuple[str, ...]:
+    """--drm by default: Widevine, PlayReady and ClearKey, and FairPlay too for cbcs."""
+    base = ("widevine", "playready", "clearkey")
+    return (*base, "fairplay") if scheme == "cbcs" else base
+
+
+def parse_systems(text: str) -> tuple[str, ...]:
+    """'widevine,playready' -> ('widevine', 'playready'), lower-cased, without repeats."""
+    names = [n.strip().lower() for n in text.split(",") if n.strip()]
+    if not names:
+        raise InputError(f"--drm names one or more of {', '.join(DRM_SYSTEMS)}")
+    return tuple(dict.fromkeys(names))
+
+
+def keyed_request(
+    scheme: str | None,
+    source: str,
+    output: Path,
+    *,
+    key: str | None = None,
+    iv: str | None = None,
+    drm: str | None = None,
+    per_class: bool = False,
+    keystore: Path | None = None,
+    content_id: str | None = None,
+    key_from_env: bool = False,
+    key_uri: str | None = None,
+) -> EncryptionSpec:
+    """The EncryptionSpec for `--keys generate|raw` with `--drm`.
+
+    generate: a fresh KeySet (one key, or AUDIO/SD/HD/UHD keys with `per_class`) is stored in
+    the keystore before anything else happens, so a key is never used unsaved, and the
+    keystore must lie outside the output tree (keys are never published with a release).
+    raw: the KID:KEY from --key / CDNPACK_KEY, one key for every track.
+    """
+    if scheme not in SCHEMES:
+        raise InputError("--keys/--drm need --encrypt cenc or cbcs")
+    if key_uri:
+        raise InputError("--key-uri is for --encrypt aes-128")
+    if source == "generate" and key and not key_from_env:
+        raise InputError("--key is for --keys raw; --keys generate makes its own keys")
+    systems = parse_systems(drm) if drm else default_systems(scheme)
+    if source == "raw":
+        if per_class:
+            raise InputError("--per-class needs --keys generate (--key is one key)")
+        if not key:
+            raise InputError("--keys raw needs --key KID:KEY or CDNPACK_KEY")
+        raw = parse_key(key)
+        return EncryptionSpec(
+            scheme, raw, parse_iv(iv) if iv else None,
+            keyset=KeySet.single(content_id or output.name, raw), systems=systems,
+        )
+    if source != "generate":
+        raise InputError(f"--keys takes {', '.join(KEY_SOURCES)}")
+    # Checked on the paths first: opening a keystore inside the output would create it there.
+    root = (keystore if keystore is not None else default_keystore_dir()).expanduser()
+    store_path, out_path = root.resolve(), output.resolve()
+    if store_path == out_path or out_path in store_path.parents or store_path in out_path.parents:
+        raise InputError(f"keystore {root} must be outside the output tree {output}")
+    store = Keystore(root)
+    store.ensure_outside(output)
+    keyset = KeySet.generate(content_id or output.name, per_class=per_class)
+    spec = EncryptionSpec(
+        scheme, keyset.distinct_keys[0], parse_iv(iv) if iv else None,
+        keyset=keyset, systems=systems,
+    )
+    store.put_keyset(keyset)
+    return spec
+
+
 def with_release_iv(spec: EncryptionSpec) -> EncryptionSpec:
     """The spec with its IV drawn once for the whole release when the user gave none: one cbcs
     constant IV for every track (one EXT-X-SESSION-KEY), one cenc IV origin that tracks then
@@ -137,7 +231,10 @@ class TrackProtection:
     constant_iv: bytes  # 16 bytes for cbcs, empty for cenc
     crypt_byte_block: int
     skip_byte_block: int
-    pssh: bytes  # the common-format pssh box written into moov
+    pssh: bytes  # the pssh boxes written into moov (the common-format one without --drm)
+    #: DRM systems signalled for the track (empty: common pssh only) and their pssh boxes.
+    systems: tuple[str, ...] = ()
+    drm: tuple[SystemPssh, ...] = ()
 
     @property
     def kid_uuid(self) -> str:
@@ -194,12 +291,15 @@ def protection_for(spec: EncryptionSpec, handler: str) -> TrackProtection:
     """tenc fields for a track: cbcs video 1:9 pattern with a constant IV; cbcs audio whole
     blocks, no pattern (§10.4, §9.7); cenc 8-byte per-sample IVs, no pattern (§10.1)."""
     kid = spec.key.kid
-    pssh = isobmff.pssh_box(COMMON_SYSTEM_ID, [kid])
+    if spec.systems:
+        pssh = b"".join(p.box for p in spec.drm)
+    else:
+        pssh = isobmff.pssh_box(COMMON_SYSTEM_ID, [kid])
     if spec.scheme == "cbcs":
         crypt, skip = CBCS_VIDEO_PATTERN if handler == "vide" else (0, 0)
         iv = spec.iv if spec.iv is not None else os.urandom(16)
-        return TrackProtection("cbcs", kid, 0, iv, crypt, skip, pssh)
-    return TrackProtection("cenc", kid, 8, b"", 0, 0, pssh)
+        return TrackProtection("cbcs", kid, 0, iv, crypt, skip, pssh, spec.systems, spec.drm)
+    return TrackProtection("cenc", kid, 8, b"", 0, 0, pssh, spec.systems, spec.drm)
 
 
 class TrackEncryptor:

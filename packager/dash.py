@@ -6,6 +6,7 @@ import base64
 import xml.etree.ElementTree as ET
 from fractions import Fraction
 
+from packager import drm
 from packager.bitrate import measure
 from packager.cenc import COMMON_SYSTEM_URN
 from packager.segmenter import INIT_NAME, SEGMENT_PATTERN, CmafTrack
@@ -44,6 +45,8 @@ def mpd(tracks: list[CmafTrack], segment_duration: float) -> str:
     )
     if any(t.protection is not None for t in tracks):
         root.set("xmlns:cenc", CENC_NS)
+    if any(t.protection is not None and t.protection.systems for t in tracks):
+        root.set("xmlns:mspr", drm.MSPR_NS)
     period = ET.SubElement(root, "Period", {"id": "0", "start": "PT0S"})
     videos = [t for t in tracks if t.info.handler == "vide"]
     audios = [t for t in tracks if t.info.handler == "soun"]
@@ -109,7 +112,6 @@ def _content_protection(adaptation: ET.Element, track: CmafTrack) -> None:
     protection = track.protection
     if protection is None:
         return
-    pssh = base64.b64encode(protection.pssh).decode()
     ET.SubElement(
         adaptation,
         "ContentProtection",
@@ -119,6 +121,10 @@ def _content_protection(adaptation: ET.Element, track: CmafTrack) -> None:
             "cenc:default_KID": protection.kid_uuid,
         },
     )
+    if protection.systems:
+        drm.dash_content_protection(adaptation, protection)
+        return
+    pssh = base64.b64encode(protection.pssh).decode()
     for scheme, value in ((COMMON_SYSTEM_URN, None), (CLEARKEY_SCHEME, "ClearKey1.0")):
         element = ET.SubElement(adaptation, "ContentProtection", {"schemeIdUri": scheme})
         if value:

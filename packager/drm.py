@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import struct
 import uuid
+import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
@@ -19,7 +20,7 @@ from xml.sax.saxutils import escape
 from Crypto.Cipher import AES
 
 from packager import isobmff
-from packager.cenc import COMMON_SYSTEM_ID, SCHEMES
+from packager.cenc import COMMON_SYSTEM_ID, SCHEMES, TrackProtection
 from packager.errors import InputError
 from packager.keys import ContentKey
 
@@ -260,3 +261,104 @@ def _unique_keys(keys: Sequence[ContentKey]) -> list[ContentKey]:
         if known.key != key.key:
             raise InputError(f"KID {key.kid_uuid} is given with two different keys")
     return list(seen.values())
+
+
+# --- manifest signaling (consumed by hls.py and dash.py) ---------------------------------------
+
+#: `--drm` names -> the pssh systems of pssh_boxes (ClearKey reads the W3C common box;
+#: FairPlay has no pssh: it is signalled by its skd:// key URI only).
+PSSH_SYSTEM_OF = {"widevine": "widevine", "playready": "playready", "clearkey": "common"}
+#: HLS METHOD per Common Encryption scheme (Apple HLS authoring spec; RFC 8216bis §4.4.4.4).
+HLS_METHODS = {"cbcs": "SAMPLE-AES", "cenc": "SAMPLE-AES-CTR"}
+WIDEVINE_KEYFORMAT = "urn:uuid:edef8ba9-79d6-4ace-a3c8-27dcd51d21ed"
+PLAYREADY_KEYFORMAT = "com.microsoft.playready"
+FAIRPLAY_KEYFORMAT = "com.apple.streamingkeydelivery"
+MSPR_NS = "urn:microsoft:playready"
+CENC_NS = "urn:mpeg:cenc:2013"
+#: W3C ClearKey's DASH-IF system id; the common pssh (1077efec-...) is what it reads.
+CLEARKEY_SCHEME = "urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e"
+
+
+def track_pssh(
+    release_keys: Sequence[ContentKey],
+    scheme: str,
+    systems: Sequence[str],
+    track_key: ContentKey,
+    content_id: bytes | None = None,
+) -> tuple[SystemPssh, ...]:
+    """The pssh boxes one track's init segment carries for the `--drm` systems, in Shaka
+    Packager's order (common, PlayReady, Widevine): Widevine and common list every KID of the
+    release, PlayReady only the track's own."""
+    wanted = [PSSH_SYSTEM_OF[s] for s in systems if s in PSSH_SYSTEM_OF]
+    if not wanted:
+        return ()
+    return tuple(
+        pssh_boxes(release_keys, scheme, wanted, content_id=content_id, for_track=track_key)
+    )
+
+
+def hls_key_attributes(protection: TrackProtection) -> list[str]:
+    """EXT-X-KEY / EXT-X-SESSION-KEY attribute lists of a protected track, one per DRM system.
+
+    - Widevine: its pssh box as a data: URI, KEYFORMAT its system URN (Shaka Packager's form).
+    - PlayReady: the PlayReady Object as a UTF-16 data: URI, KEYFORMAT com.microsoft.playready.
+    - ClearKey: the W3C common pssh, KEYFORMAT its system URN.
+    - FairPlay (cbcs only): METHOD=SAMPLE-AES, URI skd://<KID hex>, the Apple KEYFORMAT.
+    KEYID is the KID, never a key; the cbcs constant IV (public, it is in tenc) is given as IV.
+    """
+    method = HLS_METHODS[protection.scheme]
+    tail = [f"KEYID=0x{protection.kid.hex()}"]
+    if protection.constant_iv:
+        tail.append(f"IV=0x{protection.constant_iv.hex()}")
+    by_system = {p.system: p for p in protection.drm}
+    out: list[str] = []
+    for system in protection.systems:
+        if system == "fairplay":
+            out.append(
+                f'METHOD=SAMPLE-AES,URI="skd://{protection.kid.hex()}",'
+                f'KEYFORMAT="{FAIRPLAY_KEYFORMAT}",KEYFORMATVERSIONS="1"'
+            )
+            continue
+        found = by_system.get(PSSH_SYSTEM_OF[system])
+        if found is None:
+            continue
+        if system == "playready":
+            uri = f"data:text/plain;charset=UTF-16;base64,{_b64(found.data)}"
+            keyformat = PLAYREADY_KEYFORMAT
+        else:
+            uri = f"data:text/plain;base64,{_b64(found.box)}"
+            keyformat = found.system_urn
+        out.append(",".join([
+            f"METHOD={method}", f'URI="{uri}"', *tail,
+            f'KEYFORMAT="{keyformat}"', 'KEYFORMATVERSIONS="1"',
+        ]))
+    return out
+
+
+def dash_content_protection(adaptation: ET.Element, protection: TrackProtection) -> None:
+    """One ContentProtection per DRM system after the mp4protection one (DASH-IF IOP §7.7.2,
+    in Shaka Packager's order): schemeIdUri the system URN with `cenc:pssh` (the base64 box);
+    PlayReady also `mspr:pro` (the PlayReady Object); ClearKey as the common-format system
+    and the W3C ClearKey scheme, both with the common pssh. The MPD root must declare the
+    cenc (CENC_NS) and mspr (MSPR_NS) prefixes."""
+    for found in protection.drm:
+        if found.system == "common":
+            for scheme, value in ((found.system_urn, None), (CLEARKEY_SCHEME, "ClearKey1.0")):
+                element = ET.SubElement(adaptation, "ContentProtection", {"schemeIdUri": scheme})
+                if value:
+                    element.set("value", value)
+                ET.SubElement(element, "cenc:pssh").text = _b64(found.box)
+            continue
+        element = ET.SubElement(
+            adaptation, "ContentProtection", {"schemeIdUri": found.system_urn}
+        )
+        if found.system == "playready":
+            element.set("value", "MSPR 2.0")
+        ET.SubElement(element, "cenc:pssh").text = _b64(found.box)
+        if found.system == "playready":
+            ET.SubElement(element, "mspr:pro").text = _b64(found.data)
+
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")

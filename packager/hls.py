@@ -6,6 +6,7 @@ import base64
 from dataclasses import dataclass
 from fractions import Fraction
 
+from packager import drm
 from packager.bitrate import measure
 from packager.cenc import COMMON_SYSTEM_URN, TrackProtection
 from packager.segmenter import INIT_NAME, CmafTrack
@@ -27,7 +28,7 @@ class Playlist:
 
 
 #: HLS method per Common Encryption scheme (Apple HLS authoring spec; RFC 8216bis §4.4.4.4).
-SAMPLE_AES_METHODS = {"cbcs": "SAMPLE-AES", "cenc": "SAMPLE-AES-CTR"}
+SAMPLE_AES_METHODS = drm.HLS_METHODS
 
 
 def key_attributes(protection: TrackProtection) -> str:
@@ -46,6 +47,14 @@ def key_attributes(protection: TrackProtection) -> str:
         attrs.append(f"IV=0x{protection.constant_iv.hex()}")
     attrs += [f'KEYFORMAT="{COMMON_SYSTEM_URN}"', 'KEYFORMATVERSIONS="1"']
     return ",".join(attrs)
+
+
+def track_key_attributes(protection: TrackProtection) -> list[str]:
+    """Every EXT-X-KEY of a protected track: one per DRM system chosen with --drm (drm.py
+    builds them), or the common-format one alone."""
+    if protection.systems:
+        return drm.hls_key_attributes(protection)
+    return [key_attributes(protection)]
 
 
 def target_duration(durations: list[float]) -> int:
@@ -67,7 +76,7 @@ def media_playlist(track: CmafTrack) -> Playlist:
     ]
     if track.protection is not None:
         # After EXT-X-MAP: the init segment itself is clear (RFC 8216 §4.3.2.4).
-        lines.append(f"#EXT-X-KEY:{key_attributes(track.protection)}")
+        lines += [f"#EXT-X-KEY:{a}" for a in track_key_attributes(track.protection)]
     for segment, seconds in zip(track.segments, durations, strict=True):
         lines.append(f"#EXTINF:{seconds:.5f},")
         lines.append(segment.name)
@@ -86,8 +95,11 @@ def multivariant_playlist(tracks: list[CmafTrack]) -> Playlist:
     lines = ["#EXTM3U", f"#EXT-X-VERSION:{VERSION}", "#EXT-X-INDEPENDENT-SEGMENTS"]
     # EXT-X-SESSION-KEY (§4.3.4.5): lets a player start the key request before any media
     # playlist; one per distinct key and method, never METHOD=NONE.
-    session_keys = {key_attributes(t.protection) for t in tracks if t.protection is not None}
-    lines += [f"#EXT-X-SESSION-KEY:{attrs}" for attrs in sorted(session_keys)]
+    session_keys = dict.fromkeys(
+        attrs for t in tracks if t.protection is not None
+        for attrs in track_key_attributes(t.protection)
+    )
+    lines += [f"#EXT-X-SESSION-KEY:{attrs}" for attrs in session_keys]
     audio_peak = max((measure(a).peak for a in audios), default=0)
     audio_average = max((measure(a).average for a in audios), default=0)
     if videos and audios:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
-from packager import dash, hls, hls_ts
+from packager import dash, drm, hls, hls_ts
 from packager.bitrate import measure
 from packager.cenc import AES_128, EncryptionSpec, with_release_iv
 from packager.errors import InputError, OutputExistsError
@@ -21,6 +21,7 @@ from packager.ladder import LadderSpec, Rendition, load_ladder, plan_renditions
 from packager.media import MediaInfo, probe
 from packager.release import (
     FORMATS,
+    ProtectionSummary,
     Release,
     ReleaseFile,
     RenditionSummary,
@@ -168,7 +169,8 @@ def _encode_and_segment(
         cut_times = plan_cut_times(encoded[0].path, request.segment_duration)
     jobs = [
         (item.path, item.rendition, build, request.segment_duration,
-         [] if index == 0 else cut_times, request.encryption, index)
+         [] if index == 0 else cut_times, track_encryption(request.encryption, item.rendition),
+         index)
         for index, item in enumerate(encoded)
     ]
     workers = min(len(jobs), os.cpu_count() or 1)
@@ -190,6 +192,33 @@ def _encode_and_segment(
         _check_complete(media, track)
         item.path.unlink()
     return finished
+
+
+def track_encryption(spec: EncryptionSpec | None, rendition: Rendition) -> EncryptionSpec | None:
+    """The spec one track is encrypted with: its own key (keyset.key_for its kind and
+    height) and the pssh boxes of the chosen DRM systems for that key. The key set itself
+    stays behind (only the track's key goes to the worker process)."""
+    if spec is None or spec.keyset is None:
+        return spec
+    keyset = spec.keyset
+    key = keyset.key_for(rendition.kind, rendition.height)
+    boxes = drm.track_pssh(keyset.distinct_keys, spec.scheme, spec.systems, key)
+    return replace(spec, key=key, keyset=None, drm=boxes)
+
+
+def protection_summary(
+    spec: EncryptionSpec | None, tracks: list[CmafTrack]
+) -> ProtectionSummary | None:
+    """What release.json says about the encryption: scheme, KIDs, systems (never a key)."""
+    if spec is None:
+        return None
+    kids = {t.rendition.id: t.protection.kid_uuid for t in tracks if t.protection is not None}
+    return ProtectionSummary(
+        scheme=spec.scheme,
+        kids=list(dict.fromkeys(kids.values())),
+        systems=list(spec.systems),
+        rendition_kids=kids,
+    )
 
 
 _SegmentJob = tuple[Path, Rendition, Path, float, list[float], EncryptionSpec | None, int]
@@ -290,6 +319,12 @@ def _package_ts(
             for ts in outputs
         ],
         files=files,
+        protection=ProtectionSummary(
+            scheme=AES_128,
+            kids=[request.encryption.key.kid_uuid],
+            systems=[],
+            rendition_kids={ts.rendition.id: request.encryption.key.kid_uuid for ts in outputs},
+        ),
     )
     write_release(build, release)
     return release
@@ -337,6 +372,7 @@ def _write_manifests(
         formats=[f for f in FORMATS if f in request.formats],
         renditions=[_summary(t) for t in tracks],
         files=files,
+        protection=protection_summary(request.encryption, tracks),
     )
     write_release(build, release)
     return release

@@ -46,6 +46,16 @@ class RenditionSummary:
 
 
 @dataclass(frozen=True)
+class ProtectionSummary:
+    """How a release is encrypted: scheme, KIDs (UUID form) and DRM systems; never a key."""
+
+    scheme: str
+    kids: list[str]  # each distinct KID once
+    systems: list[str]  # --drm systems signalled; empty: the common-format pssh only
+    rendition_kids: dict[str, str]  # rendition id -> the KID its tracks are encrypted with
+
+
+@dataclass(frozen=True)
 class Release:
     schema: int
     source: str
@@ -54,6 +64,8 @@ class Release:
     formats: list[str]
     renditions: list[RenditionSummary]
     files: list[ReleaseFile]
+    #: Absent (None) for clear releases and in release.json files written before it existed.
+    protection: ProtectionSummary | None = None
 
     @property
     def total_bytes(self) -> int:
@@ -101,6 +113,9 @@ def read_release(root: Path) -> Release:
             formats=list(doc["formats"]),
             renditions=[RenditionSummary(**r) for r in doc["renditions"]],
             files=[ReleaseFile(**f) for f in doc["files"]],
+            protection=(
+                ProtectionSummary(**doc["protection"]) if doc.get("protection") else None
+            ),
         )
     except (KeyError, TypeError) as exc:
         raise InputError(f"{path}: malformed ({exc})") from exc

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import random
 import subprocess
 from collections.abc import Iterator
 from dataclasses import replace
@@ -39,7 +39,8 @@ def corpus(clips: Path) -> dict[str, Path]:
     plain = make_clip(clips / "plain.mp4", SMALL)
     faststart = make_clip(clips / "faststart.mp4", replace(SMALL, movflags="+faststart"))
     (clips / "empty.mp4").write_bytes(b"")
-    (clips / "random.mp4").write_bytes(os.urandom(64 * 1024))
+    # Seeded: some random byte strings happen to probe as a (broken) MP3 or raw stream.
+    (clips / "random.mp4").write_bytes(random.Random(20261123).randbytes(64 * 1024))
     srt = clips / "subs.srt"
     srt.write_text("1\n00:00:00,000 --> 00:00:01,000\nhello\n")
     return {

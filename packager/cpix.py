@@ -1,0 +1,304 @@
+"""CPIX 2.3 documents (DASH-IF Content Protection Information Exchange): export and import keys.
+
+CPIX is how keys and DRM signaling travel between a packager and a licence vendor. Export writes
+a deterministic document (same keys, same bytes): ContentKeyList with each key in plain
+(pskc:PlainValue: the document is as secret as the keys and is written mode 0600),
+DRMSystemList with each key's pssh box per DRM system (from drm.pssh_boxes), and
+ContentKeyUsageRuleList tagging keys by track class with intendedTrackType plus
+AudioFilter/VideoFilter (CPIX 2.3 §5.3.5; the filter forms SPEKE v2 uses). Import reads the keys
+back and maps usage rules to track classes; encrypted documents (pskc:EncryptedValue,
+CPIX §4.3.2) are not supported and say so. Error messages name the file and the element, never
+a key's bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import os
+import tempfile
+import uuid
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from xml.sax.saxutils import escape, quoteattr
+
+from packager import drm
+from packager.errors import InputError
+from packager.keys import KEY_BYTES, ClassThresholds, ContentKey, KeySet, TrackClass
+
+CPIX_NS = "urn:dashif:org:cpix"
+PSKC_NS = "urn:ietf:params:xml:ns:keyprov:pskc"
+CPIX_VERSION = "2.3"
+#: intendedTrackType of a key that protects every track (SPEKE v2 encryption contract).
+ALL_TRACKS = "ALL"
+_VIDEO_CLASSES = (TrackClass.SD, TrackClass.HD, TrackClass.UHD)
+
+
+def _q(ns: str, name: str) -> str:
+    return f"{{{ns}}}{name}"
+
+
+@dataclass(frozen=True)
+class CpixDocument:
+    """What an imported CPIX document holds: its keys, in document order, and the track classes
+    its usage rules assign to each KID (empty when it has no rule for a key)."""
+
+    source: str
+    content_id: str | None
+    keys: tuple[ContentKey, ...]
+    classes: Mapping[bytes, tuple[TrackClass, ...]] = field(hash=False)
+    thresholds: ClassThresholds = field(default_factory=ClassThresholds)
+
+    @property
+    def keyset(self) -> KeySet | None:
+        """A KeySet when the document has a content id and its rules give every class exactly
+        one key (or it holds a single key and no rules): otherwise the keys are loose keys."""
+        if self.content_id is None or not self.content_id.strip():
+            return None
+        by_kid = {k.kid: k for k in self.keys}
+        if not any(self.classes.values()):
+            if len(self.keys) == 1:
+                return KeySet.single(self.content_id, self.keys[0], self.thresholds)
+            return None
+        per_class: dict[TrackClass, ContentKey] = {}
+        for kid, classes in self.classes.items():
+            for c in classes:
+                if per_class.setdefault(c, by_kid[kid]).kid != kid:
+                    return None  # two keys for one class: finer than a KeySet can say
+        if len(per_class) != len(TrackClass):
+            return None
+        return KeySet(self.content_id, per_class, self.thresholds)
+
+
+# --- export -----------------------------------------------------------------------------------
+
+
+def export_cpix(
+    keyset: KeySet,
+    scheme: str = "cenc",
+    systems: Sequence[str] = drm.SYSTEMS,
+    la_url: str | None = None,
+) -> bytes:
+    """The CPIX 2.3 document of a key set: UTF-8, canonical (no whitespace, fixed attribute and
+    element order), so the same keys always give the same bytes."""
+    keys = keyset.distinct_keys
+    content_id = keyset.content_id.encode()
+    parts = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        f'<cpix:CPIX xmlns:cpix="{CPIX_NS}" xmlns:pskc="{PSKC_NS}" '
+        f"contentId={quoteattr(keyset.content_id)} version=\"{CPIX_VERSION}\">",
+        "<cpix:ContentKeyList>",
+    ]
+    for key in keys:
+        iv = "" if key.iv is None else f' explicitIV="{_b64(key.iv)}"'
+        parts.append(
+            f'<cpix:ContentKey kid="{key.kid_uuid}"{iv} commonEncryptionScheme="{scheme}">'
+            f"<cpix:Data><pskc:Secret><pskc:PlainValue>{_b64(key.key)}</pskc:PlainValue>"
+            "</pskc:Secret></cpix:Data></cpix:ContentKey>"
+        )
+    parts.append("</cpix:ContentKeyList><cpix:DRMSystemList>")
+    for key in keys:
+        for pssh in drm.pssh_boxes([key], scheme, systems, content_id=content_id, la_url=la_url):
+            parts.append(
+                f'<cpix:DRMSystem kid="{key.kid_uuid}" '
+                f'systemId="{uuid.UUID(bytes=pssh.system_id)}">'
+                f"<cpix:PSSH>{_b64(pssh.box)}</cpix:PSSH></cpix:DRMSystem>"
+            )
+    parts.append("</cpix:DRMSystemList><cpix:ContentKeyUsageRuleList>")
+    for key in keys:
+        classes = tuple(c for c in TrackClass if keyset.keys[c].kid == key.kid)
+        parts.append(_usage_rule(key, classes, keyset.thresholds))
+    parts.append("</cpix:ContentKeyUsageRuleList></cpix:CPIX>")
+    return ("".join(parts) + "\n").encode("utf-8")
+
+
+def _usage_rule(key: ContentKey, classes: tuple[TrackClass, ...], t: ClassThresholds) -> str:
+    """One ContentKeyUsageRule: intendedTrackType names the classes ('ALL' for every track) and
+    one filter per class says which tracks they are, by pixel count (CPIX VideoFilter has
+    minPixels/maxPixels, not heights: a class's bound is its max height at 16:9)."""
+    if len(classes) == len(TrackClass):
+        return (f'<cpix:ContentKeyUsageRule kid="{key.kid_uuid}" intendedTrackType="{ALL_TRACKS}">'
+                "<cpix:AudioFilter/><cpix:VideoFilter/></cpix:ContentKeyUsageRule>")
+    sd, hd = _pixels(t.sd_max_height), _pixels(t.hd_max_height)
+    filters = {
+        TrackClass.AUDIO: "<cpix:AudioFilter/>",
+        TrackClass.SD: f'<cpix:VideoFilter maxPixels="{sd}"/>',
+        TrackClass.HD: f'<cpix:VideoFilter minPixels="{sd + 1}" maxPixels="{hd}"/>',
+        TrackClass.UHD: f'<cpix:VideoFilter minPixels="{hd + 1}"/>',
+    }
+    track_type = "+".join(c.value for c in classes)
+    return (f'<cpix:ContentKeyUsageRule kid="{key.kid_uuid}" '
+            f"intendedTrackType={quoteattr(track_type)}>"
+            f"{''.join(filters[c] for c in classes)}</cpix:ContentKeyUsageRule>")
+
+
+def _pixels(height: int) -> int:
+    """Pixels of a 16:9 frame of this height (576 → 1024x576, 1080 → 1920x1080)."""
+    return height * ((height * 16 + 8) // 9)
+
+
+def write_cpix(path: Path, document: bytes) -> None:
+    """Write a CPIX document atomically and privately: temp file (mode 0600) beside the target,
+    fsync, rename, fsync of the directory. A reader sees the old file or the whole new one."""
+    directory = path.parent if str(path.parent) else Path()
+    try:
+        fd, temp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".part")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write ({exc.strerror})") from exc
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(document)
+            f.flush()
+            os.fsync(f.fileno())
+        Path(temp).replace(path)
+        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as exc:
+        with contextlib.suppress(FileNotFoundError):
+            Path(temp).unlink()
+        raise InputError(f"{path}: cannot write ({exc.strerror})") from exc
+
+
+# --- import -----------------------------------------------------------------------------------
+
+
+def read_cpix(path: Path, thresholds: ClassThresholds | None = None) -> CpixDocument:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from exc
+    return parse_cpix(data, str(path), thresholds)
+
+
+def parse_cpix(
+    data: bytes, source: str = "<cpix>", thresholds: ClassThresholds | None = None
+) -> CpixDocument:
+    """The keys of a CPIX document and the track classes its usage rules give them.
+
+    DRMSystem data is not imported: it is derived from the keys again when packaging."""
+    t = thresholds or ClassThresholds()
+    try:
+        # expat >= 2.4 bounds entity expansion, and ElementTree fetches no external entities.
+        root = ET.fromstring(data)
+    except ET.ParseError as exc:
+        line = exc.position[0]
+        raise InputError(f"{source}: not a CPIX document (XML error at line {line})") from None
+    if root.tag != _q(CPIX_NS, "CPIX"):
+        raise InputError(f"{source}: not a CPIX document (root element {_name(root.tag)}, "
+                         f"expected cpix:CPIX in {CPIX_NS})")
+    content_id = root.get("contentId")
+    elements = root.findall(f"{_q(CPIX_NS, 'ContentKeyList')}/{_q(CPIX_NS, 'ContentKey')}")
+    if not elements:
+        raise InputError(f"{source}: cpix:ContentKeyList holds no cpix:ContentKey")
+    keys: dict[bytes, ContentKey] = {}
+    for n, element in enumerate(elements, 1):
+        key = _content_key(element, f"{source}: cpix:ContentKey #{n}")
+        if keys.setdefault(key.kid, key) != key:
+            raise InputError(f"{source}: cpix:ContentKey #{n}: KID {key.kid_uuid} is given "
+                             "twice with different keys")
+    classes: dict[bytes, tuple[TrackClass, ...]] = dict.fromkeys(keys, ())
+    rules = root.findall(
+        f"{_q(CPIX_NS, 'ContentKeyUsageRuleList')}/{_q(CPIX_NS, 'ContentKeyUsageRule')}"
+    )
+    for n, rule in enumerate(rules, 1):
+        where = f"{source}: cpix:ContentKeyUsageRule #{n}"
+        kid = _kid(rule, where)
+        if kid not in keys:
+            raise InputError(f"{where}: KID {_uuid(kid)} is not in cpix:ContentKeyList")
+        found = set(classes[kid]) | set(_rule_classes(rule, t, where))
+        classes[kid] = tuple(c for c in TrackClass if c in found)
+    return CpixDocument(source, content_id, tuple(keys.values()),
+                        MappingProxyType(classes), t)
+
+
+def _content_key(element: ET.Element, where: str) -> ContentKey:
+    kid = _kid(element, where)
+    where = f"{where} (kid {_uuid(kid)})"
+    secret = element.find(f"{_q(CPIX_NS, 'Data')}/{_q(PSKC_NS, 'Secret')}")
+    if secret is not None and secret.find(_q(PSKC_NS, "EncryptedValue")) is not None:
+        raise InputError(f"{where}: encrypted content keys (pskc:EncryptedValue) are not "
+                         "supported; export the document with pskc:PlainValue keys")
+    plain = secret.find(_q(PSKC_NS, "PlainValue")) if secret is not None else None
+    if plain is None or not (plain.text or "").strip():
+        raise InputError(f"{where}: no key (cpix:Data/pskc:Secret/pskc:PlainValue)")
+    key = _unb64(plain.text or "")
+    if key is None or len(key) != KEY_BYTES:
+        raise InputError(f"{where}: pskc:PlainValue is not a 16-byte key in base64")
+    iv_text = element.get("explicitIV")
+    iv = None
+    if iv_text is not None:
+        iv = _unb64(iv_text)
+        if iv is None or len(iv) not in (8, 16):
+            raise InputError(f"{where}: explicitIV is not 8 or 16 bytes in base64")
+    return ContentKey(kid, key, iv)
+
+
+def _rule_classes(rule: ET.Element, t: ClassThresholds, where: str) -> set[TrackClass]:
+    """The classes a usage rule covers: from intendedTrackType when it names our classes
+    ('ALL' or e.g. 'SD+HD'), else from its filters (AudioFilter → AUDIO; a VideoFilter → every
+    video class whose pixel range meets the filter's minPixels..maxPixels)."""
+    track_type = (rule.get("intendedTrackType") or "").strip().upper()
+    if track_type == ALL_TRACKS:
+        return set(TrackClass)
+    names = {c.value for c in TrackClass}
+    tokens = track_type.split("+") if track_type else []
+    if tokens and all(tok in names for tok in tokens):
+        return {TrackClass(tok) for tok in tokens}
+    found: set[TrackClass] = set()
+    if rule.find(_q(CPIX_NS, "AudioFilter")) is not None:
+        found.add(TrackClass.AUDIO)
+    sd, hd = _pixels(t.sd_max_height), _pixels(t.hd_max_height)
+    ranges = {TrackClass.SD: (0, sd), TrackClass.HD: (sd + 1, hd),
+              TrackClass.UHD: (hd + 1, 1 << 62)}
+    for video in rule.findall(_q(CPIX_NS, "VideoFilter")):
+        lo = _int_attr(video, "minPixels", 0, where)
+        hi = _int_attr(video, "maxPixels", 1 << 62, where)
+        found |= {c for c, (a, b) in ranges.items() if a <= hi and lo <= b}
+    return found
+
+
+def _int_attr(element: ET.Element, name: str, default: int, where: str) -> int:
+    text = element.get(name)
+    if text is None:
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise InputError(f"{where}: cpix:VideoFilter@{name} is not an integer") from None
+
+
+def _kid(element: ET.Element, where: str) -> bytes:
+    text = element.get("kid")
+    if text is None:
+        raise InputError(f"{where}: no kid attribute")
+    try:
+        return uuid.UUID(text.strip()).bytes
+    except ValueError:
+        raise InputError(f"{where}: kid {escape(text)!r} is not a UUID") from None
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _unb64(text: str) -> bytes | None:
+    try:
+        return base64.b64decode("".join(text.split()), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _name(tag: str) -> str:
+    ns, _, local = tag[1:].partition("}") if tag.startswith("{") else ("", "", tag)
+    return f"{local} in {ns}" if ns else local
+
+
+def _uuid(kid: bytes) -> str:
+    return str(uuid.UUID(bytes=kid))
