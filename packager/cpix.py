@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
-import os
-import tempfile
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
@@ -27,6 +24,7 @@ from types import MappingProxyType
 from xml.sax.saxutils import escape, quoteattr
 
 from packager import drm
+from packager.durable import write_durably
 from packager.errors import InputError
 from packager.keys import KEY_BYTES, ClassThresholds, ContentKey, KeySet, TrackClass
 
@@ -142,27 +140,11 @@ def _pixels(height: int) -> int:
 
 
 def write_cpix(path: Path, document: bytes) -> None:
-    """Write a CPIX document atomically and privately: temp file (mode 0600) beside the target,
-    fsync, rename, fsync of the directory. A reader sees the old file or the whole new one."""
-    directory = path.parent if str(path.parent) else Path()
+    """Write a CPIX document atomically and privately (mode 0600): it holds keys in the clear.
+    A reader sees the old file or the whole new one."""
     try:
-        fd, temp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".part")
+        write_durably(path, document, temp_prefix=f".{path.name}.")
     except OSError as exc:
-        raise InputError(f"{path}: cannot write ({exc.strerror})") from exc
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(document)
-            f.flush()
-            os.fsync(f.fileno())
-        Path(temp).replace(path)
-        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError as exc:
-        with contextlib.suppress(FileNotFoundError):
-            Path(temp).unlink()
         raise InputError(f"{path}: cannot write ({exc.strerror})") from exc
 
 

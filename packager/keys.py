@@ -16,7 +16,6 @@ import logging
 import os
 import re
 import secrets
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,6 +24,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from packager.durable import write_durably
 from packager.errors import CdnpackError, InputError
 
 log = logging.getLogger(__name__)
@@ -314,25 +314,9 @@ class Keystore:
                 path.unlink()
 
     def _write_new(self, target: Path, payload: bytes) -> None:
-        """temp file (mkstemp: O_EXCL, mode 0600) → write → fsync → rename → fsync(dir)."""
         try:
-            fd, temp = tempfile.mkstemp(dir=self.root, prefix=_TEMP_PREFIX, suffix=".part")
+            write_durably(target, payload, temp_prefix=_TEMP_PREFIX)
         except OSError as exc:
-            raise KeystoreError(f"keystore {self.root}: cannot write ({exc.strerror})") from exc
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(payload)
-                f.flush()
-                os.fsync(f.fileno())
-            Path(temp).replace(target)
-            dir_fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-        except OSError as exc:
-            with contextlib.suppress(FileNotFoundError):
-                Path(temp).unlink()
             raise KeystoreError(f"keystore {self.root}: cannot write ({exc.strerror})") from exc
 
     def _read(self, kid: bytes) -> StoredKey | None:
