@@ -168,6 +168,8 @@ def _from_env(param: str) -> bool:
               help="--keys generate: one key per track class (AUDIO, SD, HD, UHD).")
 @click.option("--keystore", type=click.Path(path_type=Path),
               help="Keystore directory (default: under the user's data dir).")
+@click.option("--content-id", help="Title the keys belong to in the keystore; a title that "
+              "already has keys keeps them (default: the output directory's name).")
 @click.option("--drm", metavar="SYSTEMS",
               help="widevine,playready,clearkey,fairplay (default: all but fairplay for cenc, "
                    "all for cbcs).")
@@ -176,16 +178,16 @@ def package_command(
     source: Path, output: Path, ladder: str, segment_duration: float,
     formats: tuple[str, ...], copy: bool, force: bool, encrypt: str | None, key: str | None,
     iv: str | None, key_uri: str | None, key_source: str | None, per_class: bool,
-    keystore: Path | None, drm: str | None, as_json: bool,
+    keystore: Path | None, content_id: str | None, drm: str | None, as_json: bool,
 ) -> None:
     """Package SOURCE into an ABR release (CMAF segments, HLS and DASH) at OUTPUT."""
     from packager.cenc import EncryptionSpec, encryption_request, keyed_request
     from packager.pipeline import PackageRequest, package
     encryption: EncryptionSpec | None
-    if key_source or drm or per_class:
+    if key_source or drm or per_class or content_id:
         encryption = keyed_request(
             encrypt, key_source or "raw", output, key=key, iv=iv, drm=drm, per_class=per_class,
-            keystore=keystore,
+            keystore=keystore, content_id=content_id,
             key_from_env=_from_env("key"), key_uri=key_uri,
         )
     else:

@@ -169,6 +169,7 @@ def keyed_request(
     generate: a fresh KeySet (one key, or AUDIO/SD/HD/UHD keys with `per_class`) is stored in
     the keystore before anything else happens, so a key is never used unsaved, and the
     keystore must lie outside the output tree (keys are never published with a release).
+    A content id that already has keys reuses them.
     raw: the KID:KEY from --key / CDNPACK_KEY, one key for every track.
     """
     if scheme not in SCHEMES:
@@ -197,12 +198,26 @@ def keyed_request(
         raise InputError(f"keystore {root} must be outside the output tree {output}")
     store = Keystore(root)
     store.ensure_outside(output)
-    keyset = KeySet.generate(content_id or output.name, per_class=per_class)
-    spec = EncryptionSpec(
+    title = content_id or output.name
+    if any(stored.content_id == title for stored in store):
+        # Re-packaging a title keeps its keys: licences are issued per KID.
+        keyset = store.keyset(title)
+        if (len(keyset.distinct_keys) > 1) != per_class:
+            held = "a single key" if per_class else "one key per track class"
+            raise InputError(
+                f"keystore {root}: content id {title!r} already has {held}; "
+                "match --per-class to it or choose another --content-id"
+            )
+        fresh = False
+    else:
+        keyset = KeySet.generate(title, per_class=per_class)
+        fresh = True
+    spec = EncryptionSpec(  # validates the options: nothing is stored for a refused request
         scheme, keyset.distinct_keys[0], parse_iv(iv) if iv else None,
         keyset=keyset, systems=systems,
     )
-    store.put_keyset(keyset)
+    if fresh:
+        store.put_keyset(keyset)
     return spec
 
 

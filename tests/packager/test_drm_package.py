@@ -292,3 +292,30 @@ def test_unknown_drm_system_is_refused() -> None:
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
+
+
+def test_repackaging_a_title_keeps_its_keys_and_a_new_title_gets_new_ones(
+    source_clip: Path, tmp_path: Path
+) -> None:
+    store = tmp_path / "keystore"
+
+    def kids(out: str, *extra: str) -> list[str]:
+        result = cdnpack_cli(
+            "package", source_clip, "-o", tmp_path / out, "--copy", "--encrypt", "cenc",
+            "--keys", "generate", "--keystore", store, "--json", *extra,
+        )
+        assert result.returncode == 0, result.stderr
+        protection = read_release(tmp_path / out).protection
+        assert protection is not None
+        return list(protection.kids)
+
+    first = kids("a", "--content-id", "title-1")
+    assert kids("b", "--content-id", "title-1") == first
+    assert kids("c", "--content-id", "title-2") != first
+    refused = cdnpack_cli(
+        "package", source_clip, "-o", tmp_path / "d", "--copy", "--encrypt", "cenc",
+        "--keys", "generate", "--per-class", "--keystore", store, "--content-id", "title-1",
+    )
+    assert refused.returncode == 2
+    assert "content id 'title-1' already has a single key" in refused.stderr
+    assert not (tmp_path / "d").exists()
