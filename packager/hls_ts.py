@@ -8,6 +8,7 @@ number; we always write it explicitly, one IV per segment so no two segments sha
 from __future__ import annotations
 
 import csv
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,7 @@ class TsSegment:
     duration: float  # seconds, from the segment muxer's measured start/end
     size: int  # bytes on disk, encrypted
     iv: bytes
+    sha256: str  # of the encrypted bytes, taken while in memory (release.json needs it)
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,8 @@ def write_ts_rendition(
         iv = ((first_iv + number - 1) % (1 << 128)).to_bytes(16, "big")
         encrypted = encrypt_segment(spec.key, iv, path.read_bytes())
         path.write_bytes(encrypted)
-        segments.append(TsSegment(number, name, float(end) - float(start), len(encrypted), iv))
+        segments.append(TsSegment(number, name, float(end) - float(start), len(encrypted), iv,
+                                   hashlib.sha256(encrypted).hexdigest()))
     if not segments:
         raise BitstreamError(f"{rendition.id}: no MPEG-TS segments written")
     video_info = next((i for i in infos if i.handler == "vide"), None)

@@ -289,7 +289,7 @@ def _package_ts(
         )
         outputs.append(ts)
         files.extend(
-            describe_file(build, f"{ts.directory}/{s.name}", "segment", rendition.id)
+            ReleaseFile(f"{ts.directory}/{s.name}", "segment", rendition.id, s.size, s.sha256)
             for s in ts.segments
         )
         playlist = hls_ts.media_playlist(ts)
@@ -346,9 +346,11 @@ def _write_manifests(
     files: list[ReleaseFile] = []
     for track in tracks:
         rid = track.rendition.id
-        files.append(describe_file(build, f"{track.directory}/{INIT_NAME}", "init", rid))
+        # Media bytes were hashed by the segmenter while in memory; only manifests are read back.
+        files.append(ReleaseFile(f"{track.directory}/{INIT_NAME}", "init", rid,
+                                 track.init_size, track.init_sha256))
         files.extend(
-            describe_file(build, f"{track.directory}/{s.name}", "segment", rid)
+            ReleaseFile(f"{track.directory}/{s.name}", "segment", rid, s.size, s.sha256)
             for s in track.segments
         )
     if "hls" in request.formats:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ class Segment:
     presentation_start: int  # earliest presentation time, in ticks
     duration: int  # sum of sample durations, in ticks
     size: int  # bytes on disk, styp + moof + mdat
+    sha256: str  # of those bytes, taken while they are in memory (release.json needs it)
     starts_with_sync: bool
 
 
@@ -46,6 +48,7 @@ class CmafTrack:
     directory: str  # relative to the release root
     info: TrackInfo
     init_size: int
+    init_sha256: str
     segments: list[Segment]
     protection: TrackProtection | None = None
 
@@ -103,6 +106,7 @@ def segment_track(
         directory=rendition.id,
         info=info,
         init_size=len(init),
+        init_sha256=hashlib.sha256(init).hexdigest(),
         segments=segments,
         protection=encryptor.protection if encryptor else None,
     )
@@ -270,5 +274,6 @@ def _write(
         presentation_start=merged.earliest_presentation_time,
         duration=merged.duration,
         size=len(payload),
+        sha256=hashlib.sha256(payload).hexdigest(),
         starts_with_sync=merged.samples[0].is_sync,
     )
