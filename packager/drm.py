@@ -270,7 +270,6 @@ def _unique_keys(keys: Sequence[ContentKey]) -> list[ContentKey]:
 PSSH_SYSTEM_OF = {"widevine": "widevine", "playready": "playready", "clearkey": "common"}
 #: HLS METHOD per Common Encryption scheme (Apple HLS authoring spec; RFC 8216bis §4.4.4.4).
 HLS_METHODS = {"cbcs": "SAMPLE-AES", "cenc": "SAMPLE-AES-CTR"}
-WIDEVINE_KEYFORMAT = "urn:uuid:edef8ba9-79d6-4ace-a3c8-27dcd51d21ed"
 PLAYREADY_KEYFORMAT = "com.microsoft.playready"
 FAIRPLAY_KEYFORMAT = "com.apple.streamingkeydelivery"
 MSPR_NS = "urn:microsoft:playready"
