@@ -1,16 +1,24 @@
 """Emulated CDN edges on 127.0.0.1: known first-byte delay, bandwidth cap and failure modes.
 
-Ground truth for the probe's tests and benchmark.  Each edge is a tiny HTTP/1.1 server on its own
-port serving a release directory (and `/bytes/N` synthetic bodies) with:
+Ground truth for the probe's tests and benchmark, and the CDNs of `cdnpack demo` and the browser
+tests.  Each edge is a tiny HTTP/1.1 server on its own port serving a release directory, or pulling
+from an origin URL (an S3 bucket prefix) like a CDN, plus `/bytes/N` synthetic bodies, with:
   delay      seconds from the request's last byte to the status line (the first byte)
   bandwidth  bits/s cap: body chunk k leaves at first_byte + bytes_so_far / rate (the instant the
              bytes would have fully crossed such a link), so first->last byte = size / rate
   failure    503 | reset (RST mid-body) | stall (never answers) | truncate (FIN mid-body), on
              every `failure_every`-th request
   cache      header style of a CDN: cloudfront, cloudflare, fastly, akamai or none
+  origin     http://HOST:PORT/PREFIX/: objects are fetched there on a miss and kept for the
+             origin's Cache-Control max-age; origin 404s are kept 10 s (CloudFront's default
+             error-caching TTL), which is why a release must never publish a manifest before the
+             objects it names
+Every answer carries `Access-Control-Allow-Origin: *` (players on another origin read it), OPTIONS
+preflights are answered, HEAD and single byte ranges (206) work.
 Timers must be exact: asyncio's default epoll loop rounds its timeout up to whole milliseconds
 (oversleeping ~1-2 ms); `select()` takes microseconds (~0.2 ms), so `serve()` runs on a
-`SelectSelector` loop.  Run as `python -m probes.edge SPEC.json`: prints {"name": port, ...}.
+`SelectSelector` loop.  Run as `python -m probes.edge SPEC.json` (or `edge_process()`); it prints
+{"name": port, ...} and serves until its stdin closes.
 """
 
 from __future__ import annotations
@@ -25,15 +33,31 @@ import selectors
 import socket
 import ssl
 import struct
+import subprocess
 import sys
-from dataclasses import dataclass, fields
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+
+from packager.errors import EndpointError
 
 CACHE_STYLES = ("cloudfront", "cloudflare", "fastly", "akamai", "none")
 FAILURES = ("503", "reset", "stall", "truncate")
 _SYNTHETIC = re.compile(r"^/bytes/(\d+)$")
 _CHUNK_SECONDS = 0.002  # pacing granularity of a capped body
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_MAX_AGE = re.compile(r"max-age=(\d+)")
+_ERROR_TTL = 10.0  # seconds an origin error is cached (CloudFront's default)
+_DEFAULT_TTL = 86400.0  # no max-age from the origin: CloudFront's default TTL
+_CONTENT_TYPES = {".m3u8": "application/vnd.apple.mpegurl", ".mpd": "application/dash+xml",
+                  ".m4s": "video/iso.segment", ".mp4": "video/mp4", ".ts": "video/mp2t",
+                  ".json": "application/json", ".key": "application/octet-stream"}
+_REASONS = {200: "OK", 204: "No Content", 206: "Partial Content", 404: "Not Found",
+            405: "Method Not Allowed", 416: "Range Not Satisfiable", 502: "Bad Gateway",
+            503: "Service Unavailable"}
 
 
 @dataclass(frozen=True)
@@ -45,6 +69,7 @@ class EdgeSpec:
     failure_every: int = 1
     cache: str = "cloudfront"
     root: str | None = None  # directory served at /
+    origin: str | None = None  # or pull from this http URL prefix (ends with "/")
     port: int = 0
     certfile: str | None = None  # TLS when given
     keyfile: str | None = None
@@ -103,8 +128,11 @@ class _EdgeProtocol(asyncio.Protocol):
     def respond(self, received: float, head: str) -> None:
         lines = head.split("\r\n")
         parts = lines[0].split(" ")
+        method = parts[0].upper()
         path = parts[1].split("?")[0] if len(parts) > 1 else "/"
-        keep_alive = "connection: close" not in head.lower()
+        headers = {k.strip().lower(): v.strip()
+                   for k, _, v in (line.partition(":") for line in lines[1:])}
+        keep_alive = headers.get("connection", "").lower() != "close"
         self.edge.requests += 1
         failing = self.edge.spec.failure is not None and (
             self.edge.requests % max(self.edge.spec.failure_every, 1) == 0
@@ -112,24 +140,70 @@ class _EdgeProtocol(asyncio.Protocol):
         failure = self.edge.spec.failure if failing else None
         if failure == "stall":
             return  # hold the connection open, say nothing
+        if method == "OPTIONS":  # CORS preflight
+            allow = headers.get("access-control-request-headers", "*")
+            extra = [("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS"),
+                     ("Access-Control-Allow-Headers", allow), ("Access-Control-Max-Age", "600")]
+            self.answer(received, 204, b"", "", None, failure, keep_alive, method, extra)
+            return
+        if method not in ("GET", "HEAD"):
+            self.answer(received, 405, b"method not allowed\n", "", None, failure, keep_alive,
+                        method)
+            return
+        if self.edge.origin is not None and not _SYNTHETIC.match(path):
+            task = self.loop.create_task(self.edge.pull(path))
+            task.add_done_callback(lambda t: self.pulled(t, received, path, headers, failure,
+                                                         keep_alive, method))
+            return
         status, body = self.edge.lookup(path)
+        hit = self.edge.requests % 4 != 1  # first of every four is a miss
+        self.answer(received, status, body, path, hit, failure, keep_alive, method,
+                    range_header=headers.get("range"))
+
+    def pulled(self, task: asyncio.Task[tuple[int, bytes, str, bool]], received: float,
+               path: str, headers: dict[str, str], failure: str | None, keep_alive: bool,
+               method: str) -> None:
+        if self.closed:
+            return
+        try:
+            status, body, content_type, hit = task.result()
+        except (TimeoutError, OSError, ValueError):
+            status, body, content_type, hit = 502, b"origin unreachable\n", "", False
+        self.answer(received, status, body, path, hit, failure, keep_alive, method,
+                    range_header=headers.get("range"), content_type=content_type)
+
+    def answer(self, received: float, status: int, body: bytes, path: str, hit: bool | None,
+               failure: str | None, keep_alive: bool, method: str,
+               extra: Sequence[tuple[str, str]] = (), range_header: str | None = None,
+               content_type: str = "") -> None:
         if failure == "503":
             status, body = 503, b"edge overloaded\n"
-        hit = self.edge.requests % 4 != 1  # first of every four is a miss
+        extra = [*extra, ("Access-Control-Allow-Origin", "*"),
+                 ("Access-Control-Expose-Headers", "Content-Length, Content-Range, Age")]
+        if status == 200:
+            extra.append(("Accept-Ranges", "bytes"))
+            if range_header:
+                status, body, ranged = _byte_range(range_header, body)
+                extra.extend(ranged)
+        suffix = Path(path).suffix
         headers = [
             ("Content-Length", str(len(body))),
-            ("Content-Type", mimetypes.guess_type(path)[0] or "application/octet-stream"),
-            *cache_headers(self.edge.spec.cache, hit and status == 200),
+            ("Content-Type", content_type or _CONTENT_TYPES.get(suffix)
+             or mimetypes.guess_type(path)[0] or "application/octet-stream"),
+            *(cache_headers(self.edge.spec.cache, hit) if hit is not None and status < 300
+              else []),
+            *extra,
             ("Connection", "keep-alive" if keep_alive and failure is None else "close"),
         ]
-        reason = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}.get(status, "OK")
         header_bytes = (
-            f"HTTP/1.1 {status} {reason}\r\n"
+            f"HTTP/1.1 {status} {_REASONS.get(status, 'OK')}\r\n"
             + "".join(f"{k}: {v}\r\n" for k, v in headers) + "\r\n"
         ).encode("latin-1")
+        if method == "HEAD":
+            body = b""
         if failure in ("reset", "truncate"):
             body = body[: len(body) // 2]
-        first_byte = received + self.edge.spec.delay
+        first_byte = max(received + self.edge.spec.delay, self.loop.time())
         self.loop.call_at(first_byte, self.send_head, header_bytes, body, first_byte,
                           failure, keep_alive)
 
@@ -177,12 +251,84 @@ class _EdgeProtocol(asyncio.Protocol):
             self.data_received(b"")
 
 
+def _byte_range(header: str, body: bytes) -> tuple[int, bytes, list[tuple[str, str]]]:
+    """One `bytes=a-b` range (RFC 9110 §14.1.2); anything else is served whole."""
+    match = _RANGE.match(header.strip())
+    if match is None or not (match.group(1) or match.group(2)):
+        return 200, body, []
+    size = len(body)
+    if match.group(1):
+        first = int(match.group(1))
+        last = min(int(match.group(2)), size - 1) if match.group(2) else size - 1
+    else:  # suffix range: the last N bytes
+        first, last = max(size - int(match.group(2)), 0), size - 1
+    if first >= size or first > last:
+        return 416, b"", [("Content-Range", f"bytes */{size}")]
+    return 206, body[first:last + 1], [("Content-Range", f"bytes {first}-{last}/{size}")]
+
+
 class _Edge:
     def __init__(self, spec: EdgeSpec) -> None:
         self.spec = spec
         self.requests = 0
         self.root = Path(spec.root).resolve() if spec.root else None
         self.files: dict[str, bytes] = {}
+        self.origin = urlsplit(spec.origin) if spec.origin else None
+        # path -> (expires at, status, body, content type), like a CDN's object cache
+        self.cache: dict[str, tuple[float, int, bytes, str]] = {}
+        self.inflight: dict[str, asyncio.Future[tuple[int, bytes, str]]] = {}
+
+    async def pull(self, path: str) -> tuple[int, bytes, str, bool]:
+        """(status, body, content type, cache hit) from the cache or, on a miss, the origin."""
+        cached = self.cache.get(path)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1], cached[2], cached[3], True
+        pending = self.inflight.get(path)
+        if pending is not None:  # request collapsing: one origin fetch per object
+            status, body, content_type = await asyncio.shield(pending)
+            return status, body, content_type, True
+        future: asyncio.Future[tuple[int, bytes, str]] = (
+            asyncio.get_running_loop().create_future())
+        self.inflight[path] = future
+        try:
+            status, body, content_type, max_age = await asyncio.wait_for(
+                self.fetch_origin(path), 10.0)
+            if status in (200, 403, 404):
+                ttl = max_age if status == 200 else _ERROR_TTL
+                self.cache[path] = (time.monotonic() + ttl, status, body, content_type)
+            future.set_result((status, body, content_type))
+            return status, body, content_type, False
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: no "never retrieved" warning when nobody waits
+            raise
+        finally:
+            del self.inflight[path]
+
+    async def fetch_origin(self, path: str) -> tuple[int, bytes, str, float]:
+        """One HTTP/1.0 GET to the origin (the whole object; releases are made of small files)."""
+        assert self.origin is not None
+        origin = self.origin
+        reader, writer = await asyncio.open_connection(origin.hostname, origin.port or 80)
+        try:
+            target = origin.path.rstrip("/") + "/" + path.lstrip("/")
+            writer.write(f"GET {target} HTTP/1.0\r\nHost: {origin.netloc}\r\n"
+                         "User-Agent: cdnpack-edge\r\n\r\n".encode("latin-1"))
+            raw = await reader.read()
+        finally:
+            writer.close()
+        head, sep, body = raw.partition(b"\r\n\r\n")
+        if not sep:
+            raise ValueError("origin answer has no header end")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ")[1])
+        fields_ = {k.strip().lower(): v.strip()
+                   for k, _, v in (line.partition(":") for line in lines[1:])}
+        age = _MAX_AGE.search(fields_.get("cache-control", ""))
+        if status != 200:
+            body = f"origin answered {status}\n".encode()
+        return status, body, fields_.get("content-type", ""), (
+            float(age.group(1)) if age else _DEFAULT_TTL)
 
     def lookup(self, path: str) -> tuple[int, bytes]:
         match = _SYNTHETIC.match(path)
@@ -224,6 +370,45 @@ async def _serve_until_stdin_closes(specs: list[EdgeSpec]) -> None:
     await loop.run_in_executor(None, sys.stdin.read)  # parent closes stdin (or dies): stop
     for server in servers:
         server.close()
+
+
+@dataclass(frozen=True)
+class Edges:
+    """Ports of running edges, by spec name."""
+
+    ports: dict[str, int]
+
+    def url(self, name: str, path: str = "/") -> str:
+        return f"http://127.0.0.1:{self.ports[name]}{path}"
+
+    def host(self, name: str) -> str:
+        return f"127.0.0.1:{self.ports[name]}"
+
+
+@contextlib.contextmanager
+def edge_process(specs: Sequence[EdgeSpec], workdir: Path) -> Iterator[Edges]:
+    """`python -m probes.edge` in its own process, so its timers never wait for our GIL."""
+    spec_file = workdir / "edges.json"
+    spec_file.write_text(json.dumps([asdict(s) for s in specs]))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "probes.edge", str(spec_file)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line:
+            raise EndpointError(f"edge servers did not start (exit {proc.wait()})")
+        yield Edges(json.loads(line))
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def serve(specs: list[EdgeSpec]) -> None:

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import json
-import subprocess
-import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -19,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from packager.pipeline import PackageResult
-from probes.edge import EdgeSpec
+from probes.edge import Edges, EdgeSpec, edge_process
 from tests.conftest import cdnpack_cli
 
 #: Ground truth of the emulated edges: region x CDN, plus one edge per failure mode.
@@ -28,41 +24,7 @@ DELAY_SLOW = 0.060
 CAP_BPS = 32_000_000
 
 
-@dataclass(frozen=True)
-class Edges:
-    ports: dict[str, int]
 
-    def url(self, name: str, path: str = "/") -> str:
-        return f"http://127.0.0.1:{self.ports[name]}{path}"
-
-    def host(self, name: str) -> str:
-        return f"127.0.0.1:{self.ports[name]}"
-
-
-@contextmanager
-def run_edges(specs: Sequence[EdgeSpec], workdir: Path) -> Iterator[Edges]:
-    """`python -m probes.edge` in its own process, so its timers never wait for our GIL."""
-    spec_file = workdir / "edges.json"
-    spec_file.write_text(json.dumps([asdict(s) for s in specs]))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "probes.edge", str(spec_file)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        cwd=Path(__file__).resolve().parents[2],
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"edge server did not start (exit {proc.wait()})")
-        yield Edges(json.loads(line))
-    finally:
-        assert proc.stdin is not None
-        proc.stdin.close()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture(scope="session")
@@ -106,7 +68,7 @@ def edges(packaged: PackageResult, certificate: tuple[Path, Path],
         EdgeSpec("fail-truncate", delay=0.002, failure="truncate"),
         EdgeSpec("tls", delay=0.010, certfile=cert, keyfile=key),
     ]
-    with run_edges(specs, tmp_path_factory.mktemp("edges")) as running:
+    with edge_process(specs, tmp_path_factory.mktemp("edges")) as running:
         yield running
 
 

@@ -11,10 +11,11 @@ import pytest
 
 from packager.pipeline import PackageResult
 from probes.config import load_config
+from probes.edge import Edges
 from probes.run import probe_region
 from tests.conftest import cdnpack_cli
 from tests.moto import MotoServer
-from tests.probes.conftest import DELAY_FAST, LENIENT_BUDGETS, Edges, ProbeRuns, write_config
+from tests.probes.conftest import DELAY_FAST, LENIENT_BUDGETS, ProbeRuns, write_config
 
 PHASES = ("dns_s", "connect_s", "tls_s", "ttfb_s", "transfer_s", "total_s")
 

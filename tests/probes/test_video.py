@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from packager.pipeline import PackageResult
+from probes.edge import Edges
 from probes.http import Fetcher
 from probes.video import (
     ManifestError,
@@ -14,7 +15,6 @@ from probes.video import (
     parse_mpd,
     play,
 )
-from tests.probes.conftest import Edges
 
 BASE = "https://cdn.example/rel/"
 
