@@ -53,6 +53,9 @@ class PushRequest:
     wait: bool = False
     dry_run: bool = False
     prune: bool = False
+    #: Stage only: segments and media playlists go up, the multivariant playlist and MPD are
+    #: held back (action "hold") until a gate lets `release` publish them.
+    stage: bool = False
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,7 @@ class PlannedObject:
     bytes: int
     content_type: str
     cache_control: str
-    action: str  # "upload" or "skip" (already stored with the same ETag)
+    action: str  # "upload", "skip" (already stored with the same ETag) or "hold" (staging)
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,8 @@ def push(request: PushRequest, progress: ProgressSink | None = None) -> PushResu
     started = time.perf_counter()
     if request.prune and not request.destination.prefix:
         raise InputError("--prune needs a prefix: at a bucket root it would delete all else")
+    if request.prune and request.stage:
+        raise InputError("--prune deletes what the release no longer lists: not while staging")
     # The listing waits on the origin while reading and hashing the release waits on the
     # CPU: run them side by side. A refused tree is reported at once, without waiting for
     # the origin to answer.
@@ -97,6 +102,8 @@ def push(request: PushRequest, progress: ProgressSink | None = None) -> PushResu
     digests = check_tree(request.release_dir, release, request.transfer)
     s3, remote = listing()
     plan = make_plan(release, request, remote, digests)
+    if request.stage:
+        refuse_over_published(plan, remote)
     if request.dry_run:
         return PushResult(str(request.destination), plan, seconds=time.perf_counter() - started)
     _upload_in_phases(s3, request, release, plan, digests, progress)
@@ -202,10 +209,23 @@ def make_plan(
                 bytes=entry.bytes,
                 content_type=CONTENT_TYPES[PurePosixPath(entry.path).suffix],
                 cache_control=manifest_cache if entry.role in MANIFEST_ROLES else IMMUTABLE,
-                action="skip" if unchanged else "upload",
+                action="skip" if unchanged else (
+                    "hold" if request.stage and PHASES[entry.role] == 3 else "upload"),
             )
         )
     return plan
+
+
+def refuse_over_published(plan: list[PlannedObject], remote: dict[str, RemoteObject]) -> None:
+    """Staging must not touch a prefix that already publishes another release: its players
+    would fetch our new segments and media playlists under names their manifests know
+    (segments are cached as immutable, so a CDN would mix the two for a year)."""
+    for item in plan:
+        if item.action == "hold" and item.key in remote:
+            raise InputError(
+                f"{item.key} already publishes a different release: stage a new release "
+                "under a new prefix (segment names are immutable)"
+            )
 
 
 def _upload_in_phases(

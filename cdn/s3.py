@@ -80,6 +80,8 @@ class Connection:
     retry_mode: str = "adaptive"  # botocore: standard or adaptive (client-side rate limiting)
     max_attempts: int = 10
     concurrency: int = 16
+    #: Static credentials (a local endpoint's); None: the AWS chain (env, profile, role).
+    credentials: tuple[str, str] | None = None
 
 
 def client(conn: Connection, service: str = "s3") -> Any:
@@ -92,7 +94,9 @@ def client(conn: Connection, service: str = "s3") -> Any:
     from botocore.config import Config  # noqa: PLC0415
 
     try:
-        session = boto3.Session(profile_name=conn.profile, region_name=conn.region)
+        key_id, secret = conn.credentials or (None, None)
+        session = boto3.Session(profile_name=conn.profile, region_name=conn.region,
+                                aws_access_key_id=key_id, aws_secret_access_key=secret)
     except BotoCoreError as exc:
         raise InputError(f"AWS profile: {exc}") from exc
     config = Config(

@@ -20,6 +20,8 @@ import yaml
 from packager.errors import InputError
 
 CONFIG_NAME = "regions.yaml"
+#: The default regions, CDNs and budgets, shipped at the repository root beside cli.py.
+SHIPPED_CONFIG = Path(__file__).resolve().parent.parent / CONFIG_NAME
 CONNECTIONS = ("cold", "warm")
 RENDITION_CHOICES = ("lowest", "highest", "all")
 TARGET_KINDS = ("hls", "dash", "file")
@@ -123,11 +125,9 @@ class ProbeConfig:
 
 
 def default_config_path() -> Path:
-    """./regions.yaml, else the one shipped at the repository root beside cli.py."""
+    """./regions.yaml, else the shipped one."""
     here = Path(CONFIG_NAME)
-    if here.exists():
-        return here
-    return Path(__file__).resolve().parent.parent / CONFIG_NAME
+    return here if here.exists() else SHIPPED_CONFIG
 
 
 class _Mapping(dict[str, Any]):

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from cdn.cloudfront import MAX_PATHS_PER_BATCH, invalidate, invalidation_paths
+from cdn.local_origin import create_distribution
 from packager.pipeline import PackageResult
 from tests.conftest import cdnpack_cli
 from tests.moto import MotoServer
@@ -19,37 +18,10 @@ BUCKET = "media-origin"
 PREFIX = "releases/demo"
 
 
-def make_distribution(cloudfront: Any) -> str:
-    origin_domain = f"{BUCKET}.s3.amazonaws.com"
-    answer = cloudfront.create_distribution(
-        DistributionConfig={
-            "CallerReference": str(uuid.uuid4()),
-            "Comment": "cdnpack test",
-            "Enabled": True,
-            "Origins": {
-                "Quantity": 1,
-                "Items": [{
-                    "Id": "origin", "DomainName": origin_domain,
-                    "S3OriginConfig": {"OriginAccessIdentity": ""},
-                }],
-            },
-            "DefaultCacheBehavior": {
-                "TargetOriginId": "origin",
-                "ViewerProtocolPolicy": "redirect-to-https",
-                "TrustedSigners": {"Enabled": False, "Quantity": 0},
-                "ForwardedValues": {"QueryString": False, "Cookies": {"Forward": "none"}},
-                "MinTTL": 0,
-            },
-        }
-    )
-    distribution_id: str = answer["Distribution"]["Id"]
-    return distribution_id
-
-
 @pytest.fixture
 def distribution(moto_s3: MotoServer) -> str:
     moto_s3.client().create_bucket(Bucket=BUCKET)
-    return make_distribution(moto_s3.client("cloudfront"))
+    return create_distribution(moto_s3.client("cloudfront"), BUCKET)
 
 
 def env() -> dict[str, str]:

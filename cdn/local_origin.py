@@ -1,0 +1,117 @@
+"""A local S3/CloudFront endpoint for the demo and the tests: moto_server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from cdn.s3 import Connection
+from packager.errors import EndpointError, ToolError
+
+#: Credentials moto accepts; exported so boto3 in child processes (the CLI) finds them too.
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def local_connection(url: str) -> Connection:
+    """How to reach the local endpoint: its URL and the credentials it accepts."""
+    return Connection(endpoint_url=url, region=FAKE_CREDENTIALS["AWS_DEFAULT_REGION"],
+                      credentials=(FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                                   FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"]))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def moto_executable() -> str:
+    beside = Path(sys.executable).parent / "moto_server"
+    found = str(beside) if beside.exists() else shutil.which("moto_server")
+    if found is None:
+        raise ToolError("no local S3 endpoint: moto_server is missing "
+                        "(pip install 'cdnpack[demo]', or run `make demo`)")
+    return found
+
+
+@contextmanager
+def moto_server(start_timeout: float = 30.0) -> Iterator[str]:
+    """Run moto_server on a free loopback port; yields its URL, stops it on the way out."""
+    port = free_port()
+    env = {**os.environ, **FAKE_CREDENTIALS}
+    proc = subprocess.Popen(
+        [moto_executable(), "-H", "127.0.0.1", "-p", str(port)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + start_timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/moto-api/", timeout=1):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise EndpointError(f"moto_server did not start on {url}") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def origin_bucket(s3: Any, bucket: str) -> None:
+    """Create a bucket the emulated edges can read without signing.
+
+    In AWS a CloudFront origin access control signs its origin requests and the bucket policy
+    grants the distribution s3:GetObject; the local edges do not sign, so the grant goes to
+    everyone (moto answers 403 to an unsigned GET otherwise).
+    """
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Sid": "EdgeRead", "Effect": "Allow", "Principal": "*",
+                       "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*"}],
+    }))
+
+
+def create_distribution(cloudfront: Any, bucket: str) -> str:
+    """A CloudFront distribution in front of the bucket (what `--distribution` names)."""
+    answer = cloudfront.create_distribution(DistributionConfig={
+        "CallerReference": str(uuid.uuid4()),
+        "Comment": "cdnpack",
+        "Enabled": True,
+        "Origins": {"Quantity": 1, "Items": [{
+            "Id": "origin", "DomainName": f"{bucket}.s3.amazonaws.com",
+            "S3OriginConfig": {"OriginAccessIdentity": ""},
+        }]},
+        "DefaultCacheBehavior": {
+            "TargetOriginId": "origin",
+            "ViewerProtocolPolicy": "redirect-to-https",
+            "TrustedSigners": {"Enabled": False, "Quantity": 0},
+            "ForwardedValues": {"QueryString": False, "Cookies": {"Forward": "none"}},
+            "MinTTL": 0,
+        },
+    })
+    distribution_id: str = answer["Distribution"]["Id"]
+    return distribution_id

@@ -1,0 +1,170 @@
+"""The `release` job: stage a release on the origin, probe it through every CDN, publish only if
+the budgets hold.
+
+Viewers find a release through its multivariant playlist and MPD, so those are what a gate holds
+back.  The flow:
+  1. stage    segments, inits and media playlists go up (verified, as `push` does); the
+              multivariant playlist and MPD do not.  A prefix that already publishes other
+              manifests is refused before anything is uploaded.
+  2. candidates  each held manifest is uploaded under a staged name beside it
+              (`master.m3u8` -> `master.staged-<sha256[:12]>.m3u8`, uncacheable), so its relative
+              references resolve exactly as the published one's will, and no viewer or CDN cache
+              ever sees the public name before the gate passes.
+  3. probe    every configured region probes the candidates through every CDN (the config's
+              targets are mapped onto the staged names).
+  4. gate     the budgets of regions.yaml against the scorecard.
+  5. publish  on a pass only: the real manifests go up (verified) and are invalidated.
+The candidates are deleted on every way out (pass, miss, error, Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from cdn.publish import PHASES, PushRequest, PushResult, push
+from cdn.s3 import (
+    CONTENT_TYPES,
+    OriginError,
+    Upload,
+    client,
+    delete_keys,
+    file_digests,
+    upload_all,
+)
+from packager.errors import InputError
+from packager.release import read_release
+from probes.config import ProbeConfig, Target
+from probes.gate import Verdict, evaluate
+from probes.results import jsonl, parse_records, write_atomic
+from probes.run import ProbeRun, probe_region
+from probes.score import Scorecard, scorecard
+
+log = logging.getLogger(__name__)
+
+#: Candidates must never be cached: a re-run with other bytes reuses no name, but a CDN that
+#: kept one would be probing yesterday's candidate.
+STAGED_CACHE_CONTROL = "no-store, max-age=0"
+
+#: (stage, done, total) as in `push`, plus ("probe <region>", units done, units).
+ProgressSink = Callable[[str, float, float], None]
+
+
+@dataclass(frozen=True)
+class RolloutRequest:
+    push: PushRequest  # where and how to upload (stage is set by the job)
+    config: ProbeConfig
+    regions: tuple[str, ...]  # regions probed (their edges and budgets); empty: all of them
+    results_dir: Path  # one JSONL per region, kept for `score`/`gate` and the audit trail
+
+
+@dataclass(frozen=True)
+class RolloutResult:
+    staged: PushResult
+    candidates: dict[str, str]  # release path -> staged path (relative to the prefix)
+    runs: list[ProbeRun]
+    results: list[Path]
+    card: Scorecard
+    verdict: Verdict
+    published: PushResult | None  # None: the gate failed, nothing was published
+
+
+def staged_name(path: str, sha256: str) -> str:
+    """`hls/master.m3u8` -> `hls/master.staged-1a2b3c4d5e6f.m3u8`: same directory, so relative
+    URIs inside resolve identically; named by content, so a re-run of the same release reuses it."""
+    p = PurePosixPath(path)
+    return str(p.with_name(f"{p.stem}.staged-{sha256[:12]}{p.suffix}"))
+
+
+def probe_config_for(config: ProbeConfig, candidates: dict[str, str],
+                     public: set[str]) -> ProbeConfig:
+    """The config's targets, held manifests replaced by their candidates.
+
+    A target the release does not publish would be probed as a 404 and fail the gate for a
+    reason that has nothing to do with delivery: refused up front instead.
+    """
+    targets: list[Target] = []
+    for target in config.targets:
+        path = target.path.lstrip("/")
+        if path not in public:
+            raise InputError(
+                f"{config.path}: target {target.path!r} is not a public file of this release "
+                f"(its manifests: {', '.join(sorted(candidates))})"
+            )
+        targets.append(replace(target, path=candidates.get(path, path)))
+    return replace(config, targets=targets)
+
+
+def rollout(request: RolloutRequest, progress: ProgressSink | None = None) -> RolloutResult:
+    release_dir = request.push.release_dir
+    release = read_release(release_dir)
+    held = [f for f in release.files if PHASES.get(f.role) == 3]
+    if not held:
+        raise InputError(f"{release_dir}: the release has no multivariant playlist or MPD")
+    candidates = {f.path: staged_name(f.path, f.sha256) for f in held}
+    public = {f.path for f in release.files if f.role in PHASES}
+    config = probe_config_for(request.config, candidates, public)
+    regions = request.regions or tuple(r.id for r in config.regions)
+    for region in regions:
+        config.region(region)  # an unknown region fails before any upload
+
+    if request.push.dry_run:
+        raise InputError("a release cannot be dry-run: `cdnpack push --dry-run` shows the plan")
+    staged = push(replace(request.push, stage=True, prune=False), progress)
+    s3 = client(request.push.connection)
+    destination = request.push.destination
+    staged_keys = [destination.key(name) for name in candidates.values()]
+    try:
+        _upload_candidates(s3, request.push, {f.path: f.sha256 for f in held}, candidates)
+        runs: list[ProbeRun] = []
+        results: list[Path] = []
+        for region in regions:
+            def sink(done: int, total: int, label: str = f"probe {region}") -> None:
+                if progress:
+                    progress(label, done, total)
+            run = probe_region(config, region, sink)
+            target = request.results_dir / f"probe-{region}.jsonl"
+            write_atomic(target, jsonl(run.lines))
+            runs.append(run)
+            results.append(target)
+        card = scorecard(parse_records(
+            (f"run {run.run_id}", line) for run in runs for line in run.lines), config)
+        verdict = evaluate(card, config)
+        published = None
+        if verdict.passed:
+            published = push(replace(request.push, stage=False, prune=False), progress)
+        else:
+            log.info("gate failed: %d budgets missed; manifests not published",
+                     len(verdict.violations))
+    finally:
+        delete_keys(s3, destination.bucket, staged_keys)
+    return RolloutResult(staged, {p: destination.key(n) for p, n in candidates.items()}, runs,
+                         results, card, verdict, published)
+
+
+def _upload_candidates(s3: Any, request: PushRequest, sha: dict[str, str],
+                       candidates: dict[str, str]) -> None:
+    """Put each held manifest under its staged name, verified like every other upload."""
+    uploads: list[Upload] = []
+    etags: dict[str, str] = {}
+    for path, name in candidates.items():
+        source = request.release_dir / path
+        etags[path] = file_digests(source, request.transfer)[1]
+        uploads.append(Upload(
+            path=source, key=request.destination.key(name), size=source.stat().st_size,
+            extra_args={
+                "ContentType": CONTENT_TYPES[PurePosixPath(path).suffix],
+                "CacheControl": STAGED_CACHE_CONTROL,
+                "ChecksumAlgorithm": "SHA256",
+                "Metadata": {"sha256": sha[path]},
+            },
+        ))
+    answered = upload_all(s3, request.destination.bucket, uploads, request.connection,
+                          request.transfer)
+    for path, name in candidates.items():
+        key = request.destination.key(name)
+        if answered.get(key) != etags[path]:
+            raise OriginError(f"verify: staged {key} was not stored with our bytes")

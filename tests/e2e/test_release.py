@@ -1,0 +1,170 @@
+"""The release job against a real local origin (moto_server) and emulated CDN edges pulling from
+it: stage, probe, gate, then publish or hold the manifests back."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+
+from cdn.local_origin import create_distribution, local_connection, origin_bucket
+from cdn.publish import PushRequest, push
+from cdn.rollout import RolloutRequest, rollout, staged_name
+from cdn.s3 import S3Location
+from packager.errors import InputError
+from packager.pipeline import PackageResult
+from probes.config import load_config
+from probes.edge import Edges, EdgeSpec, edge_process
+from tests.moto import MotoServer
+
+BUCKET = "release-origin"
+MANIFESTS = ("master.m3u8", "manifest.mpd")
+PASSING = "  default: {ttfb_p95: 500ms, startup_p95: 3s, max_error_rate: 0.01}\n"
+FAILING = "  default: {ttfb_p95: 500ms, startup_p95: 3s, max_error_rate: 0.01}\n" \
+          "  eu: {ttfb_p95: 5ms}\n"  # eu's edges answer after 30-40 ms
+
+
+@dataclass(frozen=True)
+class Stage:
+    moto: MotoServer
+    prefix: str
+    edges: Edges
+    distribution: str
+    workdir: Path
+
+    def config(self, budgets: str, targets: tuple[str, ...] = MANIFESTS) -> Path:
+        path = self.workdir / f"regions-{uuid.uuid4().hex[:6]}.yaml"
+        path.write_text(
+            "regions:\n  - {id: na, name: North America, weight: 0.6}\n"
+            "  - {id: eu, name: Europe, weight: 0.4}\n"
+            "cdns:\n"
+            + "".join(
+                f"  - id: {cdn}\n    base_url: {self.edges.url(f'{cdn}-na')}\n"
+                f"    regions:\n      eu: {{host: \"{self.edges.host(f'{cdn}-eu')}\"}}\n"
+                for cdn in ("alpha", "beta"))
+            + "targets:\n" + "".join(f"  - {t}\n" for t in targets)
+            + "probe: {samples: 2, segments: 1, concurrency: 4, timeout: 2s, deadline: 30s}\n"
+            + "budgets:\n" + budgets
+        )
+        return path
+
+    def request(self, release: Path, config: Path) -> RolloutRequest:
+        return RolloutRequest(
+            push=PushRequest(release, S3Location(BUCKET, self.prefix),
+                             connection=local_connection(self.moto.url),
+                             distribution=self.distribution),
+            config=load_config(config), regions=(), results_dir=self.workdir / "results",
+        )
+
+    def keys(self) -> set[str]:
+        answer = self.moto.client().list_objects_v2(Bucket=BUCKET, Prefix=self.prefix + "/")
+        return {o["Key"].removeprefix(self.prefix + "/") for o in answer.get("Contents", [])}
+
+
+@pytest.fixture
+def stage(moto_s3: MotoServer, tmp_path: Path) -> Iterator[Stage]:
+    origin_bucket(moto_s3.client(), BUCKET)
+    distribution = create_distribution(moto_s3.client("cloudfront"), BUCKET)
+    prefix = f"releases/{uuid.uuid4().hex[:8]}"
+    origin = f"{moto_s3.url}/{BUCKET}/{prefix}/"
+    specs = [EdgeSpec(f"{cdn}-{region}", delay=delay, origin=origin, cache=style)
+             for cdn, style, delays in (("alpha", "cloudfront", (0.010, 0.030)),
+                                        ("beta", "fastly", (0.015, 0.040)))
+             for region, delay in zip(("na", "eu"), delays, strict=True)]
+    with edge_process(specs, tmp_path) as edges:
+        yield Stage(moto_s3, prefix, edges, distribution, tmp_path)
+
+
+def public_paths(packaged: PackageResult) -> set[str]:
+    return {f.path for f in packaged.release.files}
+
+
+def test_a_passing_gate_publishes_the_manifests_after_probing_their_candidates(
+    stage: Stage, packaged: PackageResult
+) -> None:
+    seen_while_probing: list[set[str]] = []
+    regions_seen: set[str] = set()
+
+    def progress(label: str, done: float, total: float) -> None:
+        if label.startswith("probe ") and label not in regions_seen:
+            regions_seen.add(label)
+            seen_while_probing.append(stage.keys())
+
+    result = rollout(stage.request(packaged.output, stage.config(PASSING)), progress)
+    assert result.verdict.passed, [c.message for c in result.verdict.violations]
+    # While the probes ran: every segment and media playlist was there, the manifests were
+    # only there under their staged names.
+    sha = {f.path: f.sha256 for f in packaged.release.files}
+    candidates = {staged_name(m, sha[m]) for m in MANIFESTS}
+    assert regions_seen == {"probe na", "probe eu"}
+    for keys in seen_while_probing:
+        assert keys == public_paths(packaged) - set(MANIFESTS) | candidates
+    # The probes fetched the candidates through both CDNs from both regions, without errors.
+    assert {r.region for r in result.runs} == {"na", "eu"}
+    assert all(r.errors == 0 and r.fetches > 0 for r in result.runs)
+    # Published: exactly the release, candidates gone, manifests invalidated.
+    assert stage.keys() == public_paths(packaged)
+    assert result.published is not None
+    head = stage.moto.client().head_object(Bucket=BUCKET, Key=f"{stage.prefix}/master.m3u8")
+    assert head["CacheControl"] == "public, max-age=30"
+    [invalidation] = result.published.invalidations
+    assert sorted(invalidation.paths) == sorted(f"/{stage.prefix}/{m}" for m in MANIFESTS)
+    assert all(path.exists() for path in result.results)
+
+
+def test_a_failing_gate_leaves_the_manifests_unpublished(
+    stage: Stage, packaged: PackageResult
+) -> None:
+    result = rollout(stage.request(packaged.output, stage.config(FAILING)))
+    assert not result.verdict.passed
+    missed = {(c.region, c.budget) for c in result.verdict.violations}
+    assert missed == {("eu", "ttfb_p95")}
+    assert result.published is None
+    assert stage.keys() == public_paths(packaged) - set(MANIFESTS)
+    # Staging invalidated the media playlists it changed; nothing named the manifests.
+    invalidated = {path for inv in result.staged.invalidations for path in inv.paths}
+    assert invalidated == {f"/{stage.prefix}/{f.path}" for f in packaged.release.files
+                           if f.role == "media-playlist"}
+
+
+def test_a_prefix_publishing_another_release_is_refused_before_any_upload(
+    stage: Stage, packaged: PackageResult, tmp_path: Path
+) -> None:
+    client = stage.moto.client()
+    client.put_object(Bucket=BUCKET, Key=f"{stage.prefix}/master.m3u8", Body=b"#EXTM3U\n")
+    with pytest.raises(InputError, match="already publishes a different release"):
+        rollout(stage.request(packaged.output, stage.config(PASSING)))
+    assert stage.keys() == {"master.m3u8"}
+
+
+def test_a_target_the_release_does_not_have_is_refused_before_any_upload(
+    stage: Stage, packaged: PackageResult
+) -> None:
+    config = stage.config(PASSING, targets=("master.m3u8", "{path: trailer.mp4, kind: file}"))
+    with pytest.raises(InputError, match=r"trailer\.mp4"):
+        rollout(stage.request(packaged.output, config))
+    assert stage.keys() == set()
+
+
+def test_rerunning_a_published_release_uploads_nothing_and_passes_again(
+    stage: Stage, packaged: PackageResult
+) -> None:
+    request = stage.request(packaged.output, stage.config(PASSING))
+    rollout(request)
+    again = rollout(request)
+    assert again.staged.uploaded == []
+    assert again.published is not None
+    assert again.published.uploaded == []
+    assert stage.keys() == public_paths(packaged)
+
+
+def test_push_stage_holds_the_manifests(stage: Stage, packaged: PackageResult) -> None:
+    request = stage.request(packaged.output, stage.config(PASSING)).push
+    result = push(replace(request, stage=True))
+    held = {p.path for p in result.plan if p.action == "hold"}
+    assert held == set(MANIFESTS)
+    assert stage.keys() == public_paths(packaged) - set(MANIFESTS)
+
