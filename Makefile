@@ -5,8 +5,11 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The browser tests' npm packages (pinned in package-lock.json); npm ci rewrites this file.
+NPM_STAMP := node_modules/.package-lock.json
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint typecheck bench clean
+.PHONY: demo test lint typecheck browser-deps chromium bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +26,22 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck
+test: lint typecheck browser-deps
 	$(BIN)/pytest
+
+# Real playback tests (tests/browser): Debian's chromium and the pinned players. `make demo`
+# needs neither. The package index is refreshed only when the install fails without it.
+browser-deps: chromium $(NPM_STAMP)
+
+chromium:
+	@command -v chromium >/dev/null 2>&1 || \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium || \
+		{ $(SUDO) apt-get update && \
+		  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
+
+$(NPM_STAMP): package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
 
 bench: $(STAMP)
 	$(BIN)/python bench/ladder.py
@@ -33,4 +50,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/probe.py
 
 clean:
-	rm -rf $(VENV) cdnpack-demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules cdnpack-demo .pytest_cache .mypy_cache .ruff_cache

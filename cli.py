@@ -25,14 +25,18 @@ from packager.release import FORMATS
 from packager.tools import TOOL_ENV, ffmpeg_encoders, find_tool, tool_version
 
 if TYPE_CHECKING:
+    from cdn.publish import PushRequest, PushResult
+    from cdn.rollout import RolloutResult
     from packager.keys import Keystore, StoredKey
-    from packager.pipeline import PackageResult, ProgressSink
+    from packager.pipeline import PackageRequest, PackageResult, ProgressSink
     from probes.config import ProbeConfig
+    from probes.gate import Verdict
     from probes.score import Scorecard
 
 F = TypeVar("F", bound=Callable[..., Any])
 err_console = Console(stderr=True)
-out_console = Console()
+#: Piped output (CI logs, `| tee`) gets room for the score table instead of rich's 80 columns.
+out_console = Console(width=None if sys.stdout.isatty() else 150)
 
 #: How each stage's progress reads: unit and divisor.
 _UNITS = {
@@ -162,10 +166,22 @@ def _from_env(param: str) -> bool:
 @click.option("--iv", metavar="HEX",
               help="cbcs constant IV (16 bytes); cenc / aes-128: the first sample's/segment's.")
 @click.option("--key-uri", metavar="URI", help="aes-128: key URI written into EXT-X-KEY.")
-@click.option("--keys", "key_source", type=click.Choice(["generate", "raw"]),
-              help="generate: new keys, stored in the keystore first; raw: the --key KID:KEY.")
+@click.option("--keys", "key_source", metavar="generate|raw|cpix:FILE|speke:URL",
+              help="generate: new keys; raw: the --key KID:KEY; cpix:FILE: a CPIX 2.3 "
+                   "document's keys; speke:URL: a SPEKE v2.0 key server's. All but raw are "
+                   "stored in the keystore first.")
 @click.option("--per-class", is_flag=True,
-              help="--keys generate: one key per track class (AUDIO, SD, HD, UHD).")
+              help="--keys generate|speke: one key per track class (AUDIO, SD, HD, UHD).")
+@click.option("--class-thresholds", metavar="SD=H,HD=H",
+              help="Largest frame height of the SD and HD classes (default SD=576,HD=1080).")
+@click.option("--key-server-timeout", type=click.FloatRange(min=0, min_open=True),
+              metavar="SECONDS", help="--keys speke: total time for the exchange [30].")
+@click.option("--speke-sigv4-region", metavar="REGION",
+              help="--keys speke: sign with AWS SigV4 (execute-api) for API Gateway in REGION.")
+@click.option("--playready-la-url", metavar="URL",
+              help="PlayReady licence acquisition URL written into its header (LA_URL).")
+@click.option("--widevine-content-id", metavar="0xHEX|TEXT",
+              help="content_id of the Widevine pssh: 0x-prefixed hex, else UTF-8 text.")
 @click.option("--keystore", type=click.Path(path_type=Path),
               help="Keystore directory (default: under the user's data dir).")
 @click.option("--content-id", help="Title the keys belong to in the keystore; a title that "
@@ -174,51 +190,81 @@ def _from_env(param: str) -> bool:
               help="widevine,playready,clearkey,fairplay (default: all but fairplay for cenc, "
                    "all for cbcs).")
 @json_option
-def package_command(
-    source: Path, output: Path, ladder: str, segment_duration: float,
-    formats: tuple[str, ...], copy: bool, force: bool, encrypt: str | None, key: str | None,
-    iv: str | None, key_uri: str | None, key_source: str | None, per_class: bool,
-    keystore: Path | None, content_id: str | None, drm: str | None, as_json: bool,
-) -> None:
+def package_command(source: Path, output: Path, force: bool, as_json: bool,
+                    **options: Any) -> None:
     """Package SOURCE into an ABR release (CMAF segments, HLS and DASH) at OUTPUT."""
-    from packager.cenc import EncryptionSpec, encryption_request, keyed_request
-    from packager.pipeline import PackageRequest, package
+    from packager.pipeline import package
+    request = _package_request(source, output, force, **options)
+    with _progress(quiet=as_json) as sink:
+        result = package(request, sink)
+    _render_package(result, as_json)
+
+
+def _package_request(
+    source: Path, output: Path, force: bool, *, ladder: str, segment_duration: float,
+    formats: tuple[str, ...], copy: bool, encrypt: str | None, key: str | None,
+    iv: str | None, key_uri: str | None, key_source: str | None, per_class: bool,
+    keystore: Path | None, content_id: str | None, drm: str | None,
+    class_thresholds: str | None, key_server_timeout: float | None,
+    speke_sigv4_region: str | None, playready_la_url: str | None,
+    widevine_content_id: str | None,
+) -> PackageRequest:
+    """The `package` options (shared by `release`) as a PackageRequest; keys are resolved and
+    stored here, before anything is encoded."""
+    from packager.cenc import EncryptionSpec, encryption_request
+    from packager.pipeline import PackageRequest
     encryption: EncryptionSpec | None
-    if key_source or drm or per_class or content_id:
-        encryption = keyed_request(
+    drm_options = (class_thresholds, key_server_timeout, speke_sigv4_region, playready_la_url,
+                   widevine_content_id)
+    if key_source or drm or per_class or content_id or any(o is not None for o in drm_options):
+        from packager.keysource import package_encryption
+        encryption = package_encryption(
             encrypt, key_source or "raw", output, key=key, iv=iv, drm=drm, per_class=per_class,
             keystore=keystore, content_id=content_id,
-            key_from_env=_from_env("key"), key_uri=key_uri,
+            key_from_env=_from_env("key"), key_uri=key_uri, class_thresholds=class_thresholds,
+            la_url=playready_la_url, widevine_content_id=widevine_content_id,
+            key_server_timeout=key_server_timeout, sigv4_region=speke_sigv4_region,
         )
     else:
         encryption = encryption_request(
             encrypt, key, iv, key_from_env=_from_env("key"), key_uri=key_uri
         )
-    request = PackageRequest(
+    return PackageRequest(
         source=source, output=output, ladder=ladder, segment_duration=segment_duration,
         formats=formats or FORMATS, copy=copy, force=force, encryption=encryption,
     )
-    with _progress(quiet=as_json) as sink:
-        result = package(request, sink)
-    _render_package(result, as_json)
 
 
 @cdnpack.command()
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("cdnpack-demo"),
-              show_default=True, help="Where the demo release goes (replaced if present).")
+              show_default=True, help="Work directory: source, release, keys, results, report.")
 @click.option("--duration", type=float, default=20.0, show_default=True,
               help="Length of the generated source in seconds.")
 @json_option
 def demo(output: Path, duration: float, as_json: bool) -> None:
-    """Package an embedded generated source (moving picture and tone) end to end."""
-    from packager.pipeline import PackageRequest, package
-    from packager.sample import ClipSpec, make_clip
-    output.mkdir(parents=True, exist_ok=True)
-    source = make_clip(output / "source.mp4", ClipSpec(duration=duration, width=1280, height=720))
-    request = PackageRequest(source=source, output=output / "release", force=True)
+    """The release flow on this machine alone: an embedded source packaged with cbcs and
+    generated keys, staged on a local S3 origin, probed from six regions through two emulated
+    CDNs, gated on the budgets of regions.yaml, then published and invalidated."""
+    from cdn.demo import run_demo
+    from probes.config import SHIPPED_CONFIG
+    from probes.report import html_report
+    from probes.results import write_atomic
     with _progress(quiet=as_json) as sink:
-        result = package(request, sink)
-    _render_package(result, as_json)
+        result = run_demo(output, duration, SHIPPED_CONFIG, sink)
+    report = output / "report.html"
+    write_atomic(report, html_report(result.rollout.card, "cdnpack demo: delivery scorecard"))
+    if as_json:
+        doc = {"package": _package_doc(result.package), "release": _rollout_doc(result.rollout),
+               "report": str(report), "config": str(result.config),
+               "keystore": str(result.keystore), "distribution": result.distribution}
+        click.echo(json.dumps(doc, indent=2))
+    else:
+        _render_package(result.package, as_json=False)
+        _render_rollout(result.rollout)
+        out_console.print(
+            f"report: {report}; probe results: {result.rollout.results[0].parent}; "
+            f"config: {result.config}; keys: {result.keystore} (outside the release tree)")
+    _enforce_gate(result.rollout)
 
 
 @cdnpack.command("push")
@@ -240,40 +286,17 @@ def demo(output: Path, duration: float, as_json: bool) -> None:
 @click.option("--profile", help="AWS profile.")
 @click.option("--region", help="AWS region.")
 @json_option
-def push_command(
-    release_dir: Path, destination: str, distribution: str | None, wait: bool, dry_run: bool,
-    prune: bool, manifest_max_age: int, concurrency: int, retry_mode: str, max_attempts: int,
-    endpoint_url: str | None, profile: str | None, region: str | None, as_json: bool,
-) -> None:
+def push_command(release_dir: Path, destination: str, dry_run: bool, prune: bool,
+                 as_json: bool, **options: Any) -> None:
     """Push RELEASE_DIR to DESTINATION (s3://BUCKET/PREFIX): segments first, manifests last."""
-    from cdn.publish import PushRequest, push
-    from cdn.s3 import Connection, parse_s3_url
-    request = PushRequest(
-        release_dir=release_dir,
-        destination=parse_s3_url(destination),
-        connection=Connection(endpoint_url=endpoint_url, profile=profile, region=region,
-                              retry_mode=retry_mode, max_attempts=max_attempts,
-                              concurrency=concurrency),
-        manifest_max_age=manifest_max_age, distribution=distribution, wait=wait,
-        dry_run=dry_run, prune=prune,
-    )
+    from cdn.publish import push
+    request = _push_request(release_dir, destination, dry_run=dry_run, prune=prune, **options)
     with _progress(quiet=as_json or dry_run) as sink:
         result = push(request, sink)
     uploaded = result.uploaded
     if as_json:
-        doc = {
-            "destination": result.destination,
-            "dry_run": dry_run,
-            "objects": len(result.plan),
-            "uploaded": len(uploaded),
-            "skipped": len(result.plan) - len(uploaded),
-            "uploaded_bytes": sum(p.bytes for p in uploaded),
-            "pruned": result.pruned,
-            "verified": result.verified,
-            "invalidations": [asdict(i) for i in result.invalidations],
-            "seconds": round(result.seconds, 3),
-            "plan": [asdict(p) for p in result.plan] if dry_run else None,
-        }
+        doc = {**_push_doc(result), "dry_run": dry_run,
+               "plan": [asdict(p) for p in result.plan] if dry_run else None}
         click.echo(json.dumps(doc, indent=2))
         return
     if dry_run:
@@ -292,6 +315,92 @@ def push_command(
     )
     for inv in result.invalidations:
         out_console.print(f"invalidation {inv.id}: {len(inv.paths)} paths, {inv.status}")
+
+
+def _push_request(
+    release_dir: Path, destination: str, *, distribution: str | None, wait: bool,
+    dry_run: bool, prune: bool, manifest_max_age: int, concurrency: int, retry_mode: str,
+    max_attempts: int, endpoint_url: str | None, profile: str | None, region: str | None,
+) -> PushRequest:
+    from cdn.publish import PushRequest
+    from cdn.s3 import Connection, parse_s3_url
+    return PushRequest(
+        release_dir=release_dir,
+        destination=parse_s3_url(destination),
+        connection=Connection(endpoint_url=endpoint_url, profile=profile, region=region,
+                              retry_mode=retry_mode, max_attempts=max_attempts,
+                              concurrency=concurrency),
+        manifest_max_age=manifest_max_age, distribution=distribution, wait=wait,
+        dry_run=dry_run, prune=prune,
+    )
+
+
+@cdnpack.command("release")
+@click.argument("source", type=click.Path(path_type=Path))
+@click.argument("destination")
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="Release directory to build (as `package -o`).")
+@click.option("--force", is_flag=True, help="Replace an existing output directory.")
+@click.option("--config", "config_path", type=click.Path(path_type=Path),
+              help="Regions, CDNs, targets and budgets (default: regions.yaml).")
+@click.option("--probe-region", "probe_regions", multiple=True, metavar="ID",
+              help="Probe from these regions only (repeatable; default: every region).")
+@click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Probe results, one JSONL per region (default: OUTPUT.probes beside OUTPUT).")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the HTML scorecard here.")
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the gate as JUnit XML here.")
+@json_option
+def release_command(
+    source: Path, destination: str, output: Path, force: bool, config_path: Path | None,
+    probe_regions: tuple[str, ...], results_dir: Path | None, html_path: Path | None,
+    junit: Path | None, as_json: bool, **options: Any,
+) -> None:
+    """Package SOURCE, stage it at DESTINATION (s3://BUCKET/PREFIX), probe the staged release
+    through every CDN of the config, and publish its multivariant playlist and MPD only when
+    every budget holds: otherwise exit 1, manifests unpublished.
+
+    Takes every `package` and `push` option (encryption, keys, ladder; endpoint, distribution).
+    """
+    from cdn.rollout import RolloutRequest, rollout
+    from packager.errors import InputError
+    from packager.pipeline import package
+    from probes.gate import junit_xml, write_step_summary
+    from probes.report import html_report
+    from probes.results import write_atomic
+    push_names = {p.name for p in push_command.params}
+    push_options = {k: options.pop(k) for k in list(options) if k in push_names}
+    results = results_dir if results_dir is not None else output.with_name(output.name + ".probes")
+    if results.resolve().is_relative_to(output.resolve()):
+        raise InputError(f"--results-dir {results} is inside the release tree {output}")
+    config = _probe_config(config_path)  # a bad config fails before anything is encoded
+    request = _package_request(source, output, force, **options)
+    with _progress(quiet=as_json) as sink:
+        packaged = package(request, sink)
+        push_request = _push_request(output, destination, dry_run=False, prune=False,
+                                     **push_options)
+        result = rollout(RolloutRequest(push_request, config, probe_regions, results), sink)
+    if html_path is not None:
+        write_atomic(html_path, html_report(result.card))
+    if junit is not None:
+        write_atomic(junit, junit_xml(result.verdict))
+    write_step_summary(result.verdict, result.card)
+    if as_json:
+        click.echo(json.dumps({"package": _package_doc(packaged), **_rollout_doc(result)},
+                              indent=2))
+    else:
+        _render_package(packaged, as_json=False)
+        _render_rollout(result)
+    _enforce_gate(result)
+
+
+#: `release` takes the `package` and `push` options as they are: one definition, one behaviour.
+release_command.params[-1:-1] = [
+    param for param in (*package_command.params, *push_command.params)
+    if param.name not in {p.name for p in release_command.params}
+    and param.name not in ("release_dir", "dry_run", "prune")
+]
 
 
 @cdnpack.command("sign")
@@ -356,24 +465,28 @@ def _progress(quiet: bool) -> Iterator[ProgressSink | None]:
                 tasks[stage] = bar.add_task(stage, total=total, detail="")
             unit, scale = _UNITS.get(stage, ("", 1.0))
             detail = f"{done / scale:.0f}/{total / scale:.0f}{unit}"
-            bar.update(tasks[stage], completed=done, detail=detail)
+            bar.update(tasks[stage], completed=done, total=total, detail=detail)
 
         yield sink
+
+
+def _package_doc(result: PackageResult) -> dict[str, Any]:
+    release = result.release
+    return {
+        "output": str(result.output),
+        "seconds": round(result.seconds, 3),
+        "duration": release.duration,
+        "files": len(release.files),
+        "bytes": release.total_bytes,
+        "renditions": [asdict(r) for r in release.renditions],
+        "protection": asdict(release.protection) if release.protection else None,
+    }
 
 
 def _render_package(result: PackageResult, as_json: bool) -> None:
     release = result.release
     if as_json:
-        doc = {
-            "output": str(result.output),
-            "seconds": round(result.seconds, 3),
-            "duration": release.duration,
-            "files": len(release.files),
-            "bytes": release.total_bytes,
-            "renditions": [asdict(r) for r in release.renditions],
-            "protection": asdict(release.protection) if release.protection else None,
-        }
-        click.echo(json.dumps(doc, indent=2))
+        click.echo(json.dumps(_package_doc(result), indent=2))
         return
     table = Table(title=f"{result.output} ({release.duration:.2f} s in {result.seconds:.1f} s)")
     for col in ("rendition", "codec", "size", "peak kb/s", "avg kb/s", "segments"):
@@ -518,20 +631,31 @@ def gate_command(results: tuple[str, ...], config_path: Path | None, endpoint_ur
         write_atomic(junit, junit_xml(verdict))
     write_step_summary(verdict, card)
     if as_json:
-        doc = {"passed": verdict.passed, "checks": [
-            {**asdict(c), "message": c.message} for c in verdict.checks]}
-        click.echo(json.dumps(doc, indent=2))
+        click.echo(json.dumps(_verdict_doc(verdict), indent=2))
     else:
-        table = Table(title=f"cdnpack gate: {len(verdict.checks)} checks, "
-                            f"{len(verdict.violations)} missed")
-        for col in ("region", "CDN", "budget", "measured", "limit", "result"):
-            table.add_column(col)
-        for c in verdict.checks:
-            if c.passed is not True:
-                mark = "[red]MISSED[/red]" if c.passed is False else "[yellow]no data[/yellow]"
-                table.add_row(c.region, c.cdn, c.budget, c.measured_text, c.limit_text, mark)
-        out_console.print(table)
+        _render_verdict(verdict)
     enforce(verdict)
+
+
+def _verdict_doc(verdict: Verdict) -> dict[str, Any]:
+    return {"passed": verdict.passed,
+            "checks": [{**asdict(c), "message": c.message} for c in verdict.checks]}
+
+
+def _render_verdict(verdict: Verdict) -> None:
+    """The missed and unmeasured checks; a pass is one line."""
+    table = Table(title=f"cdnpack gate: {len(verdict.checks)} checks, "
+                        f"{len(verdict.violations)} missed")
+    for col in ("region", "CDN", "budget", "measured", "limit", "result"):
+        table.add_column(col)
+    for c in verdict.checks:
+        if c.passed is not True:
+            mark = "[red]MISSED[/red]" if c.passed is False else "[yellow]no data[/yellow]"
+            table.add_row(c.region, c.cdn, c.budget, c.measured_text, c.limit_text, mark)
+    if table.row_count:
+        out_console.print(table)
+    else:
+        out_console.print(f"gate: all {len(verdict.checks)} budget checks passed")
 
 
 def _millis(value: float | None) -> str:
@@ -570,6 +694,57 @@ def _scorecard_doc(card: Scorecard) -> dict[str, Any]:
         "regions": [{"id": r.id, "name": r.name, "weight": r.weight, "best": r.best,
                      "cells": [cell(c) for c in r.cells]} for r in card.regions],
     }
+
+
+def _push_doc(result: PushResult) -> dict[str, Any]:
+    uploaded = result.uploaded
+    return {
+        "destination": result.destination, "objects": len(result.plan),
+        "uploaded": len(uploaded), "skipped": sum(p.action == "skip" for p in result.plan),
+        "held": [p.key for p in result.plan if p.action == "hold"],
+        "uploaded_bytes": sum(p.bytes for p in uploaded), "pruned": result.pruned,
+        "verified": result.verified,
+        "invalidations": [asdict(i) for i in result.invalidations],
+        "seconds": round(result.seconds, 3),
+    }
+
+
+def _rollout_doc(result: RolloutResult) -> dict[str, Any]:
+    return {
+        "staged": _push_doc(result.staged),
+        "candidates": result.candidates,
+        "probes": [{"region": r.region, "run_id": r.run_id, "fetches": r.fetches,
+                    "errors": r.errors, "seconds": round(r.seconds, 3), "results": str(path)}
+                   for r, path in zip(result.runs, result.results, strict=True)],
+        "scorecard": _scorecard_doc(result.card),
+        "gate": _verdict_doc(result.verdict),
+        "published": _push_doc(result.published) if result.published else None,
+    }
+
+
+def _render_rollout(result: RolloutResult) -> None:
+    staged = result.staged
+    out_console.print(
+        f"staged {staged.destination}: {len(staged.uploaded)} objects uploaded, "
+        f"{sum(p.action == 'skip' for p in staged.plan)} unchanged, verified; manifests held "
+        "back, probed as " + ", ".join(result.candidates.values()))
+    fetches = sum(r.fetches for r in result.runs)
+    _render_scorecard(result.card, f"staged release: {fetches} fetches from "
+                                   f"{len(result.runs)} regions")
+    _render_verdict(result.verdict)
+    if result.published is None:
+        out_console.print("[red]not published[/red]: the multivariant playlist and MPD stay "
+                          "unpublished (staged candidates deleted)")
+        return
+    held = [p for p in result.published.plan if p.phase == 3]
+    out_console.print(f"[green]published[/green] {', '.join(p.key for p in held)}")
+    for inv in result.published.invalidations:
+        out_console.print(f"invalidation {inv.id}: {len(inv.paths)} paths, {inv.status}")
+
+
+def _enforce_gate(result: RolloutResult) -> None:
+    from probes.gate import enforce
+    enforce(result.verdict)
 
 
 # --- keys: the local keystore and CPIX exchange (issue 4) --------------------------------------

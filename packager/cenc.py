@@ -21,7 +21,7 @@ from Crypto.Cipher._mode_cbc import CbcMode
 from packager import isobmff
 from packager.errors import BitstreamError, InputError
 from packager.isobmff import Fragment
-from packager.keys import ContentKey, KeySet, Keystore, default_keystore_dir
+from packager.keys import ClassThresholds, ContentKey, KeySet, Keystore, default_keystore_dir
 
 if TYPE_CHECKING:
     from packager.drm import SystemPssh
@@ -57,7 +57,8 @@ CBCS_VIDEO_PATTERN = (1, 9)
 _HEX = re.compile(r"^[0-9a-fA-F]{32}$")
 #: DRM systems `--drm` can signal; "clearkey" is the W3C common-format pssh.
 DRM_SYSTEMS = ("widevine", "playready", "clearkey", "fairplay")
-KEY_SOURCES = ("generate", "raw")
+#: `--keys` sources; cpix:FILE and speke:URL are resolved by packager/keysource.py.
+KEY_SOURCES = ("generate", "raw", "cpix:FILE", "speke:URL")
 
 
 def parse_key(text: str) -> ContentKey:
@@ -94,6 +95,13 @@ class EncryptionSpec:
     systems: tuple[str, ...] = ()
     #: Set per track by the pipeline: the pssh boxes of `systems` for this track's key.
     drm: tuple[SystemPssh, ...] = ()
+    #: PlayReady licence acquisition URL written into its WRMHEADER (LA_URL).
+    la_url: str | None = None
+    #: Widevine content_id field of WidevinePsshData (None: not written, as Shaka Packager).
+    widevine_content_id: bytes | None = None
+    #: FairPlay key URIs a key server gave, as (KID, URI) pairs (SPEKE URIExtXKey); a KID
+    #: without one gets skd://<KID hex>. Pairs, not a mapping: the spec goes to worker processes.
+    fairplay_uris: tuple[tuple[bytes, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.scheme not in ALL_SCHEMES:
@@ -113,6 +121,14 @@ class EncryptionSpec:
             raise InputError("--encrypt aes-128 needs --key-uri: where players fetch the key")
         if self.key_uri and any(c in self.key_uri for c in '",\n'):
             raise InputError("--key-uri must not contain quotes, commas or newlines")
+        if self.la_url is not None and "playready" not in self.systems:
+            raise InputError("--playready-la-url needs playready among the --drm systems")
+        if self.widevine_content_id is not None and "widevine" not in self.systems:
+            raise InputError("--widevine-content-id needs widevine among the --drm systems")
+        for _, uri in self.fairplay_uris:
+            if not uri.startswith("skd://") or any(c in uri for c in '"\r\n'):
+                raise InputError(f"FairPlay key URI {uri[:80]!r} is not an skd:// URI that "
+                                 "can be quoted in HLS")
 
 
 def encryption_request(
@@ -163,6 +179,9 @@ def keyed_request(
     content_id: str | None = None,
     key_from_env: bool = False,
     key_uri: str | None = None,
+    thresholds: ClassThresholds | None = None,
+    la_url: str | None = None,
+    widevine_content_id: bytes | None = None,
 ) -> EncryptionSpec:
     """The EncryptionSpec for `--keys generate|raw` with `--drm`.
 
@@ -187,38 +206,46 @@ def keyed_request(
         raw = parse_key(key)
         return EncryptionSpec(
             scheme, raw, parse_iv(iv) if iv else None,
-            keyset=KeySet.single(content_id or output.name, raw), systems=systems,
+            keyset=KeySet.single(content_id or output.name, raw, thresholds), systems=systems,
+            la_url=la_url, widevine_content_id=widevine_content_id,
         )
     if source != "generate":
         raise InputError(f"--keys takes {', '.join(KEY_SOURCES)}")
-    # Checked on the paths first: opening a keystore inside the output would create it there.
+    store = keystore_outside(keystore, output)
+    title = content_id or output.name
+    if any(stored.content_id == title for stored in store):
+        # Re-packaging a title keeps its keys: licences are issued per KID.
+        keyset = store.keyset(title, thresholds)
+        if (len(keyset.distinct_keys) > 1) != per_class:
+            held = "a single key" if per_class else "one key per track class"
+            raise InputError(
+                f"keystore {store.root}: content id {title!r} already has {held}; "
+                "match --per-class to it or choose another --content-id"
+            )
+        fresh = False
+    else:
+        keyset = KeySet.generate(title, per_class=per_class, thresholds=thresholds)
+        fresh = True
+    spec = EncryptionSpec(  # validates the options: nothing is stored for a refused request
+        scheme, keyset.distinct_keys[0], parse_iv(iv) if iv else None,
+        keyset=keyset, systems=systems, la_url=la_url, widevine_content_id=widevine_content_id,
+    )
+    if fresh:
+        store.put_keyset(keyset)
+    return spec
+
+
+def keystore_outside(keystore: Path | None, output: Path) -> Keystore:
+    """The keystore (default: under the user's data dir), refused when it lies inside the
+    output tree or contains it: keys are never published with a release. Checked on the paths
+    first: opening a keystore inside the output would create it there."""
     root = (keystore if keystore is not None else default_keystore_dir()).expanduser()
     store_path, out_path = root.resolve(), output.resolve()
     if store_path == out_path or out_path in store_path.parents or store_path in out_path.parents:
         raise InputError(f"keystore {root} must be outside the output tree {output}")
     store = Keystore(root)
     store.ensure_outside(output)
-    title = content_id or output.name
-    if any(stored.content_id == title for stored in store):
-        # Re-packaging a title keeps its keys: licences are issued per KID.
-        keyset = store.keyset(title)
-        if (len(keyset.distinct_keys) > 1) != per_class:
-            held = "a single key" if per_class else "one key per track class"
-            raise InputError(
-                f"keystore {root}: content id {title!r} already has {held}; "
-                "match --per-class to it or choose another --content-id"
-            )
-        fresh = False
-    else:
-        keyset = KeySet.generate(title, per_class=per_class)
-        fresh = True
-    spec = EncryptionSpec(  # validates the options: nothing is stored for a refused request
-        scheme, keyset.distinct_keys[0], parse_iv(iv) if iv else None,
-        keyset=keyset, systems=systems,
-    )
-    if fresh:
-        store.put_keyset(keyset)
-    return spec
+    return store
 
 
 def with_release_iv(spec: EncryptionSpec) -> EncryptionSpec:
@@ -250,6 +277,8 @@ class TrackProtection:
     #: DRM systems signalled for the track (empty: common pssh only) and their pssh boxes.
     systems: tuple[str, ...] = ()
     drm: tuple[SystemPssh, ...] = ()
+    #: The FairPlay key URI of the track's KID when a key server gave one (else skd://<hex>).
+    fairplay_uri: str | None = None
 
     @property
     def kid_uuid(self) -> str:
@@ -313,7 +342,9 @@ def protection_for(spec: EncryptionSpec, handler: str) -> TrackProtection:
     if spec.scheme == "cbcs":
         crypt, skip = CBCS_VIDEO_PATTERN if handler == "vide" else (0, 0)
         iv = spec.iv if spec.iv is not None else os.urandom(16)
-        return TrackProtection("cbcs", kid, 0, iv, crypt, skip, pssh, spec.systems, spec.drm)
+        fairplay_uri = dict(spec.fairplay_uris).get(kid)
+        return TrackProtection("cbcs", kid, 0, iv, crypt, skip, pssh, spec.systems, spec.drm,
+                               fairplay_uri)
     return TrackProtection("cenc", kid, 8, b"", 0, 0, pssh, spec.systems, spec.drm)
 
 

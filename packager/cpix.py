@@ -6,9 +6,10 @@ a deterministic document (same keys, same bytes): ContentKeyList with each key i
 DRMSystemList with each key's pssh box per DRM system (from drm.pssh_boxes), and
 ContentKeyUsageRuleList tagging keys by track class with intendedTrackType plus
 AudioFilter/VideoFilter (CPIX 2.3 §5.3.5; the filter forms SPEKE v2 uses). Import reads the keys
-back and maps usage rules to track classes; encrypted documents (pskc:EncryptedValue,
-CPIX §4.3.2) are not supported and say so. Error messages name the file and the element, never
-a key's bytes.
+back and maps usage rules to track classes, and reads each DRMSystem's signaling (PSSH,
+URIExtXKey, HLSSignalingData); encrypted documents (pskc:EncryptedValue, CPIX §4.3.2) are not
+supported and say so. request_cpix writes the key-less request a SPEKE v2 client POSTs. Error
+messages name the file and the element, never a key's bytes.
 """
 
 from __future__ import annotations
@@ -41,6 +42,21 @@ def _q(ns: str, name: str) -> str:
 
 
 @dataclass(frozen=True)
+class CpixDrmSystem:
+    """One cpix:DRMSystem: a DRM system's signaling for one KID, decoded from base64. Every
+    field is optional: a document carries what its producer chose (SPEKE v2: what was asked)."""
+
+    kid: bytes
+    system_id: bytes
+    #: cpix:PSSH: a whole pssh box.
+    pssh: bytes | None = None
+    #: cpix:URIExtXKey: the EXT-X-KEY URI (FairPlay: its skd:// URI).
+    uri_ext_x_key: str | None = None
+    #: cpix:HLSSignalingData by playlist ("media", "master"): whole #EXT-X-KEY lines.
+    hls_signaling: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True)
 class CpixDocument:
     """What an imported CPIX document holds: its keys, in document order, and the track classes
     its usage rules assign to each KID (empty when it has no rule for a key)."""
@@ -50,6 +66,7 @@ class CpixDocument:
     keys: tuple[ContentKey, ...]
     classes: Mapping[bytes, tuple[TrackClass, ...]] = field(hash=False)
     thresholds: ClassThresholds = field(default_factory=ClassThresholds)
+    drm_systems: tuple[CpixDrmSystem, ...] = ()
 
     @property
     def keyset(self) -> KeySet | None:
@@ -109,17 +126,17 @@ def export_cpix(
     parts.append("</cpix:DRMSystemList><cpix:ContentKeyUsageRuleList>")
     for key in keys:
         classes = tuple(c for c in TrackClass if keyset.keys[c].kid == key.kid)
-        parts.append(_usage_rule(key, classes, keyset.thresholds))
+        parts.append(_usage_rule(key.kid_uuid, classes, keyset.thresholds))
     parts.append("</cpix:ContentKeyUsageRuleList></cpix:CPIX>")
     return ("".join(parts) + "\n").encode("utf-8")
 
 
-def _usage_rule(key: ContentKey, classes: tuple[TrackClass, ...], t: ClassThresholds) -> str:
+def _usage_rule(kid_uuid: str, classes: tuple[TrackClass, ...], t: ClassThresholds) -> str:
     """One ContentKeyUsageRule: intendedTrackType names the classes ('ALL' for every track) and
     one filter per class says which tracks they are, by pixel count (CPIX VideoFilter has
     minPixels/maxPixels, not heights: a class's bound is its max height at 16:9)."""
     if len(classes) == len(TrackClass):
-        return (f'<cpix:ContentKeyUsageRule kid="{key.kid_uuid}" intendedTrackType="{ALL_TRACKS}">'
+        return (f'<cpix:ContentKeyUsageRule kid="{kid_uuid}" intendedTrackType="{ALL_TRACKS}">'
                 "<cpix:AudioFilter/><cpix:VideoFilter/></cpix:ContentKeyUsageRule>")
     sd, hd = _pixels(t.sd_max_height), _pixels(t.hd_max_height)
     filters = {
@@ -129,9 +146,53 @@ def _usage_rule(key: ContentKey, classes: tuple[TrackClass, ...], t: ClassThresh
         TrackClass.UHD: f'<cpix:VideoFilter minPixels="{hd + 1}"/>',
     }
     track_type = "+".join(c.value for c in classes)
-    return (f'<cpix:ContentKeyUsageRule kid="{key.kid_uuid}" '
+    return (f'<cpix:ContentKeyUsageRule kid="{kid_uuid}" '
             f"intendedTrackType={quoteattr(track_type)}>"
             f"{''.join(filters[c] for c in classes)}</cpix:ContentKeyUsageRule>")
+
+
+def request_cpix(
+    content_id: str,
+    kids: Mapping[TrackClass, bytes],
+    scheme: str,
+    signaling: Mapping[bytes, Sequence[str]],
+    thresholds: ClassThresholds,
+) -> bytes:
+    """A SPEKE v2.0 request: the CPIX 2.3 document an encryptor POSTs to a key server.
+
+    The encryptor chooses the KIDs (one per track class, or one for all) and says what it
+    wants filled in (SPEKE v2 "standard payload components"): cpix:ContentKey elements without
+    cpix:Data, one cpix:DRMSystem per KID and asked system (systemId → the names of the empty
+    child elements to fill: PSSH, URIExtXKey, HLSSignalingData for each playlist), and the
+    encryption contract: one ContentKeyUsageRule per KID with a unique intendedTrackType and one
+    filter per sub-component ("ALL" with an empty AudioFilter and VideoFilter for one key).
+    """
+    distinct = list(dict.fromkeys(kids[c] for c in TrackClass))
+    parts = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        f'<cpix:CPIX xmlns:cpix="{CPIX_NS}" xmlns:pskc="{PSKC_NS}" '
+        f"contentId={quoteattr(content_id)} version=\"{CPIX_VERSION}\">",
+        "<cpix:ContentKeyList>",
+    ]
+    parts += [f'<cpix:ContentKey kid="{_uuid(kid)}" commonEncryptionScheme="{scheme}"/>'
+              for kid in distinct]
+    parts.append("</cpix:ContentKeyList><cpix:DRMSystemList>")
+    for kid in distinct:
+        for system_id, wanted in signaling.items():
+            children = "".join(
+                f'<cpix:HLSSignalingData playlist="{playlist}"/>' if name == "HLSSignalingData"
+                else f"<cpix:{name}/>"
+                for name in wanted
+                for playlist in (("media", "master") if name == "HLSSignalingData" else ("",))
+            )
+            parts.append(f'<cpix:DRMSystem kid="{_uuid(kid)}" '
+                         f'systemId="{uuid.UUID(bytes=system_id)}">{children}</cpix:DRMSystem>')
+    parts.append("</cpix:DRMSystemList><cpix:ContentKeyUsageRuleList>")
+    for kid in distinct:
+        classes = tuple(c for c in TrackClass if kids[c] == kid)
+        parts.append(_usage_rule(_uuid(kid), classes, thresholds))
+    parts.append("</cpix:ContentKeyUsageRuleList></cpix:CPIX>")
+    return ("".join(parts) + "\n").encode("utf-8")
 
 
 def _pixels(height: int) -> int:
@@ -196,8 +257,53 @@ def parse_cpix(
             raise InputError(f"{where}: KID {_uuid(kid)} is not in cpix:ContentKeyList")
         found = set(classes[kid]) | set(_rule_classes(rule, t, where))
         classes[kid] = tuple(c for c in TrackClass if c in found)
+    systems = tuple(
+        _drm_system(element, f"{source}: cpix:DRMSystem #{n}")
+        for n, element in enumerate(
+            root.findall(f"{_q(CPIX_NS, 'DRMSystemList')}/{_q(CPIX_NS, 'DRMSystem')}"), 1)
+    )
     return CpixDocument(source, content_id, tuple(keys.values()),
-                        MappingProxyType(classes), t)
+                        MappingProxyType(classes), t, systems)
+
+
+def _drm_system(element: ET.Element, where: str) -> CpixDrmSystem:
+    """A DRMSystem's base64 children, decoded; the box or line itself is checked by whoever
+    uses it. Empty elements (a request's placeholders) count as absent."""
+    kid = _kid(element, where)
+    text = element.get("systemId")
+    try:
+        system_id = uuid.UUID((text or "").strip()).bytes
+    except ValueError:
+        raise InputError(f"{where}: systemId {escape(text or '')!r} is not a UUID") from None
+
+    def decoded(child: ET.Element, name: str) -> bytes | None:
+        if not (child.text or "").strip():
+            return None
+        data = _unb64(child.text or "")
+        if data is None:
+            raise InputError(f"{where}: cpix:{name} is not base64")
+        return data
+
+    pssh = uri = None
+    lines: dict[str, str] = {}
+    for child in element:
+        if child.tag == _q(CPIX_NS, "PSSH"):
+            pssh = decoded(child, "PSSH")
+        elif child.tag == _q(CPIX_NS, "URIExtXKey"):
+            raw = decoded(child, "URIExtXKey")
+            uri = None if raw is None else _text(raw, where, "URIExtXKey")
+        elif child.tag == _q(CPIX_NS, "HLSSignalingData"):
+            raw = decoded(child, "HLSSignalingData")
+            if raw is not None:
+                lines[child.get("playlist") or "media"] = _text(raw, where, "HLSSignalingData")
+    return CpixDrmSystem(kid, system_id, pssh, uri, MappingProxyType(lines))
+
+
+def _text(raw: bytes, where: str, name: str) -> str:
+    try:
+        return raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise InputError(f"{where}: cpix:{name} is not UTF-8 text") from None
 
 
 def _content_key(element: ET.Element, where: str) -> ContentKey:

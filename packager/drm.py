@@ -284,6 +284,7 @@ def track_pssh(
     systems: Sequence[str],
     track_key: ContentKey,
     content_id: bytes | None = None,
+    la_url: str | None = None,
 ) -> tuple[SystemPssh, ...]:
     """The pssh boxes one track's init segment carries for the `--drm` systems, in Shaka
     Packager's order (common, PlayReady, Widevine): Widevine and common list every KID of the
@@ -292,7 +293,8 @@ def track_pssh(
     if not wanted:
         return ()
     return tuple(
-        pssh_boxes(release_keys, scheme, wanted, content_id=content_id, for_track=track_key)
+        pssh_boxes(release_keys, scheme, wanted, content_id=content_id, la_url=la_url,
+                   for_track=track_key)
     )
 
 
@@ -301,8 +303,13 @@ def hls_key_attributes(protection: TrackProtection) -> list[str]:
 
     - Widevine: its pssh box as a data: URI, KEYFORMAT its system URN (Shaka Packager's form).
     - PlayReady: the PlayReady Object as a UTF-16 data: URI, KEYFORMAT com.microsoft.playready.
-    - ClearKey: the W3C common pssh, KEYFORMAT its system URN.
-    - FairPlay (cbcs only): METHOD=SAMPLE-AES, URI skd://<KID hex>, the Apple KEYFORMAT.
+    - ClearKey: KEYFORMAT="identity", as Shaka Packager (see identity_key_attributes).
+    - FairPlay (cbcs only): METHOD=SAMPLE-AES, URI skd://<KID hex> (or the key server's
+      URIExtXKey, protection.fairplay_uri), KEYID, the Apple KEYFORMAT; no IV (as Shaka
+      Packager: FairPlay takes the IV from tenc). KEYID is not in RFC 8216 and Apple clients
+      ignore it (unknown attributes are ignored, §4.2), but hls.js reads a FairPlay key's KID
+      only from KEYID: without it, and without a Widevine or PlayReady line to borrow from, it
+      cannot match the key to its session.
     KEYID is the KID, never a key; the cbcs constant IV (public, it is in tenc) is given as IV.
     """
     method = HLS_METHODS[protection.scheme]
@@ -313,10 +320,14 @@ def hls_key_attributes(protection: TrackProtection) -> list[str]:
     out: list[str] = []
     for system in protection.systems:
         if system == "fairplay":
+            uri = protection.fairplay_uri or f"skd://{protection.kid.hex()}"
             out.append(
-                f'METHOD=SAMPLE-AES,URI="skd://{protection.kid.hex()}",'
+                f'METHOD=SAMPLE-AES,URI="{uri}",{tail[0]},'
                 f'KEYFORMAT="{FAIRPLAY_KEYFORMAT}",KEYFORMATVERSIONS="1"'
             )
+            continue
+        if system == "clearkey":
+            out.append(identity_key_attributes(protection))
             continue
         found = by_system.get(PSSH_SYSTEM_OF[system])
         if found is None:
@@ -332,6 +343,23 @@ def hls_key_attributes(protection: TrackProtection) -> list[str]:
             f'KEYFORMAT="{keyformat}"', 'KEYFORMATVERSIONS="1"',
         ]))
     return out
+
+
+def identity_key_attributes(protection: TrackProtection) -> str:
+    """ClearKey (the W3C common system) in HLS: KEYFORMAT="identity", the key format RFC 8216
+    §4.3.2.4 defines, in the form Shaka Packager writes for the common system
+    (simple_hls_notifier.cc): URI a data: URI of the KID, never of the key (the player gets the
+    key out of band, e.g. shaka-player's drm.clearKeys, and the KID is also in tenc); no KEYID
+    and no KEYFORMATVERSIONS. There is no URN key format for ClearKey in HLS: shaka-player's
+    HLS parser knows identity, Widevine, PlayReady, WisePlay and FairPlay only, and refuses an
+    encrypted playlist whose key formats it does not know (error 4026,
+    HLS_KEYFORMATS_NOT_SUPPORTED), which is what the common system's URN got."""
+    attrs = [f"METHOD={HLS_METHODS[protection.scheme]}",
+             f'URI="data:text/plain;base64,{_b64(protection.kid)}"']
+    if protection.constant_iv:
+        attrs.append(f"IV=0x{protection.constant_iv.hex()}")
+    attrs.append('KEYFORMAT="identity"')
+    return ",".join(attrs)
 
 
 def dash_content_protection(adaptation: ET.Element, protection: TrackProtection) -> None:

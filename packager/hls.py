@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 from fractions import Fraction
 
 from packager import drm
 from packager.bitrate import measure
-from packager.cenc import COMMON_SYSTEM_URN, TrackProtection
+from packager.cenc import TrackProtection
 from packager.segmenter import INIT_NAME, CmafTrack
 
 MEDIA_PLAYLIST = "playlist.m3u8"
@@ -31,30 +30,13 @@ class Playlist:
 SAMPLE_AES_METHODS = drm.HLS_METHODS
 
 
-def key_attributes(protection: TrackProtection) -> str:
-    """EXT-X-KEY / EXT-X-SESSION-KEY attributes for a CMAF-protected track.
-
-    The key system is signalled by KEYFORMAT (the common-format pssh, system 1077efec-...,
-    until DRM-specific signaling lands), the URI carries that pssh as a data: URI, KEYID the
-    KID. Never the key itself. The cbcs constant IV is public (it is in tenc) and given as IV.
-    """
-    attrs = [
-        f"METHOD={SAMPLE_AES_METHODS[protection.scheme]}",
-        f'URI="data:text/plain;base64,{base64.b64encode(protection.pssh).decode()}"',
-        f"KEYID=0x{protection.kid.hex()}",
-    ]
-    if protection.constant_iv:
-        attrs.append(f"IV=0x{protection.constant_iv.hex()}")
-    attrs += [f'KEYFORMAT="{COMMON_SYSTEM_URN}"', 'KEYFORMATVERSIONS="1"']
-    return ",".join(attrs)
-
-
 def track_key_attributes(protection: TrackProtection) -> list[str]:
     """Every EXT-X-KEY of a protected track: one per DRM system chosen with --drm (drm.py
-    builds them), or the common-format one alone."""
+    builds them). Without --drm the init segments carry only the W3C common pssh (ClearKey),
+    whose HLS signaling is KEYFORMAT="identity" (drm.identity_key_attributes)."""
     if protection.systems:
         return drm.hls_key_attributes(protection)
-    return [key_attributes(protection)]
+    return [drm.identity_key_attributes(protection)]
 
 
 def target_duration(durations: list[float]) -> int:

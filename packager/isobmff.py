@@ -500,6 +500,25 @@ def pssh_box(system_id: bytes, kids: list[bytes], data: bytes = b"") -> bytes:
     )
 
 
+def read_pssh_system_id(box: bytes) -> bytes:
+    """The SystemID of a lone pssh box (ISO/IEC 23001-7 §8.1.1), checking that the bytes are
+    exactly one well-formed pssh of version 0 or 1 (e.g. one handed over by a key server)."""
+    boxes = list(iter_boxes(box))
+    if len(boxes) != 1 or boxes[0].type != b"pssh" or boxes[0].size != len(box):
+        raise BitstreamError("not a single pssh box")
+    pos = boxes[0].body
+    if len(box) < pos + 4 + 16 + 4 or box[pos] not in (0, 1):
+        raise BitstreamError("pssh box too short or of an unknown version")
+    system_id = box[pos + 4 : pos + 20]
+    pos += 20
+    if box[boxes[0].body] == 1:
+        (count,) = struct.unpack_from(">I", box, pos)
+        pos += 4 + 16 * count
+    if pos + 4 > len(box) or pos + 4 + struct.unpack_from(">I", box, pos)[0] != len(box):
+        raise BitstreamError("pssh box sizes do not add up")
+    return system_id
+
+
 def tenc_box(
     kid: bytes, per_sample_iv_size: int, constant_iv: bytes, crypt: int, skip: int
 ) -> bytes:

@@ -108,6 +108,26 @@ class ClassThresholds:
         if not 0 < self.sd_max_height < self.hd_max_height:
             raise InputError("track class thresholds need 0 < SD max height < HD max height")
 
+    @classmethod
+    def parse(cls, text: str) -> ClassThresholds:
+        """'SD=576,HD=1080': the largest frame height of each class (either may be left out
+        for its default); UHD is everything above HD."""
+        heights: dict[str, int] = {}
+        for item in (part.strip() for part in text.split(",")):
+            name, sep, value = item.partition("=")
+            name = name.strip().upper()
+            if not sep or name not in ("SD", "HD") or name in heights:
+                raise InputError(f"--class-thresholds: {item!r} is not SD=HEIGHT or HD=HEIGHT "
+                                 "(each once, e.g. SD=576,HD=1080)")
+            try:
+                heights[name] = int(value)
+            except ValueError:
+                raise InputError(f"--class-thresholds: {value.strip()!r} is not a height in "
+                                 "pixels") from None
+        defaults = cls()
+        return cls(heights.get("SD", defaults.sd_max_height),
+                   heights.get("HD", defaults.hd_max_height))
+
     def video_class(self, height: int) -> TrackClass:
         if height <= self.sd_max_height:
             return TrackClass.SD

@@ -202,7 +202,8 @@ def track_encryption(spec: EncryptionSpec | None, rendition: Rendition) -> Encry
         return spec
     keyset = spec.keyset
     key = keyset.key_for(rendition.kind, rendition.height)
-    boxes = drm.track_pssh(keyset.distinct_keys, spec.scheme, spec.systems, key)
+    boxes = drm.track_pssh(keyset.distinct_keys, spec.scheme, spec.systems, key,
+                           content_id=spec.widevine_content_id, la_url=spec.la_url)
     return replace(spec, key=key, keyset=None, drm=boxes)
 
 

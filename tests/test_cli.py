@@ -52,19 +52,6 @@ def test_tool_override_is_used(tmp_path: Path) -> None:
     assert "lacks encoder(s) libx264, aac" in result.stderr
 
 
-def test_demo_packages_the_embedded_source(tmp_path: Path) -> None:
-    out = tmp_path / "demo"
-    result = cdnpack_cli("demo", "-o", out, "--duration", "4", "--json")
-    assert result.returncode == 0, result.stderr
-    doc = json.loads(result.stdout)
-    assert doc["duration"] >= 4.0
-    kinds = [r["kind"] for r in doc["renditions"]]
-    assert kinds.count("video") == 5  # 720p source: 720, 540, 480, 360, 240
-    assert kinds.count("audio") == 1
-    assert (out / "release" / "master.m3u8").is_file()
-    assert (out / "release" / "manifest.mpd").is_file()
-
-
 def test_usage_errors_exit_2() -> None:
     result = cdnpack_cli("package")
     assert result.returncode == 2

@@ -3,6 +3,8 @@ it: stage, probe, gate, then publish or hold the manifests back."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -16,8 +18,10 @@ from cdn.rollout import RolloutRequest, rollout, staged_name
 from cdn.s3 import S3Location
 from packager.errors import InputError
 from packager.pipeline import PackageResult
+from packager.release import read_release
 from probes.config import load_config
 from probes.edge import Edges, EdgeSpec, edge_process
+from tests.conftest import cdnpack_cli
 from tests.moto import MotoServer
 
 BUCKET = "release-origin"
@@ -168,3 +172,44 @@ def test_push_stage_holds_the_manifests(stage: Stage, packaged: PackageResult) -
     assert held == set(MANIFESTS)
     assert stage.keys() == public_paths(packaged) - set(MANIFESTS)
 
+
+
+def release_cli(stage: Stage, source: Path, out: Path, config: Path,
+                *extra: str | Path) -> subprocess.CompletedProcess[str]:
+    return cdnpack_cli(
+        "release", source, f"s3://{BUCKET}/{stage.prefix}", "-o", out, "--config", config,
+        "--ladder", "compact", "--segment-duration", "2", "--encrypt", "cbcs",
+        "--keys", "generate", "--keystore", out.parent / "keys",
+        "--endpoint-url", stage.moto.url, "--distribution", stage.distribution, *extra,
+    )
+
+
+def test_release_command_publishes_when_the_budgets_hold(
+    stage: Stage, source_clip: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "title"
+    done = release_cli(stage, source_clip, out, stage.config(PASSING), "--json")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["package"]["protection"]["scheme"] == "cbcs"
+    assert doc["gate"]["passed"] is True
+    assert doc["published"]["uploaded"] == 2
+    assert stage.keys() == {f.path for f in read_release(out).files}
+    assert sorted(p.name for p in (tmp_path / "title.probes").iterdir()) == [
+        "probe-eu.jsonl", "probe-na.jsonl"]
+
+
+def test_release_command_exits_1_naming_the_missed_budgets(
+    stage: Stage, source_clip: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "title"
+    junit = tmp_path / "gate.xml"
+    done = release_cli(stage, source_clip, out, stage.config(FAILING), "--junit", junit)
+    assert done.returncode == 1, done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("cdnpack: error: 2 of 12 budget checks missed")
+    assert "eu/alpha ttfb_p95" in line
+    assert "eu/beta ttfb_p95" in line
+    assert "not published" in done.stdout
+    assert not set(MANIFESTS) & stage.keys()
+    assert junit.read_text().count("<failure") == 2

@@ -4,6 +4,7 @@ PlayReady header checked as UTF-16 XML against an independently computed CHECKSU
 from __future__ import annotations
 
 import base64
+import re
 import struct
 import subprocess
 import uuid
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from packager.cenc import COMMON_SYSTEM_ID
+from packager.cenc import COMMON_SYSTEM_ID, TrackProtection
 from packager.drm import (
     PLAYREADY_HEADER_NS,
     PLAYREADY_SYSTEM_ID,
@@ -23,6 +24,7 @@ from packager.drm import (
     WIDEVINE_SYSTEM_ID,
     SystemPssh,
     common_pssh,
+    hls_key_attributes,
     kid_guid_bytes,
     playready_checksum,
     playready_header,
@@ -318,3 +320,36 @@ def test_no_key_byte_is_in_any_box() -> None:
 def test_bad_input_is_refused_with_a_reason(call: Callable[[], object], message: str) -> None:
     with pytest.raises(InputError, match=message):
         call()
+
+
+# --- FairPlay HLS key lines -------------------------------------------------------------------
+
+
+def _attributes(attribute_list: str) -> dict[str, str]:
+    """An HLS attribute list (RFC 8216 §4.2) as a dict; quoted values keep their quotes."""
+    return dict(re.findall(r'([A-Z0-9-]+)=("[^"]*"|[^,]*)', attribute_list))
+
+
+def test_fairplay_key_line_is_shaka_packagers_plus_keyid(drm_clip: Path, tmp_path: Path) -> None:
+    """Shaka Packager writes FairPlay's EXT-X-KEY without KEYID and IV; ours adds KEYID (hls.js
+    reads a FairPlay KID only from it) and is otherwise the same line."""
+    uri = f"skd://{SD.kid.hex()}"
+    iv = bytes.fromhex("611b9b1d1466eb96e8be48d47d65a3fd")
+    result = subprocess.run([
+        str(find_tool("packager").path),
+        f"in={drm_clip},stream=video,output={tmp_path}/v.mp4,playlist_name=v.m3u8",
+        "--enable_raw_key_encryption", "--protection_scheme", "cbcs", "--clear_lead", "0",
+        "--keys", f"label=:key_id={SD.kid.hex()}:key={SD.key.hex()}", "--iv", iv.hex(),
+        "--protection_systems", "FairPlay", "--hls_key_uri", uri,
+        "--hls_master_playlist_output", f"{tmp_path}/m.m3u8",
+    ], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr[-500:]
+    lines = [line for line in (tmp_path / "v.m3u8").read_text().splitlines()
+             if line.startswith("#EXT-X-KEY:")]
+    assert len(lines) == 1
+    theirs = _attributes(lines[0].removeprefix("#EXT-X-KEY:"))
+    protection = TrackProtection("cbcs", SD.kid, 0, iv, 1, 9, b"", ("fairplay",))
+    [ours_line] = hls_key_attributes(protection)
+    ours = _attributes(ours_line)
+    assert ours == {**theirs, "KEYID": f"0x{SD.kid.hex()}"}
+    assert "IV" not in ours

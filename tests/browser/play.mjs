@@ -1,0 +1,105 @@
+// Playback driver of the browser tests: one headless Chromium (playwright-core, the system
+// `chromium`), a fresh profile, no outside name lookups. Reads one JSON case per stdin line,
+// plays it in a new page, writes one JSON result per stdout line. The first line it writes is
+// {"ready": true, "version": ...} or {"launch_error": ...} (then it exits 1).
+//
+// A case: {page, player: "shaka"|"hls.js"|"dashjs", manifest, keys: {kidHex: keyHex},
+//          redirect: {fromSuffix, to} (a request whose URL ends with fromSuffix goes to `to`),
+//          advance: seconds of media to play, timeout: seconds}
+// A result: {ok, current_time, frames: [first, last], fatal, errors, video_error, timed_out,
+//            media_keys (EME in use), seconds, console}
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { chromium } from 'playwright-core';
+
+// The issue's flags, verbatim; playwright adds --headless and --user-data-dir (ours, fresh).
+export const CHROMIUM_ARGS = [
+  '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  '--autoplay-policy=no-user-gesture-required',
+  '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1',
+];
+const POLL_MS = 200;
+// After a fatal error, keep listening this long: the media element's own error often follows.
+const SETTLE_MS = 500;
+
+function write(doc) {
+  process.stdout.write(JSON.stringify(doc) + '\n');
+}
+
+async function play(context, c) {
+  const started = Date.now();
+  const page = await context.newPage();
+  const consoleLines = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error' && consoleLines.length < 20) consoleLines.push(m.text().slice(0, 300));
+  });
+  page.on('pageerror', (e) => consoleLines.length < 20 && consoleLines.push(String(e).slice(0, 300)));
+  if (c.redirect) {
+    await page.route((url) => url.pathname.endsWith(c.redirect.fromSuffix),
+      (route) => route.continue({ url: c.redirect.to }));
+  }
+  try {
+    await page.goto(c.page, { timeout: c.timeout * 1000 });
+    // Not awaited: a player that never settles its load() is caught by the deadline below.
+    await page.evaluate((x) => { window.cdnpackPlay(x); }, c);
+    const deadline = started + c.timeout * 1000;
+    let first = null;
+    let last = null;
+    let fatalAt = null;
+    for (;;) {
+      const s = await page.evaluate(() => window.cdnpackSample());
+      if (s.frames > 0 && first === null) first = s.frames;
+      last = s;
+      const failed = s.fatal !== null || s.video_error !== null;
+      if (failed && fatalAt === null) fatalAt = Date.now();
+      const advanced = s.current_time >= c.advance && s.frames > (first ?? 0);
+      if (advanced || (fatalAt !== null && Date.now() - fatalAt >= SETTLE_MS)
+          || Date.now() > deadline) {
+        const timedOut = !advanced && fatalAt === null;
+        return {
+          ok: advanced && !failed, current_time: s.current_time, frames: [first ?? 0, s.frames],
+          fatal: s.fatal, errors: s.errors, video_error: s.video_error, timed_out: timedOut,
+          media_keys: s.media_keys,
+          seconds: (Date.now() - started) / 1000, console: consoleLines,
+        };
+      }
+      await new Promise((r) => setTimeout(r, POLL_MS));
+    }
+  } finally {
+    await page.close();
+  }
+}
+
+async function main() {
+  const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
+  const profile = mkdtempSync(join(tmpdir(), 'cdnpack-chromium-'));
+  let context;
+  try {
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath, headless: true, args: CHROMIUM_ARGS, timeout: 30000,
+    });
+  } catch (e) {
+    rmSync(profile, { recursive: true, force: true });
+    write({ launch_error: String(e.message || e).split('\n')[0] });
+    process.exit(1);
+  }
+  write({ ready: true, version: context.browser()?.version() ?? '' });
+  const lines = createInterface({ input: process.stdin });
+  for await (const line of lines) {
+    if (!line.trim()) continue;
+    let result;
+    try {
+      result = await play(context, JSON.parse(line));
+    } catch (e) {
+      result = { ok: false, driver_error: String(e.message || e).split('\n')[0] };
+    }
+    write(result);
+  }
+  await context.close();
+  rmSync(profile, { recursive: true, force: true });
+}
+
+await main();

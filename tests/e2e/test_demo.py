@@ -1,0 +1,79 @@
+"""`cdnpack demo`, the real command: the whole flow on one machine, and a clean Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from packager.keys import Keystore
+from tests.conftest import cdnpack_cli
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_demo_releases_through_the_local_origin_and_two_cdns(tmp_path: Path) -> None:
+    work = tmp_path / "demo"
+    done = cdnpack_cli("demo", "-o", work, "--duration", "6", "--json")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["package"]["protection"]["scheme"] == "cbcs"
+    kinds = [r["kind"] for r in doc["package"]["renditions"]]
+    assert kinds.count("video") == 5  # 720p source: 720, 540, 480, 360, 240
+    assert kinds.count("audio") == 1
+    release = doc["release"]
+    assert release["gate"]["passed"] is True
+    assert len(release["gate"]["checks"]) == 6 * 2 * 4  # regions x CDNs x budgets
+    assert {p["region"] for p in release["probes"]} == {"na", "eu", "jpkr", "sea", "latam", "me"}
+    assert all(p["errors"] == 0 for p in release["probes"])
+    cells = [c for r in release["scorecard"]["regions"] for c in r["cells"]]
+    assert {c["cdn"] for c in cells} == {"cloudfront", "fastly"}
+    published = release["published"]
+    assert published["uploaded"] == 2  # the multivariant playlist and MPD, after the gate
+    assert release["staged"]["held"] == [
+        "releases/demo/manifest.mpd", "releases/demo/master.m3u8"]
+    assert published["invalidations"][0]["status"].lower() == "completed"
+    assert (work / "report.html").read_text().lower().startswith("<!doctype html>")
+    # Keys: in the keystore beside the release, never in it.
+    keys = [stored.key for stored in Keystore(work / "keys")]
+    assert keys
+    for path in (work / "release").rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert not any(k.key in data or k.key.hex().encode() in data for k in keys), path
+
+
+def _children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            found |= {int(child)} | _children(int(child))
+    return found
+
+
+def test_ctrl_c_stops_the_origin_and_the_edges(tmp_path: Path) -> None:
+    work = tmp_path / "demo"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli", "demo", "-o", str(work), "--duration", "4"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    deadline = time.monotonic() + 120
+    while not (work / "edges.json").exists():  # origin and edges are up
+        assert proc.poll() is None
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(0.5)
+    helpers = _children(proc.pid)
+    assert len(helpers) >= 2  # moto_server and the edge process
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1] == "cdnpack: interrupted"
+    for pid in helpers:
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(
+            f"/proc/{pid}/status").read_text(), f"helper process {pid} outlived the demo"
