@@ -861,14 +861,19 @@ def keys_show(kid: str, reveal: bool, keystore: Path | None, as_json: bool) -> N
 @click.option("--scheme", type=click.Choice(["cenc", "cbcs"]), default="cenc",
               show_default=True, help="Protection scheme the DRM signaling is for.")
 @click.option("--la-url", help="PlayReady licence acquisition URL for its header.")
+@click.option("--widevine-content-id", metavar="0xHEX|TEXT",
+              help="content_id of the Widevine pssh, as given to `package`.")
 @_keystore_option
 @json_option
 def keys_export(content_id: str, cpix_path: Path, scheme: str, la_url: str | None,
-                keystore: Path | None, as_json: bool) -> None:
+                widevine_content_id: str | None, keystore: Path | None, as_json: bool) -> None:
     """Write the keys of CONTENT_ID and their DRM signaling as a CPIX 2.3 document."""
     from packager.cpix import export_cpix, write_cpix
+    from packager.keysource import parse_widevine_content_id
     keyset = _open_keystore(keystore).keyset(content_id)
-    write_cpix(cpix_path, export_cpix(keyset, scheme, la_url=la_url))
+    wv_id = parse_widevine_content_id(widevine_content_id) if widevine_content_id else None
+    write_cpix(cpix_path, export_cpix(keyset, scheme, la_url=la_url,
+                                      widevine_content_id=wv_id))
     kids = [k.kid_uuid for k in keyset.distinct_keys]
     if as_json:
         click.echo(json.dumps({"path": str(cpix_path), "content_id": content_id,

@@ -97,11 +97,12 @@ def export_cpix(
     scheme: str = "cenc",
     systems: Sequence[str] = drm.SYSTEMS,
     la_url: str | None = None,
+    widevine_content_id: bytes | None = None,
 ) -> bytes:
     """The CPIX 2.3 document of a key set: UTF-8, canonical (no whitespace, fixed attribute and
-    element order), so the same keys always give the same bytes."""
+    element order), so the same keys always give the same bytes. Its pssh boxes are the ones
+    `package` writes for the same options (a Widevine content_id only when one is given)."""
     keys = keyset.distinct_keys
-    content_id = keyset.content_id.encode()
     parts = [
         '<?xml version="1.0" encoding="UTF-8"?>',
         f'<cpix:CPIX xmlns:cpix="{CPIX_NS}" xmlns:pskc="{PSKC_NS}" '
@@ -117,7 +118,8 @@ def export_cpix(
         )
     parts.append("</cpix:ContentKeyList><cpix:DRMSystemList>")
     for key in keys:
-        for pssh in drm.pssh_boxes([key], scheme, systems, content_id=content_id, la_url=la_url):
+        for pssh in drm.pssh_boxes([key], scheme, systems, content_id=widevine_content_id,
+                                   la_url=la_url):
             parts.append(
                 f'<cpix:DRMSystem kid="{key.kid_uuid}" '
                 f'systemId="{uuid.UUID(bytes=pssh.system_id)}">'

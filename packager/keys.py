@@ -261,23 +261,38 @@ class Keystore:
         (a no-op); KeyConflictError when the KID is stored with a different key."""
         with self._locked():
             self._remove_stale_temps()
-            existing = self._read(key.kid)
-            if existing is not None:
-                if existing.key.key != key.key or existing.key.iv != key.iv:
-                    raise KeyConflictError(
-                        f"keystore {self.root}: KID {key.kid_uuid} is already stored with a "
-                        "different key; refusing to overwrite it"
-                    )
+            if self._known(key):
                 return False
             self._write_new(self.path_for(key.kid), _entry(key, content_id, track_classes))
         log.info("stored key %s in %s", key.kid_uuid, self.root)
         return True
 
+    def _known(self, key: ContentKey) -> bool:
+        """True when the KID is stored with this key; KeyConflictError when with another."""
+        existing = self._read(key.kid)
+        if existing is None:
+            return False
+        if existing.key.key != key.key or existing.key.iv != key.iv:
+            raise KeyConflictError(
+                f"keystore {self.root}: KID {key.kid_uuid} is already stored with a "
+                "different key; refusing to overwrite it"
+            )
+        return True
+
     def put_keyset(self, keyset: KeySet) -> None:
-        """Every key of a set, once per KID, tagged with its content id and track classes."""
-        for key in keyset.distinct_keys:
-            classes = tuple(c for c in TrackClass if keyset.keys[c].kid == key.kid)
-            self.put(key, keyset.content_id, classes)
+        """Every key of a set, once per KID, tagged with its content id and track classes.
+
+        All or nothing: every KID is checked under the lock before any is written, so a set
+        with one conflicting key (from a CPIX file or a key server) leaves the store as it was.
+        """
+        with self._locked():
+            self._remove_stale_temps()
+            new = [key for key in keyset.distinct_keys if not self._known(key)]
+            for key in new:
+                classes = tuple(c for c in TrackClass if keyset.keys[c].kid == key.kid)
+                self._write_new(self.path_for(key.kid), _entry(key, keyset.content_id, classes))
+        for key in new:
+            log.info("stored key %s in %s", key.kid_uuid, self.root)
 
     def generate(self, content_id: str | None = None) -> ContentKey:
         """A new random key, stored before it is returned (a key is never used unsaved)."""

@@ -147,13 +147,8 @@ def import_cpix_keyset(
             raise KeyConflictError(f"keystore {store.root}: content id {keyset.content_id!r} "
                                    f"already has other keys than {path}; nothing imported")
         return known
-    for key in keyset.distinct_keys:
-        try:
-            stored = store.get(key.kid)
-        except InputError:
-            continue
-        if stored.key != key:
-            raise KeyConflictError(f"{path}: KID {key.kid_uuid} is already in keystore "
-                                   f"{store.root} with a different key; nothing imported")
-    store.put_keyset(keyset)
+    try:
+        store.put_keyset(keyset)
+    except KeyConflictError as exc:
+        raise KeyConflictError(f"{path}: {exc}; nothing imported") from None
     return keyset

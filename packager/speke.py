@@ -301,15 +301,10 @@ def fetch_keyset(
                 )
         return SpekeAnswer(known, answer.drm_systems)
     answer = request_keys(server, content_id, scheme, systems, new_kids(per_class), t)
-    for key in answer.keyset.distinct_keys:
-        try:
-            stored = store.get(key.kid)
-        except InputError:
-            continue
-        if stored.key != key:
-            raise KeyConflictError(f"key server {server.label}: KID {key.kid_uuid} is already "
-                                   f"in keystore {store.root} with another key; nothing stored")
-    store.put_keyset(answer.keyset)
+    try:
+        store.put_keyset(answer.keyset)
+    except KeyConflictError as exc:
+        raise KeyConflictError(f"key server {server.label}: {exc}; nothing stored") from None
     return answer
 
 

@@ -76,8 +76,14 @@ def test_drm_system_list_holds_each_keys_pssh_boxes() -> None:
            for s in systems}
     assert len(got) == len(systems) == 3 * 3  # common, PlayReady, Widevine for 3 keys
     video = ContentKey(KID_V, KEY_V)
-    for box in drm.pssh_boxes([video], "cbcs", content_id=b"film-1"):
+    for box in drm.pssh_boxes([video], "cbcs"):
         assert got[(video.kid_uuid, str(uuid.UUID(bytes=box.system_id)))] == b64(box.box)
+    # With a Widevine content_id, the Widevine boxes carry it, as `package` writes them.
+    root = ET.fromstring(export_cpix(per_class_set(), "cbcs", widevine_content_id=b"film-1"))
+    boxes = {s.findtext("cpix:PSSH", namespaces=NS) for s in
+             root.findall("cpix:DRMSystemList/cpix:DRMSystem", NS)}
+    for box in drm.pssh_boxes([video], "cbcs", content_id=b"film-1"):
+        assert b64(box.box) in boxes
 
 
 def test_usage_rules_tag_keys_by_class_with_filters() -> None:

@@ -206,6 +206,16 @@ def test_existing_kid_is_never_overwritten(tmp_path: Path) -> None:
     assert store.get(KID).key.key == KEY
 
 
+def test_a_key_set_with_one_conflicting_kid_stores_nothing(tmp_path: Path) -> None:
+    store = Keystore(tmp_path)
+    per_class = KeySet.generate("movie", per_class=True)
+    clash = per_class.distinct_keys[-1]
+    store.put(ContentKey(clash.kid, bytes(16)))  # that KID already holds another key
+    with pytest.raises(KeyConflictError):
+        store.put_keyset(per_class)
+    assert [stored.key.kid for stored in store] == [clash.kid]
+
+
 def test_files_are_0600_and_directory_0700(tmp_path: Path) -> None:
     old = os.umask(0)
     try:
