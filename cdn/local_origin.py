@@ -18,6 +18,7 @@ from typing import Any
 
 from cdn.s3 import Connection
 from packager.errors import EndpointError, ToolError
+from packager.tools import stop
 
 #: Credentials moto accepts; exported so boto3 in child processes (the CLI) finds them too.
 FAKE_CREDENTIALS = {
@@ -72,12 +73,7 @@ def moto_server(start_timeout: float = 30.0) -> Iterator[str]:
                 time.sleep(0.1)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, timeout=10)
 
 
 def origin_bucket(s3: Any, bucket: str) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from packager.errors import ToolError
 
@@ -108,13 +109,21 @@ def spawn(
     try:
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop(proc)
+
+
+def stop(proc: subprocess.Popen[Any], timeout: float = 5.0, terminate: bool = True) -> None:
+    """End a child: SIGTERM (or, with terminate=False, only wait: it was told to stop some
+    other way), then SIGKILL if it has not exited within timeout. Never leaves a zombie."""
+    if proc.poll() is not None:
+        return
+    if terminate:
+        proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def run_tool(

@@ -43,6 +43,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from packager.errors import EndpointError
+from packager.tools import stop
 
 CACHE_STYLES = ("cloudfront", "cloudflare", "fastly", "akamai", "none")
 FAILURES = ("503", "reset", "stall", "truncate")
@@ -403,12 +404,8 @@ def edge_process(specs: Sequence[EdgeSpec], workdir: Path) -> Iterator[Edges]:
         yield Edges(json.loads(line))
     finally:
         assert proc.stdin is not None
-        proc.stdin.close()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        proc.stdin.close()  # the edges' signal to stop
+        stop(proc, terminate=False)
 
 
 def serve(specs: list[EdgeSpec]) -> None:

@@ -132,8 +132,7 @@ async def test_pinned_name_resolves_to_the_edge(edges: Edges) -> None:
     r = await fetch(f"http://edge.cdn.test:{port}/bytes/10", pins={"edge.cdn.test": "127.0.0.1"})
     assert r.error is None
     assert r.remote_addr == f"127.0.0.1:{port}"
-    assert r.dns is not None
-    assert r.dns < 0.001
+    assert r.dns is not None  # timed, though no resolver was asked: .test never resolves
 
 
 async def test_tls_handshake_is_timed_apart_from_tcp_connect(edges: Edges) -> None:
