@@ -387,7 +387,16 @@ STYP = box(b"styp", b"msdh", struct.pack(">I", 0), b"msdh")
 def media_segment(
     sequence: int, track_id: int, fragment: Fragment, encryption: SampleEncryption | None = None
 ) -> bytes:
+    """styp + moof + mdat for one CMAF fragment (`media_segment_boxes`, joined)."""
+    return b"".join(media_segment_boxes(sequence, track_id, fragment, encryption))
+
+
+def media_segment_boxes(
+    sequence: int, track_id: int, fragment: Fragment, encryption: SampleEncryption | None = None
+) -> tuple[bytes, bytes]:
     """styp + moof + mdat for one CMAF fragment; every sample described explicitly in trun v1.
+    Returned as (styp + moof + mdat header, sample data): written one after the other, the
+    sample data (megabytes per segment) is never copied into one more buffer.
 
     With `encryption`, the traf also carries saiz, saio and senc (ISO/IEC 23001-7 §7.2), and
     saio points at the first senc entry, counted from the moof start (default-base-is-moof,
@@ -429,9 +438,8 @@ def media_segment(
         b"trun", 1, trun_flags, struct.pack(">Ii", len(fragment.samples), data_offset), entries
     )
     moof = box(b"moof", mfhd, box(b"traf", tfhd, tfdt, trun, *protection))
-    # mdat header and payload joined once (no intermediate mdat copy: segments are large).
     mdat_header = struct.pack(">I4s", 8 + len(fragment.data), b"mdat")
-    return b"".join((STYP, moof, mdat_header, fragment.data))
+    return STYP + moof + mdat_header, fragment.data
 
 
 # --- Common Encryption boxes (ISO/IEC 23001-7) ---------------------------------------------

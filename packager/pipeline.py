@@ -16,6 +16,7 @@ from pathlib import Path
 from packager import dash, drm, hls, hls_ts
 from packager.bitrate import measure
 from packager.cenc import AES_128, EncryptionSpec, with_release_iv
+from packager.demux import DemuxedSource, track_load, unsupported
 from packager.errors import InputError, OutputExistsError
 from packager.ladder import LadderSpec, Rendition, load_ladder, plan_renditions
 from packager.media import MediaInfo, probe
@@ -28,7 +29,14 @@ from packager.release import (
     describe_file,
     write_release,
 )
-from packager.segmenter import INIT_NAME, CmafTrack, plan_cut_times, segment_track
+from packager.segmenter import (
+    INIT_NAME,
+    CmafTrack,
+    join_parts,
+    plan_cut_times,
+    segment_track,
+    work_estimate,
+)
 from packager.transcode import (
     EncodedTrack,
     build_copy_command,
@@ -53,6 +61,9 @@ class PackageRequest:
     force: bool = False
     #: Common Encryption of every track (cenc or cbcs); None packages in the clear.
     encryption: EncryptionSpec | None = None
+    #: --copy reads an MP4/MOV source's sample tables itself (packager/demux.py); False
+    #: forces the ffmpeg remux it otherwise falls back to (for comparisons and diagnosis).
+    demux: bool = True
 
 
 @dataclass(frozen=True)
@@ -158,40 +169,96 @@ def _encode_and_segment(
     work: Path,
     progress: ProgressSink | None,
 ) -> list[CmafTrack]:
-    encoded = _encode(request, media, spec, renditions, work, progress)
+    sources = _track_sources(request, media, spec, renditions, work, progress)
     # Video first: its real segment starts become the other tracks' cut points, so audio
     # segments line up with video segments to within one audio frame. They are planned from
-    # the first video's moof boxes up front, so all tracks can then be cut (and encrypted)
-    # at once, one process per track, across the cores.
-    encoded.sort(key=lambda e: e.rendition.kind != "video")
+    # the first video's moof boxes (or sample tables) up front, so all tracks can then be cut
+    # (and encrypted) at once, one process per track or per part of a track, across the cores.
+    sources.sort(key=lambda s: s[0].kind != "video")
     cut_times: list[float] = []
-    if encoded and encoded[0].rendition.kind == "video":
-        cut_times = plan_cut_times(encoded[0].path, request.segment_duration)
-    jobs = [
-        (item.path, item.rendition, build, request.segment_duration,
-         [] if index == 0 else cut_times, track_encryption(request.encryption, item.rendition),
-         index)
-        for index, item in enumerate(encoded)
+    if sources and sources[0][0].kind == "video":
+        cut_times = plan_cut_times(sources[0][1], request.segment_duration)
+    cpus = os.cpu_count() or 1
+    effort = [
+        work_estimate(*track_load(source)) if isinstance(source, DemuxedSource) else 0.0
+        for _, source in sources
     ]
-    workers = min(len(jobs), os.cpu_count() or 1)
-    tracks: list[CmafTrack | None] = [None] * len(jobs)
+    parts = _parts(effort, cpus)
+    jobs = [
+        _SegmentJob(source, rendition, build, request.segment_duration,
+                    [] if index == 0 else cut_times,
+                    track_encryption(request.encryption, rendition), index,
+                    (part, parts[index]), effort[index] / parts[index])
+        for index, (rendition, source) in enumerate(sources)
+        for part in range(parts[index])
+    ]
+    # Largest parts first: the pool takes them in this order, which keeps the cores busy
+    # until the end (longest-processing-time-first). A whole track from ffmpeg's output has
+    # no estimate (0) and keeps its place: the sort is stable.
+    jobs.sort(key=lambda job: -job.effort)
+    workers = min(len(jobs), cpus)
+    done_parts: list[list[CmafTrack | None]] = [[None] * n for n in parts]
     if workers <= 1:
-        for index, job in enumerate(jobs):
-            tracks[index] = _segment_job(job)
+        for done, job in enumerate(jobs, 1):
+            done_parts[job.index][job.part[0]] = _segment_job(job)
             if progress:
-                progress("segment", index + 1, len(jobs))
+                progress("segment", len(sources) * done / len(jobs), len(sources))
     else:
         with ProcessPoolExecutor(workers) as pool:
-            futures = {pool.submit(_segment_job, job): index for index, job in enumerate(jobs)}
+            futures = {pool.submit(_segment_job, job): job for job in jobs}
             for done, future in enumerate(as_completed(futures), 1):
-                tracks[futures[future]] = future.result()
+                job = futures[future]
+                done_parts[job.index][job.part[0]] = future.result()
                 if progress:
-                    progress("segment", done, len(jobs))
-    finished = [t for t in tracks if t is not None]
-    for item, track in zip(encoded, finished, strict=True):
+                    progress("segment", len(sources) * done / len(jobs), len(sources))
+    tracks = [join_parts([p for p in track_parts if p is not None]) for track_parts in done_parts]
+    for (_, source), track in zip(sources, tracks, strict=True):
         _check_complete(media, track)
-        item.path.unlink()
-    return finished
+        if isinstance(source, Path):
+            source.unlink()  # ffmpeg's intermediate file in the work directory
+    return tracks
+
+
+#: Parts per core a demuxed track's work is split into: enough for the cores to finish
+#: together, few enough that each part's own set-up (reading the tables) stays small.
+_PARTS_PER_CPU = 2
+
+
+def _parts(work: list[float], cpus: int) -> list[int]:
+    """How many processes cut each track: one for ffmpeg's output (read front to back, no
+    estimate: work 0); a demuxed track (its segments planned from the tables, so any run of
+    them can be written on its own) in parts of about 1/(_PARTS_PER_CPU x cpus) of the job."""
+    if cpus <= 1 or not any(work):
+        return [1] * len(work)
+    target = sum(work) / (_PARTS_PER_CPU * cpus)
+    return [max(1, round(w / target)) if w else 1 for w in work]
+
+
+def _track_sources(
+    request: PackageRequest,
+    media: MediaInfo,
+    spec: LadderSpec,
+    renditions: list[Rendition],
+    work: Path,
+    progress: ProgressSink | None,
+) -> list[tuple[Rendition, Path | DemuxedSource]]:
+    """Where each rendition's samples come from: ffmpeg's fragmented output or, with --copy
+    from an MP4/MOV our demuxer takes, the source itself (no remux pass over the file)."""
+    if request.copy and request.demux:
+        indexes = {
+            "video": media.video.index if media.video is not None else -1,
+            "audio": media.audio.index if media.audio is not None else -1,
+        }
+        handlers = {"video": "vide", "audio": "soun"}
+        reason = unsupported(media.path, {indexes[r.kind]: handlers[r.kind] for r in renditions})
+        if reason is None:
+            log.debug("--copy: reading the sample tables of %s (no ffmpeg remux)", media.path)
+            if progress:
+                progress("transcode", media.duration, media.duration)
+            return [(r, DemuxedSource(media.path, indexes[r.kind])) for r in renditions]
+        log.debug("--copy: remuxing %s with ffmpeg (our demuxer: %s)", media.path, reason)
+    encoded = _encode(request, media, spec, renditions, work, progress)
+    return [(e.rendition, e.path) for e in encoded]
 
 
 def track_encryption(spec: EncryptionSpec | None, rendition: Rendition) -> EncryptionSpec | None:
@@ -222,15 +289,26 @@ def protection_summary(
     )
 
 
-_SegmentJob = tuple[Path, Rendition, Path, float, list[float], EncryptionSpec | None, int]
+@dataclass(frozen=True)
+class _SegmentJob:
+    """One track, or one part of one, for a worker process (pickled: plain fields only)."""
+
+    source: Path | DemuxedSource
+    rendition: Rendition
+    build: Path
+    segment_duration: float
+    cut_times: list[float]
+    encryption: EncryptionSpec | None
+    index: int
+    part: tuple[int, int]  # (part, parts)
+    effort: float  # estimated seconds (work_estimate); 0 for a whole track of ffmpeg's output
 
 
 def _segment_job(job: _SegmentJob) -> CmafTrack:
-    """One track's segmentation (and encryption), in a worker process."""
-    path, rendition, build, segment_duration, cut_times, encryption, index = job
+    """One track's (or one part of a track's) segmentation and encryption, in a worker."""
     return segment_track(
-        path, rendition, build, segment_duration, cut_times,
-        encryption=encryption, track_index=index,
+        job.source, job.rendition, job.build, job.segment_duration, job.cut_times,
+        encryption=job.encryption, track_index=job.index, part=job.part,
     )
 
 

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 
 from packager.cenc import EncryptionSpec, TrackEncryptor, TrackProtection
+from packager.demux import DemuxedSource, SampleReader, TrackTables, read_track
 from packager.errors import BitstreamError
 from packager.isobmff import (
     Fragment,
     TrackInfo,
-    media_segment,
+    media_segment_boxes,
     parse_fragment,
     parse_track_info,
     read_exact,
@@ -61,15 +62,19 @@ class CmafTrack:
 
 
 def segment_track(
-    source: Path,
+    source: Path | DemuxedSource,
     rendition: Rendition,
     release_root: Path,
     segment_duration: float,
     cut_times: Sequence[float] = (),
     encryption: EncryptionSpec | None = None,
     track_index: int = 0,
+    part: tuple[int, int] = (0, 1),
 ) -> CmafTrack:
     """Write init + segments for one rendition and measure every segment.
+
+    `source` is a fragmented MP4 (ffmpeg's output) or one track of a progressive source read
+    by our demuxer (`package --copy`), whose sample bytes are read one segment at a time.
 
     A segment starts at the first sync fragment at or after a boundary (less half a sample,
     so that an AAC frame straddling the boundary goes to the side it mostly belongs to).
@@ -78,32 +83,95 @@ def segment_track(
 
     With `encryption`, each segment's samples are encrypted as it is written (one segment in
     memory at a time) and the init segment carries the protection scheme and pssh.
+
+    `part` (index, count), for a demuxed source only: write the index-th of `count` runs of
+    consecutive segments of about equal work (`work_estimate`), so that one track can be cut
+    and encrypted by several processes; part 0 writes the init segment. The returned track
+    lists that part's segments; `join_parts` puts the parts back together.
     """
     directory = release_root / rendition.id
-    directory.mkdir(parents=True, exist_ok=False)
+    directory.mkdir(parents=True, exist_ok=part[1] > 1)
+    job = _TrackJob(rendition, directory, segment_duration, cut_times, encryption, track_index)
+    if isinstance(source, DemuxedSource):
+        return _segment_demuxed(job, source, part)
+    if part != (0, 1):
+        raise BitstreamError("only a demuxed source can be segmented in parts")
     with source.open("rb") as f:
-        header, fragments = _read_fragments(f)
+        header, pairs = _read_fragments(f)
         info = parse_track_info(header.moov)
-        encryptor = (
-            TrackEncryptor(encryption, header.moov, track_index) if encryption else None
+        encryptor = _encryptor(job, header.moov, 0)
+        init = _write_init(job, header.ftyp, header.moov, encryptor)
+        groups = _fold_short_tail(
+            _group(fragments_of(pairs, header.moov),
+                   _boundaries(cut_times, segment_duration, info.timescale)),
+            info, segment_duration,
         )
-        init = (
-            encryptor.init_segment(header.ftyp, header.moov)
-            if encryptor
-            else header.ftyp + header.moov
-        )
-        (directory / INIT_NAME).write_bytes(init)
-        boundaries = _boundaries(cut_times, segment_duration, info.timescale)
-        groups = _group(fragments_of(fragments, header.moov), boundaries)
         segments = [
             _write(directory, number, info, group, encryptor)
-            for number, group in enumerate(_fold_short_tail(groups, info, segment_duration), 1)
+            for number, group in enumerate(groups, 1)
         ]
     if not segments:
         raise BitstreamError(f"{rendition.id}: encoder produced no samples")
+    return _track(job, info, init, segments, encryptor)
+
+
+def join_parts(parts: Sequence[CmafTrack]) -> CmafTrack:
+    """One track from its parts, in part order (init and protection come from part 0)."""
+    return replace(parts[0], segments=[s for p in parts for s in p.segments])
+
+
+def work_estimate(samples: int, size: int) -> float:
+    """Seconds of segmenting and encrypting work for so many samples and bytes: a per-sample
+    cost (cipher setup, slice headers, boxes) and a per-byte one (AES, copies, hashing,
+    writes), fitted to segment_track's CPU time on the bench input (bench/encrypt.py, cbcs:
+    1080p H.264 2.2 s for 15,000 samples and 380 MB, AAC 0.7 s for 28,000 samples and
+    10 MB). Only the ratios matter: they split tracks into parts of equal work."""
+    return samples * 24e-6 + size * 5e-9
+
+
+@dataclass(frozen=True)
+class _TrackJob:
+    rendition: Rendition
+    directory: Path
+    segment_duration: float
+    cut_times: Sequence[float]
+    encryption: EncryptionSpec | None
+    track_index: int
+
+
+def _encryptor(job: _TrackJob, moov: bytes, first_sample: int) -> TrackEncryptor | None:
+    """The track's encryptor, as if it had already encrypted `first_sample` samples: cenc's
+    per-sample IV is the spec's first IV plus the sample number (TrackEncryptor), so a part
+    starts its counter where the part before it ends, and the IVs equal a single pass's."""
+    spec = job.encryption
+    if spec is None:
+        return None
+    if first_sample and spec.scheme == "cenc":
+        if spec.iv is None:
+            raise BitstreamError("a cenc track split in parts needs the release's first IV")
+        start = (int.from_bytes(spec.iv[:8], "big") + first_sample) % (1 << 64)
+        spec = replace(spec, iv=start.to_bytes(8, "big") + spec.iv[8:])
+    return TrackEncryptor(spec, moov, job.track_index)
+
+
+def _write_init(
+    job: _TrackJob, ftyp: bytes, moov: bytes, encryptor: TrackEncryptor | None
+) -> bytes:
+    init = encryptor.init_segment(ftyp, moov) if encryptor else ftyp + moov
+    (job.directory / INIT_NAME).write_bytes(init)
+    return init
+
+
+def _track(
+    job: _TrackJob,
+    info: TrackInfo,
+    init: bytes,
+    segments: list[Segment],
+    encryptor: TrackEncryptor | None,
+) -> CmafTrack:
     return CmafTrack(
-        rendition=rendition,
-        directory=rendition.id,
+        rendition=job.rendition,
+        directory=job.rendition.id,
         info=info,
         init_size=len(init),
         init_sha256=hashlib.sha256(init).hexdigest(),
@@ -112,13 +180,111 @@ def segment_track(
     )
 
 
-def plan_cut_times(source: Path, segment_duration: float) -> list[float]:
+@dataclass(frozen=True)
+class _Span:
+    """One planned segment of a demuxed track: its samples and where it starts."""
+
+    first: int  # sample number (0-based)
+    count: int
+    base_decode_time: int
+    presentation_start: int
+    duration: int
+
+
+def _segment_demuxed(job: _TrackJob, source: DemuxedSource, part: tuple[int, int]) -> CmafTrack:
+    tables = read_track(source)
+    info = parse_track_info(tables.moov)
+    spans = _plan(tables, info, job.cut_times, job.segment_duration)
+    if not spans:
+        raise BitstreamError(f"{job.rendition.id}: the source track has no samples")
+    runs = _split(spans, tables, part[1])
+    mine = runs[part[0]]
+    encryptor = _encryptor(job, tables.moov, spans[mine.start].first if mine else 0)
+    init = _write_init(job, tables.ftyp, tables.moov, encryptor) if part[0] == 0 else b""
+    segments = []
+    with SampleReader(source.path, tables) as reader:
+        for index in mine:
+            span = spans[index]
+            fragment = Fragment(
+                span.base_decode_time, tables.samples(span.first, span.count), b""
+            )
+            data = reader.read(span.first, span.count)
+            segments.append(_write(job.directory, index + 1, info, [fragment], encryptor, data))
+    return _track(job, info, init, segments, encryptor)
+
+
+def _plan(
+    tables: TrackTables, info: TrackInfo, cut_times: Sequence[float], segment_duration: float
+) -> list[_Span]:
+    """The segments `_group` and `_fold_short_tail` make of the fragments ffmpeg's remux would
+    have written, computed from the sample tables in one pass over integers (the same rule:
+    tests/packager/test_demux.py compares both paths segment by segment)."""
+    durations, offsets, sync = tables.durations, tables.composition_offsets, tables.sync
+    boundaries = _boundaries(cut_times, segment_duration, info.timescale)
+    next_cut = next(boundaries)
+    groups: list[list[int]] = []  # [first, count, base decode time, presentation, duration]
+    pending: list[int] | None = None
+    starts = tables.fragment_starts()
+    dts = 0
+    for a, b in zip(starts, [*starts[1:], len(durations)], strict=True):
+        base = dts
+        earliest = dts + offsets[a]
+        for i in range(a, b):
+            earliest = min(earliest, dts + offsets[i])
+            dts += durations[i]
+        half = durations[a] // 2
+        if pending is not None and sync[a] and earliest >= next_cut - half:
+            groups.append(pending)
+            pending = None
+        while earliest >= next_cut - half:
+            next_cut = next(boundaries)
+        if pending is None:
+            pending = [a, b - a, base, earliest, dts - base]
+        else:
+            pending[1] += b - a
+            pending[3] = min(pending[3], earliest)
+            pending[4] += dts - base
+    if pending is not None:
+        groups.append(pending)
+    if len(groups) >= 2 and groups[-1][4] < segment_duration * info.timescale / 2:
+        last = groups.pop()
+        groups[-1][1] += last[1]
+        groups[-1][3] = min(groups[-1][3], last[3])
+        groups[-1][4] += last[4]
+    return [_Span(*g) for g in groups]
+
+
+def _split(spans: list[_Span], tables: TrackTables, parts: int) -> list[range]:
+    """`parts` runs of consecutive spans (segment indexes) of about equal work."""
+    costs = [
+        work_estimate(s.count, sum(tables.sizes[s.first : s.first + s.count])) for s in spans
+    ]
+    total = sum(costs)
+    runs: list[range] = []
+    start, done = 0, 0.0
+    for index, cost in enumerate(costs):
+        done += cost
+        if len(runs) < parts - 1 and done >= total * (len(runs) + 1) / parts:
+            runs.append(range(start, index + 1))
+            start = index + 1
+    runs.append(range(start, len(spans)))
+    runs += [range(len(spans), len(spans))] * (parts - len(runs))
+    return runs
+
+
+def plan_cut_times(source: Path | DemuxedSource, segment_duration: float) -> list[float]:
     """The segment starts (seconds) `segment_track` will choose for this track with no cut
-    times given, from the moof boxes alone (mdat bodies are skipped, not read).
+    times given, from the moof boxes alone (mdat bodies are skipped, not read), or from the
+    sample tables of a demuxed source.
 
     Knowing the video's cuts up front lets every other rendition be segmented at the same
     time as the video, in parallel, instead of after it.
     """
+    if isinstance(source, DemuxedSource):
+        tables = read_track(source)
+        info = parse_track_info(tables.moov)
+        spans = _plan(tables, info, (), segment_duration)
+        return [s.presentation_start / info.timescale for s in spans]
     with source.open("rb") as f:
         boxes = read_top_level(f)
         moov = b""
@@ -254,26 +420,33 @@ def _write(
     info: TrackInfo,
     fragments: list[Fragment],
     encryptor: TrackEncryptor | None = None,
+    data: bytes | None = None,
 ) -> Segment:
+    """One segment from its fragments; `data`, when given, is the samples' bytes (the
+    fragments then carry timing only)."""
     merged = Fragment(
         base_decode_time=fragments[0].base_decode_time,
         samples=[s for frag in fragments for s in frag.samples],
-        data=b"".join(frag.data for frag in fragments),
+        data=b"".join(frag.data for frag in fragments) if data is None else data,
     )
     if encryptor is not None:
         protected, aux = encryptor.encrypt(merged)
-        payload = media_segment(number, info.track_id, protected, aux)
+        boxes, body = media_segment_boxes(number, info.track_id, protected, aux)
     else:
-        payload = media_segment(number, info.track_id, merged)
+        boxes, body = media_segment_boxes(number, info.track_id, merged)
     name = SEGMENT_PATTERN.format(number)
-    (directory / name).write_bytes(payload)
+    with (directory / name).open("wb") as f:
+        f.write(boxes)
+        f.write(body)
+    digest = hashlib.sha256(boxes)
+    digest.update(body)
     return Segment(
         number=number,
         name=name,
         start=merged.base_decode_time,
         presentation_start=merged.earliest_presentation_time,
         duration=merged.duration,
-        size=len(payload),
-        sha256=hashlib.sha256(payload).hexdigest(),
+        size=len(boxes) + len(body),
+        sha256=digest.hexdigest(),
         starts_with_sync=merged.samples[0].is_sync,
     )
