@@ -1,8 +1,12 @@
 """Benchmark `cdnpack push` against `aws s3 sync` on the same release and the same local S3.
 
 Both run as commands (interpreter start included), each into its own empty prefix of one
-moto_server, interleaved per repetition: first push, then a no-op re-push. awscli lives in
+moto_server, interleaved per repetition: first pushes, then no-op re-pushes, in an order that
+rotates from one repetition to the next. awscli lives in
 its own venv (bench/out/awscli), made on first use, so its pinned botocore cannot disturb ours.
+`--baseline DIR` times a third contender in the same runs: the cdnpack of another source tree
+(e.g. `git archive <commit> | tar -x -C DIR`), so a change is measured against its parent
+under the same load on a shared machine.
 """
 
 from __future__ import annotations
@@ -67,9 +71,9 @@ def awscli(workdir: Path) -> Path:
     return aws
 
 
-def timed(args: list[str], env: dict[str, str]) -> float:
+def timed(args: list[str], env: dict[str, str], cwd: Path = REPO) -> float:
     start = time.perf_counter()
-    result = subprocess.run(args, env=env, cwd=REPO, capture_output=True, text=True, check=False)
+    result = subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - start
     if result.returncode != 0:
         raise SystemExit(f"{args[0]} exited {result.returncode}: {result.stderr.strip()[-300:]}")
@@ -88,13 +92,20 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--workdir", type=Path, default=REPO / "bench" / "out")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--settle", type=float, default=1.0,
+                        help="seconds of quiet before each timed run (moto finishing the last)")
+    parser.add_argument("--baseline", type=Path,
+                        help="a cdnpack source tree to time beside this one ('baseline' rows)")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     aws = awscli(args.workdir)
     cdnpack = Path(sys.executable).parent / "cdnpack"
     env = {**os.environ, **FAKE_CREDENTIALS}
-    times: dict[str, list[float]] = {k: [] for k in
-                                     ("cdnpack first", "aws first", "cdnpack no-op", "aws no-op")}
+    names = ["cdnpack first", "aws first", "cdnpack no-op", "aws no-op"]
+    if args.baseline:
+        names += ["baseline first", "baseline no-op"]
+        base_env = {**env, "PYTHONPATH": str(args.baseline.resolve())}
+    times: dict[str, list[float]] = {k: [] for k in names}
     with tempfile.TemporaryDirectory(prefix="cdnpack-push-bench-") as tmp, moto_server() as moto:
         root = Path(tmp) / "release"
         release = make_release(root, args.objects, seed=1)
@@ -103,16 +114,28 @@ def main() -> None:
         for rep in range(args.repeat):
             moto.reset()
             s3.create_bucket(Bucket=BUCKET)
-            ours = [str(cdnpack), "push", str(root), f"s3://{BUCKET}/ours{rep}",
-                    "--endpoint-url", moto.url, "--json"]
-            theirs = [str(aws), "s3", "sync", str(root), f"s3://{BUCKET}/aws{rep}",
-                      "--endpoint-url", moto.url, "--only-show-errors", "--exclude",
-                      "release.json"]
-            times["cdnpack first"].append(timed(ours, env))
-            times["aws first"].append(timed(theirs, env))
-            times["cdnpack no-op"].append(timed(ours, env))
-            times["aws no-op"].append(timed(theirs, env))
-            for prefix in (f"ours{rep}/", f"aws{rep}/"):
+            # (name, command, environment, working directory, prefix)
+            runs: list[tuple[str, list[str], dict[str, str], Path, str]] = [
+                ("cdnpack", [str(cdnpack), "push", str(root), f"s3://{BUCKET}/ours{rep}",
+                             "--endpoint-url", moto.url, "--json"], env, REPO, f"ours{rep}/"),
+                ("aws", [str(aws), "s3", "sync", str(root), f"s3://{BUCKET}/aws{rep}",
+                         "--endpoint-url", moto.url, "--only-show-errors", "--exclude",
+                         "release.json"], env, REPO, f"aws{rep}/"),
+            ]
+            if args.baseline:
+                runs.append(("baseline", [sys.executable, "-m", "cli", "push", str(root),
+                                          f"s3://{BUCKET}/base{rep}", "--endpoint-url",
+                                          moto.url, "--json"],
+                             base_env, args.baseline, f"base{rep}/"))
+            # Each repetition starts with another contender: whoever runs right after the
+            # first pushes meets a machine still busy with them (moto, page cache).
+            runs = runs[rep % len(runs):] + runs[:rep % len(runs)]
+            for stage in ("first", "no-op"):
+                for name, command, run_env, cwd, _ in runs:
+                    time.sleep(args.settle)
+                    times[f"{name} {stage}"].append(timed(command, run_env, cwd))
+            prefixes = [prefix for *_, prefix in runs]
+            for prefix in prefixes:
                 if count(s3, prefix) != listed:
                     raise SystemExit(f"{prefix} holds {count(s3, prefix)} objects, not {listed}")
     median = {k: statistics.median(v) for k, v in times.items()}
@@ -125,6 +148,9 @@ def main() -> None:
         "first_push_ratio": median["cdnpack first"] / median["aws first"],
         "noop_ratio": median["cdnpack no-op"] / median["aws no-op"],
     }
+    if args.baseline:
+        doc["baseline_first_push_ratio"] = median["baseline first"] / median["aws first"]
+        doc["baseline_noop_ratio"] = median["baseline no-op"] / median["aws no-op"]
     if args.json:
         print(json.dumps(doc, indent=2))
         return
@@ -135,6 +161,9 @@ def main() -> None:
         print(f"{k:<15} {median[k]:>9.2f}   " + " ".join(f"{x:.2f}" for x in v))
     print(f"\ncdnpack/aws first push  {doc['first_push_ratio']:.3f}x   (goal <= 1.0)")
     print(f"cdnpack/aws no-op push  {doc['noop_ratio']:.3f}x   (goal <= 0.5)")
+    if args.baseline:
+        print(f"baseline/aws first push {doc['baseline_first_push_ratio']:.3f}x, "
+              f"no-op push {doc['baseline_noop_ratio']:.3f}x")
 
 
 if __name__ == "__main__":

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
-import urllib.request
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_plus
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
@@ -117,28 +118,39 @@ class Transfer:
 
 
 def file_digests(path: Path, transfer: Transfer) -> tuple[str, str]:
-    """sha256 and the ETag S3 will report for this file, in one read.
+    """sha256 and the ETag S3 will report for this file, in one read (see file_facts)."""
+    _, sha256, etag = file_facts(path, transfer)
+    return sha256, etag
+
+
+def file_facts(path: str | Path, transfer: Transfer) -> tuple[int, str, str]:
+    """Size, sha256 and the ETag S3 will report for this file, in one read.
 
     The ETag is the MD5 for a single PUT and the MD5 of the part MD5s plus '-N' for a
     multipart upload with these settings. Knowing it lets one ListObjectsV2 pass decide what
     is unchanged (no HEAD per object), and lets each PUT's answer prove what S3 stored.
     Valid for unencrypted and SSE-S3 buckets (SSE-KMS ETags are not MD5s: all re-upload).
+    The size is what was read and hashed, not what a stat said before.
     """
-    size = path.stat().st_size
-    with path.open("rb", buffering=0) as f:
-        if size < transfer.multipart_threshold:
-            data = f.read()
-            return (
-                hashlib.sha256(data).hexdigest(),
-                hashlib.md5(data, usedforsecurity=False).hexdigest(),
-            )
+    with open(path, "rb", buffering=0) as f:  # noqa: PTH123 (a str path: 2,000 files a push)
+        if os.fstat(f.fileno()).st_size < transfer.multipart_threshold:
+            data = f.readall()
+            if len(data) < transfer.multipart_threshold:
+                return (
+                    len(data),
+                    hashlib.sha256(data).hexdigest(),
+                    hashlib.md5(data, usedforsecurity=False).hexdigest(),
+                )
+            f.seek(0)  # it grew past the threshold since the stat: read it in parts
+        size = 0
         sha = hashlib.sha256()
         parts: list[bytes] = []
         while chunk := f.read(transfer.multipart_chunksize):
+            size += len(chunk)
             sha.update(chunk)
             parts.append(hashlib.md5(chunk, usedforsecurity=False).digest())
     joined = hashlib.md5(b"".join(parts), usedforsecurity=False).hexdigest()
-    return sha.hexdigest(), f"{joined}-{len(parts)}"
+    return size, sha.hexdigest(), f"{joined}-{len(parts)}"
 
 
 @dataclass(frozen=True)
@@ -176,6 +188,8 @@ def list_prefix(s3: Any, location: S3Location) -> dict[str, RemoteObject]:
 
 
 def _list_presigned(s3: Any, location: S3Location) -> dict[str, RemoteObject]:
+    import urllib.request  # noqa: PLC0415 (only when botocore lists: cdn/s3direct.py)
+
     prefix = f"{location.prefix}/" if location.prefix else ""
     found: dict[str, RemoteObject] = {}
     token: str | None = None
@@ -185,18 +199,33 @@ def _list_presigned(s3: Any, location: S3Location) -> dict[str, RemoteObject]:
             params["ContinuationToken"] = token
         url = s3.generate_presigned_url("list_objects_v2", Params=params, ExpiresIn=300)
         with urllib.request.urlopen(url, timeout=30) as answer:
-            root = ET.fromstring(answer.read())
-        ns = {"s": root.tag[1:].split("}")[0]} if root.tag.startswith("{") else {"s": ""}
-        for item in root.iterfind("s:Contents", ns):
-            key = item.findtext("s:Key", namespaces=ns)
-            size = item.findtext("s:Size", namespaces=ns)
-            etag = item.findtext("s:ETag", namespaces=ns)
-            if key is None or size is None or etag is None:
-                raise ValueError("listing entry without Key, Size or ETag")
-            found[key] = RemoteObject(key, int(size), etag.strip('"'))
-        token = root.findtext("s:NextContinuationToken", namespaces=ns)
-        if root.findtext("s:IsTruncated", namespaces=ns) != "true" or not token:
+            objects, token = parse_list_page(answer.read())
+        found.update((o.key, o) for o in objects)
+        if token is None:
             return found
+
+
+def parse_list_page(body: bytes) -> tuple[list[RemoteObject], str | None]:
+    """A ListObjectsV2 answer read with ElementTree (botocore's parser costs about 0.5 ms per
+    key): the objects, and the continuation token when the listing is truncated. Keys are
+    URL-decoded when the answer says EncodingType=url, as botocore does."""
+    root = ET.fromstring(body)
+    ns = {"s": root.tag[1:].split("}")[0]} if root.tag.startswith("{") else {"s": ""}
+    decode = root.findtext("s:EncodingType", namespaces=ns) == "url"
+    objects: list[RemoteObject] = []
+    for item in root.iterfind("s:Contents", ns):
+        key = item.findtext("s:Key", namespaces=ns)
+        size = item.findtext("s:Size", namespaces=ns)
+        etag = item.findtext("s:ETag", namespaces=ns)
+        if key is None or size is None or etag is None:
+            raise ValueError("listing entry without Key, Size or ETag")
+        objects.append(RemoteObject(unquote_plus(key) if decode else key, int(size),
+                                    etag.strip('"')))
+    token = root.findtext("s:NextContinuationToken", namespaces=ns)
+    truncated = root.findtext("s:IsTruncated", namespaces=ns) == "true"
+    if truncated and not token:
+        raise ValueError("a truncated listing without a continuation token")
+    return objects, token if truncated else None
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,13 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
 import m3u8
 import pytest
 
-from cdn.publish import PushRequest, PushResult, push
+from cdn.publish import PushRequest, PushResult, files_under, push
 from cdn.s3 import (
     CONTENT_TYPES,
     Connection,
@@ -30,6 +31,7 @@ from cdn.s3 import (
     upload_all,
 )
 from packager.pipeline import PackageResult
+from packager.release import describe_file, write_release
 from tests.cdn.proxy import FaultProxy, Faults
 from tests.conftest import cdnpack_cli
 from tests.moto import MotoServer
@@ -154,6 +156,50 @@ def test_a_no_op_re_push_makes_zero_puts_and_one_listing(
     assert methods.count("GET") == 1  # one listing plans and verifies a no-op push
 
 
+def aws_free_env() -> dict[str, str]:
+    """The test process's environment without its AWS settings, plus moto's keys: nothing in
+    it sends the listing through botocore."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    return {**env, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+def test_a_no_op_re_push_never_imports_boto3(packaged: PackageResult, bucket: MotoServer) -> None:
+    """Static keys: the listing is signed by cdn/sigv4.py, and nothing needs a boto3 client."""
+    push_via(bucket.url, packaged.output)
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "cli", "push", str(packaged.output),
+         f"s3://{BUCKET}/{PREFIX}", "--endpoint-url", bucket.url, "--json"],
+        cwd=REPO, env=aws_free_env(), capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout)["uploaded"] == 0
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "cdn.s3direct" in imported
+    assert not {m for m in imported
+                if m.split(".")[0] in ("boto3", "s3transfer") or m == "botocore.client"}
+
+
+def test_a_same_size_change_is_found_by_the_hashes_and_uploaded(
+    packaged: PackageResult, bucket: MotoServer, tmp_path: Path
+) -> None:
+    """The sizes listed match, so no client is made beside the listing: the plan makes one."""
+    release = tree_copy(packaged, tmp_path)
+    push_via(bucket.url, release)
+    changed = next(f for f in packaged.release.files if f.role == "segment")
+    data = bytearray((release / changed.path).read_bytes())
+    data[-1] ^= 0xFF
+    (release / changed.path).write_bytes(data)
+    files = [describe_file(release, f.path, f.role, f.rendition) if f == changed else f
+             for f in packaged.release.files]
+    write_release(release, replace(packaged.release, files=files))
+    again = push_via(bucket.url, release)
+    assert [p.path for p in again.uploaded] == [changed.path]
+    assert again.verified
+    assert stored(bucket)[f"{PREFIX}/{changed.path}"] == bytes(data)
+
+
 def test_push_completes_and_verifies_through_503s_resets_and_slow_answers(
     packaged: PackageResult, bucket: MotoServer
 ) -> None:
@@ -269,6 +315,26 @@ def test_a_tree_holding_key_material_is_refused_and_no_key_reaches_the_bucket(
     assert "refusing to push files release.json does not list: keys/content.key" in result.stderr
     assert all(key not in body for body in stored(bucket).values())
     assert stored(bucket) == {}
+
+
+def test_the_tree_scan_finds_what_rglob_finds(tmp_path: Path) -> None:
+    """check_tree's scan (os.scandir) sees every file pathlib would: hidden files, files
+    behind symlinks, nested directories; not symlinked directories' contents nor dangling
+    links."""
+    root = tmp_path / "release"
+    (root / "video" / "deep").mkdir(parents=True)
+    (root / "video" / "deep" / "seg.m4s").write_bytes(b"s")
+    (root / ".hidden.key").write_bytes(b"k")
+    (root / "master.m3u8").write_text("#EXTM3U\n")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "content.key").write_bytes(b"k")
+    (root / "linked.key").symlink_to(outside / "content.key")
+    (root / "linked-dir").symlink_to(outside, target_is_directory=True)
+    (root / "dangling").symlink_to(tmp_path / "nowhere")
+    expected = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+    assert files_under(root) == expected
+    assert expected == {"video/deep/seg.m4s", ".hidden.key", "master.m3u8", "linked.key"}
 
 
 def test_a_file_that_differs_from_release_json_is_refused(
