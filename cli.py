@@ -15,16 +15,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.console import Console
-from rich.logging import RichHandler
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
 from packager.errors import CdnpackError, ToolError
 from packager.ladder import PRESETS
 from packager.release import FORMATS
-from packager.tools import TOOL_ENV, ffmpeg_encoders, find_tool, tool_version
 
 if TYPE_CHECKING:
+    from rich.progress import TaskID
+
     from cdn.publish import PushRequest, PushResult
     from cdn.rollout import RolloutResult
     from packager.keys import Keystore, StoredKey
@@ -87,6 +85,7 @@ def _fail(message: str) -> None:
 @click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug with commands).")
 def cdnpack(verbose: int) -> None:
     """Package, push and probe video releases for worldwide multi-CDN delivery."""
+    from rich.logging import RichHandler
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(
         level=level, format="%(message)s", handlers=[RichHandler(console=err_console)]
@@ -101,6 +100,9 @@ def json_option(f: F) -> F:
 @json_option
 def doctor(as_json: bool) -> None:
     """Show the tools cdnpack will run, their versions, and the encoders available."""
+    from rich.table import Table
+
+    from packager.tools import TOOL_ENV, ffmpeg_encoders, find_tool, tool_version
     rows: list[dict[str, Any]] = []
     problems: list[str] = []
     for name, env in TOOL_ENV.items():
@@ -289,6 +291,8 @@ def demo(output: Path, duration: float, as_json: bool) -> None:
 def push_command(release_dir: Path, destination: str, dry_run: bool, prune: bool,
                  as_json: bool, **options: Any) -> None:
     """Push RELEASE_DIR to DESTINATION (s3://BUCKET/PREFIX): segments first, manifests last."""
+    from rich.table import Table
+
     from cdn.publish import push
     request = _push_request(release_dir, destination, dry_run=dry_run, prune=prune, **options)
     with _progress(quiet=as_json or dry_run) as sink:
@@ -450,6 +454,7 @@ def sign_command(
 
 @contextmanager
 def _progress(quiet: bool) -> Iterator[ProgressSink | None]:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
     if quiet or not err_console.is_terminal:
         yield None
         return
@@ -484,6 +489,7 @@ def _package_doc(result: PackageResult) -> dict[str, Any]:
 
 
 def _render_package(result: PackageResult, as_json: bool) -> None:
+    from rich.table import Table
     release = result.release
     if as_json:
         click.echo(json.dumps(_package_doc(result), indent=2))
@@ -514,6 +520,7 @@ def _probe_config(path: Path | None) -> ProbeConfig:
 
 @contextmanager
 def _unit_progress(quiet: bool, label: str) -> Iterator[Callable[[int, int], None] | None]:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
     if quiet or not err_console.is_terminal:
         yield None
         return
@@ -644,6 +651,7 @@ def _verdict_doc(verdict: Verdict) -> dict[str, Any]:
 
 def _render_verdict(verdict: Verdict) -> None:
     """The missed and unmeasured checks; a pass is one line."""
+    from rich.table import Table
     table = Table(title=f"cdnpack gate: {len(verdict.checks)} checks, "
                         f"{len(verdict.violations)} missed")
     for col in ("region", "CDN", "budget", "measured", "limit", "result"):
@@ -663,6 +671,7 @@ def _millis(value: float | None) -> str:
 
 
 def _render_scorecard(card: Scorecard, title: str) -> None:
+    from rich.table import Table
     table = Table(title=title)
     for col in ("region", "CDN", "rank", "score", "TTFB p50/p95/p99 ms", "startup p50/p95 ms",
                 "Mb/s p50", "avail.", "errors"):
@@ -799,6 +808,8 @@ def keys_group() -> None:
 @json_option
 def keys_new(content_id: str, per_class: bool, keystore: Path | None, as_json: bool) -> None:
     """Generate the keys of CONTENT_ID into the keystore."""
+    from rich.table import Table
+
     from packager.errors import InputError
     from packager.keys import KeySet
     store = _open_keystore(keystore)
@@ -824,6 +835,7 @@ def keys_new(content_id: str, per_class: bool, keystore: Path | None, as_json: b
 @json_option
 def keys_list(keystore: Path | None, as_json: bool) -> None:
     """Every key in the keystore (KIDs and what they are for; never the keys)."""
+    from rich.table import Table
     docs = [_stored_doc(s) for s in _open_keystore(keystore)]
     if as_json:
         click.echo(json.dumps(docs, indent=2))

@@ -100,6 +100,13 @@ def main() -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
     aws = awscli(args.workdir)
     cdnpack = Path(sys.executable).parent / "cdnpack"
+    # awscli's modules were byte-compiled when pip installed them; ours live in an editable
+    # tree, and PYTHONDONTWRITEBYTECODE (set on some machines) would have every run compile
+    # them from source. Compile them once, as an install would.
+    trees = [REPO / "cli.py", REPO / "packager", REPO / "cdn", REPO / "probes"]
+    if args.baseline:
+        trees.append(args.baseline)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", *map(str, trees)], check=True)
     env = {**os.environ, **FAKE_CREDENTIALS}
     names = ["cdnpack first", "aws first", "cdnpack no-op", "aws no-op"]
     if args.baseline:

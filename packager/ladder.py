@@ -6,12 +6,12 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from packager.errors import InputError
-from packager.media import MediaInfo
+
+if TYPE_CHECKING:
+    from packager.media import MediaInfo
 
 
 @dataclass(frozen=True)
@@ -106,6 +106,7 @@ def load_ladder(choice: str) -> LadderSpec:
 
 
 def parse_ladder_file(path: Path) -> LadderSpec:
+    import yaml  # noqa: PLC0415 (only ladder files need it; the CLI starts without it)
     try:
         doc = yaml.safe_load(path.read_text())
     except OSError as exc:
