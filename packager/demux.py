@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import os
 import struct
-from array import array
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +43,19 @@ from packager.isobmff import (
     read_exact,
     read_top_level,
     sample_entry_config,
+)
+from packager.sampletable import (
+    STBL,
+    child,
+    first_kept,
+    first_pts,
+    movie_timescale,
+    need,
+    read_tables,
+    remux_timing,
+    sample_sizes,
+    single_edit,
+    trak_boxes,
 )
 from packager.transcode import VIDEO_TIMESCALE
 
@@ -101,7 +113,7 @@ class SampleReader:
     so the source's pages are not counted in our resident set)."""
 
     def __init__(self, path: Path, tables: TrackTables) -> None:
-        self._sizes, self._offsets = tables.sizes, tables.offsets
+        self.sample_sizes, self._offsets = tables.sizes, tables.offsets
         self._fd = os.open(path, os.O_RDONLY)
 
     def __enter__(self) -> SampleReader:
@@ -111,7 +123,7 @@ class SampleReader:
         os.close(self._fd)
 
     def read(self, first: int, count: int) -> bytes:
-        sizes, offsets = self._sizes, self._offsets
+        sizes, offsets = self.sample_sizes, self._offsets
         chunks: list[bytes] = []
         i, end = first, first + count
         while i < end:
@@ -157,11 +169,11 @@ def unsupported(path: Path, tracks: dict[int, str]) -> str | None:
         moov = read_moov(path)
         if not moov:
             return "no moov box, or a fragmented file"
-        traks = _traks(moov)
+        traks = trak_boxes(moov)
         for index, handler in tracks.items():
             if index >= len(traks):
                 return f"stream {index} is not a trak of the moov"
-            hdlr = _need(moov, traks[index], [b"mdia", b"hdlr"])
+            hdlr = need(moov, traks[index], [b"mdia", b"hdlr"])
             if moov[hdlr.body + 8 : hdlr.body + 12] != handler.encode():
                 return f"stream {index} is not the {handler} trak"
             reason = _track_unsupported(moov, traks[index])
@@ -176,12 +188,12 @@ def read_track(source: DemuxedSource) -> TrackTables:
     """The CMAF header and sample timings of one track (its tables are read whole: a few
     bytes per sample, about 1 MB for a two-hour film)."""
     moov = read_moov(source.path)
-    trak = _traks(moov)[source.track_index]
-    tables = _tables(moov, trak)
+    trak = trak_boxes(moov)[source.track_index]
+    tables = read_tables(moov, trak)
     handler = tables.handler
     timescale = VIDEO_TIMESCALE if handler == "vide" else tables.timescale
-    first = _first_kept(tables)
-    durations, composition = _timing(tables, timescale, first)
+    first = first_kept(tables)
+    durations, composition = remux_timing(tables, timescale, first)
     sizes, offsets = tables.sizes[first:], tables.offsets[first:]
     if max(o + n for o, n in zip(offsets, sizes, strict=True)) > source.path.stat().st_size:
         raise InputError(
@@ -202,61 +214,26 @@ def read_track(source: DemuxedSource) -> TrackTables:
 def track_load(source: DemuxedSource) -> tuple[int, int]:
     """(samples, bytes) of a track, from its stsz alone: what splitting work by cost needs."""
     moov = read_moov(source.path)
-    trak = _traks(moov)[source.track_index]
-    stbl = _need(moov, trak, _STBL)
-    sizes = _sizes(moov, find_box(moov, [b"stsz"], stbl.body, stbl.end),
+    trak = trak_boxes(moov)[source.track_index]
+    stbl = need(moov, trak, STBL)
+    sizes = sample_sizes(moov, find_box(moov, [b"stsz"], stbl.body, stbl.end),
                    find_box(moov, [b"stz2"], stbl.body, stbl.end))
     return len(sizes), sum(sizes)
 
 
-# --- sample tables ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Tables:
-    handler: str
-    timescale: int
-    deltas: array[int]  # stts, expanded: one decode duration per sample
-    composition: array[int] | None  # ctts, expanded (signed)
-    sync: set[int] | None  # stss sample numbers (1-based); None: every sample is sync
-    sizes: list[int]
-    offsets: list[int]
-    media_time: int  # of the one edit, in media timescale; 0 without an edit list
-    empty: int  # duration of a leading empty edit, in media timescale
-
-
-def _traks(moov: bytes) -> list[Box]:
-    top = next(iter_boxes(moov))
-    return [b for b in iter_boxes(moov, top.body, top.end) if b.type == b"trak"]
-
-
-def _child(buf: bytes, parent: Box, path: list[bytes]) -> Box | None:
-    return find_box(buf, path, parent.body, parent.end)
-
-
-def _need(buf: bytes, parent: Box, path: list[bytes]) -> Box:
-    found = _child(buf, parent, path)
-    if found is None:
-        raise BitstreamError(f"missing {path[-1].decode()} box")
-    return found
-
-
-_STBL = [b"mdia", b"minf", b"stbl"]
-
-
 def _track_unsupported(moov: bytes, trak: Box) -> str | None:
-    hdlr = _need(moov, trak, [b"mdia", b"hdlr"])
+    hdlr = need(moov, trak, [b"mdia", b"hdlr"])
     handler = moov[hdlr.body + 8 : hdlr.body + 12].decode("latin-1")
     if handler not in _ENTRIES:
         return f"handler {handler!r}"
-    stsd = _need(moov, trak, [*_STBL, b"stsd"])
+    stsd = need(moov, trak, [*STBL, b"stsd"])
     (count,) = struct.unpack_from(">I", moov, stsd.body + 4)
     entries = list(iter_boxes(moov, stsd.body + 8, stsd.end))
     if count != 1 or len(entries) != 1:
         return f"{count} sample entries"
     if entries[0].type not in _ENTRIES[handler]:
         return f"sample entry {entries[0].type.decode('latin-1')!r}"
-    mdhd = _need(moov, trak, [b"mdia", b"mdhd"])
+    mdhd = need(moov, trak, [b"mdia", b"mdhd"])
     version = moov[mdhd.body]
     (timescale,) = struct.unpack_from(">I", moov, mdhd.body + (20 if version == 1 else 12))
     if handler == "soun":
@@ -266,9 +243,9 @@ def _track_unsupported(moov: bytes, trak: Box) -> str | None:
         (rate,) = struct.unpack_from(">I", moov, entries[0].body + 24)
         if rate >> 16 != timescale:
             return f"audio timescale {timescale} is not the sample rate {rate >> 16}"
-    if any(_child(moov, trak, [*_STBL, kind]) is None for kind in (b"stts", b"stsc")):
+    if any(child(moov, trak, [*STBL, kind]) is None for kind in (b"stts", b"stsc")):
         return "missing stts or stsc"
-    stsc = _need(moov, trak, [*_STBL, b"stsc"])
+    stsc = need(moov, trak, [*STBL, b"stsc"])
     (n,) = struct.unpack_from(">I", moov, stsc.body + 4)
     if any(
         struct.unpack_from(">I", moov, stsc.body + 8 + 12 * i + 8)[0] != 1 for i in range(n)
@@ -281,26 +258,26 @@ def _track_unsupported(moov: bytes, trak: Box) -> str | None:
                             if info.sample_entry == "avc1" else b"hvcC")
     except BitstreamError as e:
         return f"sample entry: {e}"
-    tables = _tables(moov, trak)
+    tables = read_tables(moov, trak)
     if not tables.sizes:
         return "no samples"
-    elst = _child(moov, trak, [b"edts", b"elst"])
+    elst = child(moov, trak, [b"edts", b"elst"])
     if elst is not None:
-        edit = _edit(moov, elst)
+        edit = single_edit(moov, elst)
         if isinstance(edit, str):
             return edit
         _, duration, media_time = edit
         total = sum(tables.deltas)
-        movie_scale = _movie_timescale(moov)
+        movie_scale = movie_timescale(moov)
         # An edit ending before the media does (encoder padding given as an edit, as Apple
         # writes it) makes ffmpeg drop or trim samples; that is left to ffmpeg.
         if duration and duration * timescale < (total - media_time) * movie_scale - (
             max(tables.deltas) * movie_scale
         ):
             return "the edit ends before the media"
-    if _first_kept(tables) and len(set(tables.deltas[:-1])) > 1:
+    if first_kept(tables) and len(set(tables.deltas[:-1])) > 1:
         return "audio before a late edit with varying sample durations"
-    if handler == "vide" and VIDEO_TIMESCALE % timescale and tables.media_time > _first_pts(tables):
+    if handler == "vide" and VIDEO_TIMESCALE % timescale and tables.media_time > first_pts(tables):
         # Frames before the edit (a cut made with -ss and -c copy): ffmpeg's rescaling to
         # 90 kHz then rounds from a start we do not reproduce; exact timescales are fine.
         return "an edit starting after the first frame, in a timescale 90 kHz is no multiple of"
@@ -317,248 +294,33 @@ def _track_unsupported(moov: bytes, trak: Box) -> str | None:
     return None
 
 
-def _first_pts(tables: _Tables) -> int:
-    """The earliest composition time of the first GOP (where an edit normally starts)."""
-    dts, first = 0, None
-    for i, delta in enumerate(tables.deltas):
-        if i > 0 and (tables.sync is None or i + 1 in tables.sync):
-            break
-        pts = dts + (tables.composition[i] if tables.composition is not None else 0)
-        first = pts if first is None else min(first, pts)
-        dts += delta
-    return first or 0
-
-
-def _movie_timescale(moov: bytes) -> int:
-    mvhd = find_box(moov, [b"moov", b"mvhd"])
-    if mvhd is None:
-        raise BitstreamError("missing mvhd box")
-    version = moov[mvhd.body]
-    (timescale,) = struct.unpack_from(">I", moov, mvhd.body + (20 if version == 1 else 12))
-    return int(timescale)
-
-
-def _edit(moov: bytes, elst: Box) -> tuple[int, int, int] | str:
-    """(empty_duration, segment_duration, media_time) of an edit list made of one edit, maybe
-    after one empty edit (a delayed start, as ffmpeg's concat writes); durations in the movie
-    timescale (§8.6.6). Anything else: why not."""
-    version = moov[elst.body]
-    (count,) = struct.unpack_from(">I", moov, elst.body + 4)
-    fmt = ">QqI" if version == 1 else ">IiI"
-    step = struct.calcsize(fmt)
-    edits = [struct.unpack_from(fmt, moov, elst.body + 8 + step * i) for i in range(count)]
-    empty = 0
-    if len(edits) == 2 and edits[0][1] == -1:
-        empty = edits[0][0]
-        edits = edits[1:]
-    if len(edits) != 1:
-        return f"{count} edits"
-    duration, media_time, rate = edits[0]
-    if media_time < 0 or rate != 0x00010000:
-        return "an empty or rate-changed edit"
-    return empty, duration, media_time
-
-
-def _tables(moov: bytes, trak: Box) -> _Tables:
-    hdlr = _need(moov, trak, [b"mdia", b"hdlr"])
-    handler = moov[hdlr.body + 8 : hdlr.body + 12].decode("latin-1")
-    mdhd = _need(moov, trak, [b"mdia", b"mdhd"])
-    version = moov[mdhd.body]
-    (timescale,) = struct.unpack_from(">I", moov, mdhd.body + (20 if version == 1 else 12))
-    stbl = _need(moov, trak, _STBL)
-
-    def table(kind: bytes) -> Box | None:
-        return find_box(moov, [kind], stbl.body, stbl.end)
-
-    sizes = _sizes(moov, table(b"stsz"), table(b"stz2"))
-    deltas = _run_lengths(moov, _must(table(b"stts"), "stts"), signed=False)
-    ctts = table(b"ctts")
-    composition = _run_lengths(moov, ctts, signed=True) if ctts is not None else None
-    stss = table(b"stss")
-    sync = None
-    if stss is not None:
-        (n,) = struct.unpack_from(">I", moov, stss.body + 4)
-        sync = set(_words(moov, stss.body + 8, n, "I"))
-    chunk_offsets = _chunk_offsets(moov, table(b"stco"), table(b"co64"))
-    offsets = _sample_offsets(moov, _must(table(b"stsc"), "stsc"), chunk_offsets, sizes)
-    if len(deltas) != len(sizes) or (composition is not None and len(composition) < len(sizes)):
-        raise BitstreamError("sample tables disagree on the number of samples")
-    media_time = empty = 0
-    elst = _child(moov, trak, [b"edts", b"elst"])
-    edit = _edit(moov, elst) if elst is not None else None
-    if isinstance(edit, tuple):
-        empty_duration, _, media_time = edit
-        # libavformat (mov_read_elst/mov_fix_index): the empty edit delays the track by its
-        # duration in the media timescale, rounded to the nearest.
-        empty = _rescale(empty_duration, _movie_timescale(moov), timescale)
-    return _Tables(
-        handler, timescale, deltas, composition, sync, sizes, offsets, media_time, empty
-    )
-
-
-def _must(found: Box | None, name: str) -> Box:
-    if found is None:
-        raise BitstreamError(f"missing {name} box")
-    return found
-
-
-def _words(buf: bytes, offset: int, count: int, code: str) -> array[int]:
-    values = array(code)
-    values.frombytes(buf[offset : offset + count * values.itemsize])
-    if len(values) != count:
-        raise BitstreamError("sample table is shorter than its entry count")
-    if struct.pack("=H", 1) != struct.pack(">H", 1):
-        values.byteswap()
-    return values
-
-
-def _run_lengths(buf: bytes, table: Box, signed: bool) -> array[int]:
-    """stts or ctts (§8.6.1.2, §8.6.1.3) expanded to one value per sample. ctts values are
-    read as signed in both versions, as ffmpeg does."""
-    (n,) = struct.unpack_from(">I", buf, table.body + 4)
-    pairs = _words(buf, table.body + 8, 2 * n, "i" if signed else "I")
-    out = array("q")
-    for i in range(0, len(pairs), 2):
-        count = pairs[i] & 0xFFFFFFFF
-        out.extend([pairs[i + 1]] * count)
-    return out
-
-
-def _sizes(buf: bytes, stsz: Box | None, stz2: Box | None) -> list[int]:
-    if stsz is not None:
-        size, count = struct.unpack_from(">II", buf, stsz.body + 4)
-        if size:
-            return [size] * count
-        return list(_words(buf, stsz.body + 12, count, "I"))
-    if stz2 is None:
-        raise BitstreamError("missing stsz box")
-    field, count = buf[stz2.body + 7], struct.unpack_from(">I", buf, stz2.body + 8)[0]
-    pos = stz2.body + 12
-    if field == 16:
-        return list(_words(buf, pos, count, "H"))
-    if field == 8:
-        return list(buf[pos : pos + count])
-    if field == 4:
-        nibbles = [n for b in buf[pos : pos + (count + 1) // 2] for n in (b >> 4, b & 0xF)]
-        return nibbles[:count]
-    raise BitstreamError(f"stz2 field size {field}")
-
-
-def _chunk_offsets(buf: bytes, stco: Box | None, co64: Box | None) -> list[int]:
-    if stco is not None:
-        (n,) = struct.unpack_from(">I", buf, stco.body + 4)
-        return list(_words(buf, stco.body + 8, n, "I"))
-    if co64 is None:
-        raise BitstreamError("missing stco box")
-    (n,) = struct.unpack_from(">I", buf, co64.body + 4)
-    return list(_words(buf, co64.body + 8, n, "Q"))
-
-
-def _sample_offsets(
-    buf: bytes, stsc: Box, chunk_offsets: list[int], sizes: list[int]
-) -> list[int]:
-    """File offset of every sample, from sample-to-chunk runs (§8.7.4) and chunk offsets."""
-    (n,) = struct.unpack_from(">I", buf, stsc.body + 4)
-    runs = _words(buf, stsc.body + 8, 3 * n, "I")
-    offsets: list[int] = []
-    sample = 0
-    for r in range(n):
-        first_chunk, per_chunk = runs[3 * r], runs[3 * r + 1]
-        last_chunk = runs[3 * (r + 1)] - 1 if r + 1 < n else len(chunk_offsets)
-        for chunk in range(first_chunk - 1, min(last_chunk, len(chunk_offsets))):
-            pos = chunk_offsets[chunk]
-            for size in sizes[sample : sample + per_chunk]:
-                offsets.append(pos)
-                pos += size
-            sample += per_chunk
-            if sample >= len(sizes):
-                return offsets[: len(sizes)]
-    if len(offsets) != len(sizes):
-        raise BitstreamError("chunks hold fewer samples than stsz lists")
-    return offsets
-
-
-def _rescale(value: int, source: int, target: int) -> int:
-    """av_rescale_q with AV_ROUND_NEAR_INF: to the nearest, halves away from zero."""
-    if source == target:
-        return value
-    if value < 0:
-        return -((-value * target + source // 2) // source)
-    return (value * target + source // 2) // source
-
-
-def _timing(tables: _Tables, timescale: int, first: int) -> tuple[list[int], list[int]]:
-    """Durations and composition offsets of the samples from `first` on, as ffmpeg's remux
-    writes them (module docstring)."""
-    source, shift = tables.timescale, tables.media_time - tables.empty
-    composition = tables.composition
-    decode: list[int] = []
-    present: list[int] = []
-    dts = 0
-    for i, delta in enumerate(tables.deltas):
-        if i >= first:
-            pts = dts + (composition[i] if composition is not None else 0)
-            decode.append(_rescale(dts - shift, source, timescale))
-            present.append(_rescale(pts - shift, source, timescale))
-        dts += delta
-    first_offset = present[0] - decode[0]
-    kept = len(decode)
-    if first:
-        # libavformat walks stts from the table's start whatever it dropped, so each audio
-        # packet (one per fragment) carries the duration of sample i, not first + i.
-        durations = [_rescale(d, source, timescale) for d in tables.deltas[:kept]]
-    else:
-        durations = [decode[i + 1] - decode[i] for i in range(kept - 1)]
-        durations.append(_rescale(tables.deltas[-1], source, timescale))
-    return durations, [p - d - first_offset for p, d in zip(present, decode, strict=True)]
-
-
-def _first_kept(tables: _Tables) -> int:
-    """The first sample ffmpeg's demuxer keeps when an edit starts later in the media.
-
-    Audio: the last sample starting at or before one second ahead of the edit (decoders such
-    as AAC need that much run-in; libavformat's mov_fix_index). Video is only demuxed here when
-    the first GOP reaches the edit start (`_track_unsupported`), so it keeps every sample.
-    """
-    if tables.handler != "soun" or tables.media_time <= 0:
-        return 0
-    search = max(tables.media_time - tables.timescale, 0)
-    dts, first = 0, 0
-    for i, delta in enumerate(tables.deltas):
-        if dts > search:
-            break
-        first = i
-        dts += delta
-    return first
-
-
 # --- the CMAF header -------------------------------------------------------------------------
 
 
 def _cmaf_moov(moov: bytes, trak: Box, timescale: int) -> bytes:
     """moov for a fragmented track: the source's sample entry, handler and media header
     boxes, empty sample tables, and mvex/trex (ISO/IEC 23000-19 §7.3.1); track ID 1."""
-    tkhd = _need(moov, trak, [b"tkhd"])
+    tkhd = need(moov, trak, [b"tkhd"])
     tail = moov[tkhd.end - 60 : tkhd.end]  # layer .. height: the same in both versions
     new_tkhd = full_box(b"tkhd", 0, 3, struct.pack(">IIIII", 0, 0, 1, 0, 0), tail)
-    mdhd = _need(moov, trak, [b"mdia", b"mdhd"])
+    mdhd = need(moov, trak, [b"mdia", b"mdhd"])
     language = moov[mdhd.end - 4 : mdhd.end]
     new_mdhd = full_box(b"mdhd", 0, 0, struct.pack(">IIII", 0, 0, timescale, 0), language)
-    hdlr = _need(moov, trak, [b"mdia", b"hdlr"])
-    minf = _need(moov, trak, [b"mdia", b"minf"])
+    hdlr = need(moov, trak, [b"mdia", b"hdlr"])
+    minf = need(moov, trak, [b"mdia", b"minf"])
     header = next(
         (b for b in iter_boxes(moov, minf.body, minf.end) if b.type in (b"vmhd", b"smhd")),
         None,
     )
     if header is None:
         raise BitstreamError("missing vmhd/smhd box")
-    dinf = _child(moov, minf, [b"dinf"])
+    dinf = child(moov, minf, [b"dinf"])
     dinf_bytes = (
         moov[dinf.offset : dinf.end]
         if dinf is not None
         else box(b"dinf", full_box(b"dref", 0, 0, struct.pack(">I", 1), full_box(b"url ", 0, 1)))
     )
-    stsd = _need(moov, trak, [*_STBL, b"stsd"])
+    stsd = need(moov, trak, [*STBL, b"stsd"])
     entry = next(iter_boxes(moov, stsd.body + 8, stsd.end))
     stbl = box(
         b"stbl",
