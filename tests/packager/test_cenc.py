@@ -15,6 +15,7 @@ from packager.cenc import (
     EncryptionSpec,
     Subsample,
     TrackProtection,
+    _CbcChains,
     _cbcs,
     _ctr,
     encryption_request,
@@ -105,15 +106,34 @@ def test_cbcs_pattern_matches_block_by_block_reference(data: bytes, clear: int) 
     clear = min(clear, len(data))
     protection = TrackProtection("cbcs", KID, 0, IV16, 1, 9, b"")
     buf = bytearray(data)
-    _cbcs(KEY, protection, memoryview(buf), [Subsample(clear, len(data) - clear)])
+    _cbcs(_CbcChains(KEY, IV16), protection, memoryview(buf),
+          [Subsample(clear, len(data) - clear)])
     assert bytes(buf) == _reference_cbcs(data, clear, len(data), 1, 9)
+
+
+@settings(max_examples=40, deadline=None)
+@given(samples=st.lists(st.tuples(st.binary(min_size=0, max_size=600), st.booleans()),
+                        min_size=1, max_size=12))
+def test_one_cipher_restarted_per_chain_equals_a_new_cipher_per_chain(
+    samples: list[tuple[bytes, bool]]
+) -> None:
+    """The chain re-pointing trick of _CbcChains: many samples (video pattern or audio whole
+    blocks, mixed) through one object give what a fresh cipher per sample gives."""
+    chains = _CbcChains(KEY, IV16)
+    for data, video in samples:
+        crypt, skip = (1, 9) if video else (0, 0)
+        protection = TrackProtection("cbcs", KID, 0, IV16, crypt, skip, b"")
+        buf = bytearray(data)
+        subsamples = [Subsample(0, len(data))] if video else []
+        _cbcs(chains, protection, memoryview(buf), subsamples)
+        assert bytes(buf) == _reference_cbcs(data, 0, len(data), crypt, skip)
 
 
 @given(data=st.binary(min_size=0, max_size=500))
 def test_cbcs_audio_encrypts_whole_blocks_and_leaves_the_tail_clear(data: bytes) -> None:
     protection = TrackProtection("cbcs", KID, 0, IV16, 0, 0, b"")
     buf = bytearray(data)
-    _cbcs(KEY, protection, memoryview(buf), [])
+    _cbcs(_CbcChains(KEY, IV16), protection, memoryview(buf), [])
     assert bytes(buf) == _reference_cbcs(data, 0, len(data), 0, 0)
     tail = len(data) % BLOCK
     assert bytes(buf[len(data) - tail :]) == data[len(data) - tail :]
