@@ -378,12 +378,15 @@ def release_command(
     results = results_dir if results_dir is not None else output.with_name(output.name + ".probes")
     if results.resolve().is_relative_to(output.resolve()):
         raise InputError(f"--results-dir {results} is inside the release tree {output}")
-    config = _probe_config(config_path)  # a bad config fails before anything is encoded
+    # Everything that can be refused is refused before anything is encoded or stored.
+    config = _probe_config(config_path)
+    for region in probe_regions:
+        config.region(region)
+    push_request = _push_request(output, destination, dry_run=False, prune=False,
+                                 **push_options)
     request = _package_request(source, output, force, **options)
     with _progress(quiet=as_json) as sink:
         packaged = package(request, sink)
-        push_request = _push_request(output, destination, dry_run=False, prune=False,
-                                     **push_options)
         result = rollout(RolloutRequest(push_request, config, probe_regions, results), sink)
     if html_path is not None:
         write_atomic(html_path, html_report(result.card))

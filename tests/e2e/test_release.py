@@ -213,3 +213,21 @@ def test_release_command_exits_1_naming_the_missed_budgets(
     assert "not published" in done.stdout
     assert not set(MANIFESTS) & stage.keys()
     assert junit.read_text().count("<failure") == 2
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("s3://Bad_Bucket/p",), "not a valid S3 bucket name"),
+    (("s3://bucket-ok/p", "--probe-region", "mars"), "no region 'mars'"),
+    (("s3://bucket-ok/p", "--config", "/nonexistent.yaml"), "/nonexistent.yaml: cannot read"),
+    (("s3://bucket-ok/p", "--results-dir", "{out}/probes"), "inside the release tree"),
+])
+def test_release_refuses_bad_input_before_encoding_anything(
+    source_clip: Path, tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    out = tmp_path / "title"
+    done = cdnpack_cli("release", source_clip, *(a.format(out=out) for a in args), "-o", out,
+                       "--encrypt", "cbcs", "--keys", "generate", "--keystore", tmp_path / "keys")
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()
+    assert message in line
+    assert sorted(tmp_path.iterdir()) == []  # no release, no keystore, no results
