@@ -249,6 +249,7 @@ def demo(output: Path, duration: float, as_json: bool) -> None:
     CDNs, gated on the budgets of regions.yaml, then published and invalidated."""
     from cdn.demo import run_demo
     from probes.config import SHIPPED_CONFIG
+    from probes.gate import enforce
     from probes.report import html_report
     from probes.results import write_atomic
     with _progress(quiet=as_json) as sink:
@@ -266,7 +267,7 @@ def demo(output: Path, duration: float, as_json: bool) -> None:
         out_console.print(
             f"report: {report}; probe results: {result.rollout.results[0].parent}; "
             f"config: {result.config}; keys: {result.keystore} (outside the release tree)")
-    _enforce_gate(result.rollout)
+    enforce(result.rollout.verdict)
 
 
 @cdnpack.command("push")
@@ -370,7 +371,7 @@ def release_command(
     from cdn.rollout import RolloutRequest, rollout
     from packager.errors import InputError
     from packager.pipeline import package
-    from probes.gate import junit_xml, write_step_summary
+    from probes.gate import enforce, junit_xml, write_step_summary
     from probes.report import html_report
     from probes.results import write_atomic
     push_names = {p.name for p in push_command.params}
@@ -399,7 +400,7 @@ def release_command(
     else:
         _render_package(packaged, as_json=False)
         _render_rollout(result)
-    _enforce_gate(result)
+    enforce(result.verdict)
 
 
 #: `release` takes the `package` and `push` options as they are: one definition, one behaviour.
@@ -752,11 +753,6 @@ def _render_rollout(result: RolloutResult) -> None:
     out_console.print(f"[green]published[/green] {', '.join(p.key for p in held)}")
     for inv in result.published.invalidations:
         out_console.print(f"invalidation {inv.id}: {len(inv.paths)} paths, {inv.status}")
-
-
-def _enforce_gate(result: RolloutResult) -> None:
-    from probes.gate import enforce
-    enforce(result.verdict)
 
 
 # --- keys: the local keystore and CPIX exchange (issue 4) --------------------------------------

@@ -14,7 +14,6 @@ from typing import Any, TypeVar
 
 from cdn import cloudfront as cf
 from cdn.s3 import (
-    CONTENT_TYPES,
     IMMUTABLE,
     Connection,
     OriginError,
@@ -30,7 +29,7 @@ from cdn.s3 import (
 )
 from cdn.s3direct import try_list_direct
 from packager.errors import InputError
-from packager.release import RELEASE_NAME, Release, ReleaseFile, read_release
+from packager.release import CONTENT_TYPES, RELEASE_NAME, Release, ReleaseFile, read_release
 
 #: Upload order. A phase starts only when the one before is stored in full, so a reader who
 #: polls the manifests never finds one that names an object not yet there.

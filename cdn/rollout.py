@@ -27,7 +27,6 @@ from typing import Any
 
 from cdn.publish import PHASES, PushRequest, PushResult, push
 from cdn.s3 import (
-    CONTENT_TYPES,
     OriginError,
     Upload,
     client,
@@ -36,7 +35,7 @@ from cdn.s3 import (
     upload_all,
 )
 from packager.errors import InputError
-from packager.release import read_release
+from packager.release import CONTENT_TYPES, read_release
 from probes.config import ProbeConfig, Target
 from probes.gate import Verdict, evaluate
 from probes.results import jsonl, parse_records, write_atomic

@@ -20,17 +20,6 @@ from packager.errors import CdnpackError, InputError
 
 log = logging.getLogger(__name__)
 
-#: Explicit, because Python's mimetypes (Debian's mime.types) maps .ts to Qt Linguist and knows
-#: neither .mpd nor .m4s. Values: RFC 8216 §4, ISO/IEC 23009-1 Annex C, RFC 8081/4337, W3C.
-CONTENT_TYPES = {
-    ".m3u8": "application/vnd.apple.mpegurl",
-    ".mpd": "application/dash+xml",
-    ".m4s": "video/iso.segment",
-    ".mp4": "video/mp4",
-    ".ts": "video/mp2t",
-    ".vtt": "text/vtt",
-    ".aac": "audio/aac",
-}
 #: Segment and init names never change meaning once published, so caches may keep them forever.
 IMMUTABLE = "public, max-age=31536000, immutable"
 

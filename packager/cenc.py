@@ -165,6 +165,21 @@ def parse_systems(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
+def check_key_options(scheme: str | None, source: str, key: str | None, key_from_env: bool,
+                      key_uri: str | None) -> str:
+    """What every `--keys` source refuses alike: no CMAF scheme, an AES-128 key URI, and a
+    --key on the command line for a source that brings its own keys (CDNPACK_KEY left in the
+    environment is ignored then). Returns the scheme, cenc or cbcs."""
+    if scheme not in SCHEMES:
+        raise InputError("--keys/--drm need --encrypt cenc or cbcs")
+    if key_uri:
+        raise InputError("--key-uri is for --encrypt aes-128")
+    if source != "raw" and key and not key_from_env:
+        brings = "makes its own keys" if source == "generate" else "brings its own keys"
+        raise InputError(f"--key is for --keys raw; --keys {source} {brings}")
+    return scheme
+
+
 def keyed_request(
     scheme: str | None,
     source: str,
@@ -190,12 +205,7 @@ def keyed_request(
     A content id that already has keys reuses them.
     raw: the KID:KEY from --key / CDNPACK_KEY, one key for every track.
     """
-    if scheme not in SCHEMES:
-        raise InputError("--keys/--drm need --encrypt cenc or cbcs")
-    if key_uri:
-        raise InputError("--key-uri is for --encrypt aes-128")
-    if source == "generate" and key and not key_from_env:
-        raise InputError("--key is for --keys raw; --keys generate makes its own keys")
+    scheme = check_key_options(scheme, source, key, key_from_env, key_uri)
     systems = parse_systems(drm) if drm else default_systems(scheme)
     if source == "raw":
         if per_class:

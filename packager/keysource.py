@@ -14,8 +14,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from packager.cenc import (
-    SCHEMES,
     EncryptionSpec,
+    check_key_options,
     default_systems,
     keyed_request,
     keystore_outside,
@@ -87,12 +87,7 @@ def package_encryption(
     if not target.strip():
         raise InputError(f"--keys {kind}: needs {'a file' if kind == 'cpix' else 'a URL'} "
                          f"after the colon ({kind}:{'FILE' if kind == 'cpix' else 'URL'})")
-    if scheme not in SCHEMES:
-        raise InputError("--keys/--drm need --encrypt cenc or cbcs")
-    if key_uri:
-        raise InputError("--key-uri is for --encrypt aes-128")
-    if key and not key_from_env:
-        raise InputError(f"--key is for --keys raw; --keys {kind} brings its own keys")
+    scheme = check_key_options(scheme, kind, key, key_from_env, key_uri)
     systems = parse_systems(drm) if drm else default_systems(scheme)
     fixed_iv = parse_iv(iv) if iv else None
     # The options are checked before a request is sent or a key written: a throwaway key

@@ -18,6 +18,18 @@ RELEASE_NAME = "release.json"
 SCHEMA_VERSION = 1
 ROLES = ("multivariant", "media-playlist", "mpd", "init", "segment")
 FORMATS = ("hls", "dash")
+#: The content type of each kind of release file. Explicit, because Python's mimetypes
+#: (Debian's mime.types) maps .ts to Qt Linguist and knows neither .mpd nor .m4s.
+#: Values: RFC 8216 §4, ISO/IEC 23009-1 Annex C, RFC 8081/4337, W3C.
+CONTENT_TYPES = {
+    ".m3u8": "application/vnd.apple.mpegurl",
+    ".mpd": "application/dash+xml",
+    ".m4s": "video/iso.segment",
+    ".mp4": "video/mp4",
+    ".ts": "video/mp2t",
+    ".vtt": "text/vtt",
+    ".aac": "audio/aac",
+}
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from packager.errors import EndpointError
+from packager.release import CONTENT_TYPES
 from packager.tools import stop
 
 CACHE_STYLES = ("cloudfront", "cloudflare", "fastly", "akamai", "none")
@@ -53,9 +54,9 @@ _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _MAX_AGE = re.compile(r"max-age=(\d+)")
 _ERROR_TTL = 10.0  # seconds an origin error is cached (CloudFront's default)
 _DEFAULT_TTL = 86400.0  # no max-age from the origin: CloudFront's default TTL
-_CONTENT_TYPES = {".m3u8": "application/vnd.apple.mpegurl", ".mpd": "application/dash+xml",
-                  ".m4s": "video/iso.segment", ".mp4": "video/mp4", ".ts": "video/mp2t",
-                  ".json": "application/json", ".key": "application/octet-stream"}
+#: What the edges answer: a release's own types, and the other files tests serve beside them.
+_CONTENT_TYPES = {**CONTENT_TYPES, ".json": "application/json",
+                  ".key": "application/octet-stream"}
 _REASONS = {200: "OK", 204: "No Content", 206: "Partial Content", 404: "Not Found",
             405: "Method Not Allowed", 416: "Range Not Satisfiable", 502: "Bad Gateway",
             503: "Service Unavailable"}

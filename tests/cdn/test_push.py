@@ -20,7 +20,6 @@ import pytest
 
 from cdn.publish import PushRequest, PushResult, files_under, push
 from cdn.s3 import (
-    CONTENT_TYPES,
     Connection,
     Transfer,
     Upload,
@@ -31,7 +30,7 @@ from cdn.s3 import (
     upload_all,
 )
 from packager.pipeline import PackageResult
-from packager.release import describe_file, write_release
+from packager.release import CONTENT_TYPES, describe_file, write_release
 from tests.cdn.proxy import FaultProxy, Faults
 from tests.conftest import cdnpack_cli
 from tests.moto import MotoServer
