@@ -259,23 +259,25 @@ def upload_all(
     ]
     for event, handler in handlers:
         events.register(event, handler, unique_id=f"cdnpack-{event}")
-    manager = create_transfer_manager(s3, config)
     pending: list[tuple[Upload, Future[Any]]] = []
     try:
-        for item in uploads:
-            subscribers = [_Progress(item, on_bytes, on_done)]
-            future = manager.upload(
-                str(item.path), bucket, item.key, extra_args=item.extra_args,
-                subscribers=subscribers,
-            )
-            pending.append((item, future))
-        for item, future in pending:
-            try:
-                future.result()
-            except (ClientError, BotoCoreError, OSError) as exc:
-                raise origin_error(exc, f"upload of {item.key} failed") from exc
+        # The manager's __exit__ cancels what is in flight when anything (a failed upload,
+        # Ctrl-C) leaves this block; its shutdown(cancel=True) would not: s3transfer passes
+        # that call's arguments on in the wrong order (a TypeError instead of a cancel).
+        with create_transfer_manager(s3, config) as manager:
+            for item in uploads:
+                subscribers = [_Progress(item, on_bytes, on_done)]
+                future = manager.upload(
+                    str(item.path), bucket, item.key, extra_args=item.extra_args,
+                    subscribers=subscribers,
+                )
+                pending.append((item, future))
+            for item, future in pending:
+                try:
+                    future.result()
+                except (ClientError, BotoCoreError, OSError) as exc:
+                    raise origin_error(exc, f"upload of {item.key} failed") from exc
     finally:
-        manager.shutdown(cancel=any(not f.done() for _, f in pending))
         for event, _ in handlers:
             events.unregister(event, unique_id=f"cdnpack-{event}")
     return stored
@@ -309,8 +311,15 @@ class _Progress:
             self._on_bytes(bytes_transferred)
 
     def on_done(self, future: Any, **kwargs: Any) -> None:
-        if self._on_done is not None and future.exception() is None:
-            self._on_done(self._item)
+        """Counts a completed upload; a failed one is upload_all's to report (a TransferFuture
+        tells its outcome only through result())."""
+        if self._on_done is None:
+            return
+        try:
+            future.result()
+        except Exception:  # reported by upload_all, with the key
+            return
+        self._on_done(self._item)
 
 
 def delete_keys(s3: Any, bucket: str, keys: list[str]) -> None:

@@ -263,6 +263,30 @@ def test_sigkill_mid_push_then_rerun_uploads_only_what_is_missing(
     assert len(stored(bucket)) == total
 
 
+def test_ctrl_c_mid_push_cancels_the_uploads_and_exits_130(
+    packaged: PackageResult, bucket: MotoServer
+) -> None:
+    """s3transfer's own shutdown(cancel=True) fails with a TypeError; the push must cancel
+    through the manager's context exit instead, and say only that it was interrupted."""
+    total = len(packaged.release.files)
+    with FaultProxy(bucket.url, Faults(delay_all=0.08)) as slow:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cli", "push", str(packaged.output), f"s3://{BUCKET}/{PREFIX}",
+             "--endpoint-url", slow.url, "--concurrency", "2"],
+            cwd=REPO, env=cli_env(slow.url), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 60
+        while slow.log.count("PUT") < total // 3:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1] == "cdnpack: interrupted"
+    assert not {"master.m3u8", "manifest.mpd"} & {k.rsplit("/", 1)[-1] for k in stored(bucket)}
+
+
 def test_dry_run_prints_the_plan_and_uploads_nothing(
     packaged: PackageResult, bucket: MotoServer
 ) -> None:
