@@ -25,6 +25,7 @@ from cdn.s3 import (
     delete_keys,
     file_facts,
     list_prefix,
+    object_args,
     upload_all,
 )
 from cdn.s3direct import try_list_direct
@@ -313,13 +314,8 @@ def _upload_in_phases(
                 path=request.release_dir / p.path,
                 key=p.key,
                 size=p.bytes,
-                extra_args={
-                    "ContentType": p.content_type,
-                    "CacheControl": p.cache_control,
-                    # S3 verifies this on receipt (additional checksums); kept with the object.
-                    "ChecksumAlgorithm": "SHA256",
-                    "Metadata": {"sha256": sha[p.path]},
-                },
+                extra_args=object_args(p.content_type, p.cache_control, sha[p.path], p.bytes,
+                                       request.transfer),
             )
             for p in todo
             if p.phase == phase

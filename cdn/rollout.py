@@ -32,6 +32,7 @@ from cdn.s3 import (
     client,
     delete_keys,
     file_digests,
+    object_args,
     upload_all,
 )
 from packager.errors import InputError
@@ -152,14 +153,11 @@ def _upload_candidates(s3: Any, request: PushRequest, sha: dict[str, str],
     for path, name in candidates.items():
         source = request.release_dir / path
         etags[path] = file_digests(source, request.transfer)[1]
+        size = source.stat().st_size
         uploads.append(Upload(
-            path=source, key=request.destination.key(name), size=source.stat().st_size,
-            extra_args={
-                "ContentType": CONTENT_TYPES[PurePosixPath(path).suffix],
-                "CacheControl": STAGED_CACHE_CONTROL,
-                "ChecksumAlgorithm": "SHA256",
-                "Metadata": {"sha256": sha[path]},
-            },
+            path=source, key=request.destination.key(name), size=size,
+            extra_args=object_args(CONTENT_TYPES[PurePosixPath(path).suffix],
+                                   STAGED_CACHE_CONTROL, sha[path], size, request.transfer),
         ))
     answered = upload_all(s3, request.destination.bucket, uploads, request.connection,
                           request.transfer)

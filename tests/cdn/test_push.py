@@ -26,6 +26,7 @@ from cdn.s3 import (
     client,
     file_digests,
     list_prefix,
+    object_args,
     parse_s3_url,
     upload_all,
 )
@@ -436,3 +437,43 @@ def test_our_etag_matches_s3_for_single_and_multipart_uploads(
         assert answered[f"x/{name}"] == etag
         assert list_prefix(s3, parse_s3_url(f"s3://{BUCKET}/x"))[f"x/{name}"].etag == etag
     assert etag.endswith("-3")  # 5 + 5 + 1 MiB
+
+
+def test_bodies_are_bound_by_a_signed_sha256_and_small_ones_skip_100_continue(
+    bucket: MotoServer, tmp_path: Path
+) -> None:
+    """What goes on the wire: a single PUT carries the sha256 we computed (botocore neither
+    hashes the body for it nor for the signature), that header is signed, and only bodies of
+    2 MiB and more wait for "100 Continue"; a multipart upload sends a sha256 per part."""
+    transfer = Transfer(multipart_threshold=5 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024)
+    conn = Connection(endpoint_url=bucket.url)
+    s3 = client(conn)
+    sent: list[tuple[str, dict[str, str]]] = []
+    s3.meta.events.register("before-send.s3", lambda request, **kw: sent.append(
+        (request.url, {k.lower(): v.decode() if isinstance(v, bytes) else v
+                       for k, v in request.headers.items()})))
+    files = {"small.m4s": os.urandom(40_000), "large.mp4": os.urandom(11 * 1024 * 1024)}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+        digest = hashlib.sha256(data).hexdigest()
+        args = object_args("video/mp4", "no-store", digest, len(data), transfer)
+        upload_all(s3, BUCKET, [Upload(tmp_path / name, f"x/{name}", len(data), args)], conn,
+                   transfer)
+    b64 = {n: base64.b64encode(hashlib.sha256(d).digest()).decode() for n, d in files.items()}
+    small = [h for url, h in sent if url.endswith("/x/small.m4s")]
+    assert len(small) == 1
+    assert "expect" not in small[0]
+    assert small[0]["x-amz-checksum-sha256"] == b64["small.m4s"]
+    assert small[0]["x-amz-content-sha256"] == "UNSIGNED-PAYLOAD"
+    assert "x-amz-checksum-sha256" in small[0]["authorization"].split("SignedHeaders=")[1]
+    parts = {int(url.split("partNumber=")[1].split("&")[0]): h for url, h in sent
+             if "/x/large.mp4?" in url and "partNumber=" in url}
+    large, chunk = files["large.mp4"], 5 * 1024 * 1024
+    assert {n: h["x-amz-checksum-sha256"] for n, h in parts.items()} == {
+        n + 1: base64.b64encode(hashlib.sha256(large[i:i + chunk]).digest()).decode()
+        for n, i in enumerate(range(0, len(large), chunk))}
+    assert parts[1]["expect"] == parts[2]["expect"] == "100-continue"  # 5 MiB parts
+    assert "expect" not in parts[3]  # the last 1 MiB
+    head = s3.head_object(Bucket=BUCKET, Key="x/small.m4s", ChecksumMode="ENABLED")
+    assert head["ChecksumSHA256"] == b64["small.m4s"]
+    assert head["Metadata"]["sha256"] == hashlib.sha256(files["small.m4s"]).hexdigest()
