@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import statistics
 import subprocess
 import sys
@@ -71,13 +72,17 @@ def awscli(workdir: Path) -> Path:
     return aws
 
 
-def timed(args: list[str], env: dict[str, str], cwd: Path = REPO) -> float:
+def timed(args: list[str], env: dict[str, str], cwd: Path = REPO) -> tuple[float, float]:
+    """Wall seconds, and the CPU seconds (user + system) the command itself used."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     result = subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if result.returncode != 0:
         raise SystemExit(f"{args[0]} exited {result.returncode}: {result.stderr.strip()[-300:]}")
-    return elapsed
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, cpu
 
 
 def count(s3: Any, prefix: str) -> int:
@@ -113,6 +118,7 @@ def main() -> None:
         names += ["baseline first", "baseline no-op"]
         base_env = {**env, "PYTHONPATH": str(args.baseline.resolve())}
     times: dict[str, list[float]] = {k: [] for k in names}
+    cpu_times: dict[str, list[float]] = {k: [] for k in names}  # the client's own CPU
     with tempfile.TemporaryDirectory(prefix="cdnpack-push-bench-") as tmp, moto_server() as moto:
         root = Path(tmp) / "release"
         release = make_release(root, args.objects, seed=1)
@@ -142,7 +148,9 @@ def main() -> None:
                 s3.create_bucket(Bucket=BUCKET)
                 for stage in ("first", "no-op"):
                     time.sleep(args.settle)
-                    times[f"{name} {stage}"].append(timed(command, run_env, cwd))
+                    wall, cpu = timed(command, run_env, cwd)
+                    times[f"{name} {stage}"].append(wall)
+                    cpu_times[f"{name} {stage}"].append(cpu)
                 if count(s3, prefix) != listed:
                     raise SystemExit(f"{prefix} holds {count(s3, prefix)} objects, not {listed}")
     median = {k: statistics.median(v) for k, v in times.items()}
@@ -152,6 +160,8 @@ def main() -> None:
         "repeat": args.repeat,
         "cpus": os.cpu_count(),
         "seconds": {k: {"median": median[k], "runs": v} for k, v in times.items()},
+        "client_cpu_seconds": {k: {"median": statistics.median(v), "runs": v}
+                               for k, v in cpu_times.items()},
         "first_push_ratio": median["cdnpack first"] / median["aws first"],
         "noop_ratio": median["cdnpack no-op"] / median["aws no-op"],
         # Each repetition's own ratio: their spread says how far to trust the median's.
@@ -167,9 +177,10 @@ def main() -> None:
         return
     print(f"{listed} objects, {release.total_bytes / 1e6:.1f} MB, local moto_server, "
           f"median of {args.repeat}; both with their default concurrency (cdnpack 16, aws 10)\n")
-    print(f"{'run':<15} {'median s':>9}   runs")
+    print(f"{'run':<15} {'median s':>9} {'client CPU s':>13}   runs")
     for k, v in times.items():
-        print(f"{k:<15} {median[k]:>9.2f}   " + " ".join(f"{x:.2f}" for x in v))
+        print(f"{k:<15} {median[k]:>9.2f} {statistics.median(cpu_times[k]):>13.2f}   "
+              + " ".join(f"{x:.2f}" for x in v))
     spread = sorted(doc["first_push_ratio_per_repetition"])
     print(f"\ncdnpack/aws first push  {doc['first_push_ratio']:.3f}x   (goal <= 1.0; per "
           f"repetition {spread[0]:.2f}-{spread[-1]:.2f})")
