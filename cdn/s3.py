@@ -95,10 +95,10 @@ def client(conn: Connection, service: str = "s3") -> Any:
         max_pool_connections=max(10, conn.concurrency * 2),
         connect_timeout=10,
         read_timeout=60,
-        # Every body we send carries a signed x-amz-checksum-* header that S3 checks the bytes
-        # against, which is how botocore binds bodies over https. Over http (MinIO, on-prem
-        # gateways, moto) botocore would also hash each body for the signature: a second read
-        # and sha256 of the whole release, for nothing the checksum does not already prove.
+        # Objects and parts go with a signed x-amz-checksum-sha256 header that S3 checks the
+        # bytes against (object_args), which is how botocore binds bodies over https. Over http
+        # (MinIO, on-prem gateways, moto) botocore would also hash each body for the signature:
+        # a second read and sha256 of the whole release that the checksum already covers.
         s3={"payload_signing_enabled": False},
     )
     return session.client(service, endpoint_url=conn.endpoint_url, config=config)
