@@ -31,7 +31,7 @@ from cdn.s3 import (
     Upload,
     client,
     delete_keys,
-    file_digests,
+    file_facts,
     object_args,
     upload_all,
 )
@@ -152,8 +152,7 @@ def _upload_candidates(s3: Any, request: PushRequest, sha: dict[str, str],
     etags: dict[str, str] = {}
     for path, name in candidates.items():
         source = request.release_dir / path
-        etags[path] = file_digests(source, request.transfer)[1]
-        size = source.stat().st_size
+        size, _, etags[path] = file_facts(source, request.transfer)  # the size that was hashed
         uploads.append(Upload(
             path=source, key=request.destination.key(name), size=size,
             extra_args=object_args(CONTENT_TYPES[PurePosixPath(path).suffix],
