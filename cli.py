@@ -280,7 +280,10 @@ def demo(output: Path, duration: float, as_json: bool) -> None:
               help="After the new manifests are live, delete objects the release no longer lists.")
 @click.option("--manifest-max-age", type=click.IntRange(0, 86400), default=30, show_default=True,
               help="Cache-Control max-age of playlists and MPD (segments are immutable).")
-@click.option("--concurrency", type=click.IntRange(1, 256), default=16, show_default=True)
+# 32 is cdn.s3.DEFAULT_CONCURRENCY (tests/test_cli.py holds them together), written out so
+# that the CLI's start does not import botocore for every command.
+@click.option("--concurrency", type=click.IntRange(1, 256), default=32, show_default=True,
+              help="Uploads in flight (more for a distant origin).")
 @click.option("--retry-mode", type=click.Choice(["standard", "adaptive"]), default="adaptive",
               show_default=True, help="botocore retry mode (503 SlowDown, resets, throttling).")
 @click.option("--max-attempts", type=click.IntRange(1, 50), default=10, show_default=True,

@@ -6,7 +6,9 @@ repetition to the next. awscli lives in
 its own venv (bench/out/awscli), made on first use, so its pinned botocore cannot disturb ours.
 `--baseline DIR` times a third contender in the same runs: the cdnpack of another source tree
 (e.g. `git archive <commit> | tar -x -C DIR`), so a change is measured against its parent
-under the same load on a shared machine.
+under the same load on a shared machine. `--rtt MS` puts a proxy between the clients and moto
+that delays every byte as a distant origin would (bench/latency.py): on loopback the endpoint's
+own work per request decides, at a round trip of tens of milliseconds the client's.
 """
 
 from __future__ import annotations
@@ -21,9 +23,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
+from bench.latency import DelayProxy
+from cdn.s3 import DEFAULT_CONCURRENCY
 from packager.release import Release, ReleaseFile, describe_file, write_release
 from tests.moto import FAKE_CREDENTIALS, moto_server
 
@@ -101,6 +106,10 @@ def main() -> None:
                         help="seconds of quiet before each timed run (moto finishing the last)")
     parser.add_argument("--baseline", type=Path,
                         help="a cdnpack source tree to time beside this one ('baseline' rows)")
+    parser.add_argument("--aws-concurrency", type=int,
+                        help="aws s3 sync's max_concurrent_requests (default: its own, 10)")
+    parser.add_argument("--rtt", type=float, default=0.0,
+                        help="milliseconds of round trip the clients see (0: plain loopback)")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     aws = awscli(args.workdir)
@@ -113,13 +122,21 @@ def main() -> None:
         trees.append(args.baseline)
     subprocess.run([sys.executable, "-m", "compileall", "-q", *map(str, trees)], check=True)
     env = {**os.environ, **FAKE_CREDENTIALS}
+    aws_env = dict(env)
+    if args.aws_concurrency:
+        config = args.workdir / "aws-config"
+        config.write_text(f"[default]\ns3 =\n  max_concurrent_requests = {args.aws_concurrency}\n")
+        aws_env["AWS_CONFIG_FILE"] = str(config)
     names = ["cdnpack first", "aws first", "cdnpack no-op", "aws no-op"]
     if args.baseline:
         names += ["baseline first", "baseline no-op"]
         base_env = {**env, "PYTHONPATH": str(args.baseline.resolve())}
     times: dict[str, list[float]] = {k: [] for k in names}
     cpu_times: dict[str, list[float]] = {k: [] for k in names}  # the client's own CPU
-    with tempfile.TemporaryDirectory(prefix="cdnpack-push-bench-") as tmp, moto_server() as moto:
+    with (tempfile.TemporaryDirectory(prefix="cdnpack-push-bench-") as tmp,
+          moto_server() as moto,
+          DelayProxy(moto.url, args.rtt / 1000) if args.rtt else nullcontext() as proxy):
+        endpoint = proxy.url if proxy else moto.url  # setup and checks go to moto directly
         root = Path(tmp) / "release"
         release = make_release(root, args.objects, seed=1)
         listed = len(release.files)
@@ -128,15 +145,15 @@ def main() -> None:
             # (name, command, environment, working directory, prefix)
             runs: list[tuple[str, list[str], dict[str, str], Path, str]] = [
                 ("cdnpack", [str(cdnpack), "push", str(root), f"s3://{BUCKET}/ours{rep}",
-                             "--endpoint-url", moto.url, "--json"], env, REPO, f"ours{rep}/"),
+                             "--endpoint-url", endpoint, "--json"], env, REPO, f"ours{rep}/"),
                 ("aws", [str(aws), "s3", "sync", str(root), f"s3://{BUCKET}/aws{rep}",
-                         "--endpoint-url", moto.url, "--only-show-errors", "--exclude",
-                         "release.json"], env, REPO, f"aws{rep}/"),
+                         "--endpoint-url", endpoint, "--only-show-errors", "--exclude",
+                         "release.json"], aws_env, REPO, f"aws{rep}/"),
             ]
             if args.baseline:
                 runs.append(("baseline", [sys.executable, "-m", "cli", "push", str(root),
                                           f"s3://{BUCKET}/base{rep}", "--endpoint-url",
-                                          moto.url, "--json"],
+                                          endpoint, "--json"],
                              base_env, args.baseline, f"base{rep}/"))
             # The order rotates per repetition, so no contender always meets the machine right
             # after the same other one.
@@ -158,6 +175,8 @@ def main() -> None:
         "objects": listed,
         "bytes": release.total_bytes,
         "repeat": args.repeat,
+        "rtt_ms": args.rtt,
+        "aws_concurrency": args.aws_concurrency or 10,
         "cpus": os.cpu_count(),
         "seconds": {k: {"median": median[k], "runs": v} for k, v in times.items()},
         "client_cpu_seconds": {k: {"median": statistics.median(v), "runs": v}
@@ -175,8 +194,10 @@ def main() -> None:
     if args.json:
         print(json.dumps(doc, indent=2))
         return
-    print(f"{listed} objects, {release.total_bytes / 1e6:.1f} MB, local moto_server, "
-          f"median of {args.repeat}; both with their default concurrency (cdnpack 16, aws 10)\n")
+    where = f"through {args.rtt:g} ms of round trip" if args.rtt else "on loopback"
+    print(f"{listed} objects, {release.total_bytes / 1e6:.1f} MB, local moto_server {where}, "
+          f"median of {args.repeat}; concurrency cdnpack {DEFAULT_CONCURRENCY}, "
+          f"aws {doc['aws_concurrency']}\n")
     print(f"{'run':<15} {'median s':>9} {'client CPU s':>13}   runs")
     for k, v in times.items():
         print(f"{k:<15} {median[k]:>9.2f} {statistics.median(cpu_times[k]):>13.2f}   "

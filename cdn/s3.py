@@ -63,6 +63,13 @@ def parse_s3_url(url: str) -> S3Location:
     return S3Location(bucket, prefix)
 
 
+#: Requests in flight. Each PUT waits out a round trip to the origin (two while the origin
+#: closes connections, as moto does), so the distance decides how many keep it busy: at 40 ms
+#: 32 finished a 2,000-object push 17 % sooner than 16 (bench/push.py --rtt 40); on
+#: loopback, where the origin's own work decides, 16, 32 and 64 timed alike.
+DEFAULT_CONCURRENCY = 32
+
+
 @dataclass(frozen=True)
 class Connection:
     endpoint_url: str | None = None
@@ -70,7 +77,7 @@ class Connection:
     region: str | None = None
     retry_mode: str = "adaptive"  # botocore: standard or adaptive (client-side rate limiting)
     max_attempts: int = 10
-    concurrency: int = 16
+    concurrency: int = DEFAULT_CONCURRENCY
     #: Static credentials (a local endpoint's); None: the AWS chain (env, profile, role).
     credentials: tuple[str, str] | None = None
 

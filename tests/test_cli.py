@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from cdn.s3 import DEFAULT_CONCURRENCY, Connection
+from cli import cdnpack
 from packager.release import read_release
 from packager.sample import ClipSpec, make_clip
 from tests.conftest import cdnpack_cli
@@ -56,6 +58,12 @@ def test_usage_errors_exit_2() -> None:
     result = cdnpack_cli("package")
     assert result.returncode == 2
     assert "Missing argument 'SOURCE'" in result.stderr
+
+
+def test_push_concurrency_default_is_the_library_default() -> None:
+    for command in ("push", "release"):
+        params = {p.name: p for p in cdnpack.commands[command].params}
+        assert params["concurrency"].default == DEFAULT_CONCURRENCY == Connection().concurrency
 
 
 def test_ffmpeg_failure_is_reported_with_its_last_lines(source_clip: Path, tmp_path: Path) -> None:
