@@ -63,6 +63,8 @@ class DelayProxy:
         self._open.add(task)
         try:
             await self._relay(client_r, client_w)
+        except asyncio.CancelledError:
+            pass  # the proxy is closing (asyncio would log a cancelled connection as an error)
         finally:
             self._open.discard(task)
 
@@ -111,4 +113,7 @@ class DelayProxy:
                     break
         except (ConnectionError, OSError):
             queue.put_nowait((loop.time() + self._one_way, b""))
+        except asyncio.CancelledError:  # the proxy is closing
+            sender.cancel()
+            raise
         await sender
