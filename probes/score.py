@@ -141,11 +141,16 @@ def _cell(region: str, cdn: str, fetches: list[FetchRecord], plays: list[Playbac
             errors[f.error] += 1
     n_errors = sum(errors.values())
     availability = 1.0 - n_errors / len(fetches) if fetches else 0.0
-    clean = [f for f in fetches if not f.lagged] or fetches  # all lagged: keep, don't go blind
-    ttfb_values = sorted(f.ttfb for f in clean if f.ttfb is not None and f.error is None)
-    throughput_values = [f.throughput for f in clean if f.step == "segment"
-                         and f.throughput is not None and f.error is None]
-    steady = [p for p in plays if not p.lagged] or plays
+    # Timings come from the samples that succeeded and whose event loop kept up; when every
+    # success lagged, from those anyway (an inflated figure beats going blind). Falling back
+    # only among successes matters: clean failures beside lagged successes are no timing.
+    ok = [f for f in fetches if f.error is None]
+    clean = [f for f in ok if not f.lagged] or ok
+    ttfb_values = sorted(f.ttfb for f in clean if f.ttfb is not None)
+    throughput_values = [f.throughput for f in clean
+                         if f.step == "segment" and f.throughput is not None]
+    started = [p for p in plays if p.startup is not None]
+    steady = [p for p in started if not p.lagged] or started
     startup_values = [p.startup for p in steady if p.startup is not None]
     tops = [p.top_bandwidth for p in plays if p.top_bandwidth]
     ttfb = percentiles(ttfb_values)

@@ -141,7 +141,10 @@ async def test_tls_handshake_is_timed_apart_from_tcp_connect(edges: Edges) -> No
     assert r.error is None, r.error_detail
     assert r.connect is not None
     assert r.tls is not None
-    assert r.tls > r.connect  # a handshake costs more round trips and crypto than a SYN
+    assert r.tls > 0
+    assert r.connect + r.tls + (r.ttfb or 0) <= r.total  # phases, one after the other
+    if not r.lagged:  # a busy event loop can put its wait into either phase
+        assert r.tls > r.connect  # a handshake costs more round trips and crypto than a SYN
     assert (r.ttfb or 0) >= 0.010 - 0.0005  # the handshake is not counted in TTFB
 
 
