@@ -81,7 +81,8 @@ async def test_total_is_the_sum_of_the_phases(edges: Edges) -> None:
     r = await fetch(edges.url("na-fast", "/bytes/1000"))
     parts = [r.dns or 0.0, r.connect or 0.0, r.tls or 0.0, r.ttfb or 0.0, r.transfer or 0.0]
     assert sum(parts) <= r.total
-    assert r.total - sum(parts) < 0.002  # only request writing and bookkeeping are left out
+    # only request writing and bookkeeping are left out (late by what the loop lagged, if busy)
+    assert r.total - sum(parts) < 0.002 + r.lag
 
 
 @pytest.mark.parametrize(("edge", "path", "expected"), [

@@ -51,9 +51,11 @@ def test_composite_score_is_half_at_budget_and_scaled_by_availability() -> None:
 def test_measured_ttfb_matches_the_edges(probe_runs: ProbeRuns) -> None:
     doc = score_json(probe_runs)
     cells = {(r["id"], c["cdn"]): c for r in doc["regions"] for c in r["cells"]}
+    # An edge never answers before its delay; a busy machine only adds to it: up to the 5 ms of
+    # event-loop lag a sample may carry unflagged, plus the edge process waiting for a core.
     for region in ("na", "eu"):
-        assert cells[region, "fast"]["ttfb"]["p50"] == pytest.approx(DELAY_FAST, abs=0.003)
-        assert cells[region, "slow"]["ttfb"]["p50"] == pytest.approx(DELAY_SLOW, abs=0.003)
+        for cdn, delay in (("fast", DELAY_FAST), ("slow", DELAY_SLOW)):
+            assert delay - 0.001 <= cells[region, cdn]["ttfb"]["p50"] <= delay + 0.008
     assert cells["eu", "slow"]["errors_by_class"] == {"http_5xx": cells["eu", "slow"]["errors"]}
     assert 0.07 < 1 - cells["eu", "slow"]["availability"] < 0.18  # every 8th request is a 503
     assert cells["na", "fast"]["availability"] == 1.0
