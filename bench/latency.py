@@ -11,46 +11,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 from urllib.parse import urlsplit
 
+from tests.loopthread import LoopThread
 
-class DelayProxy:
-    """Run on its own thread, so the process timing the clients stays free to wait on them."""
 
+class DelayProxy(LoopThread):
     def __init__(self, upstream_url: str, round_trip: float) -> None:
+        super().__init__()
         parts = urlsplit(upstream_url)
         if parts.hostname is None or parts.port is None:
             raise ValueError(f"{upstream_url!r}: need a host and a port")
         self._upstream = (parts.hostname, parts.port)
         self._one_way = round_trip / 2
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self.url = ""
-
-    def __enter__(self) -> DelayProxy:
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("the delay proxy did not start")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(self._serve())
-
-    async def _serve(self) -> None:
-        self._stop = asyncio.Event()
         self._open: set[asyncio.Task[None]] = set()
+
+    async def _serve(self, stop: asyncio.Event) -> None:
         server = await asyncio.start_server(self._connection, "127.0.0.1", 0, backlog=1024)
         self.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-        self._ready.set()
+        self.ready()
         async with server:
-            await self._stop.wait()
+            await stop.wait()
         # Connections still open (an end of stream on its way) end with the proxy.
         for task in self._open:
             task.cancel()

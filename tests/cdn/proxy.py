@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 import aiohttp
 from aiohttp import web
 
+from tests.loopthread import LoopThread
+
 SLOWDOWN = (
     b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code>'
     b"<Message>Please reduce your request rate.</Message></Error>"
@@ -49,34 +51,16 @@ class RequestLog:
         return sum(1 for m, _, o in self.snapshot() if m == method and o == outcome)
 
 
-class FaultProxy:
+class FaultProxy(LoopThread):
     def __init__(self, upstream: str, faults: Faults | None = None) -> None:
+        super().__init__()
         self.upstream = upstream
         self.faults = faults or Faults()
         self.log = RequestLog()
         self._rng = random.Random(self.faults.seed)
         self._kinds = itertools.cycle(self.faults.kinds)  # every kind occurs, in turn
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self.url = ""
 
-    def __enter__(self) -> FaultProxy:
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("proxy did not start")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(self._serve())
-
-    async def _serve(self) -> None:
-        self._stop = asyncio.Event()
+    async def _serve(self, stop: asyncio.Event) -> None:
         app = web.Application(client_max_size=1 << 30)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         runner = web.AppRunner(app, access_log=None)
@@ -86,8 +70,8 @@ class FaultProxy:
         port = runner.addresses[0][1]
         self.url = f"http://127.0.0.1:{port}"
         async with aiohttp.ClientSession(auto_decompress=False) as self._session:
-            self._ready.set()
-            await self._stop.wait()
+            self.ready()
+            await stop.wait()
         await runner.cleanup()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
