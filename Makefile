@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/ladder.py
 	$(BIN)/python -m bench.encrypt
 	$(BIN)/python -m bench.push
+	$(BIN)/python -m bench.push_concurrency --rtt 40
 	$(BIN)/python bench/probe.py
 
 clean:

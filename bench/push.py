@@ -77,6 +77,24 @@ def awscli(workdir: Path) -> Path:
     return aws
 
 
+def positive(text: str) -> float:
+    """An argparse type: a number above zero, or a one-line usage error."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not above zero")
+    return value
+
+
+def positive_int(text: str) -> int:
+    value = positive(text)
+    if value != int(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
+    return int(value)
+
+
 def timed(args: list[str], env: dict[str, str], cwd: Path = REPO) -> tuple[float, float]:
     """Wall seconds, and the CPU seconds (user + system) the command itself used."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -106,9 +124,9 @@ def main() -> None:
                         help="seconds of quiet before each timed run (moto finishing the last)")
     parser.add_argument("--baseline", type=Path,
                         help="a cdnpack source tree to time beside this one ('baseline' rows)")
-    parser.add_argument("--aws-concurrency", type=int,
+    parser.add_argument("--aws-concurrency", type=positive_int,
                         help="aws s3 sync's max_concurrent_requests (default: its own, 10)")
-    parser.add_argument("--rtt", type=float, default=0.0,
+    parser.add_argument("--rtt", type=positive,
                         help="milliseconds of round trip the clients see (0: plain loopback)")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
@@ -175,7 +193,7 @@ def main() -> None:
         "objects": listed,
         "bytes": release.total_bytes,
         "repeat": args.repeat,
-        "rtt_ms": args.rtt,
+        "rtt_ms": args.rtt or 0,
         "aws_concurrency": args.aws_concurrency or 10,
         "cpus": os.cpu_count(),
         "seconds": {k: {"median": median[k], "runs": v} for k, v in times.items()},

@@ -65,8 +65,8 @@ def parse_s3_url(url: str) -> S3Location:
 
 #: Requests in flight. Each PUT waits out a round trip to the origin (two while the origin
 #: closes connections, as moto does), so the distance decides how many keep it busy: at 40 ms
-#: 32 finished a 2,000-object push 17 % sooner than 16 (bench/push.py --rtt 40); on
-#: loopback, where the origin's own work decides, 16, 32 and 64 timed alike.
+#: 32 finished a 2,000-object push 20 % sooner than 16 (bench/push_concurrency.py --rtt 40);
+#: on loopback, where the origin's own work decides, 16, 32 and 64 timed alike.
 DEFAULT_CONCURRENCY = 32
 
 

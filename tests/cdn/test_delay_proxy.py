@@ -58,4 +58,3 @@ def test_a_request_costs_the_handshake_and_one_round_trip(origin: str) -> None:
         answer, elapsed = _put(proxy.url, body)
     assert answer == hashlib.sha256(body).hexdigest().encode()
     assert elapsed >= 0.4  # handshake (1 RTT) + request and answer (1 RTT)
-
