@@ -16,20 +16,20 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 from rich.console import Console
 
+from packager.encoding.ladder import PRESETS
 from packager.errors import CdnpackError, ToolError
-from packager.ladder import PRESETS
-from packager.release import FORMATS
+from packager.output.release import FORMATS
 
 if TYPE_CHECKING:
     from rich.progress import TaskID
 
     from cdn.publish import PushRequest, PushResult
-    from cdn.rollout import RolloutResult
-    from packager.keys import Keystore, StoredKey
-    from packager.pipeline import PackageRequest, PackageResult, ProgressSink
+    from packager.keys.model import Keystore, StoredKey
+    from packager.output.pipeline import PackageRequest, PackageResult, ProgressSink
     from probes.config import ProbeConfig
     from probes.gate import Verdict
     from probes.score import Scorecard
+    from release.flow import RolloutResult
 
 F = TypeVar("F", bound=Callable[..., Any])
 err_console = Console(stderr=True)
@@ -195,7 +195,7 @@ def _from_env(param: str) -> bool:
 def package_command(source: Path, output: Path, force: bool, as_json: bool,
                     **options: Any) -> None:
     """Package SOURCE into an ABR release (CMAF segments, HLS and DASH) at OUTPUT."""
-    from packager.pipeline import package
+    from packager.output.pipeline import package
     request = _package_request(source, output, force, **options)
     with _progress(quiet=as_json) as sink:
         result = package(request, sink)
@@ -213,13 +213,13 @@ def _package_request(
 ) -> PackageRequest:
     """The `package` options (shared by `release`) as a PackageRequest; keys are resolved and
     stored here, before anything is encoded."""
-    from packager.cenc import EncryptionSpec, encryption_request
-    from packager.pipeline import PackageRequest
+    from packager.encryption.cenc import EncryptionSpec, encryption_request
+    from packager.output.pipeline import PackageRequest
     encryption: EncryptionSpec | None
     drm_options = (class_thresholds, key_server_timeout, speke_sigv4_region, playready_la_url,
                    widevine_content_id)
     if key_source or drm or per_class or content_id or any(o is not None for o in drm_options):
-        from packager.keysource import package_encryption
+        from packager.keys.source import package_encryption
         encryption = package_encryption(
             encrypt, key_source or "raw", output, key=key, iv=iv, drm=drm, per_class=per_class,
             keystore=keystore, content_id=content_id,
@@ -247,11 +247,11 @@ def demo(output: Path, duration: float, as_json: bool) -> None:
     """The release flow on this machine alone: an embedded source packaged with cbcs and
     generated keys, staged on a local S3 origin, probed from six regions through two emulated
     CDNs, gated on the budgets of regions.yaml, then published and invalidated."""
-    from cdn.demo import run_demo
     from probes.config import SHIPPED_CONFIG
     from probes.gate import enforce
     from probes.report import html_report
     from probes.results import write_atomic
+    from testbed.demo import run_demo
     with _progress(quiet=as_json) as sink:
         result = run_demo(output, duration, SHIPPED_CONFIG, sink)
     report = output / "report.html"
@@ -371,12 +371,12 @@ def release_command(
 
     Takes every `package` and `push` option (encryption, keys, ladder; endpoint, distribution).
     """
-    from cdn.rollout import RolloutRequest, rollout
     from packager.errors import InputError
-    from packager.pipeline import package
+    from packager.output.pipeline import package
     from probes.gate import enforce, junit_xml, write_step_summary
     from probes.report import html_report
     from probes.results import write_atomic
+    from release.flow import RolloutRequest, rollout
     push_names = {p.name for p in push_command.params}
     push_options = {k: options.pop(k) for k in list(options) if k in push_names}
     results = results_dir if results_dir is not None else output.with_name(output.name + ".probes")
@@ -769,7 +769,7 @@ def _keystore_option(f: F) -> F:
 
 
 def _open_keystore(path: Path | None) -> Keystore:
-    from packager.keys import Keystore
+    from packager.keys.model import Keystore
     return Keystore(path)
 
 
@@ -813,7 +813,7 @@ def keys_new(content_id: str, per_class: bool, keystore: Path | None, as_json: b
     from rich.table import Table
 
     from packager.errors import InputError
-    from packager.keys import KeySet
+    from packager.keys.model import KeySet
     store = _open_keystore(keystore)
     if any(s.content_id == content_id for s in store):
         raise InputError(f"keystore {store.root}: content id {content_id!r} already has keys")
@@ -882,8 +882,8 @@ def keys_show(kid: str, reveal: bool, keystore: Path | None, as_json: bool) -> N
 def keys_export(content_id: str, cpix_path: Path, scheme: str, la_url: str | None,
                 widevine_content_id: str | None, keystore: Path | None, as_json: bool) -> None:
     """Write the keys of CONTENT_ID and their DRM signaling as a CPIX 2.3 document."""
-    from packager.cpix import export_cpix, write_cpix
-    from packager.keysource import parse_widevine_content_id
+    from packager.keys.cpix import export_cpix, write_cpix
+    from packager.keys.source import parse_widevine_content_id
     keyset = _open_keystore(keystore).keyset(content_id)
     wv_id = parse_widevine_content_id(widevine_content_id) if widevine_content_id else None
     write_cpix(cpix_path, export_cpix(keyset, scheme, la_url=la_url,
@@ -903,8 +903,8 @@ def keys_export(content_id: str, cpix_path: Path, scheme: str, la_url: str | Non
 def keys_import(cpix_file: Path, keystore: Path | None, as_json: bool) -> None:
     """Store the keys of a CPIX document; a KID already stored with another key is refused
     before anything is written."""
-    from packager.cpix import read_cpix
-    from packager.keys import KeyConflictError
+    from packager.keys.cpix import read_cpix
+    from packager.keys.model import KeyConflictError
     doc = read_cpix(cpix_file)
     store = _open_keystore(keystore)
     stored = {s.key.kid: s.key for s in store}

@@ -26,15 +26,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from packager.encoding.ladder import PRESETS, LadderSpec, Rendition, plan_renditions
+from packager.encoding.media import MediaInfo, probe
+from packager.encoding.transcode import VIDEO_TIMESCALE, build_ladder_command, run_ffmpeg
 from packager.errors import CdnpackError
-from packager.ladder import PRESETS, LadderSpec, Rendition, plan_renditions
-from packager.media import MediaInfo, probe
-from packager.sample import ClipSpec, make_clip
 from packager.tools import find_tool, tool_version
-from packager.transcode import VIDEO_TIMESCALE, build_ladder_command, run_ffmpeg
+from testbed.clips import ClipSpec, make_clip
 
 RUNG_HEIGHTS = (1080, 720, 480, 360)
-# Copied from packager/transcode.py, so the hand-written commands spell out what ours does.
+# Copied from packager/encoding/transcode.py, so the hand-written commands spell out what ours does.
 VIDEO_MOVFLAGS = "+frag_keyframe+empty_moov+default_base_moof+negative_cts_offsets"
 AUDIO_MOVFLAGS = "+frag_every_frame+empty_moov+default_base_moof"
 QUIET = ["-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y"]

@@ -1,6 +1,6 @@
 """Benchmark the probe: fetches per second and TTFB error against local edges, beside `curl -w`.
 
-Edges (probes.edge, its own process, select() loop) answer /bytes/N after a configured first-byte
+Edges (testbed.edges, its own process, select() loop) answer /bytes/N after a configured first-byte
 delay; that delay is the ground truth.  Variants, same edges, same URLs:
   ours-cold   probes.http.Fetcher, new connection per fetch (the probe's default), C in flight
   ours-warm   the same with keep-alive
@@ -26,10 +26,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from probes.edge import EdgeSpec
 from probes.http import Fetcher
 from probes.lag import LagMonitor
 from probes.loop import new_loop
+from testbed.edges import EdgeSpec
 
 DELAYS = (0.005, 0.010, 0.020, 0.040)
 BODY = 2000
@@ -52,7 +52,7 @@ class Outcome:
 def start_edges(workdir: Path) -> tuple[subprocess.Popen[str], dict[str, int]]:
     spec = workdir / "edges.json"
     spec.write_text(json.dumps([asdict(EdgeSpec(f"d{int(d * 1000)}", delay=d)) for d in DELAYS]))
-    proc = subprocess.Popen([sys.executable, "-m", "probes.edge", str(spec)],
+    proc = subprocess.Popen([sys.executable, "-m", "testbed.edges", str(spec)],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     return proc, json.loads(proc.stdout.readline())

@@ -7,7 +7,7 @@ its own venv (bench/out/awscli), made on first use, so its pinned botocore canno
 `--baseline DIR` times a third contender in the same runs: the cdnpack of another source tree
 (e.g. `git archive <commit> | tar -x -C DIR`), so a change is measured against its parent
 under the same load on a shared machine. `--rtt MS` puts a proxy between the clients and moto
-that delays every byte as a distant origin would (bench/latency.py): on loopback the endpoint's
+that delays every byte as a distant origin would (testbed/delay.py): on loopback the endpoint's
 own work per request decides, at a round trip of tens of milliseconds the client's.
 """
 
@@ -27,9 +27,9 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-from bench.latency import DelayProxy
 from cdn.s3 import DEFAULT_CONCURRENCY
-from packager.release import Release, ReleaseFile, describe_file, write_release
+from packager.output.release import Release, ReleaseFile, describe_file, write_release
+from testbed.delay import DelayProxy
 from tests.moto import FAKE_CREDENTIALS, moto_server
 
 REPO = Path(__file__).resolve().parent.parent

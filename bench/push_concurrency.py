@@ -17,8 +17,8 @@ import time
 from contextlib import nullcontext
 from pathlib import Path
 
-from bench.latency import DelayProxy
 from bench.push import BUCKET, make_release, positive, positive_int, timed
+from testbed.delay import DelayProxy
 from tests.moto import FAKE_CREDENTIALS, moto_server
 
 

@@ -30,7 +30,7 @@ from cdn.s3 import (
 )
 from cdn.s3direct import try_list_direct
 from packager.errors import InputError
-from packager.release import CONTENT_TYPES, RELEASE_NAME, Release, ReleaseFile, read_release
+from packager.output.release import CONTENT_TYPES, RELEASE_NAME, Release, ReleaseFile, read_release
 
 #: Upload order. A phase starts only when the one before is stored in full, so a reader who
 #: polls the manifests never finds one that names an object not yet there.

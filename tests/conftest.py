@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from packager.pipeline import PackageRequest, PackageResult, package
-from packager.sample import ClipSpec, make_clip
+from packager.output.pipeline import PackageRequest, PackageResult, package
 from packager.tools import find_tool
+from testbed.clips import ClipSpec, make_clip
 from tests.moto import FAKE_CREDENTIALS, MotoServer, moto_server
 
 #: Small and short: the whole suite must stay well under 20 minutes on 2 cores.

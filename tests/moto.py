@@ -10,8 +10,8 @@ from typing import Any
 
 import boto3
 
-from cdn.local_origin import FAKE_CREDENTIALS
-from cdn.local_origin import moto_server as local_moto_server
+from testbed.origin import FAKE_CREDENTIALS
+from testbed.origin import moto_server as local_moto_server
 
 __all__ = ["FAKE_CREDENTIALS", "MotoServer", "moto_server"]
 

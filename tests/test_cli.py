@@ -14,8 +14,8 @@ import pytest
 
 from cdn.s3 import DEFAULT_CONCURRENCY, Connection
 from cli import cdnpack
-from packager.release import read_release
-from packager.sample import ClipSpec, make_clip
+from packager.output.release import read_release
+from testbed.clips import ClipSpec, make_clip
 from tests.conftest import cdnpack_cli
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from packager.cpix import export_cpix, read_cpix
-from packager.keys import ContentKey, KeySet, Keystore, TrackClass
+from packager.keys.cpix import export_cpix, read_cpix
+from packager.keys.model import ContentKey, KeySet, Keystore, TrackClass
 from tests.conftest import cdnpack_cli
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from cdn.local_origin import origin_bucket
-from packager.sample import ClipSpec, make_clip
-from probes.edge import Edges, EdgeSpec, edge_process
+from testbed.clips import ClipSpec, make_clip
+from testbed.edges import Edges, EdgeSpec, edge_process
+from testbed.origin import origin_bucket
 from tests.browser.harness import (
     NODE_MODULES,
     PAGE,

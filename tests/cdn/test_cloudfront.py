@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from cdn.cloudfront import MAX_PATHS_PER_BATCH, invalidate, invalidation_paths
-from cdn.local_origin import create_distribution
-from packager.pipeline import PackageResult
+from packager.output.pipeline import PackageResult
+from testbed.origin import create_distribution
 from tests.conftest import cdnpack_cli
 from tests.moto import MotoServer
 

@@ -1,4 +1,4 @@
-"""bench/latency.py: the emulated distance must be there, and the bytes must arrive intact."""
+"""testbed/delay.py: the emulated distance must be there, and the bytes must arrive intact."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from bench.latency import DelayProxy
+from testbed.delay import DelayProxy
 
 
 class _Digest(BaseHTTPRequestHandler):

@@ -30,8 +30,8 @@ from cdn.s3 import (
     parse_s3_url,
     upload_all,
 )
-from packager.pipeline import PackageResult
-from packager.release import CONTENT_TYPES, describe_file, write_release
+from packager.output.pipeline import PackageResult
+from packager.output.release import CONTENT_TYPES, describe_file, write_release
 from tests.cdn.proxy import FaultProxy, Faults
 from tests.conftest import cdnpack_cli
 from tests.moto import MotoServer

@@ -12,15 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from cdn.local_origin import create_distribution, local_connection, origin_bucket
 from cdn.publish import PushRequest, push
-from cdn.rollout import RolloutRequest, rollout, staged_name
 from cdn.s3 import S3Location
 from packager.errors import InputError
-from packager.pipeline import PackageResult
-from packager.release import read_release
+from packager.output.pipeline import PackageResult
+from packager.output.release import read_release
 from probes.config import load_config
-from probes.edge import Edges, EdgeSpec, edge_process
+from release.flow import RolloutRequest, rollout, staged_name
+from testbed.edges import Edges, EdgeSpec, edge_process
+from testbed.origin import create_distribution, local_connection, origin_bucket
 from tests.conftest import cdnpack_cli
 from tests.moto import MotoServer
 

@@ -27,9 +27,9 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from packager import drm
-from packager.cpix import CPIX_NS, PSKC_NS
-from packager.keys import ContentKey
+from packager.drm import pssh as drm
+from packager.keys.cpix import CPIX_NS, PSKC_NS
+from packager.keys.model import ContentKey
 
 SEED = b"speke-test-key-seed"
 #: The only credentials /sigv4 accepts, and the region/service it expects in the scope.

@@ -9,7 +9,8 @@ from Crypto.Cipher import AES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from packager.cenc import (
+from packager.bitstream.nal import escaped_length, unescape
+from packager.encryption.cenc import (
     BLOCK,
     MAX_CLEAR,
     EncryptionSpec,
@@ -24,7 +25,8 @@ from packager.cenc import (
     split_subsamples,
 )
 from packager.errors import InputError
-from packager.isobmff import (
+from packager.keys.model import ContentKey
+from packager.mp4.isobmff import (
     Fragment,
     Sample,
     SampleEncryption,
@@ -35,8 +37,6 @@ from packager.isobmff import (
     pssh_box,
     tenc_box,
 )
-from packager.keys import ContentKey
-from packager.nal import escaped_length, unescape
 
 KEY = bytes.fromhex("0123456789abcdef0123456789abcdef")
 KID = bytes.fromhex("00112233445566778899aabbccddeeff")

@@ -13,13 +13,13 @@ import m3u8
 import pytest
 from lxml import etree
 
-from packager.cenc import EncryptionSpec, parse_key
+from packager.encryption.cenc import EncryptionSpec, parse_key
 from packager.errors import InputError
-from packager.isobmff import iter_boxes, parse_fragment, read_senc_ivs, read_track_encryption
-from packager.pipeline import PackageRequest, PackageResult, package
-from packager.sample import ClipSpec, make_clip
-from packager.segmenter import plan_cut_times
+from packager.mp4.isobmff import iter_boxes, parse_fragment, read_senc_ivs, read_track_encryption
+from packager.output.pipeline import PackageRequest, PackageResult, package
+from packager.output.segmenter import plan_cut_times
 from packager.tools import find_tool
+from testbed.clips import ClipSpec, make_clip
 from tests.conftest import cdnpack_cli, concat
 
 KID_HEX = "00112233445566778899aabbccddeeff"

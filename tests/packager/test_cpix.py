@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from packager import drm
-from packager.cpix import CPIX_NS, PSKC_NS, export_cpix, parse_cpix, read_cpix, write_cpix
+from packager.drm import pssh as drm
 from packager.errors import InputError
-from packager.keys import ClassThresholds, ContentKey, KeySet, TrackClass
+from packager.keys.cpix import CPIX_NS, PSKC_NS, export_cpix, parse_cpix, read_cpix, write_cpix
+from packager.keys.model import ClassThresholds, ContentKey, KeySet, TrackClass
 
 NS = {"cpix": CPIX_NS, "pskc": PSKC_NS}
 KID_A = bytes.fromhex("00112233445566778899aabbccddeeff")

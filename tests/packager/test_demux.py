@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from packager.cenc import EncryptionSpec, parse_key
-from packager.demux import DemuxedSource, read_moov, read_track, unsupported
-from packager.isobmff import Box, box, iter_boxes, parse_fragment
-from packager.ladder import Rendition
-from packager.pipeline import PackageRequest, PackageResult, package
-from packager.sample import ClipSpec, make_clip
-from packager.segmenter import join_parts, segment_track
+from packager.encoding.ladder import Rendition
+from packager.encryption.cenc import EncryptionSpec, parse_key
+from packager.mp4.demux import DemuxedSource, read_moov, read_track, unsupported
+from packager.mp4.isobmff import Box, box, iter_boxes, parse_fragment
+from packager.output.pipeline import PackageRequest, PackageResult, package
+from packager.output.segmenter import join_parts, segment_track
 from packager.tools import find_tool
+from testbed.clips import ClipSpec, make_clip
 from tests.conftest import cdnpack_cli, concat, decode_errors
 
 KID_HEX = "00112233445566778899aabbccddeeff"
@@ -134,7 +134,7 @@ def package_both(
     results = []
     for demux in (True, False):
         caplog.clear()
-        with caplog.at_level(logging.DEBUG, logger="packager.pipeline"):
+        with caplog.at_level(logging.DEBUG, logger="packager.output.pipeline"):
             results.append(package(PackageRequest(
                 source=source, output=out / ("demuxed" if demux else "remuxed"), copy=True,
                 segment_duration=1.0, encryption=encryption, demux=demux,
@@ -395,7 +395,7 @@ def test_a_late_edit_at_a_timescale_90_khz_is_no_multiple_of_goes_to_ffmpeg(
     reason = "stream 0: an edit starting after the first frame, in a timescale 90 kHz is no " \
         "multiple of"
     assert unsupported(source, BOTH) == reason
-    with caplog.at_level(logging.DEBUG, logger="packager.pipeline"):
+    with caplog.at_level(logging.DEBUG, logger="packager.output.pipeline"):
         package(PackageRequest(source=source, output=tmp_path / "out", copy=True,
                                segment_duration=1.0))
     assert f"{REMUXED} {source} with ffmpeg (our demuxer: {reason})" in caplog.text
@@ -423,7 +423,7 @@ def test_layouts_the_demuxer_does_not_reproduce_go_to_ffmpeg(
     odd = tmp_path / "odd.mp4"
     odd.write_bytes(data[: moov.offset] + _rewrite(data, moov, edit))
     assert unsupported(odd, BOTH) == reason
-    with caplog.at_level(logging.DEBUG, logger="packager.pipeline"):
+    with caplog.at_level(logging.DEBUG, logger="packager.output.pipeline"):
         result = package(PackageRequest(source=odd, output=tmp_path / "out", copy=True,
                                         segment_duration=1.0))
     assert f"{REMUXED} {odd} with ffmpeg (our demuxer: {reason})" in caplog.text
@@ -442,7 +442,7 @@ def test_other_containers_go_through_ffmpeg_and_say_so(
                          (fragmented, "no moov box, or a fragmented file")):
         assert unsupported(path, BOTH) == reason
         caplog.clear()
-        with caplog.at_level(logging.DEBUG, logger="packager.pipeline"):
+        with caplog.at_level(logging.DEBUG, logger="packager.output.pipeline"):
             result = package(PackageRequest(source=path, output=tmp_path / path.stem,
                                             copy=True, segment_duration=1.0))
         assert f"{REMUXED} {path} with ffmpeg (our demuxer: {reason})" in caplog.text

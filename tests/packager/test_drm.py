@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from packager.cenc import COMMON_SYSTEM_ID, TrackProtection
-from packager.drm import (
+from packager.drm.pssh import (
     PLAYREADY_HEADER_NS,
     PLAYREADY_SYSTEM_ID,
     SYSTEMS,
@@ -34,11 +33,12 @@ from packager.drm import (
     widevine_pssh,
     widevine_pssh_data,
 )
+from packager.encryption.cenc import COMMON_SYSTEM_ID, TrackProtection
 from packager.errors import InputError
-from packager.isobmff import iter_boxes
-from packager.keys import ContentKey
-from packager.sample import ClipSpec, make_clip
+from packager.keys.model import ContentKey
+from packager.mp4.isobmff import iter_boxes
 from packager.tools import find_tool
+from testbed.clips import ClipSpec, make_clip
 
 SD = ContentKey(
     bytes.fromhex("00112233445566778899aabbccddeeff"),

@@ -14,13 +14,13 @@ import m3u8
 import pytest
 from lxml import etree
 
-from packager import drm
-from packager.cenc import EncryptionSpec
+from packager.drm import pssh as drm
+from packager.encryption.cenc import EncryptionSpec
 from packager.errors import InputError
-from packager.isobmff import iter_boxes
-from packager.keys import ClassThresholds, ContentKey, KeySet, Keystore
-from packager.pipeline import PackageRequest, PackageResult, package
-from packager.release import read_release
+from packager.keys.model import ClassThresholds, ContentKey, KeySet, Keystore
+from packager.mp4.isobmff import iter_boxes
+from packager.output.pipeline import PackageRequest, PackageResult, package
+from packager.output.release import read_release
 from packager.tools import find_tool
 from tests.conftest import cdnpack_cli, concat
 

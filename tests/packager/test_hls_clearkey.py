@@ -9,8 +9,9 @@ import re
 
 import pytest
 
-from packager import drm, hls
-from packager.cenc import TrackProtection
+from packager.drm import pssh as drm
+from packager.encryption.cenc import TrackProtection
+from packager.output import hls
 
 KID = bytes.fromhex("0b5e1e5a1b7c4d2e9f3a6b8c0d1e2f30")
 KEY = bytes.fromhex("6c2f0e9d8a7b4c3d2e1f0a9b8c7d6e5f")

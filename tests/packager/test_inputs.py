@@ -11,9 +11,9 @@ from pathlib import Path
 import m3u8
 import pytest
 
-from packager.pipeline import PackageRequest, PackageResult, package
-from packager.sample import ClipSpec, make_clip
+from packager.output.pipeline import PackageRequest, PackageResult, package
 from packager.tools import find_tool
+from testbed.clips import ClipSpec, make_clip
 from tests.conftest import cdnpack_cli, concat, decode_errors, ffprobe_json
 
 SMALL = ClipSpec(duration=4.0, width=320, height=180, frame_rate="25")

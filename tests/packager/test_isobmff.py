@@ -7,8 +7,7 @@ import struct
 from hypothesis import given
 from hypothesis import strategies as st
 
-from packager.hls import target_duration
-from packager.isobmff import (
+from packager.mp4.isobmff import (
     SAMPLE_NON_SYNC,
     Fragment,
     Sample,
@@ -17,6 +16,7 @@ from packager.isobmff import (
     media_segment,
     parse_fragment,
 )
+from packager.output.hls import target_duration
 
 
 def test_avc_codec_string_is_profile_constraints_level_in_hex() -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from packager.errors import InputError
-from packager.keys import (
+from packager.keys.model import (
     ClassThresholds,
     ContentKey,
     KeyConflictError,
@@ -37,7 +37,7 @@ KEY = bytes.fromhex("0123456789abcdef0123456789abcdef")
 WRITER = """
 import hashlib, sys
 from pathlib import Path
-from packager.keys import ContentKey, KeyConflictError, Keystore
+from packager.keys.model import ContentKey, KeyConflictError, Keystore
 store = Keystore(Path(sys.argv[1]))
 name, count, salt = sys.argv[2], int(sys.argv[3]), sys.argv[4].encode()
 stored = []

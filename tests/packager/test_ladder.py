@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from packager.encoding.ladder import PRESETS, load_ladder, plan_renditions
+from packager.encoding.media import AudioStream, MediaInfo, VideoStream, output_frame_rate
 from packager.errors import InputError
-from packager.ladder import PRESETS, load_ladder, plan_renditions
-from packager.media import AudioStream, MediaInfo, VideoStream, output_frame_rate
 
 
 def media(width: int, height: int, sar: Fraction = Fraction(1)) -> MediaInfo:

@@ -12,9 +12,9 @@ import m3u8
 import pytest
 from lxml import etree
 
-from packager.ladder import PRESETS
-from packager.pipeline import PackageResult
-from packager.release import read_release
+from packager.encoding.ladder import PRESETS
+from packager.output.pipeline import PackageResult
+from packager.output.release import read_release
 from tests.conftest import SEGMENT_SECONDS, SOURCE_SPEC, concat, decode_errors, ffprobe_json
 
 MPD_NS = {"d": "urn:mpeg:dash:schema:mpd:2011"}

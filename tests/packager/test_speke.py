@@ -21,15 +21,13 @@ from typing import Any
 
 import pytest
 
-from packager import drm
-from packager.cenc import COMMON_SYSTEM_ID
-from packager.cpix import CPIX_NS, export_cpix
+from packager.drm import pssh as drm
+from packager.encryption.cenc import COMMON_SYSTEM_ID
 from packager.errors import BitstreamError, InputError
-from packager.isobmff import iter_boxes, read_pssh_system_id, read_track_encryption
-from packager.keys import ContentKey, KeyConflictError, KeySet, Keystore, TrackClass
-from packager.keysource import package_encryption, parse_widevine_content_id
-from packager.release import read_release
-from packager.speke import (
+from packager.keys.cpix import CPIX_NS, export_cpix
+from packager.keys.model import ContentKey, KeyConflictError, KeySet, Keystore, TrackClass
+from packager.keys.source import package_encryption, parse_widevine_content_id
+from packager.keys.speke import (
     KeyServer,
     KeyServerAnswerError,
     KeyServerRefusedError,
@@ -37,6 +35,8 @@ from packager.speke import (
     new_kids,
     request_keys,
 )
+from packager.mp4.isobmff import iter_boxes, read_pssh_system_id, read_track_encryption
+from packager.output.release import read_release
 from packager.tools import find_tool
 from tests.conftest import cdnpack_cli, concat
 from tests.packager.speke_server import (

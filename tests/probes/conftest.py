@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from packager.pipeline import PackageResult
-from probes.edge import Edges, EdgeSpec, edge_process
+from packager.output.pipeline import PackageResult
+from testbed.edges import Edges, EdgeSpec, edge_process
 from tests.conftest import cdnpack_cli
 
 #: Ground truth of the emulated edges: region x CDN, plus one edge per failure mode.

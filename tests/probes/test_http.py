@@ -12,9 +12,9 @@ import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from probes.cache import cache_verdict
-from probes.edge import Edges
 from probes.http import Fetcher, FetchResult
 from probes.lag import LagMonitor
+from testbed.edges import Edges
 from tests.probes.conftest import CAP_BPS, DELAY_FAST, DELAY_SLOW
 
 #: "Within a few milliseconds": median error, and the error 3 samples in 4 stay within.

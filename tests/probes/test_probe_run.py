@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from packager.pipeline import PackageResult
+from packager.output.pipeline import PackageResult
 from probes.config import load_config
-from probes.edge import Edges
 from probes.run import probe_region
+from testbed.edges import Edges
 from tests.conftest import cdnpack_cli
 from tests.moto import MotoServer
 from tests.probes.conftest import DELAY_FAST, LENIENT_BUDGETS, ProbeRuns, write_config

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from packager.pipeline import PackageResult
-from probes.edge import Edges
+from packager.output.pipeline import PackageResult
 from probes.http import Fetcher
 from probes.video import (
     ManifestError,
@@ -15,6 +14,7 @@ from probes.video import (
     parse_mpd,
     play,
 )
+from testbed.edges import Edges
 
 BASE = "https://cdn.example/rel/"
 

@@ -13,7 +13,7 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
-from packager.cenc import (
+from packager.encryption.cenc import (
     EncryptionSpec,
     check_key_options,
     default_systems,
@@ -22,10 +22,10 @@ from packager.cenc import (
     parse_iv,
     parse_systems,
 )
-from packager.cpix import read_cpix
 from packager.errors import InputError
-from packager.keys import ClassThresholds, ContentKey, KeyConflictError, KeySet, Keystore
-from packager.speke import DEFAULT_TIMEOUT, KeyServer, fairplay_uris, fetch_keyset
+from packager.keys.cpix import read_cpix
+from packager.keys.model import ClassThresholds, ContentKey, KeyConflictError, KeySet, Keystore
+from packager.keys.speke import DEFAULT_TIMEOUT, KeyServer, fairplay_uris, fetch_keyset
 
 #: `--widevine-content-id 0x...` is hex; anything else is text, encoded as UTF-8.
 _HEX = re.compile(r"^0[xX]((?:[0-9a-fA-F]{2})+)$")

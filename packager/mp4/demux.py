@@ -31,8 +31,9 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from packager.encoding.transcode import VIDEO_TIMESCALE
 from packager.errors import BitstreamError, InputError
-from packager.isobmff import (
+from packager.mp4.isobmff import (
     Box,
     Sample,
     box,
@@ -44,7 +45,7 @@ from packager.isobmff import (
     read_top_level,
     sample_entry_config,
 )
-from packager.sampletable import (
+from packager.mp4.sampletable import (
     STBL,
     child,
     first_kept,
@@ -57,7 +58,6 @@ from packager.sampletable import (
     single_edit,
     trak_boxes,
 )
-from packager.transcode import VIDEO_TIMESCALE
 
 #: Sample flags ffmpeg writes in trun (ISO/IEC 14496-12 §8.8.3.1): sample_depends_on = 2 for a
 #: sync sample; depends_on = 1 and sample_is_non_sync_sample for the others.

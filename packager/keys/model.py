@@ -24,8 +24,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from packager.durable import write_durably
 from packager.errors import CdnpackError, InputError
+from packager.files import write_durably
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import ffmpeg
 
+from packager.encoding.ladder import LadderSpec, Rendition
+from packager.encoding.media import MediaInfo
 from packager.errors import InputError, TranscodeError
-from packager.ladder import LadderSpec, Rendition
-from packager.media import MediaInfo
 from packager.tools import find_tool, run_tool
 
 #: Called with seconds of output written so far (from ffmpeg's -progress out_time_us).
@@ -22,7 +22,7 @@ ProgressCallback = Callable[[float], None]
 #: Video track timescale: 90 kHz is exact for 23.976/24/25/29.97/30/50/59.94/60 fps.
 VIDEO_TIMESCALE = 90_000
 
-# Fragmented MP4 written by ffmpeg, cut into segments by packager/isobmff.py afterwards.
+# Fragmented MP4 written by ffmpeg, cut into segments by packager/mp4/isobmff.py afterwards.
 #  empty_moov: the init segment carries no samples (CMAF header, ISO/IEC 23000-19 §7.3.1).
 #  default_base_moof: data offsets relative to moof, so a fragment stands alone in a segment.
 #  negative_cts_offsets: trun v1 with signed composition offsets, so with B-frames the first

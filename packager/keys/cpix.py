@@ -24,10 +24,10 @@ from pathlib import Path
 from types import MappingProxyType
 from xml.sax.saxutils import escape, quoteattr
 
-from packager import drm
-from packager.durable import write_durably
+from packager.drm import pssh as drm
 from packager.errors import InputError
-from packager.keys import KEY_BYTES, ClassThresholds, ContentKey, KeySet, TrackClass
+from packager.files import write_durably
+from packager.keys.model import KEY_BYTES, ClassThresholds, ContentKey, KeySet, TrackClass
 
 CPIX_NS = "urn:dashif:org:cpix"
 PSKC_NS = "urn:ietf:params:xml:ns:keyprov:pskc"

@@ -17,7 +17,7 @@ Every answer carries `Access-Control-Allow-Origin: *` (players on another origin
 preflights are answered, HEAD and single byte ranges (206) work.
 Timers must be exact: asyncio's default epoll loop rounds its timeout up to whole milliseconds
 (oversleeping ~1-2 ms); `select()` takes microseconds (~0.2 ms), so `serve()` runs on a
-`SelectSelector` loop.  Run as `python -m probes.edge SPEC.json` (or `edge_process()`); it prints
+`SelectSelector` loop.  Run as `python -m testbed.edges SPEC.json` (or `edge_process()`); it prints
 {"name": port, ...} and serves until its stdin closes.
 """
 
@@ -43,7 +43,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from packager.errors import EndpointError
-from packager.release import CONTENT_TYPES
+from packager.output.release import CONTENT_TYPES
 from packager.tools import stop
 
 CACHE_STYLES = ("cloudfront", "cloudflare", "fastly", "akamai", "none")
@@ -389,11 +389,11 @@ class Edges:
 
 @contextlib.contextmanager
 def edge_process(specs: Sequence[EdgeSpec], workdir: Path) -> Iterator[Edges]:
-    """`python -m probes.edge` in its own process, so its timers never wait for our GIL."""
+    """`python -m testbed.edges` in its own process, so its timers never wait for our GIL."""
     spec_file = workdir / "edges.json"
     spec_file.write_text(json.dumps([asdict(s) for s in specs]))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "probes.edge", str(spec_file)],
+        [sys.executable, "-m", "testbed.edges", str(spec_file)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         cwd=Path(__file__).resolve().parents[1],
     )

@@ -8,10 +8,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 
-from packager.cenc import EncryptionSpec, TrackEncryptor, TrackProtection
-from packager.demux import DemuxedSource, SampleReader, TrackTables, read_track
+from packager.encoding.ladder import Rendition
+from packager.encryption.cenc import EncryptionSpec, TrackEncryptor, TrackProtection
 from packager.errors import BitstreamError
-from packager.isobmff import (
+from packager.mp4.demux import DemuxedSource, SampleReader, TrackTables, read_track
+from packager.mp4.isobmff import (
     Fragment,
     TrackInfo,
     media_segment_boxes,
@@ -21,7 +22,6 @@ from packager.isobmff import (
     read_top_level,
     trex_default_duration,
 )
-from packager.ladder import Rendition
 
 INIT_NAME = "init.mp4"
 SEGMENT_PATTERN = "seg_{:05d}.m4s"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from packager.segmenter import CmafTrack
+from packager.output.segmenter import CmafTrack
 
 
 @dataclass(frozen=True)

@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING
 
 from Crypto.Cipher import AES
 
-from packager import isobmff
 from packager.errors import BitstreamError, InputError
-from packager.isobmff import Fragment
-from packager.keys import ClassThresholds, ContentKey, KeySet, Keystore, default_keystore_dir
+from packager.keys.model import ClassThresholds, ContentKey, KeySet, Keystore, default_keystore_dir
+from packager.mp4 import isobmff
+from packager.mp4.isobmff import Fragment
 
 if TYPE_CHECKING:
-    from packager.drm import SystemPssh
-from packager.nal import (
+    from packager.drm.pssh import SystemPssh
+from packager.bitstream.nal import (
     AVC_SLICE_IDR,
     AVC_SLICE_NON_IDR,
     AvcParameterSets,
@@ -32,7 +32,7 @@ from packager.nal import (
     avc_slice_header_size,
     iter_nal_units,
 )
-from packager.nal_hevc import (
+from packager.bitstream.nal_hevc import (
     HEVC_SLICE_TYPES,
     HevcParameterSets,
     hevc_parameter_sets,
@@ -56,7 +56,7 @@ CBCS_VIDEO_PATTERN = (1, 9)
 _HEX = re.compile(r"^[0-9a-fA-F]{32}$")
 #: DRM systems `--drm` can signal; "clearkey" is the W3C common-format pssh.
 DRM_SYSTEMS = ("widevine", "playready", "clearkey", "fairplay")
-#: `--keys` sources; cpix:FILE and speke:URL are resolved by packager/keysource.py.
+#: `--keys` sources; cpix:FILE and speke:URL are resolved by packager/keys/source.py.
 KEY_SOURCES = ("generate", "raw", "cpix:FILE", "speke:URL")
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from packager.bitstream.nal import BitReader, escaped_length, unescape
 from packager.errors import BitstreamError, InputError
-from packager.nal import BitReader, escaped_length, unescape
 
 HEVC_VPS = 32
 HEVC_SPS = 33

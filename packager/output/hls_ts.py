@@ -12,13 +12,13 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from packager.cenc import EncryptionSpec, encrypt_segment
+from packager.encoding.ladder import Rendition
+from packager.encoding.transcode import build_ts_segment_command
+from packager.encryption.cenc import EncryptionSpec, encrypt_segment
 from packager.errors import BitstreamError, TranscodeError
-from packager.hls import MEDIA_PLAYLIST, MULTIVARIANT_PLAYLIST, Playlist, target_duration
-from packager.isobmff import TrackInfo, parse_track_info, read_exact, read_top_level
-from packager.ladder import Rendition
+from packager.mp4.isobmff import TrackInfo, parse_track_info, read_exact, read_top_level
+from packager.output.hls import MEDIA_PLAYLIST, MULTIVARIANT_PLAYLIST, Playlist, target_duration
 from packager.tools import run_tool
-from packager.transcode import build_ts_segment_command
 
 #: IV attribute needs version 2, floating-point EXTINF version 3 (RFC 8216 §7).
 TS_VERSION = 3

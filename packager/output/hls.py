@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from packager import drm
-from packager.bitrate import measure
-from packager.cenc import TrackProtection
-from packager.segmenter import INIT_NAME, CmafTrack
+from packager.drm import pssh as drm
+from packager.encryption.cenc import TrackProtection
+from packager.output.bitrate import measure
+from packager.output.segmenter import INIT_NAME, CmafTrack
 
 MEDIA_PLAYLIST = "playlist.m3u8"
 MULTIVARIANT_PLAYLIST = "master.m3u8"

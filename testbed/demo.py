@@ -17,15 +17,15 @@ from typing import Any
 
 import yaml
 
-from cdn.local_origin import create_distribution, local_connection, moto_server, origin_bucket
 from cdn.publish import PushRequest
-from cdn.rollout import RolloutRequest, RolloutResult, rollout
 from cdn.s3 import S3Location, client
-from packager.cenc import keyed_request
-from packager.pipeline import PackageRequest, PackageResult, package
-from packager.sample import ClipSpec, make_clip
+from packager.encryption.cenc import keyed_request
+from packager.output.pipeline import PackageRequest, PackageResult, package
 from probes.config import load_config
-from probes.edge import Edges, EdgeSpec, edge_process
+from release.flow import RolloutRequest, RolloutResult, rollout
+from testbed.clips import ClipSpec, make_clip
+from testbed.edges import Edges, EdgeSpec, edge_process
+from testbed.origin import create_distribution, local_connection, moto_server, origin_bucket
 
 BUCKET = "cdnpack-demo"
 PREFIX = "releases/demo"

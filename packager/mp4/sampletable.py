@@ -1,5 +1,5 @@
 """The sample tables of one trak of a progressive MP4/MOV (ISO/IEC 14496-12 §8.6, §8.7), and the
-timeline ffmpeg's `-c copy` remux writes from them (see packager/demux.py for the rules)."""
+timeline ffmpeg's `-c copy` remux writes from them (see packager/mp4/demux.py for the rules)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from array import array
 from dataclasses import dataclass
 
 from packager.errors import BitstreamError
-from packager.isobmff import Box, find_box, iter_boxes
+from packager.mp4.isobmff import Box, find_box, iter_boxes
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,10 @@ import base64
 import xml.etree.ElementTree as ET
 from fractions import Fraction
 
-from packager import drm
-from packager.bitrate import measure
-from packager.cenc import COMMON_SYSTEM_URN
-from packager.segmenter import INIT_NAME, SEGMENT_PATTERN, CmafTrack
+from packager.drm import pssh as drm
+from packager.encryption.cenc import COMMON_SYSTEM_URN
+from packager.output.bitrate import measure
+from packager.output.segmenter import INIT_NAME, SEGMENT_PATTERN, CmafTrack
 
 MPD_NAME = "manifest.mpd"
 MPD_NS = "urn:mpeg:dash:schema:mpd:2011"

@@ -36,7 +36,7 @@ from cdn.s3 import (
     upload_all,
 )
 from packager.errors import InputError
-from packager.release import CONTENT_TYPES, read_release
+from packager.output.release import CONTENT_TYPES, read_release
 from probes.config import ProbeConfig, Target
 from probes.gate import Verdict, evaluate
 from probes.results import jsonl, parse_records, write_atomic

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 from urllib.parse import urlsplit
 
-from tests.loopthread import LoopThread
+from testbed.loopthread import LoopThread
 
 
 class DelayProxy(LoopThread):

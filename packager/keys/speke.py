@@ -31,10 +31,10 @@ from dataclasses import dataclass
 from importlib import metadata
 from urllib.parse import urlsplit, urlunsplit
 
-from packager import drm, isobmff
-from packager.cpix import CpixDrmSystem, parse_cpix, request_cpix
+from packager.drm import pssh as drm
 from packager.errors import BitstreamError, EndpointError, InputError
-from packager.keys import (
+from packager.keys.cpix import CpixDrmSystem, parse_cpix, request_cpix
+from packager.keys.model import (
     KEY_BYTES,
     ClassThresholds,
     KeyConflictError,
@@ -42,6 +42,7 @@ from packager.keys import (
     Keystore,
     TrackClass,
 )
+from packager.mp4 import isobmff
 
 log = logging.getLogger(__name__)
 

@@ -19,10 +19,10 @@ from xml.sax.saxutils import escape
 
 from Crypto.Cipher import AES
 
-from packager import isobmff
-from packager.cenc import COMMON_SYSTEM_ID, SCHEMES, TrackProtection
+from packager.encryption.cenc import COMMON_SYSTEM_ID, SCHEMES, TrackProtection
 from packager.errors import InputError
-from packager.keys import ContentKey
+from packager.keys.model import ContentKey
+from packager.mp4 import isobmff
 
 WIDEVINE_SYSTEM_ID = bytes.fromhex("edef8ba979d64acea3c827dcd51d21ed")
 PLAYREADY_SYSTEM_ID = bytes.fromhex("9a04f07998404286ab92e65be0885f95")

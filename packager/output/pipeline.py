@@ -13,14 +13,21 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
-from packager import dash, drm, hls, hls_ts
-from packager.bitrate import measure
-from packager.cenc import AES_128, EncryptionSpec, with_release_iv
-from packager.demux import DemuxedSource, track_load, unsupported
+from packager.drm import pssh as drm
+from packager.encoding.ladder import LadderSpec, Rendition, load_ladder, plan_renditions
+from packager.encoding.media import MediaInfo, probe
+from packager.encoding.transcode import (
+    EncodedTrack,
+    build_copy_command,
+    build_ladder_command,
+    run_ffmpeg,
+)
+from packager.encryption.cenc import AES_128, EncryptionSpec, with_release_iv
 from packager.errors import InputError, OutputExistsError
-from packager.ladder import LadderSpec, Rendition, load_ladder, plan_renditions
-from packager.media import MediaInfo, probe
-from packager.release import (
+from packager.mp4.demux import DemuxedSource, track_load, unsupported
+from packager.output import dash, hls, hls_ts
+from packager.output.bitrate import measure
+from packager.output.release import (
     FORMATS,
     ProtectionSummary,
     Release,
@@ -29,19 +36,13 @@ from packager.release import (
     describe_file,
     write_release,
 )
-from packager.segmenter import (
+from packager.output.segmenter import (
     INIT_NAME,
     CmafTrack,
     join_parts,
     plan_cut_times,
     segment_track,
     work_estimate,
-)
-from packager.transcode import (
-    EncodedTrack,
-    build_copy_command,
-    build_ladder_command,
-    run_ffmpeg,
 )
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ class PackageRequest:
     force: bool = False
     #: Common Encryption of every track (cenc or cbcs); None packages in the clear.
     encryption: EncryptionSpec | None = None
-    #: --copy reads an MP4/MOV source's sample tables itself (packager/demux.py); False
+    #: --copy reads an MP4/MOV source's sample tables itself (packager/mp4/demux.py); False
     #: forces the ffmpeg remux it otherwise falls back to (for comparisons and diagnosis).
     demux: bool = True
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from packager.errors import InputError
 
 if TYPE_CHECKING:
-    from packager.media import MediaInfo
+    from packager.encoding.media import MediaInfo
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Bitstream parsing: AVC and HEVC NAL units and slice headers."""

@@ -1,0 +1,1 @@
+"""DRM signalling: per-system pssh boxes and the HLS/DASH key attributes."""

@@ -1,0 +1,1 @@
+"""Encoding: probing a source, planning the ladder, one ffmpeg process."""

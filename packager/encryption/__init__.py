@@ -1,0 +1,1 @@
+"""Encryption: Common Encryption of CMAF tracks and whole-segment AES-128."""

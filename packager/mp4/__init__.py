@@ -1,0 +1,1 @@
+"""MP4 box I/O: ISO-BMFF boxes, progressive sample tables, demuxing one track."""

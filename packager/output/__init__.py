@@ -1,0 +1,1 @@
+"""Output: CMAF segments, HLS and DASH manifests, release.json, the package job."""

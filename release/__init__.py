@@ -1,0 +1,1 @@
+"""The release flow: package, stage on the origin, probe, gate, publish (`cdnpack release`)."""
