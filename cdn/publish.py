@@ -34,8 +34,13 @@ from packager.output.release import CONTENT_TYPES, RELEASE_NAME, Release, Releas
 
 #: Upload order. A phase starts only when the one before is stored in full, so a reader who
 #: polls the manifests never finds one that names an object not yet there.
+PHASE_MEDIA = 1  # init and media segments
+PHASE_PLAYLISTS = 2  # media playlists
+#: Multivariant playlists and MPDs: what viewers start from, and what `release` holds back.
+PHASE_MANIFESTS = 3
 PHASES: dict[str, int] = {
-    "init": 1, "segment": 1, "media-playlist": 2, "multivariant": 3, "mpd": 3,
+    "init": PHASE_MEDIA, "segment": PHASE_MEDIA, "media-playlist": PHASE_PLAYLISTS,
+    "multivariant": PHASE_MANIFESTS, "mpd": PHASE_MANIFESTS,
 }
 MANIFEST_ROLES = frozenset({"media-playlist", "multivariant", "mpd"})
 
@@ -150,7 +155,7 @@ def _connect_and_list(
     sizes = {
         request.destination.key(f.path): f.bytes
         for f in release.files
-        if not (request.stage and PHASES.get(f.role) == 3)  # held back, not written
+        if not (request.stage and PHASES.get(f.role) == PHASE_MANIFESTS)  # held back, not written
     }
     missing = any(remote.get(key) is None or remote[key].size != size
                   for key, size in sizes.items())
@@ -261,7 +266,8 @@ def make_plan(
                 content_type=CONTENT_TYPES[posixpath.splitext(entry.path)[1]],
                 cache_control=manifest_cache if entry.role in MANIFEST_ROLES else IMMUTABLE,
                 action="skip" if unchanged else (
-                    "hold" if request.stage and PHASES[entry.role] == 3 else "upload"),
+                    "hold" if request.stage and PHASES[entry.role] == PHASE_MANIFESTS
+                    else "upload"),
             )
         )
     return plan

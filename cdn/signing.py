@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,6 +19,7 @@ from Crypto.Hash import SHA1, SHA256
 from Crypto.PublicKey import ECC, RSA
 from Crypto.Signature import DSS, pkcs1_15
 
+from cdn.timeparse import parse_cidr, parse_time
 from packager.errors import InputError
 
 HASHES = {"sha1": SHA1, "sha256": SHA256}
@@ -128,3 +130,15 @@ def _check_url(url: str) -> None:
     for reserved in ("Expires=", "Policy=", "Signature=", "Key-Pair-Id=", "Hash-Algorithm="):
         if reserved in parts.query:
             raise InputError(f"{url!r} already carries CloudFront signing parameters")
+
+
+def policy_for(url: str, expires: str, starts: str | None = None, ip_range: str | None = None,
+               resource: str | None = None, now: int | None = None) -> Policy:
+    """The policy `cdnpack sign` asks for, from times and ranges as people type them."""
+    moment = int(time.time()) if now is None else now
+    return Policy(
+        resource=resource or url,
+        expires=parse_time(expires, moment),
+        starts=parse_time(starts, moment) if starts else None,
+        ip_range=parse_cidr(ip_range) if ip_range else None,
+    )

@@ -154,3 +154,47 @@ def run_tool(
         returncode = proc.wait()
         drain.join()
     return ToolRun(returncode, "".join(out), list(tail))
+
+
+#: Encoders the default ladder needs; doctor fails when the ffmpeg build lacks one.
+REQUIRED_ENCODERS = ("libx264", "aac")
+#: Encoders worth reporting when the ffmpeg build has them.
+INTERESTING_ENCODERS = (
+    "libx264", "libx265", "libsvtav1", "libvpx-vp9", "aac", "libopus", "libmp3lame",
+)
+
+
+@dataclass(frozen=True)
+class ToolCheck:
+    """What `cdnpack doctor` found for one tool: where it is and its version, or the problem."""
+
+    tool: str
+    override: str
+    path: str | None = None
+    source: str | None = None
+    version: str | None = None
+    encoders: tuple[str, ...] = ()
+    error: str | None = None
+
+
+def check_tools() -> tuple[list[ToolCheck], list[str]]:
+    """Every tool cdnpack runs, found and asked for its version, and the problems found: a
+    missing tool, or an ffmpeg without the encoders the default ladder needs."""
+    checks: list[ToolCheck] = []
+    problems: list[str] = []
+    for name, env in TOOL_ENV.items():
+        try:
+            tool = find_tool(name)
+            version = tool_version(tool)
+            encoders: tuple[str, ...] = ()
+            if name == "ffmpeg":
+                found = ffmpeg_encoders(tool)
+                encoders = tuple(e for e in found if e in INTERESTING_ENCODERS)
+                missing = [e for e in REQUIRED_ENCODERS if e not in found]
+                if missing:
+                    problems.append(f"ffmpeg lacks encoder(s) {', '.join(missing)}")
+            checks.append(ToolCheck(name, env, str(tool.path), tool.source, version, encoders))
+        except ToolError as exc:
+            checks.append(ToolCheck(name, env, error=str(exc)))
+            problems.append(str(exc))
+    return checks, problems

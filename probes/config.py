@@ -20,14 +20,16 @@ import yaml
 from packager.errors import InputError
 
 CONFIG_NAME = "regions.yaml"
-#: The default regions, CDNs and budgets, shipped at the repository root beside cli.py.
-SHIPPED_CONFIG = Path(__file__).resolve().parent.parent / CONFIG_NAME
+#: The default regions, CDNs and budgets: package data of `probes`, so an installed cdnpack has
+#: it wherever it runs (the repository's top-level regions.yaml is the same file, to edit).
+SHIPPED_CONFIG = Path(__file__).resolve().with_name(CONFIG_NAME)
 CONNECTIONS = ("cold", "warm")
 RENDITION_CHOICES = ("lowest", "highest", "all")
 TARGET_KINDS = ("hls", "dash", "file")
 _DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(ms|s|m)\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0}
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,9 @@ class Region:
     id: str
     name: str
     weight: float  # audience share; weights are normalised over the regions being ranked
+    #: ISO 3166-1 alpha-2 codes of the viewers' countries (CloudFront-Viewer-Country, the
+    #: c-country of CloudFront logs): how a viewer or a log line is put in a region.
+    countries: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -116,6 +121,12 @@ class ProbeConfig:
                 return r
         known = ", ".join(r.id for r in self.regions)
         raise InputError(f"{self.path}: no region {region_id!r} (known: {known})")
+
+    def region_of_country(self, country: str) -> Region | None:
+        """The region whose `countries` list the ISO 3166-1 alpha-2 code (any case); None for
+        a country no region claims."""
+        code = country.strip().upper()
+        return next((r for r in self.regions if code in r.countries), None)
 
     def with_samples(self, samples: int) -> ProbeConfig:
         return replace(self, probe=replace(self.probe, samples=samples))
@@ -285,15 +296,41 @@ def _regions(r: _Reader, doc: _Mapping) -> list[Region]:
     regions: list[Region] = []
     for i, m in enumerate(r.items(doc, "regions", "regions")):
         name = f"regions[{i}]"
-        r.unknown(m, name, {"id", "name", "weight"})
+        r.unknown(m, name, {"id", "name", "weight", "countries"})
         region = Region(r.ident(m, "id", name), r.text(m, "name", name),
-                        r.number(m, "weight", name, None, low=0.0))
+                        r.number(m, "weight", name, None, low=0.0),
+                        _countries(r, m, name))
         if any(x.id == region.id for x in regions):
             raise r.fail(m, "id", f"{name}.id", f"duplicate region {region.id!r}")
+        for other in regions:
+            shared = set(other.countries) & set(region.countries)
+            if shared:
+                raise r.fail(m, "countries", f"{name}.countries",
+                             f"{sorted(shared)[0]} is already in region {other.id!r}")
         regions.append(region)
     if sum(x.weight for x in regions) <= 0:
         raise r.fail(doc, "regions", "regions", "audience weights must not all be 0")
     return regions
+
+
+def _countries(r: _Reader, m: _Mapping, name: str) -> tuple[str, ...]:
+    value = m.get("countries", [])
+    where = f"{name}.countries"
+    if not isinstance(value, list):
+        raise r.fail(m, "countries", where, "must be a list of ISO 3166-1 alpha-2 codes")
+    codes: list[str] = []
+    for code in value:
+        if isinstance(code, bool):  # YAML 1.1 reads NO (Norway) as false
+            raise r.fail(m, "countries", where, f"{code!r} is not a country code: quote it "
+                         '("NO" for Norway; YAML reads a bare NO as false)')
+        text = code.strip().upper() if isinstance(code, str) else None
+        if text is None or not _COUNTRY.match(text):
+            raise r.fail(m, "countries", where,
+                         f"{code!r} is not an ISO 3166-1 alpha-2 country code (like JP)")
+        if text in codes:
+            raise r.fail(m, "countries", where, f"{text} is listed twice")
+        codes.append(text)
+    return tuple(codes)
 
 
 def _cdns(r: _Reader, doc: _Mapping, region_ids: set[str]) -> list[Cdn]:

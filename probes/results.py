@@ -9,16 +9,17 @@ passes on a half-read file.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from packager.errors import InputError
 from probes.http import ERROR_CLASSES, FetchResult
 from probes.video import Playback
+
+if TYPE_CHECKING:
+    from cdn.s3 import Connection
 
 SCHEMA = 1
 
@@ -107,22 +108,6 @@ def jsonl(lines: Iterable[dict[str, Any]]) -> str:
     return "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write aside in the same directory, then rename: readers never see half a file."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot write ({exc.strerror or exc})") from exc
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def parse_jsonl(text: str, source: str) -> Results:
     docs: list[tuple[str, Any]] = []
     for number, raw in enumerate(text.splitlines(), 1):
@@ -193,23 +178,33 @@ def merge(parts: Iterable[Results]) -> Results:
     return Results(runs, fetches, playbacks)
 
 
-def read_results(sources: Iterable[str], endpoint_url: str | None = None) -> Results:
+def read_results(sources: Iterable[str], conn: Connection | None = None) -> Results:
     """Read result files and s3://BUCKET/PREFIX locations; at least one record must be found."""
-    from probes.s3store import read_prefix  # noqa: PLC0415 (boto3 only when s3 is used)
+    # boto3 only when s3 is used: reading local files must not pay for it.
+    from cdn.s3 import Connection  # noqa: PLC0415
+    from probes.s3store import read_prefix  # noqa: PLC0415
 
     parts: list[Results] = []
     for source in sources:
         if source.startswith("s3://"):
-            for key, text in read_prefix(source, endpoint_url):
-                parts.append(parse_jsonl(text, key))
+            for key, body in read_prefix(source, conn or Connection()):
+                parts.append(parse_jsonl(_decode(body, key), key))
             continue
         path = Path(source)
         try:
-            text = path.read_text()
+            raw = path.read_bytes()
         except OSError as exc:
             raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
-        parts.append(parse_jsonl(text, str(path)))
+        parts.append(parse_jsonl(_decode(raw, str(path)), str(path)))
     results = merge(parts)
     if not results.fetches:
         raise InputError("no fetch records in " + ", ".join(sources))
     return results
+
+
+def _decode(raw: bytes, where: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{where}: not UTF-8 text (byte {exc.start}), not a results file"
+                         ) from None

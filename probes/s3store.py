@@ -2,68 +2,61 @@
 
 S3 objects cannot be appended to, and runners in many regions report concurrently, so "append"
 means one new object per run (`PREFIX/REGION/STARTED-RUNID.jsonl`): no read-modify-write, no
-lost update.  Credentials come from the usual AWS environment; `endpoint_url` reaches S3-compatible
-stores (MinIO, moto).
+lost update. The URL parser and the client (retries, profile, endpoint) are cdn/s3.py's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
-from urllib.parse import urlsplit
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from cdn.s3 import Connection, S3Location, client, parse_s3_url
 from packager.errors import EndpointError, InputError
 
 
-def split_s3_url(url: str) -> tuple[str, str]:
-    """s3://bucket/some/prefix -> ("bucket", "some/prefix/")."""
-    parts = urlsplit(url)
-    if parts.scheme != "s3" or not parts.netloc:
-        raise InputError(f"{url}: expected s3://BUCKET/PREFIX")
-    prefix = parts.path.lstrip("/")
-    return parts.netloc, prefix if not prefix or prefix.endswith("/") else prefix + "/"
+def run_key(region: str, started_at: str, run_id: str) -> str:
+    """Where a run goes under the prefix: by region, then by start time (sortable, no colons:
+    some S3-compatible stores and every Windows checkout of a synced bucket refuse them)."""
+    return f"{region}/{started_at.replace(':', '')}-{run_id}.jsonl"
 
 
-def _client(endpoint_url: str | None) -> Any:
-    return boto3.client("s3", endpoint_url=endpoint_url)
-
-
-def append_run(url: str, key_name: str, body: bytes, endpoint_url: str | None = None) -> str:
+def append_run(url: str, key_name: str, body: bytes, conn: Connection) -> str:
     """Store one run's JSONL as a new object; returns its s3:// URL."""
-    bucket, prefix = split_s3_url(url)
-    key = prefix + key_name
+    location = parse_s3_url(url)
+    key = location.key(key_name)
     try:
-        _client(endpoint_url).put_object(
-            Bucket=bucket, Key=key, Body=body, ContentType="application/x-ndjson",
+        client(conn).put_object(
+            Bucket=location.bucket, Key=key, Body=body, ContentType="application/x-ndjson",
         )
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "NoSuchBucket":
-            raise InputError(f"{url}: no such bucket {bucket!r}") from exc
-        raise EndpointError(f"cannot store results at s3://{bucket}/{key}: {exc}") from exc
+        what = f"cannot store results at s3://{location.bucket}/{key}"
+        raise _error(exc, url, location, what) from exc
     except BotoCoreError as exc:
-        raise EndpointError(f"cannot store results at s3://{bucket}/{key}: {exc}") from exc
-    return f"s3://{bucket}/{key}"
+        raise EndpointError(f"cannot store results at s3://{location.bucket}/{key}: {exc}") from exc
+    return f"s3://{location.bucket}/{key}"
 
 
-def read_prefix(url: str, endpoint_url: str | None = None) -> Iterator[tuple[str, str]]:
-    """Every *.jsonl object under the prefix, as (s3 URL, text), in key order."""
-    bucket, prefix = split_s3_url(url)
-    client = _client(endpoint_url)
+def read_prefix(url: str, conn: Connection) -> Iterator[tuple[str, bytes]]:
+    """Every *.jsonl object under the prefix, as (s3 URL, bytes), in key order."""
+    location = parse_s3_url(url)
+    prefix = location.key("") if location.prefix else ""
+    s3 = client(conn)
     try:
         keys: list[str] = []
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket,
-                                                                      Prefix=prefix):
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=location.bucket,
+                                                                  Prefix=prefix):
             keys += [o["Key"] for o in page.get("Contents", []) if o["Key"].endswith(".jsonl")]
         for key in sorted(keys):
-            body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
-            yield f"s3://{bucket}/{key}", body.decode("utf-8")
+            body = s3.get_object(Bucket=location.bucket, Key=key)["Body"].read()
+            yield f"s3://{location.bucket}/{key}", body
     except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        if code == "NoSuchBucket":
-            raise InputError(f"{url}: {code}") from exc
-        raise EndpointError(f"cannot read results from {url}: {exc}") from exc
+        raise _error(exc, url, location, f"cannot read results from {url}") from exc
     except BotoCoreError as exc:
         raise EndpointError(f"cannot read results from {url}: {exc}") from exc
+
+
+def _error(exc: ClientError, url: str, location: S3Location, what: str) -> Exception:
+    if exc.response.get("Error", {}).get("Code") == "NoSuchBucket":
+        return InputError(f"{url}: no such bucket {location.bucket!r}")
+    return EndpointError(f"{what}: {exc}")

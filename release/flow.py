@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from cdn.publish import PHASES, PushRequest, PushResult, push
+from cdn.publish import PHASE_MANIFESTS, PHASES, PushRequest, PushResult, push
 from cdn.s3 import (
     OriginError,
     Upload,
@@ -36,10 +36,11 @@ from cdn.s3 import (
     upload_all,
 )
 from packager.errors import InputError
+from packager.files import write_atomic
 from packager.output.release import CONTENT_TYPES, read_release
 from probes.config import ProbeConfig, Target
 from probes.gate import Verdict, evaluate
-from probes.results import jsonl, parse_records, write_atomic
+from probes.results import jsonl, parse_records
 from probes.run import ProbeRun, probe_region
 from probes.score import Scorecard, scorecard
 
@@ -72,6 +73,21 @@ class RolloutResult:
     published: PushResult | None  # None: the gate failed, nothing was published
 
 
+def results_dir_for(output: Path, results_dir: Path | None) -> Path:
+    """Where the probe results go: the given directory, else OUTPUT.probes beside the release;
+    never inside the release tree, which is pushed as a whole."""
+    results = results_dir if results_dir is not None else output.with_name(output.name + ".probes")
+    if results.resolve().is_relative_to(output.resolve()):
+        raise InputError(f"--results-dir {results} is inside the release tree {output}")
+    return results
+
+
+def check_regions(config: ProbeConfig, regions: tuple[str, ...]) -> None:
+    """Unknown probe regions are refused before anything is encoded or uploaded."""
+    for region in regions:
+        config.region(region)
+
+
 def staged_name(path: str, sha256: str) -> str:
     """`hls/master.m3u8` -> `hls/master.staged-1a2b3c4d5e6f.m3u8`: same directory, so relative
     URIs inside resolve identically; named by content, so a re-run of the same release reuses it."""
@@ -101,7 +117,7 @@ def probe_config_for(config: ProbeConfig, candidates: dict[str, str],
 def rollout(request: RolloutRequest, progress: ProgressSink | None = None) -> RolloutResult:
     release_dir = request.push.release_dir
     release = read_release(release_dir)
-    held = [f for f in release.files if PHASES.get(f.role) == 3]
+    held = [f for f in release.files if PHASES.get(f.role) == PHASE_MANIFESTS]
     if not held:
         raise InputError(f"{release_dir}: the release has no multivariant playlist or MPD")
     candidates = {f.path: staged_name(f.path, f.sha256) for f in held}

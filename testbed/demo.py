@@ -19,7 +19,7 @@ import yaml
 
 from cdn.publish import PushRequest
 from cdn.s3 import S3Location, client
-from packager.encryption.cenc import keyed_request
+from packager.keys.source import keyed_request
 from packager.output.pipeline import PackageRequest, PackageResult, package
 from probes.config import load_config
 from release.flow import RolloutRequest, RolloutResult, rollout

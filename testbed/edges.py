@@ -390,12 +390,19 @@ class Edges:
 @contextlib.contextmanager
 def edge_process(specs: Sequence[EdgeSpec], workdir: Path) -> Iterator[Edges]:
     """`python -m testbed.edges` in its own process, so its timers never wait for our GIL."""
-    spec_file = workdir / "edges.json"
-    spec_file.write_text(json.dumps([asdict(s) for s in specs]))
+    # Every path the child sees is absolute: it may run from any directory, installed or not.
+    spec_file = (workdir / "edges.json").resolve()
+    docs = []
+    for s in specs:
+        doc = asdict(s)
+        for key in ("root", "certfile", "keyfile"):
+            if doc[key] is not None:
+                doc[key] = str(Path(doc[key]).resolve())
+        docs.append(doc)
+    spec_file.write_text(json.dumps(docs))
     proc = subprocess.Popen(
         [sys.executable, "-m", "testbed.edges", str(spec_file)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        cwd=Path(__file__).resolve().parents[1],
     )
     try:
         assert proc.stdout is not None

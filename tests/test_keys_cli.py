@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from packager.keys.cpix import export_cpix, read_cpix
-from packager.keys.model import ContentKey, KeySet, Keystore, TrackClass
+from packager.keys.keystore import Keystore
+from packager.keys.model import ContentKey, KeySet, TrackClass
 from tests.conftest import cdnpack_cli
 
 

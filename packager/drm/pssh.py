@@ -12,28 +12,25 @@ from __future__ import annotations
 import base64
 import struct
 import uuid
-import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
 from Crypto.Cipher import AES
 
-from packager.encryption.cenc import COMMON_SYSTEM_ID, SCHEMES, TrackProtection
+from packager.drm.systems import (
+    COMMON_SYSTEM_ID,
+    PLAYREADY_SYSTEM_ID,
+    PSSH_SYSTEM_IDS,
+    PSSH_SYSTEMS,
+    SCHEMES,
+    WIDEVINE_SYSTEM_ID,
+    pssh_systems,
+)
 from packager.errors import InputError
 from packager.keys.model import ContentKey
 from packager.mp4 import isobmff
 
-WIDEVINE_SYSTEM_ID = bytes.fromhex("edef8ba979d64acea3c827dcd51d21ed")
-PLAYREADY_SYSTEM_ID = bytes.fromhex("9a04f07998404286ab92e65be0885f95")
-#: The systems this module signals, in the order their boxes are returned: the order Shaka
-#: Packager writes them into moov whatever order --protection_systems names them in.
-SYSTEMS = ("common", "playready", "widevine")
-SYSTEM_IDS = {
-    "widevine": WIDEVINE_SYSTEM_ID,
-    "playready": PLAYREADY_SYSTEM_ID,
-    "common": COMMON_SYSTEM_ID,
-}
 PLAYREADY_HEADER_NS = "http://schemas.microsoft.com/DRM/2007/03/PlayReadyHeader"
 #: PlayReady Object record type 1: a rights management header (WRMHEADER), UTF-16LE.
 _PLAYREADY_RECORD_WRMHEADER = 1
@@ -65,7 +62,7 @@ class SystemPssh:
 def pssh_boxes(
     keys: Sequence[ContentKey],
     scheme: str,
-    systems: Sequence[str] = SYSTEMS,
+    systems: Sequence[str] = PSSH_SYSTEMS,
     *,
     content_id: bytes | None = None,
     la_url: str | None = None,
@@ -82,16 +79,16 @@ def pssh_boxes(
     _check_scheme(scheme)
     if not keys:
         raise InputError("DRM signaling needs at least one content key")
-    unknown = [s for s in systems if s not in SYSTEM_IDS]
+    unknown = [s for s in systems if s not in PSSH_SYSTEM_IDS]
     if unknown:
         raise InputError(
-            f"unknown DRM system {unknown[0]!r}; known systems: {', '.join(SYSTEMS)}"
+            f"unknown DRM system {unknown[0]!r}; known systems: {', '.join(PSSH_SYSTEMS)}"
         )
     kids = _unique_kids(keys)
     if for_track is not None and for_track.kid not in kids:
         raise InputError(f"the track's KID {for_track.kid_uuid} is not among the release's keys")
     out: list[SystemPssh] = []
-    for system in (s for s in SYSTEMS if s in systems):
+    for system in (s for s in PSSH_SYSTEMS if s in systems):
         if system == "widevine":
             data = widevine_pssh_data(kids, scheme, content_id)
             box = _pssh_v0(WIDEVINE_SYSTEM_ID, data)
@@ -263,21 +260,6 @@ def _unique_keys(keys: Sequence[ContentKey]) -> list[ContentKey]:
     return list(seen.values())
 
 
-# --- manifest signaling (consumed by hls.py and dash.py) ---------------------------------------
-
-#: `--drm` names -> the pssh systems of pssh_boxes (ClearKey reads the W3C common box;
-#: FairPlay has no pssh: it is signalled by its skd:// key URI only).
-PSSH_SYSTEM_OF = {"widevine": "widevine", "playready": "playready", "clearkey": "common"}
-#: HLS METHOD per Common Encryption scheme (Apple HLS authoring spec; RFC 8216bis §4.4.4.4).
-HLS_METHODS = {"cbcs": "SAMPLE-AES", "cenc": "SAMPLE-AES-CTR"}
-PLAYREADY_KEYFORMAT = "com.microsoft.playready"
-FAIRPLAY_KEYFORMAT = "com.apple.streamingkeydelivery"
-MSPR_NS = "urn:microsoft:playready"
-CENC_NS = "urn:mpeg:cenc:2013"
-#: W3C ClearKey's DASH-IF system id; the common pssh (1077efec-...) is what it reads.
-CLEARKEY_SCHEME = "urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e"
-
-
 def track_pssh(
     release_keys: Sequence[ContentKey],
     scheme: str,
@@ -289,103 +271,10 @@ def track_pssh(
     """The pssh boxes one track's init segment carries for the `--drm` systems, in Shaka
     Packager's order (common, PlayReady, Widevine): Widevine and common list every KID of the
     release, PlayReady only the track's own."""
-    wanted = [PSSH_SYSTEM_OF[s] for s in systems if s in PSSH_SYSTEM_OF]
+    wanted = pssh_systems(list(systems))
     if not wanted:
         return ()
     return tuple(
         pssh_boxes(release_keys, scheme, wanted, content_id=content_id, la_url=la_url,
                    for_track=track_key)
     )
-
-
-def hls_key_attributes(protection: TrackProtection) -> list[str]:
-    """EXT-X-KEY / EXT-X-SESSION-KEY attribute lists of a protected track, one per DRM system.
-
-    - Widevine: its pssh box as a data: URI, KEYFORMAT its system URN (Shaka Packager's form).
-    - PlayReady: the PlayReady Object as a UTF-16 data: URI, KEYFORMAT com.microsoft.playready.
-    - ClearKey: KEYFORMAT="identity", as Shaka Packager (see identity_key_attributes).
-    - FairPlay (cbcs only): METHOD=SAMPLE-AES, URI skd://<KID hex> (or the key server's
-      URIExtXKey, protection.fairplay_uri), KEYID, the Apple KEYFORMAT; no IV (as Shaka
-      Packager: FairPlay takes the IV from tenc). KEYID is not in RFC 8216 and Apple clients
-      ignore it (unknown attributes are ignored, §4.2), but hls.js reads a FairPlay key's KID
-      only from KEYID: without it, and without a Widevine or PlayReady line to borrow from, it
-      cannot match the key to its session.
-    KEYID is the KID, never a key; the cbcs constant IV (public, it is in tenc) is given as IV.
-    """
-    method = HLS_METHODS[protection.scheme]
-    tail = [f"KEYID=0x{protection.kid.hex()}"]
-    if protection.constant_iv:
-        tail.append(f"IV=0x{protection.constant_iv.hex()}")
-    by_system = {p.system: p for p in protection.drm}
-    out: list[str] = []
-    for system in protection.systems:
-        if system == "fairplay":
-            uri = protection.fairplay_uri or f"skd://{protection.kid.hex()}"
-            out.append(
-                f'METHOD=SAMPLE-AES,URI="{uri}",{tail[0]},'
-                f'KEYFORMAT="{FAIRPLAY_KEYFORMAT}",KEYFORMATVERSIONS="1"'
-            )
-            continue
-        if system == "clearkey":
-            out.append(identity_key_attributes(protection))
-            continue
-        found = by_system.get(PSSH_SYSTEM_OF[system])
-        if found is None:
-            continue
-        if system == "playready":
-            uri = f"data:text/plain;charset=UTF-16;base64,{_b64(found.data)}"
-            keyformat = PLAYREADY_KEYFORMAT
-        else:
-            uri = f"data:text/plain;base64,{_b64(found.box)}"
-            keyformat = found.system_urn
-        out.append(",".join([
-            f"METHOD={method}", f'URI="{uri}"', *tail,
-            f'KEYFORMAT="{keyformat}"', 'KEYFORMATVERSIONS="1"',
-        ]))
-    return out
-
-
-def identity_key_attributes(protection: TrackProtection) -> str:
-    """ClearKey (the W3C common system) in HLS: KEYFORMAT="identity", the key format RFC 8216
-    §4.3.2.4 defines, in the form Shaka Packager writes for the common system
-    (simple_hls_notifier.cc): URI a data: URI of the KID, never of the key (the player gets the
-    key out of band, e.g. shaka-player's drm.clearKeys, and the KID is also in tenc); no KEYID
-    and no KEYFORMATVERSIONS. There is no URN key format for ClearKey in HLS: shaka-player's
-    HLS parser knows identity, Widevine, PlayReady, WisePlay and FairPlay only, and refuses an
-    encrypted playlist whose key formats it does not know (error 4026,
-    HLS_KEYFORMATS_NOT_SUPPORTED), which is what the common system's URN got."""
-    attrs = [f"METHOD={HLS_METHODS[protection.scheme]}",
-             f'URI="data:text/plain;base64,{_b64(protection.kid)}"']
-    if protection.constant_iv:
-        attrs.append(f"IV=0x{protection.constant_iv.hex()}")
-    attrs.append('KEYFORMAT="identity"')
-    return ",".join(attrs)
-
-
-def dash_content_protection(adaptation: ET.Element, protection: TrackProtection) -> None:
-    """One ContentProtection per DRM system after the mp4protection one (DASH-IF IOP §7.7.2,
-    in Shaka Packager's order): schemeIdUri the system URN with `cenc:pssh` (the base64 box);
-    PlayReady also `mspr:pro` (the PlayReady Object); ClearKey as the common-format system
-    and the W3C ClearKey scheme, both with the common pssh. The MPD root must declare the
-    cenc (CENC_NS) and mspr (MSPR_NS) prefixes."""
-    for found in protection.drm:
-        if found.system == "common":
-            for scheme, value in ((found.system_urn, None), (CLEARKEY_SCHEME, "ClearKey1.0")):
-                element = ET.SubElement(adaptation, "ContentProtection", {"schemeIdUri": scheme})
-                if value:
-                    element.set("value", value)
-                ET.SubElement(element, "cenc:pssh").text = _b64(found.box)
-            continue
-        element = ET.SubElement(
-            adaptation, "ContentProtection", {"schemeIdUri": found.system_urn}
-        )
-        if found.system == "playready":
-            element.set("value", "MSPR 2.0")
-        ET.SubElement(element, "cenc:pssh").text = _b64(found.box)
-        if found.system == "playready":
-            ET.SubElement(element, "mspr:pro").text = _b64(found.data)
-
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")

@@ -25,6 +25,7 @@ from types import MappingProxyType
 from xml.sax.saxutils import escape, quoteattr
 
 from packager.drm import pssh as drm
+from packager.drm.systems import PSSH_SYSTEMS
 from packager.errors import InputError
 from packager.files import write_durably
 from packager.keys.model import KEY_BYTES, ClassThresholds, ContentKey, KeySet, TrackClass
@@ -95,7 +96,7 @@ class CpixDocument:
 def export_cpix(
     keyset: KeySet,
     scheme: str = "cenc",
-    systems: Sequence[str] = drm.SYSTEMS,
+    systems: Sequence[str] = PSSH_SYSTEMS,
     la_url: str | None = None,
     widevine_content_id: bytes | None = None,
 ) -> bytes:
@@ -127,7 +128,7 @@ def export_cpix(
             )
     parts.append("</cpix:DRMSystemList><cpix:ContentKeyUsageRuleList>")
     for key in keys:
-        classes = tuple(c for c in TrackClass if keyset.keys[c].kid == key.kid)
+        classes = keyset.classes_of(key.kid)
         parts.append(_usage_rule(key.kid_uuid, classes, keyset.thresholds))
     parts.append("</cpix:ContentKeyUsageRuleList></cpix:CPIX>")
     return ("".join(parts) + "\n").encode("utf-8")

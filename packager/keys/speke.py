@@ -31,30 +31,16 @@ from dataclasses import dataclass
 from importlib import metadata
 from urllib.parse import urlsplit, urlunsplit
 
-from packager.drm import pssh as drm
+from packager.drm.systems import FAIRPLAY_SYSTEM_ID, SYSTEMS
 from packager.errors import BitstreamError, EndpointError, InputError
 from packager.keys.cpix import CpixDrmSystem, parse_cpix, request_cpix
-from packager.keys.model import (
-    KEY_BYTES,
-    ClassThresholds,
-    KeyConflictError,
-    KeySet,
-    Keystore,
-    TrackClass,
-)
+from packager.keys.keystore import Keystore
+from packager.keys.model import KEY_BYTES, ClassThresholds, KeyConflictError, KeySet, TrackClass
 from packager.mp4 import isobmff
 
 log = logging.getLogger(__name__)
 
 SPEKE_VERSION = "2.0"
-FAIRPLAY_SYSTEM_ID = bytes.fromhex("94ce86fb07ff4f43adb893d2fa968ca2")
-#: What we ask the key server to fill in per `--drm` system (SPEKE v2 DRMSystem children).
-#: ClearKey is left out: its signaling is the KIDs alone and key servers do not know it.
-SIGNALING: Mapping[str, tuple[bytes, tuple[str, ...]]] = {
-    "widevine": (drm.WIDEVINE_SYSTEM_ID, ("PSSH", "HLSSignalingData")),
-    "playready": (drm.PLAYREADY_SYSTEM_ID, ("PSSH", "HLSSignalingData")),
-    "fairplay": (FAIRPLAY_SYSTEM_ID, ("URIExtXKey", "HLSSignalingData")),
-}
 DEFAULT_TIMEOUT = 30.0
 #: A CPIX answer for a handful of keys is a few kB; anything this large is not one.
 _MAX_ANSWER = 4 << 20
@@ -125,7 +111,9 @@ def request_keys(
 ) -> SpekeAnswer:
     """One SPEKE v2.0 exchange: the keys of `kids` (track class → KID) for content_id."""
     t = thresholds or ClassThresholds()
-    signaling = {SIGNALING[s][0]: SIGNALING[s][1] for s in systems if s in SIGNALING}
+    # What the key server fills in per system (SPEKE v2 DRMSystem children); ClearKey is not
+    # asked for: its signalling is the KIDs alone and key servers do not know it.
+    signaling = {SYSTEMS[s].system_id: SYSTEMS[s].speke for s in systems if SYSTEMS[s].speke}
     body = request_cpix(content_id, kids, scheme, signaling, t)
     headers = {
         "Content-Type": "application/xml",

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import base64
 import xml.etree.ElementTree as ET
 from fractions import Fraction
 
-from packager.drm import pssh as drm
-from packager.encryption.cenc import COMMON_SYSTEM_URN
+from packager.drm.signalling import CENC_NS, MSPR_NS, content_protection
 from packager.output.bitrate import measure
 from packager.output.segmenter import INIT_NAME, SEGMENT_PATTERN, CmafTrack
 
@@ -16,10 +14,6 @@ MPD_NS = "urn:mpeg:dash:schema:mpd:2011"
 #: isoff-live: SegmentTemplate addressing, which every DASH player supports for on-demand too.
 PROFILE = "urn:mpeg:dash:profile:isoff-live:2011"
 AUDIO_CHANNELS_SCHEME = "urn:mpeg:dash:23003:3:audio_channel_configuration:2011"
-CENC_NS = "urn:mpeg:cenc:2013"
-MP4_PROTECTION_SCHEME = "urn:mpeg:dash:mp4protection:2011"
-#: W3C ClearKey's DASH-IF system id; the common pssh (1077efec-...) is what it reads.
-CLEARKEY_SCHEME = "urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e"
 
 
 def iso_duration(seconds: float) -> str:
@@ -46,7 +40,7 @@ def mpd(tracks: list[CmafTrack], segment_duration: float) -> str:
     if any(t.protection is not None for t in tracks):
         root.set("xmlns:cenc", CENC_NS)
     if any(t.protection is not None and t.protection.systems for t in tracks):
-        root.set("xmlns:mspr", drm.MSPR_NS)
+        root.set("xmlns:mspr", MSPR_NS)
     period = ET.SubElement(root, "Period", {"id": "0", "start": "PT0S"})
     videos = [t for t in tracks if t.info.handler == "vide"]
     audios = [t for t in tracks if t.info.handler == "soun"]
@@ -68,7 +62,7 @@ def mpd(tracks: list[CmafTrack], segment_duration: float) -> str:
                 "par": _ratio(Fraction(top.info.width, top.info.height)),
             },
         )
-        _content_protection(adaptation, top)
+        content_protection(adaptation, top.protection)
         for track in sorted(videos, key=lambda t: measure(t).peak):
             rep = _representation(adaptation, track)
             rep.set("width", str(track.info.width))
@@ -87,7 +81,7 @@ def mpd(tracks: list[CmafTrack], segment_duration: float) -> str:
         if track.rendition.language != "und":
             attrs["lang"] = track.rendition.language
         adaptation = ET.SubElement(period, "AdaptationSet", attrs)
-        _content_protection(adaptation, track)
+        content_protection(adaptation, track.protection)
         ET.SubElement(
             adaptation, "Role", {"schemeIdUri": "urn:mpeg:dash:role:2011", "value": "main"}
         )
@@ -101,35 +95,6 @@ def mpd(tracks: list[CmafTrack], segment_duration: float) -> str:
         _template(rep, track)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
-
-
-def _content_protection(adaptation: ET.Element, track: CmafTrack) -> None:
-    """ContentProtection for a protected AdaptationSet (ISO/IEC 23009-1 §5.8.4.1, DASH-IF IOP
-    §7.7.2): the mp4protection descriptor with the scheme and cenc:default_KID, then one
-    element per DRM system with its pssh: the common-format one (Shaka Packager writes the
-    same) and W3C ClearKey. They precede Role and Representation, as the schema orders them.
-    """
-    protection = track.protection
-    if protection is None:
-        return
-    ET.SubElement(
-        adaptation,
-        "ContentProtection",
-        {
-            "schemeIdUri": MP4_PROTECTION_SCHEME,
-            "value": protection.scheme,
-            "cenc:default_KID": protection.kid_uuid,
-        },
-    )
-    if protection.systems:
-        drm.dash_content_protection(adaptation, protection)
-        return
-    pssh = base64.b64encode(protection.pssh).decode()
-    for scheme, value in ((COMMON_SYSTEM_URN, None), (CLEARKEY_SCHEME, "ClearKey1.0")):
-        element = ET.SubElement(adaptation, "ContentProtection", {"schemeIdUri": scheme})
-        if value:
-            element.set("value", value)
-        ET.SubElement(element, "cenc:pssh").text = pssh
 
 
 def _representation(adaptation: ET.Element, track: CmafTrack) -> ET.Element:

@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from packager.drm import pssh as drm
-from packager.encryption.cenc import TrackProtection
+from packager.drm.signalling import track_key_attributes
 from packager.output.bitrate import measure
 from packager.output.segmenter import INIT_NAME, CmafTrack
 
@@ -24,19 +23,6 @@ START_BITRATE = 2_000_000
 class Playlist:
     path: str  # relative to the release root
     text: str
-
-
-#: HLS method per Common Encryption scheme (Apple HLS authoring spec; RFC 8216bis §4.4.4.4).
-SAMPLE_AES_METHODS = drm.HLS_METHODS
-
-
-def track_key_attributes(protection: TrackProtection) -> list[str]:
-    """Every EXT-X-KEY of a protected track: one per DRM system chosen with --drm (drm.py
-    builds them). Without --drm the init segments carry only the W3C common pssh (ClearKey),
-    whose HLS signaling is KEYFORMAT="identity" (drm.identity_key_attributes)."""
-    if protection.systems:
-        return drm.hls_key_attributes(protection)
-    return [drm.identity_key_attributes(protection)]
 
 
 def target_duration(durations: list[float]) -> int:

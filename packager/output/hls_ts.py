@@ -14,7 +14,8 @@ from pathlib import Path
 
 from packager.encoding.ladder import Rendition
 from packager.encoding.transcode import build_ts_segment_command
-from packager.encryption.cenc import EncryptionSpec, encrypt_segment
+from packager.encryption.aes128 import encrypt_segment
+from packager.encryption.spec import EncryptionSpec
 from packager.errors import BitstreamError, TranscodeError
 from packager.mp4.isobmff import TrackInfo, parse_track_info, read_exact, read_top_level
 from packager.output.hls import MEDIA_PLAYLIST, MULTIVARIANT_PLAYLIST, Playlist, target_duration

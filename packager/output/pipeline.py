@@ -22,7 +22,8 @@ from packager.encoding.transcode import (
     build_ladder_command,
     run_ffmpeg,
 )
-from packager.encryption.cenc import AES_128, EncryptionSpec, with_release_iv
+from packager.encryption.iv import with_release_iv
+from packager.encryption.spec import AES_128, EncryptionSpec
 from packager.errors import InputError, OutputExistsError
 from packager.mp4.demux import DemuxedSource, track_load, unsupported
 from packager.output import dash, hls, hls_ts

@@ -8,8 +8,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 
+from packager.drm.protection import TrackProtection
 from packager.encoding.ladder import Rendition
-from packager.encryption.cenc import EncryptionSpec, TrackEncryptor, TrackProtection
+from packager.encryption.cenc import TrackEncryptor
+from packager.encryption.spec import EncryptionSpec
 from packager.errors import BitstreamError
 from packager.mp4.demux import DemuxedSource, SampleReader, TrackTables, read_track
 from packager.mp4.isobmff import (

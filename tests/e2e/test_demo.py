@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from packager.keys.model import Keystore
+from packager.keys.keystore import Keystore
 from tests.conftest import cdnpack_cli
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -28,6 +28,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from packager.drm import pssh as drm
+from packager.drm.systems import WIDEVINE_SYSTEM_ID
 from packager.keys.cpix import CPIX_NS, PSKC_NS
 from packager.keys.model import ContentKey
 
@@ -108,7 +109,7 @@ def answer(body: bytes, mode: str) -> bytes:
         system_id = system.get("systemId", "")
         for child in system:
             if child.tag == f"{C}PSSH":
-                if system_id == str(uuid.UUID(bytes=drm.WIDEVINE_SYSTEM_ID)):
+                if system_id == str(uuid.UUID(bytes=WIDEVINE_SYSTEM_ID)):
                     box = drm.widevine_pssh([kid], scheme)
                 else:
                     box = drm.playready_pssh(key, scheme)

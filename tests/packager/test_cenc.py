@@ -10,22 +10,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from packager.bitstream.nal import escaped_length, unescape
+from packager.drm.protection import TrackProtection
 from packager.encryption.cenc import (
     BLOCK,
     MAX_CLEAR,
-    EncryptionSpec,
     Subsample,
-    TrackProtection,
     _CbcChains,
     _cbcs,
     _ctr,
-    encryption_request,
-    parse_iv,
-    parse_key,
     split_subsamples,
 )
+from packager.encryption.spec import EncryptionSpec
 from packager.errors import InputError
 from packager.keys.model import ContentKey
+from packager.keys.source import encryption_request, parse_iv, parse_key
 from packager.mp4.isobmff import (
     Fragment,
     Sample,

@@ -13,8 +13,9 @@ import m3u8
 import pytest
 from lxml import etree
 
-from packager.encryption.cenc import EncryptionSpec, parse_key
+from packager.encryption.spec import EncryptionSpec
 from packager.errors import InputError
+from packager.keys.source import parse_key
 from packager.mp4.isobmff import iter_boxes, parse_fragment, read_senc_ivs, read_track_encryption
 from packager.output.pipeline import PackageRequest, PackageResult, package
 from packager.output.segmenter import plan_cut_times

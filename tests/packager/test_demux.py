@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from packager.encoding.ladder import Rendition
-from packager.encryption.cenc import EncryptionSpec, parse_key
+from packager.encryption.spec import EncryptionSpec
+from packager.keys.source import parse_key
 from packager.mp4.demux import DemuxedSource, read_moov, read_track, unsupported
 from packager.mp4.isobmff import Box, box, iter_boxes, parse_fragment
 from packager.output.pipeline import PackageRequest, PackageResult, package

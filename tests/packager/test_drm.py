@@ -16,14 +16,11 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from packager.drm.protection import TrackProtection
 from packager.drm.pssh import (
     PLAYREADY_HEADER_NS,
-    PLAYREADY_SYSTEM_ID,
-    SYSTEMS,
-    WIDEVINE_SYSTEM_ID,
     SystemPssh,
     common_pssh,
-    hls_key_attributes,
     kid_guid_bytes,
     playready_checksum,
     playready_header,
@@ -33,7 +30,9 @@ from packager.drm.pssh import (
     widevine_pssh,
     widevine_pssh_data,
 )
-from packager.encryption.cenc import COMMON_SYSTEM_ID, TrackProtection
+from packager.drm.signalling import hls_key_attributes
+from packager.drm.systems import COMMON_SYSTEM_ID, PLAYREADY_SYSTEM_ID, WIDEVINE_SYSTEM_ID
+from packager.drm.systems import PSSH_SYSTEMS as SYSTEMS
 from packager.errors import InputError
 from packager.keys.model import ContentKey
 from packager.mp4.isobmff import iter_boxes

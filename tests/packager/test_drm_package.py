@@ -15,9 +15,11 @@ import pytest
 from lxml import etree
 
 from packager.drm import pssh as drm
-from packager.encryption.cenc import EncryptionSpec
+from packager.drm.systems import PSSH_SYSTEMS
+from packager.encryption.spec import EncryptionSpec
 from packager.errors import InputError
-from packager.keys.model import ClassThresholds, ContentKey, KeySet, Keystore
+from packager.keys.keystore import Keystore
+from packager.keys.model import ClassThresholds, ContentKey, KeySet
 from packager.mp4.isobmff import iter_boxes
 from packager.output.pipeline import PackageRequest, PackageResult, package
 from packager.output.release import read_release
@@ -178,7 +180,7 @@ def test_init_segments_carry_the_tracks_pssh_boxes_in_shaka_order(
 ) -> None:
     for r in drm_cenc.release.renditions:
         key = track_key(keyset, drm_cenc, r.id)
-        expected = drm.pssh_boxes(keyset.distinct_keys, "cenc", drm.SYSTEMS, for_track=key)
+        expected = drm.pssh_boxes(keyset.distinct_keys, "cenc", PSSH_SYSTEMS, for_track=key)
         assert [p.system for p in expected] == ["common", "playready", "widevine"]
         assert init_pssh(drm_cenc.output / r.id / "init.mp4") == [p.box for p in expected]
 
@@ -193,7 +195,7 @@ def test_mpd_has_content_protection_per_system(
         rid = adaptation.find("d:Representation", NS).get("id")
         key = track_key(keyset, drm_cenc, rid)
         boxes = {p.system: p for p in drm.pssh_boxes(
-            keyset.distinct_keys, "cenc", drm.SYSTEMS, for_track=key)}
+            keyset.distinct_keys, "cenc", PSSH_SYSTEMS, for_track=key)}
         protections = adaptation.findall("d:ContentProtection", NS)
         assert [p.get("schemeIdUri") for p in protections] == [
             MP4PROTECTION, COMMON_URN, CLEARKEY_URN, PLAYREADY_URN, WIDEVINE_URN]
@@ -216,7 +218,7 @@ def test_hls_carries_a_key_line_per_system(drm_cenc: PackageResult, keyset: KeyS
     for r in drm_cenc.release.renditions:
         key = track_key(keyset, drm_cenc, r.id)
         boxes = {p.system: p for p in drm.pssh_boxes(
-            keyset.distinct_keys, "cenc", drm.SYSTEMS, for_track=key)}
+            keyset.distinct_keys, "cenc", PSSH_SYSTEMS, for_track=key)}
         playlist = m3u8.load(str(drm_cenc.output / r.id / "playlist.m3u8"))
         keys = [k for k in playlist.keys if k is not None]
         assert [k.keyformat for k in keys] == [

@@ -10,8 +10,8 @@ import re
 import pytest
 
 from packager.drm import pssh as drm
-from packager.encryption.cenc import TrackProtection
-from packager.output import hls
+from packager.drm.protection import TrackProtection
+from packager.drm.signalling import identity_key_attributes, track_key_attributes
 
 KID = bytes.fromhex("0b5e1e5a1b7c4d2e9f3a6b8c0d1e2f30")
 KEY = bytes.fromhex("6c2f0e9d8a7b4c3d2e1f0a9b8c7d6e5f")
@@ -36,7 +36,7 @@ def attributes(line: str) -> dict[str, str]:
 def test_clearkey_is_keyformat_identity_with_the_kid_as_a_data_uri(
     scheme: str, method: str, systems: tuple[str, ...]
 ) -> None:
-    (line,) = hls.track_key_attributes(protection(scheme, systems))
+    (line,) = track_key_attributes(protection(scheme, systems))
     attrs = attributes(line)
     assert attrs["METHOD"] == method
     assert attrs["KEYFORMAT"] == "identity"
@@ -48,16 +48,16 @@ def test_clearkey_is_keyformat_identity_with_the_kid_as_a_data_uri(
 
 
 def test_the_cbcs_constant_iv_is_given_and_cenc_has_none() -> None:
-    assert attributes(drm.identity_key_attributes(protection("cbcs")))["IV"] == f"0x{IV.hex()}"
-    assert "IV" not in attributes(drm.identity_key_attributes(protection("cenc")))
+    assert attributes(identity_key_attributes(protection("cbcs")))["IV"] == f"0x{IV.hex()}"
+    assert "IV" not in attributes(identity_key_attributes(protection("cenc")))
 
 
 def test_the_identity_line_never_carries_the_key() -> None:
-    line = drm.identity_key_attributes(protection("cbcs"))
+    line = identity_key_attributes(protection("cbcs"))
     for form in (KEY.hex(), KEY.hex().upper(), base64.b64encode(KEY).decode()):
         assert form not in line
 
 
 def test_no_urn_key_format_is_written_for_clearkey() -> None:
-    lines = hls.track_key_attributes(protection("cbcs", ("clearkey",)))
+    lines = track_key_attributes(protection("cbcs", ("clearkey",)))
     assert all("urn:uuid:1077efec" not in line for line in lines)

@@ -16,16 +16,8 @@ from pathlib import Path
 import pytest
 
 from packager.errors import InputError
-from packager.keys.model import (
-    ClassThresholds,
-    ContentKey,
-    KeyConflictError,
-    KeySet,
-    Keystore,
-    KeystoreError,
-    TrackClass,
-    default_keystore_dir,
-)
+from packager.keys.keystore import Keystore, KeystoreError, default_keystore_dir
+from packager.keys.model import ClassThresholds, ContentKey, KeyConflictError, KeySet, TrackClass
 
 ROOT = Path(__file__).resolve().parents[2]
 KID = bytes.fromhex("00112233445566778899aabbccddeeff")
@@ -37,7 +29,8 @@ KEY = bytes.fromhex("0123456789abcdef0123456789abcdef")
 WRITER = """
 import hashlib, sys
 from pathlib import Path
-from packager.keys.model import ContentKey, KeyConflictError, Keystore
+from packager.keys.model import ContentKey, KeyConflictError
+from packager.keys.keystore import Keystore
 store = Keystore(Path(sys.argv[1]))
 name, count, salt = sys.argv[2], int(sys.argv[3]), sys.argv[4].encode()
 stored = []

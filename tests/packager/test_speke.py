@@ -22,10 +22,11 @@ from typing import Any
 import pytest
 
 from packager.drm import pssh as drm
-from packager.encryption.cenc import COMMON_SYSTEM_ID
+from packager.drm.systems import COMMON_SYSTEM_ID, PLAYREADY_SYSTEM_ID, WIDEVINE_SYSTEM_ID
 from packager.errors import BitstreamError, InputError
 from packager.keys.cpix import CPIX_NS, export_cpix
-from packager.keys.model import ContentKey, KeyConflictError, KeySet, Keystore, TrackClass
+from packager.keys.keystore import Keystore
+from packager.keys.model import ContentKey, KeyConflictError, KeySet, TrackClass
 from packager.keys.source import package_encryption, parse_widevine_content_id
 from packager.keys.speke import (
     KeyServer,
@@ -112,7 +113,7 @@ def test_request_is_a_speke_v2_cpix_document_with_the_speke_headers(
     assert [c.tag for c in fairplay[0]] == [f"{C}URIExtXKey", f"{C}HLSSignalingData",
                                             f"{C}HLSSignalingData"]
     widevine = [s for s in systems if s.get("systemId") == str(uuid.UUID(
-        bytes=drm.WIDEVINE_SYSTEM_ID))]
+        bytes=WIDEVINE_SYSTEM_ID))]
     assert widevine[0][0].tag == f"{C}PSSH"
     # The encryption contract: one rule per KID, unique intendedTrackType, one filter each.
     rules = root.findall(f"{C}ContentKeyUsageRuleList/{C}ContentKeyUsageRule")
@@ -134,7 +135,7 @@ def test_answer_keys_and_signaling_are_read_back(server: SpekeServer) -> None:
         assert answer.keyset.keys[c] == ContentKey(kids[c], key_for(kids[c]))
     pssh = {(s.kid, s.system_id): s.pssh for s in answer.drm_systems if s.pssh}
     audio = answer.keyset.keys[TrackClass.AUDIO]
-    assert pssh[(audio.kid, drm.PLAYREADY_SYSTEM_ID)] == drm.playready_pssh(audio, "cenc")
+    assert pssh[(audio.kid, PLAYREADY_SYSTEM_ID)] == drm.playready_pssh(audio, "cenc")
     fairplay = [s for s in answer.drm_systems if s.uri_ext_x_key]
     assert fairplay[0].uri_ext_x_key == fairplay_uri(fairplay[0].kid)
     assert fairplay[0].hls_signaling["master"].startswith("#EXT-X-KEY:METHOD=SAMPLE-AES")
@@ -364,7 +365,7 @@ def test_widevine_content_id_is_hex_with_0x_else_text() -> None:
 
 def test_a_server_pssh_must_be_one_whole_pssh_box() -> None:
     box = drm.widevine_pssh([bytes(16)], "cenc")
-    assert read_pssh_system_id(box) == drm.WIDEVINE_SYSTEM_ID
+    assert read_pssh_system_id(box) == WIDEVINE_SYSTEM_ID
     assert read_pssh_system_id(drm.common_pssh([bytes(16)])) == COMMON_SYSTEM_ID
     for bad in (box[:-1], box + box, box[:8] + b"\x02" + box[9:], b"garbage!"):
         with pytest.raises(BitstreamError):

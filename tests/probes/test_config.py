@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from packager.errors import InputError
-from probes.config import Budget, load_config
+from probes.config import SHIPPED_CONFIG, Budget, load_config
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -38,8 +38,15 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
+def test_shipped_config_is_the_documented_example() -> None:
+    """The package data an installed cdnpack reads and the repository's regions.yaml that
+    users read and copy are one file: any edit to one must be made to the other."""
+    assert SHIPPED_CONFIG.read_bytes() == (REPO / "regions.yaml").read_bytes()
+    assert SHIPPED_CONFIG.parent.name == "probes"
+
+
 def test_default_regions_yaml_covers_the_six_audiences() -> None:
-    config = load_config(REPO / "regions.yaml")
+    config = load_config(SHIPPED_CONFIG)
     names = {r.name for r in config.regions}
     assert {"North America", "Europe", "Japan / Korea", "Southeast Asia", "Latin America",
             "Middle East"} <= names
@@ -102,3 +109,28 @@ def test_broken_yaml_is_refused_with_its_line(tmp_path: Path) -> None:
 def test_missing_file_is_bad_input(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="cannot read"):
         load_config(tmp_path / "absent.yaml")
+
+
+def test_countries_put_viewers_in_regions(tmp_path: Path) -> None:
+    text = GOOD.replace("weight: 2}", "weight: 2, countries: [us, CA]}").replace(
+        "weight: 1}", 'weight: 1, countries: [GB, "NO"]}')
+    config = load_config(write(tmp_path, text))
+    assert config.region("na").countries == ("US", "CA")
+    assert [config.region_of_country(c) for c in ("ca", "NO")] == [
+        config.region("na"), config.region("eu")]
+    assert config.region_of_country("JP") is None
+
+
+@pytest.mark.parametrize(("countries", "message"), [
+    ("[GB, NO]", "regions[1].countries: False is not a country code: quote it"),
+    ("[GBR]", "regions[1].countries: 'GBR' is not an ISO 3166-1 alpha-2 country code"),
+    ("[GB, gb]", "regions[1].countries: GB is listed twice"),
+    ("[US]", "regions[1].countries: US is already in region 'na'"),
+    ("GB", "regions[1].countries: must be a list"),
+])
+def test_bad_countries_name_the_line(tmp_path: Path, countries: str, message: str) -> None:
+    text = GOOD.replace("weight: 2}", "weight: 2, countries: [US]}").replace(
+        "weight: 1}", f"weight: 1, countries: {countries}}}")
+    with pytest.raises(InputError) as caught:
+        load_config(write(tmp_path, text))
+    assert str(caught.value).startswith(f"{tmp_path / 'regions.yaml'}:3: {message}")

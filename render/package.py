@@ -1,0 +1,42 @@
+"""`package`'s result: the renditions table for people, the release summary for machines."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from rich.table import Table
+
+from packager.output.pipeline import PackageResult
+from render.console import out_console
+
+
+def package_doc(result: PackageResult) -> dict[str, Any]:
+    release = result.release
+    return {
+        "output": str(result.output),
+        "seconds": round(result.seconds, 3),
+        "duration": release.duration,
+        "files": len(release.files),
+        "bytes": release.total_bytes,
+        "renditions": [asdict(r) for r in release.renditions],
+        "protection": asdict(release.protection) if release.protection else None,
+    }
+
+
+def show_package(result: PackageResult) -> None:
+    release = result.release
+    table = Table(title=f"{result.output} ({release.duration:.2f} s in {result.seconds:.1f} s)")
+    for col in ("rendition", "codec", "size", "peak kb/s", "avg kb/s", "segments"):
+        table.add_column(col, justify="right" if col != "rendition" else "left")
+    for r in release.renditions:
+        size = f"{r.width}x{r.height}@{r.frame_rate}" if r.kind == "video" else (
+            f"{r.channels}ch {r.sample_rate} Hz")
+        table.add_row(r.id, r.codec, size, f"{r.bandwidth / 1000:.0f}",
+                      f"{r.average_bandwidth / 1000:.0f}", str(r.segments))
+    out_console.print(table)
+    out_console.print(
+        f"{len(release.files)} files, {release.total_bytes / 1e6:.1f} MB; "
+        "manifests: "
+        + ", ".join(f.path for f in release.files if f.role in ("multivariant", "mpd"))
+    )

@@ -1,0 +1,90 @@
+"""`probe`, `score` and `gate` results: the scorecard table, the missed budgets, the run."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from rich.table import Table
+
+from probes.gate import Verdict
+from probes.run import ProbeRun
+from probes.score import Cell, Scorecard
+from render.console import millis, out_console
+
+
+def verdict_doc(verdict: Verdict) -> dict[str, Any]:
+    return {"passed": verdict.passed,
+            "checks": [{**asdict(c), "message": c.message} for c in verdict.checks]}
+
+
+def show_verdict(verdict: Verdict) -> None:
+    """The missed and unmeasured checks; a pass is one line."""
+    table = Table(title=f"cdnpack gate: {len(verdict.checks)} checks, "
+                        f"{len(verdict.violations)} missed")
+    for col in ("region", "CDN", "budget", "measured", "limit", "result"):
+        table.add_column(col)
+    for c in verdict.checks:
+        if c.passed is not True:
+            mark = "[red]MISSED[/red]" if c.passed is False else "[yellow]no data[/yellow]"
+            table.add_row(c.region, c.cdn, c.budget, c.measured_text, c.limit_text, mark)
+    if table.row_count:
+        out_console.print(table)
+    else:
+        out_console.print(f"gate: all {len(verdict.checks)} budget checks passed")
+
+
+def show_scorecard(card: Scorecard, title: str) -> None:
+    table = Table(title=title)
+    for col in ("region", "CDN", "rank", "score", "TTFB p50/p95/p99 ms", "startup p50/p95 ms",
+                "Mb/s p50", "avail.", "errors"):
+        table.add_column(col, justify="left" if col in ("region", "CDN", "errors") else "right")
+    for region in card.regions:
+        for c in region.cells:
+            best = " *" if c.cdn == region.best else ""
+            mbps = "-" if c.throughput.p50 is None else f"{c.throughput.p50 / 1e6:.1f}"
+            errors = ", ".join(f"{k} {v}" for k, v in c.errors_by_class.items()) or "-"
+            table.add_row(
+                region.name, c.cdn + best, str(c.rank), f"{c.score:.1f}",
+                f"{millis(c.ttfb.p50)}/{millis(c.ttfb.p95)}/{millis(c.ttfb.p99)}",
+                f"{millis(c.startup.p50)}/{millis(c.startup.p95)}", mbps,
+                f"{c.availability * 100:.2f}%", errors,
+            )
+    out_console.print(table)
+    out_console.print("overall (audience-weighted): " + ", ".join(
+        f"{r.rank}. {r.cdn} {r.score:.1f}" for r in card.overall))
+
+
+def scorecard_doc(card: Scorecard) -> dict[str, Any]:
+    def cell(c: Cell) -> dict[str, Any]:
+        doc = asdict(c)
+        doc.pop("ttfb_samples")
+        return doc
+
+    return {
+        "overall": [asdict(r) for r in card.overall],
+        "regions": [{"id": r.id, "name": r.name, "weight": r.weight, "best": r.best,
+                     "cells": [cell(c) for c in r.cells]} for r in card.regions],
+    }
+
+
+def probe_doc(run: ProbeRun, output: str, stored: str | None) -> dict[str, Any]:
+    return {
+        "run_id": run.run_id, "region": run.region, "output": output, "stored": stored,
+        "seconds": round(run.seconds, 3), "units": run.units, "completed": run.completed,
+        "abandoned": run.abandoned, "deadline_hit": run.deadline_hit,
+        "fetches": run.fetches, "errors": run.errors, "lag_max_s": round(run.lag.max, 6),
+    }
+
+
+def show_probe(run: ProbeRun, card: Scorecard, output: str, stored: str | None) -> None:
+    show_scorecard(card, f"probe {run.region}: {run.fetches} fetches in {run.seconds:.1f} s")
+    out_console.print(f"results: {output}" + (f", {stored}" if stored else ""))
+    lagged = run.lines[0]["lagged"]
+    if lagged > run.fetches / 10:
+        out_console.print(f"[yellow]{lagged} of {run.fetches} fetches were timed while the "
+                          "event loop lagged; their timings are left out of percentiles. "
+                          "Lower probe.concurrency or give the prober more CPU.[/yellow]")
+    if run.deadline_hit:
+        out_console.print(f"[yellow]deadline reached: {run.abandoned} of {run.units} units "
+                          "not completed[/yellow]")
