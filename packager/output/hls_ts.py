@@ -15,6 +15,7 @@ from pathlib import Path
 from packager.encoding.ladder import Rendition
 from packager.encoding.transcode import build_ts_segment_command
 from packager.encryption.aes128 import encrypt_segment
+from packager.encryption.iv import ts_segment_iv
 from packager.encryption.spec import EncryptionSpec
 from packager.errors import BitstreamError, TranscodeError
 from packager.mp4.isobmff import TrackInfo, parse_track_info, read_exact, read_top_level
@@ -77,13 +78,11 @@ def write_ts_rendition(
     release_root: Path,
     segment_times: list[float],
     spec: EncryptionSpec,
-    first_iv: int,
+    rendition_index: int,
     workdir: Path,
 ) -> TsRendition:
-    """Cut, encrypt and measure one TS rendition; one segment in memory at a time.
-
-    Segment n (1-based) gets IV first_iv + n - 1, so the first one uses the user's --iv.
-    """
+    """Cut, encrypt and measure one TS rendition; one segment in memory at a time. Each
+    segment's IV comes from the release's IV schedule (packager/encryption/iv.py)."""
     directory = release_root / rendition.id
     directory.mkdir(parents=True, exist_ok=False)
     listing = workdir / f"{rendition.id}.csv"
@@ -104,7 +103,7 @@ def write_ts_rendition(
     segments = []
     for number, (name, start, end) in enumerate(rows, 1):
         path = directory / name
-        iv = ((first_iv + number - 1) % (1 << 128)).to_bytes(16, "big")
+        iv = ts_segment_iv(spec, rendition_index, number)
         encrypted = encrypt_segment(spec.key, iv, path.read_bytes())
         path.write_bytes(encrypted)
         segments.append(TsSegment(number, name, float(end) - float(start), len(encrypted), iv,

@@ -353,8 +353,6 @@ def _package_ts(
         for k in range(1, int(media.duration / request.segment_duration) + 1)
         if k * request.segment_duration < media.duration - request.segment_duration / 2
     ]
-    iv = request.encryption.iv
-    first_iv = int.from_bytes(iv if iv is not None else os.urandom(16), "big")
     jobs: list[tuple[Rendition, Path | None, Path | None]] = [
         (v.rendition, v.path, audio.path if audio else None) for v in videos
     ]
@@ -363,10 +361,8 @@ def _package_ts(
     outputs: list[hls_ts.TsRendition] = []
     files: list[ReleaseFile] = []
     for done, (rendition, video_path, audio_path) in enumerate(jobs):
-        # Each rendition's IVs start 2^32 apart: no two segments of the release share an IV.
         ts = hls_ts.write_ts_rendition(
-            rendition, video_path, audio_path, build, cuts, request.encryption,
-            first_iv + (done << 32), work,
+            rendition, video_path, audio_path, build, cuts, request.encryption, done, work,
         )
         outputs.append(ts)
         files.extend(
