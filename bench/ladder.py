@@ -28,6 +28,7 @@ from typing import Any
 
 from packager.encoding.ladder import PRESETS, LadderSpec, Rendition, plan_renditions
 from packager.encoding.media import MediaInfo, probe
+from packager.encoding.segments import force_key_frames, segment_starts
 from packager.encoding.transcode import VIDEO_TIMESCALE, build_ladder_command, run_ffmpeg
 from packager.errors import CdnpackError
 from packager.tools import find_tool, tool_version
@@ -79,7 +80,8 @@ class Job:
             "-c:v", "libx264", "-profile:v", r.profile, "-preset", self.spec.x264_preset,
             "-b:v", str(r.bitrate), "-maxrate", str(r.maxrate), "-bufsize", str(r.bufsize),
             "-g", str(2 * gop), "-sc_threshold", "0", "-flags", "+cgop",
-            "-force_key_frames", f"expr:gte(t,n_forced*{self.segment_duration})",
+            "-force_key_frames", force_key_frames(
+                segment_starts(self.media.duration, self.segment_duration, r.frame_rate)),
             "-movflags", VIDEO_MOVFLAGS, "-video_track_timescale", str(VIDEO_TIMESCALE),
             "-map_metadata", "-1", "-map_chapters", "-1", "-f", "mp4",
         ]

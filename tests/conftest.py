@@ -62,6 +62,11 @@ def decode_errors(path: Path) -> str:
     return result.stderr.strip() + ("" if result.returncode == 0 else f" exit {result.returncode}")
 
 
+def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """A tool (ffmpeg, ffprobe, Shaka Packager) as an independent check: output, never raised."""
+    return subprocess.run(list(map(str, args)), capture_output=True, text=True, check=False)
+
+
 def cdnpack_cli(
     *args: str | Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:

@@ -13,6 +13,7 @@ import ffmpeg
 
 from packager.encoding.ladder import LadderSpec, Rendition
 from packager.encoding.media import MediaInfo
+from packager.encoding.segments import force_key_frames, segment_starts
 from packager.errors import InputError, TranscodeError
 from packager.tools import find_tool, run_tool
 
@@ -47,8 +48,11 @@ def build_ladder_command(
     spec: LadderSpec,
     segment_duration: float,
     workdir: Path,
+    starts: list[float] | None = None,
 ) -> tuple[list[str], list[EncodedTrack]]:
-    """The ffmpeg argument list for the whole ladder, and the track each output will hold."""
+    """The ffmpeg argument list for the whole ladder, and the track each output will hold.
+    Key frames are forced at the segment plan's starts (packager/encoding/segments.py), planned
+    from the source's duration when not given."""
     source = ffmpeg.input(str(media.path))
     outputs: list[Any] = []
     tracks: list[EncodedTrack] = []
@@ -62,9 +66,12 @@ def build_ladder_command(
             .filter("fps", fps=f"{rate.numerator}/{rate.denominator}")
             .filter("format", "yuv420p")
         )
-        # A keyframe every segment: forced at each boundary, plus a GOP cap twice as long so the
-        # encoder never inserts one of its own in between (scenecut off, closed GOP).
+        # A keyframe exactly at each planned segment start, plus a GOP cap twice the segment
+        # length so the encoder never inserts one of its own in between (scenecut off, closed
+        # GOP; a folded last segment is at most 1.5 segments long).
         gop = math.ceil(rate * segment_duration)
+        plan = starts if starts is not None else segment_starts(
+            media.duration, segment_duration, rate)
         for rendition, scaled in zip(videos, _scaled_branches(decoded, videos), strict=True):
             path = workdir / f"{rendition.id}.mp4"
             outputs.append(
@@ -81,7 +88,7 @@ def build_ladder_command(
                         "g": 2 * gop,
                         "sc_threshold": 0,
                         "flags": "+cgop",
-                        "force_key_frames": f"expr:gte(t,n_forced*{segment_duration})",
+                        "force_key_frames": force_key_frames(plan),
                         "movflags": _VIDEO_MOVFLAGS,
                         "video_track_timescale": VIDEO_TIMESCALE,
                         "map_metadata": -1,

@@ -130,6 +130,9 @@ def media_playlist(ts: TsRendition) -> Playlist:
         f"#EXT-X-TARGETDURATION:{target_duration(durations)}",
         "#EXT-X-MEDIA-SEQUENCE:1",
         "#EXT-X-PLAYLIST-TYPE:VOD",
+        # Each segment starts on a key frame with its own PAT/PMT (RFC 8216 §4.3.5.1), as in
+        # the fMP4 playlists: players may switch variants at any segment.
+        "#EXT-X-INDEPENDENT-SEGMENTS",
     ]
     for segment in ts.segments:
         lines.append(f'#EXT-X-KEY:METHOD=AES-128,URI="{ts.key_uri}",IV=0x{segment.iv.hex()}')
@@ -141,7 +144,7 @@ def media_playlist(ts: TsRendition) -> Playlist:
 
 def multivariant_playlist(renditions: list[TsRendition]) -> Playlist:
     """One variant per rendition, lowest first; BANDWIDTH is the measured peak (§4.3.4.2)."""
-    lines = ["#EXTM3U", f"#EXT-X-VERSION:{TS_VERSION}"]
+    lines = ["#EXTM3U", f"#EXT-X-VERSION:{TS_VERSION}", "#EXT-X-INDEPENDENT-SEGMENTS"]
     for ts in sorted(renditions, key=lambda r: r.peak_bandwidth):
         attrs = [
             f"BANDWIDTH={ts.peak_bandwidth}",

@@ -16,6 +16,7 @@ from pathlib import Path
 from packager.drm import pssh as drm
 from packager.encoding.ladder import LadderSpec, Rendition, load_ladder, plan_renditions
 from packager.encoding.media import MediaInfo, probe
+from packager.encoding.segments import segment_starts
 from packager.encoding.transcode import (
     EncodedTrack,
     build_copy_command,
@@ -171,14 +172,18 @@ def _encode_and_segment(
     work: Path,
     progress: ProgressSink | None,
 ) -> list[CmafTrack]:
-    sources = _track_sources(request, media, spec, renditions, work, progress)
-    # Video first: its real segment starts become the other tracks' cut points, so audio
-    # segments line up with video segments to within one audio frame. They are planned from
-    # the first video's moof boxes (or sample tables) up front, so all tracks can then be cut
-    # (and encrypted) at once, one process per track or per part of a track, across the cores.
+    planned = None if request.copy else planned_starts(media, renditions, request)
+    sources = _track_sources(request, media, spec, renditions, work, progress, planned)
+    # Every track is cut at the video's segment starts, so audio segments line up with video
+    # segments to within one audio frame. A transcode forced its key frames at the planned
+    # starts; a copy keeps the source's key frames, read from the first video's moof boxes (or
+    # sample tables) up front. Either way all tracks can then be cut (and encrypted) at once,
+    # one process per track or per part of a track, across the cores.
     sources.sort(key=lambda s: s[0].kind != "video")
     cut_times: list[float] = []
-    if sources and sources[0][0].kind == "video":
+    if planned is not None:
+        cut_times = planned
+    elif sources and sources[0][0].kind == "video":
         cut_times = plan_cut_times(sources[0][1], request.segment_duration)
     cpus = os.cpu_count() or 1
     effort = [
@@ -188,7 +193,7 @@ def _encode_and_segment(
     parts = _parts(effort, cpus)
     jobs = [
         _SegmentJob(source, rendition, build, request.segment_duration,
-                    [] if index == 0 else cut_times,
+                    [] if index == 0 and planned is None else cut_times,
                     track_encryption(request.encryption, rendition), index,
                     (part, parts[index]), effort[index] / parts[index])
         for index, (rendition, source) in enumerate(sources)
@@ -243,6 +248,7 @@ def _track_sources(
     renditions: list[Rendition],
     work: Path,
     progress: ProgressSink | None,
+    planned: list[float] | None,
 ) -> list[tuple[Rendition, Path | DemuxedSource]]:
     """Where each rendition's samples come from: ffmpeg's fragmented output or, with --copy
     from an MP4/MOV our demuxer takes, the source itself (no remux pass over the file)."""
@@ -259,8 +265,17 @@ def _track_sources(
                 progress("transcode", media.duration, media.duration)
             return [(r, DemuxedSource(media.path, indexes[r.kind])) for r in renditions]
         log.debug("--copy: remuxing %s with ffmpeg (our demuxer: %s)", media.path, reason)
-    encoded = _encode(request, media, spec, renditions, work, progress)
+    encoded = _encode(request, media, spec, renditions, work, progress, planned)
     return [(e.rendition, e.path) for e in encoded]
+
+
+def planned_starts(
+    media: MediaInfo, renditions: list[Rendition], request: PackageRequest
+) -> list[float]:
+    """The segment plan of a transcode, on the video's frame grid (encoding/segments.py)."""
+    video = next((r for r in renditions if r.kind == "video"), None)
+    return segment_starts(media.duration, request.segment_duration,
+                          video.frame_rate if video is not None else None)
 
 
 def track_encryption(spec: EncryptionSpec | None, rendition: Rendition) -> EncryptionSpec | None:
@@ -321,12 +336,13 @@ def _encode(
     renditions: list[Rendition],
     work: Path,
     progress: ProgressSink | None,
+    planned: list[float] | None,
 ) -> list[EncodedTrack]:
     if request.copy:
         args, encoded = build_copy_command(media, renditions, work)
     else:
         args, encoded = build_ladder_command(
-            media, renditions, spec, request.segment_duration, work
+            media, renditions, spec, request.segment_duration, work, planned
         )
     report = (lambda s: progress("transcode", s, media.duration)) if progress else None
     run_ffmpeg(args, media.duration, report)
@@ -345,14 +361,12 @@ def _package_ts(
     """--encrypt aes-128: encode as usual, then one muxed MPEG-TS rendition per video rung
     (audio-only when there is no video), whole segments encrypted, HLS playlists."""
     assert request.encryption is not None
-    encoded = _encode(request, media, spec, renditions, work, progress)
+    planned = planned_starts(media, renditions, request)
+    encoded = _encode(request, media, spec, renditions, work, progress,
+                      None if request.copy else planned)
     videos = [e for e in encoded if e.rendition.kind == "video"]
     audio = next((e for e in encoded if e.rendition.kind == "audio"), None)
-    cuts = [
-        k * request.segment_duration
-        for k in range(1, int(media.duration / request.segment_duration) + 1)
-        if k * request.segment_duration < media.duration - request.segment_duration / 2
-    ]
+    cuts = planned[1:]
     jobs: list[tuple[Rendition, Path | None, Path | None]] = [
         (v.rendition, v.path, audio.path if audio else None) for v in videos
     ]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import os
 import struct
-import subprocess
 from pathlib import Path
 
 import m3u8
@@ -21,7 +20,7 @@ from packager.output.pipeline import PackageRequest, PackageResult, package
 from packager.output.segmenter import plan_cut_times
 from packager.tools import find_tool
 from testbed.clips import ClipSpec, make_clip
-from tests.conftest import cdnpack_cli, concat
+from tests.conftest import cdnpack_cli, concat, run
 
 KID_HEX = "00112233445566778899aabbccddeeff"
 KEY_HEX = "0123456789abcdef0123456789abcdef"
@@ -30,10 +29,6 @@ IV_HEX = "000102030405060708090a0b0c0d0e0f"
 KEY = f"{KID_HEX}:{KEY_HEX}"
 SCHEMES = ["cenc", "cbcs"]
 MPD_NS = {"d": "urn:mpeg:dash:schema:mpd:2011", "cenc": "urn:mpeg:cenc:2013"}
-
-
-def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(map(str, args)), capture_output=True, text=True, check=False)
 
 
 @pytest.fixture(scope="session")
@@ -417,6 +412,11 @@ def test_aes128_playlist_has_a_key_uri_and_a_distinct_iv_per_segment(
         assert bytes.fromhex(KEY_HEX) not in data
     assert {f.role for f in result.release.files} == {"segment", "media-playlist", "multivariant"}
     master = (result.output / "master.m3u8").read_text()
+    media = (result.output / rendition / "playlist.m3u8").read_text()
+    # Segments start on key frames (RFC 8216 §4.3.5.1), said as the fMP4 playlists say it.
+    assert playlist.is_independent_segments
+    assert "#EXT-X-INDEPENDENT-SEGMENTS" in media.splitlines()
+    assert "#EXT-X-INDEPENDENT-SEGMENTS" in master.splitlines()
     assert 'CODECS="avc1.' in master
     assert "mp4a.40.2" in master
 

@@ -24,7 +24,7 @@ from packager.mp4.isobmff import iter_boxes
 from packager.output.pipeline import PackageRequest, PackageResult, package
 from packager.output.release import read_release
 from packager.tools import find_tool
-from tests.conftest import cdnpack_cli, concat
+from tests.conftest import cdnpack_cli, concat, run
 
 NS = {
     "d": "urn:mpeg:dash:schema:mpd:2011",
@@ -39,10 +39,6 @@ MP4PROTECTION = "urn:mpeg:dash:mp4protection:2011"
 #: 360p is HD under these thresholds, so the copy of the 360p source gets an HD key and its
 #: audio an AUDIO key: two KIDs from one small clip.
 THRESHOLDS = ClassThresholds(sd_max_height=240, hd_max_height=1080)
-
-
-def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(map(str, args)), capture_output=True, text=True, check=False)
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,6 @@ import base64
 import os
 import re
 import socket
-import subprocess
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -39,7 +38,7 @@ from packager.keys.speke import (
 from packager.mp4.isobmff import iter_boxes, read_pssh_system_id, read_track_encryption
 from packager.output.release import read_release
 from packager.tools import find_tool
-from tests.conftest import cdnpack_cli, concat
+from tests.conftest import cdnpack_cli, concat, run
 from tests.packager.speke_server import (
     ACCESS_KEY,
     REGION,
@@ -58,10 +57,6 @@ SYSTEMS = ("widevine", "playready", "clearkey", "fairplay")
 def server() -> Iterator[SpekeServer]:
     with speke_server() as running:
         yield running
-
-
-def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(map(str, args)), capture_output=True, text=True, check=False)
 
 
 def framemd5(path: Path) -> list[str]:
