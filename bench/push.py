@@ -30,7 +30,8 @@ from typing import Any
 from cdn.s3 import DEFAULT_CONCURRENCY
 from packager.output.release import Release, ReleaseFile, describe_file, write_release
 from testbed.delay import DelayProxy
-from tests.moto import FAKE_CREDENTIALS, moto_server
+from testbed.origin import FAKE_CREDENTIALS
+from testbed.origin import local_origin as moto_server
 
 REPO = Path(__file__).resolve().parent.parent
 BUCKET = "bench-origin"

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from bench.push import BUCKET, make_release, positive, positive_int, timed
 from testbed.delay import DelayProxy
-from tests.moto import FAKE_CREDENTIALS, moto_server
+from testbed.origin import FAKE_CREDENTIALS
+from testbed.origin import local_origin as moto_server
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,32 @@ def moto_executable() -> str:
         raise ToolError("no local S3 endpoint: moto_server is missing "
                         "(pip install 'cdnpack[demo]', or run `make demo`)")
     return found
+
+
+@dataclass(frozen=True)
+class LocalOrigin:
+    """A running moto_server: its URL, clients for it, and a reset to an empty origin."""
+
+    url: str  # http://127.0.0.1:PORT
+
+    def client(self, service: str = "s3") -> Any:
+        import boto3  # noqa: PLC0415 (the demo imports this module before it needs boto3)
+        return boto3.client(service, endpoint_url=self.url,
+                            region_name=FAKE_CREDENTIALS["AWS_DEFAULT_REGION"],
+                            aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                            aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
+
+    def reset(self) -> None:
+        """Drop every bucket and distribution: a test or a benchmark run starts empty."""
+        request = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")
+        with urllib.request.urlopen(request, timeout=10):
+            pass
+
+
+@contextmanager
+def local_origin(start_timeout: float = 30.0) -> Iterator[LocalOrigin]:
+    with moto_server(start_timeout) as url:
+        yield LocalOrigin(url)
 
 
 @contextmanager

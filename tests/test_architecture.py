@@ -1,0 +1,115 @@
+"""The rooms and the one-way flow hold: no import cycle, lower layers never import higher ones,
+product code never imports the local world (testbed), bench and tests never import each other,
+and no module finds files through `__file__` outside its own package."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+#: Each top-level package and what it may import. The flow runs one way: packager (source to
+#: release.json) → cdn (push) → probes (probe, score, gate) → release (the flow) → render/cli.
+LAYERS: dict[str, set[str]] = {
+    "packager": set(),
+    "cdn": {"packager"},
+    "probes": {"packager", "cdn"},
+    "release": {"packager", "cdn", "probes"},
+    "render": {"packager", "cdn", "probes", "release"},
+    "testbed": {"packager", "cdn", "probes", "release"},
+    "cli": {"packager", "cdn", "probes", "release", "render", "testbed"},
+    "tests": {"packager", "cdn", "probes", "release", "render", "testbed", "cli", "tests"},
+    "bench": {"packager", "cdn", "probes", "release", "testbed", "bench"},
+}
+OURS = set(LAYERS)
+
+
+def modules() -> Iterator[tuple[str, Path]]:
+    for top in sorted(OURS - {"cli"}):
+        for path in sorted((REPO / top).rglob("*.py")):
+            parts = path.relative_to(REPO).with_suffix("").parts
+            yield ".".join(p for p in parts if p != "__init__"), path
+    yield "cli", REPO / "cli.py"
+
+
+def imports(path: Path) -> set[str]:
+    """Every module of ours the file imports, anywhere in it (also inside functions and
+    TYPE_CHECKING blocks: a cycle hidden behind one is still a cycle)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)
+    return {name for name in found if name.split(".")[0] in OURS}
+
+
+@pytest.fixture(scope="module")
+def graph() -> dict[str, set[str]]:
+    known = dict(modules())
+    return {name: {m for m in imports(path) if m in known and m != name}
+            for name, path in known.items()}
+
+
+def test_every_package_imports_only_the_layers_below_it(graph: dict[str, set[str]]) -> None:
+    assert set(LAYERS) >= {name.split(".")[0] for name in graph}, "a new package needs a layer"
+    wrong = sorted(
+        f"{module} imports {target}"
+        for module, targets in graph.items() for target in targets
+        if target.split(".")[0] != module.split(".")[0]
+        and target.split(".")[0] not in LAYERS[module.split(".")[0]]
+    )
+    assert wrong == []
+
+
+def test_no_module_import_cycle(graph: dict[str, set[str]]) -> None:
+    """Tarjan's strongly connected components: every component must be a single module."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in graph[node]:
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                top = stack.pop()
+                on_stack.discard(top)
+                component.append(top)
+                if top == node:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    assert len(graph) > 50  # the walk saw the code base, not an empty directory
+    assert cycles == []
+
+
+def test_no_module_finds_files_outside_its_package() -> None:
+    """`Path(__file__).parent.parent` from product code reaches the checkout, which an
+    installed wheel does not have."""
+    offenders = []
+    for name, path in modules():
+        if name.split(".")[0] in ("tests", "bench"):
+            continue
+        text = path.read_text()
+        if "__file__" in text and (".parent.parent" in text or ".parents[" in text):
+            offenders.append(name)
+    assert offenders == []
