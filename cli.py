@@ -356,7 +356,7 @@ def release_command(
 @cdnpack.command("sign")
 @click.argument("url")
 @click.option("--key-pair-id", required=True, help="CloudFront public key id (key group).")
-@click.option("--private-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+@click.option("--private-key", type=click.Path(path_type=Path),
               required=True, help="PEM file: RSA-2048 or ECDSA P-256 private key.")
 @click.option("--expires", required=True,
               help="Expiry: epoch seconds, ISO-8601 time, or +DURATION (+3600s, +90m, +12h, +7d).")
@@ -372,10 +372,10 @@ def sign_command(
     ip_range: str | None, resource: str | None, cookies: bool, hash_name: str, as_json: bool,
 ) -> None:
     """Sign URL for CloudFront (canned or custom policy), or make signed cookies for it."""
-    from cdn.signing import load_private_key, policy_for, signed_cookies, signed_url
+    from cdn.signing import policy_for, read_private_key, signed_cookies, signed_url
     from render.signing import show_cookies
     policy = policy_for(url, expires, starts, ip_range, resource)
-    key = load_private_key(private_key.read_bytes())
+    key = read_private_key(private_key)
     if cookies:
         values = signed_cookies(key_pair_id, key, policy, hash_name)
         if as_json:

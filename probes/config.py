@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import yaml
 
 from packager.errors import InputError
+from packager.files import read_text
 
 CONFIG_NAME = "regions.yaml"
 #: The default regions, CDNs and budgets: package data of `probes`, so an installed cdnpack has
@@ -265,10 +266,7 @@ class _Reader:
 
 def load_config(path: Path) -> ProbeConfig:
     """Read and validate a regions.yaml; every mistake is an InputError naming file:line: field."""
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    text = read_text(path, "regions.yaml config")
     try:
         doc = yaml.load(text, Loader=_LineLoader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:

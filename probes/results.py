@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from packager.errors import InputError
+from packager.files import decode_text, read_text
 from probes.http import ERROR_CLASSES, FetchResult
 from probes.video import Playback
 
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from cdn.s3 import Connection
 
 SCHEMA = 1
+#: What a results file is called in errors about one.
+RESULTS_FILE = "probe results file (JSONL)"
 
 
 @dataclass(frozen=True)
@@ -188,23 +191,10 @@ def read_results(sources: Iterable[str], conn: Connection | None = None) -> Resu
     for source in sources:
         if source.startswith("s3://"):
             for key, body in read_prefix(source, conn or Connection()):
-                parts.append(parse_jsonl(_decode(body, key), key))
+                parts.append(parse_jsonl(decode_text(body, key, RESULTS_FILE), key))
             continue
-        path = Path(source)
-        try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
-        parts.append(parse_jsonl(_decode(raw, str(path)), str(path)))
+        parts.append(parse_jsonl(read_text(Path(source), RESULTS_FILE), source))
     results = merge(parts)
     if not results.fetches:
         raise InputError("no fetch records in " + ", ".join(sources))
     return results
-
-
-def _decode(raw: bytes, where: str) -> str:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{where}: not UTF-8 text (byte {exc.start}), not a results file"
-                         ) from None

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from packager.errors import InputError
+from packager.files import read_text
 
 if TYPE_CHECKING:
     from packager.encoding.media import MediaInfo
@@ -107,10 +108,9 @@ def load_ladder(choice: str) -> LadderSpec:
 
 def parse_ladder_file(path: Path) -> LadderSpec:
     import yaml  # noqa: PLC0415 (only ladder files need it; the CLI starts without it)
+    text = read_text(path, "ladder file")
     try:
-        doc = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ladder file ({exc.strerror})") from exc
+        doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise InputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
     if not isinstance(doc, dict):

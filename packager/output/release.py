@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields, is_dataclass
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from packager.errors import InputError
+from packager.files import read_text
+
+T = TypeVar("T")
 
 RELEASE_NAME = "release.json"
 SCHEMA_VERSION = 1
@@ -107,27 +111,60 @@ def write_release(root: Path, release: Release) -> None:
 
 
 def read_release(root: Path) -> Release:
+    """release.json, checked field by field against the model: later stages trust it (push
+    uploads exactly what it lists), so a damaged or foreign file is refused in one line."""
     path = root / RELEASE_NAME
+    if not path.is_file() and root.is_dir():
+        raise InputError(f"{root}: no {RELEASE_NAME}; not a cdnpack release")
+    text = read_text(path, RELEASE_NAME)
     try:
-        doc: dict[str, Any] = json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise InputError(f"{root}: no {RELEASE_NAME}; not a cdnpack release") from exc
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: unreadable ({exc})") from exc
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise InputError(f"{path}: not JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise InputError(f"{path}: not a cdnpack {RELEASE_NAME} (a JSON object is expected)")
     if doc.get("schema") != SCHEMA_VERSION:
         raise InputError(f"{path}: schema {doc.get('schema')!r}, expected {SCHEMA_VERSION}")
-    try:
-        return Release(
-            schema=doc["schema"],
-            source=doc["source"],
-            duration=doc["duration"],
-            segment_duration=doc["segment_duration"],
-            formats=list(doc["formats"]),
-            renditions=[RenditionSummary(**r) for r in doc["renditions"]],
-            files=[ReleaseFile(**f) for f in doc["files"]],
-            protection=(
-                ProtectionSummary(**doc["protection"]) if doc.get("protection") else None
-            ),
-        )
-    except (KeyError, TypeError) as exc:
-        raise InputError(f"{path}: malformed ({exc})") from exc
+    return typed(Release, doc, str(path))
+
+
+def typed(cls: type[T], doc: Any, where: str) -> T:
+    """A dataclass from decoded JSON, every field checked against its annotation (str, int,
+    float, bool, None, lists, string-keyed dicts and nested dataclasses): a wrong type is an
+    InputError naming the field, not an AttributeError three stages later."""
+    if not isinstance(doc, dict):
+        raise InputError(f"{where}: must be an object, got {type(doc).__name__}")
+    hints = get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for f in fields(cls):  # type: ignore[arg-type]
+        if f.name not in doc:
+            if f.default is MISSING and f.default_factory is MISSING:
+                raise InputError(f"{where}: {f.name} is missing")
+            continue
+        values[f.name] = _value(doc[f.name], hints[f.name], f"{where}: {f.name}")
+    return cls(**values)
+
+
+def _value(value: Any, hint: Any, where: str) -> Any:
+    origin, args = get_origin(hint), get_args(hint)
+    if origin in (UnionType, Union):
+        for option in args:
+            try:
+                return _value(value, option, where)
+            except InputError:
+                continue
+        raise InputError(f"{where}: {value!r:.40} is not {hint}")
+    if origin is list and isinstance(value, list):
+        return [_value(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict and isinstance(value, dict):
+        return {k: _value(v, args[1], f"{where}.{k}") for k, v in value.items()
+                if isinstance(k, str)}
+    if is_dataclass(hint) and isinstance(hint, type):
+        return typed(hint, value, where)
+    if hint is type(None) and value is None:
+        return None
+    if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if hint in (str, int, bool) and type(value) is hint:
+        return value
+    raise InputError(f"{where}: {value!r:.40} is not {getattr(hint, '__name__', hint)}")
