@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 NPM_STAMP := node_modules/.package-lock.json
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint typecheck browser-deps chromium bench clean
+.PHONY: demo test check lint typecheck browser-deps chromium bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ typecheck: $(STAMP)
 
 test: lint typecheck browser-deps
 	$(BIN)/pytest
+
+# The edit-test loop: lint, types and the fast tests (no browser, no whole flows, nothing marked
+# slow), about a minute on 2 cores. `make test` stays the full suite CI runs.
+check: lint typecheck
+	$(BIN)/pytest -q -m "not slow"
 
 # Real playback tests (tests/browser): Debian's chromium and the pinned players. `make demo`
 # needs neither. The package index is refreshed only when the install fails without it.

@@ -399,8 +399,8 @@ def _probe_config(path: Path | None) -> ProbeConfig:
 
 
 def _s3(endpoint_url: str | None) -> Any:
-    from cdn.s3 import Connection
-    return Connection(endpoint_url=endpoint_url)
+    from probes.s3store import results_connection
+    return results_connection(endpoint_url)
 
 
 @cdnpack.command("probe")

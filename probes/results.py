@@ -184,13 +184,12 @@ def merge(parts: Iterable[Results]) -> Results:
 def read_results(sources: Iterable[str], conn: Connection | None = None) -> Results:
     """Read result files and s3://BUCKET/PREFIX locations; at least one record must be found."""
     # boto3 only when s3 is used: reading local files must not pay for it.
-    from cdn.s3 import Connection  # noqa: PLC0415
-    from probes.s3store import read_prefix  # noqa: PLC0415
+    from probes.s3store import read_prefix, results_connection  # noqa: PLC0415
 
     parts: list[Results] = []
     for source in sources:
         if source.startswith("s3://"):
-            for key, body in read_prefix(source, conn or Connection()):
+            for key, body in read_prefix(source, conn or results_connection()):
                 parts.append(parse_jsonl(decode_text(body, key, RESULTS_FILE), key))
             continue
         parts.append(parse_jsonl(read_text(Path(source), RESULTS_FILE), source))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -82,17 +83,19 @@ def test_every_bad_file_is_one_line_exit_2_and_nothing_written(
     what: str, valid: Callable[[], bytes], name: str, command: list[str], source_clip: Path,
     tmp_path: Path,
 ) -> None:
-    good = valid()
-    for kind, data in variants(good).items():
+    runs = []
+    for kind, data in variants(valid()).items():
         work = tmp_path / kind.replace(" ", "-")
         release = work / "release"
         release.mkdir(parents=True)
         bad = work / name
         bad.write_bytes(data)
         places = {"bad": bad, "out": work / "out", "source": source_clip, "release": release}
-        args = [a.format(**places) for a in command]
-        before = sorted(p.name for p in work.rglob("*"))
-        result = cdnpack_cli(*args)
+        runs.append((kind, work, bad, [a.format(**places) for a in command],
+                     sorted(p.name for p in work.rglob("*"))))
+    with ThreadPoolExecutor(len(runs)) as pool:  # four CLI processes side by side
+        results = list(pool.map(lambda run: cdnpack_cli(*run[3]), runs))
+    for (kind, work, bad, _, before), result in zip(runs, results, strict=True):
         where = f"{what}, {kind}"
         assert result.returncode == 2, f"{where}: exit {result.returncode}: {result.stderr}"
         lines = result.stderr.strip().splitlines()
