@@ -25,7 +25,13 @@ from probes.config import load_config
 from release.flow import RolloutRequest, RolloutResult, rollout
 from testbed.clips import ClipSpec, make_clip
 from testbed.edges import Edges, EdgeSpec, edge_process
-from testbed.origin import create_distribution, local_connection, moto_server, origin_bucket
+from testbed.origin import (
+    create_distribution,
+    local_connection,
+    moto_command,
+    moto_server,
+    origin_bucket,
+)
 
 BUCKET = "cdnpack-demo"
 PREFIX = "releases/demo"
@@ -100,6 +106,7 @@ def local_cdn(workdir: Path) -> Iterator[tuple[str, Edges, str]]:
 
 def run_demo(workdir: Path, duration: float, shipped_config: Path,
              progress: ProgressSink | None = None) -> DemoResult:
+    moto_command()  # the local origin is an extra: say so before any work is done
     workdir.mkdir(parents=True, exist_ok=True)
     source = make_clip(workdir / "source.mp4",
                        ClipSpec(duration=duration, width=1280, height=720))
