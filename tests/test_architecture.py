@@ -113,3 +113,23 @@ def test_no_module_finds_files_outside_its_package() -> None:
         if "__file__" in text and (".parent.parent" in text or ".parents[" in text):
             offenders.append(name)
     assert offenders == []
+
+
+def test_no_file_points_outside_the_repository() -> None:
+    """The product's docs live in the repository: no link or path into the workplace around
+    it (a reader of the wheel or a clone has neither)."""
+    skip = {".git", ".venv", "node_modules", "build", "bench/out", "cdnpack-demo", ".hypothesis"}
+    offenders = []
+    for path in sorted(REPO.rglob("*")):
+        relative = path.relative_to(REPO).as_posix()
+        if not path.is_file() or any(relative == s or relative.startswith(s + "/") for s in skip):
+            continue
+        if "__pycache__" in relative or "_cache/" in relative:
+            continue
+        if path.suffix not in (".py", ".md", ".toml", ".yaml", ".yml", ".json", ".mjs", ".html",
+                               ".js", ".sql", ".txt", "") or path == Path(__file__):
+            continue
+        text = path.read_text(errors="replace")
+        if "../shared" in text or "/work/" in text:
+            offenders.append(relative)
+    assert offenders == []
