@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from packager.errors import InputError
 from packager.files import decode_text, read_text
+from probes.config import ProbeConfig, Region
 from probes.http import ERROR_CLASSES, FetchResult
+from probes.lag import LagStats
 from probes.video import Playback
 
 if TYPE_CHECKING:
@@ -73,6 +75,31 @@ class Results:
     runs: list[RunRecord]
     fetches: list[FetchRecord]
     playbacks: list[PlaybackRecord]
+
+
+def run_line(run_id: str, region: Region, started_at: str, seconds: float, config: ProbeConfig,
+             units: int, completed: int, deadline_hit: bool, lag: LagStats,
+             lines: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run record that heads a run file: who probed, with which settings, and what came of
+    it (counts over the fetch records that follow it)."""
+    settings = config.probe
+    fetches = [x for x in lines if x["type"] == "fetch"]
+    return {
+        "type": "run", "schema": SCHEMA, "run_id": run_id, "region": region.id,
+        "region_name": region.name, "weight": region.weight, "started_at": started_at,
+        "seconds": round(seconds, 4), "config": str(config.path),
+        "settings": {
+            "samples": settings.samples, "connections": settings.connections,
+            "concurrency": settings.concurrency, "timeout_s": settings.timeout,
+            "deadline_s": settings.deadline, "renditions": settings.renditions,
+            "segments": settings.segments,
+        },
+        "cdns": [c.id for c in config.cdns], "targets": [t.path for t in config.targets],
+        "units": units, "completed": completed, "abandoned": units - completed,
+        "deadline_hit": deadline_hit, "fetches": len(fetches),
+        "lag_max_s": round(lag.max, 6), "lag_episodes": lag.episodes,
+        "lagged": sum(1 for x in fetches if x["lagged"]),
+    }
 
 
 def fetch_line(run_id: str, region: str, cdn: str, target: str, sample: int, step: str,

@@ -18,7 +18,7 @@ from typing import Any
 
 from cdn.s3 import Connection
 from packager.errors import EndpointError, ToolError
-from packager.tools import stop
+from packager.tools import spawn
 
 #: Credentials moto accepts; exported so boto3 in child processes (the CLI) finds them too.
 FAKE_CREDENTIALS = {
@@ -82,12 +82,9 @@ def moto_server(start_timeout: float = 30.0) -> Iterator[str]:
     """Run moto_server on a free loopback port; yields its URL, stops it on the way out."""
     port = free_port()
     env = {**os.environ, **FAKE_CREDENTIALS}
-    proc = subprocess.Popen(
-        [*moto_command(), "-H", "127.0.0.1", "-p", str(port)],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-    )
     url = f"http://127.0.0.1:{port}"
-    try:
+    with spawn([*moto_command(), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
+               stderr=subprocess.DEVNULL, env=env, timeout=10) as proc:
         deadline = time.monotonic() + start_timeout
         while True:
             try:
@@ -98,8 +95,6 @@ def moto_server(start_timeout: float = 30.0) -> Iterator[str]:
                     raise EndpointError(f"moto_server did not start on {url}") from None
                 time.sleep(0.1)
         yield url
-    finally:
-        stop(proc, timeout=10)
 
 
 def origin_bucket(s3: Any, bucket: str) -> None:

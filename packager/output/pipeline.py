@@ -36,7 +36,7 @@ from packager.output.release import (
     ReleaseFile,
     RenditionSummary,
     describe_file,
-    write_release,
+    finish_release,
 )
 from packager.output.segmenter import (
     INIT_NAME,
@@ -391,10 +391,10 @@ def _package_ts(
     multivariant = hls_ts.multivariant_playlist(outputs)
     (build / multivariant.path).write_text(multivariant.text)
     files.append(describe_file(build, multivariant.path, "multivariant", None))
-    release = Release(
-        schema=1,
+    return finish_release(
+        build,
         source=media.path.name,
-        duration=round(max(ts.duration for ts in outputs), 6),
+        duration=max(ts.duration for ts in outputs),
         segment_duration=request.segment_duration,
         formats=["hls"],
         renditions=[
@@ -417,8 +417,6 @@ def _package_ts(
             rendition_kids={ts.rendition.id: request.encryption.key.kid_uuid for ts in outputs},
         ),
     )
-    write_release(build, release)
-    return release
 
 
 def _check_complete(media: MediaInfo, track: CmafTrack) -> None:
@@ -457,18 +455,12 @@ def _write_manifests(
     if "dash" in request.formats:
         (build / dash.MPD_NAME).write_text(dash.mpd(tracks, request.segment_duration))
         files.append(describe_file(build, dash.MPD_NAME, "mpd", None))
-    release = Release(
-        schema=1,
-        source=media.path.name,
-        duration=round(max(t.duration_seconds for t in tracks), 6),
-        segment_duration=request.segment_duration,
-        formats=[f for f in FORMATS if f in request.formats],
-        renditions=[_summary(t) for t in tracks],
-        files=files,
+    return finish_release(
+        build, source=media.path.name, duration=max(t.duration_seconds for t in tracks),
+        segment_duration=request.segment_duration, formats=list(request.formats),
+        renditions=[_summary(t) for t in tracks], files=files,
         protection=protection_summary(request.encryption, tracks),
     )
-    write_release(build, release)
-    return release
 
 
 def _summary(track: CmafTrack) -> RenditionSummary:

@@ -98,6 +98,22 @@ def describe_file(root: Path, relative: str, role: str, rendition: str | None) -
     return ReleaseFile(relative, role, rendition, size, digest.hexdigest())
 
 
+def finish_release(
+    root: Path, *, source: str, duration: float, segment_duration: float,
+    formats: list[str], renditions: list[RenditionSummary], files: list[ReleaseFile],
+    protection: ProtectionSummary | None = None,
+) -> Release:
+    """The one way a Release is made: built from what was written, checked against the tree
+    (it lists exactly the files there) and written as release.json, last."""
+    release = Release(
+        schema=SCHEMA_VERSION, source=source, duration=round(duration, 6),
+        segment_duration=segment_duration, formats=[f for f in FORMATS if f in formats],
+        renditions=renditions, files=files, protection=protection,
+    )
+    write_release(root, release)
+    return release
+
+
 def write_release(root: Path, release: Release) -> None:
     listed = {f.path for f in release.files}
     present = {
