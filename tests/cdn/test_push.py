@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 import m3u8
 import pytest
 
-from cdn.publish import PushRequest, PushResult, files_under, push
+from cdn.publish import HASH_THREADS_MAX, PushRequest, PushResult, files_under, hash_threads, push
 from cdn.s3 import (
     Transfer,
     Upload,
@@ -496,3 +496,9 @@ def test_bodies_are_bound_by_a_signed_sha256_and_small_ones_skip_100_continue(
     head = s3.head_object(Bucket=BUCKET, Key="x/small.m4s", ChecksumMode="ENABLED")
     assert head["ChecksumSHA256"] == b64["small.m4s"]
     assert head["Metadata"]["sha256"] == hashlib.sha256(files["small.m4s"]).hexdigest()
+
+
+@pytest.mark.parametrize(("cpus", "threads"), [(1, 1), (2, 2), (6, 6), (64, 8)])
+def test_hashing_threads_follow_the_cores(cpus: int, threads: int) -> None:
+    assert hash_threads(cpus) == threads
+    assert 1 <= hash_threads() <= HASH_THREADS_MAX
