@@ -14,6 +14,7 @@ import ffmpeg
 from packager.encoding.ladder import LadderSpec, Rendition
 from packager.encoding.media import MediaInfo
 from packager.encoding.segments import force_key_frames, segment_starts
+from packager.encoding.thumbnails import ThumbnailPlan, thumbnail_output
 from packager.errors import InputError, TranscodeError
 from packager.tools import find_tool, run_tool
 
@@ -49,10 +50,12 @@ def build_ladder_command(
     segment_duration: float,
     workdir: Path,
     starts: list[float] | None = None,
+    thumbnails: ThumbnailPlan | None = None,
 ) -> tuple[list[str], list[EncodedTrack]]:
     """The ffmpeg argument list for the whole ladder, and the track each output will hold.
     Key frames are forced at the segment plan's starts (packager/encoding/segments.py), planned
-    from the source's duration when not given."""
+    from the source's duration when not given. `thumbnails`: one more branch of the same decode
+    draws the tile sheets (encoding/thumbnails.py), so they cost no second decode."""
     source = ffmpeg.input(str(media.path))
     outputs: list[Any] = []
     tracks: list[EncodedTrack] = []
@@ -66,6 +69,10 @@ def build_ladder_command(
             .filter("fps", fps=f"{rate.numerator}/{rate.denominator}")
             .filter("format", "yuv420p")
         )
+        if thumbnails is not None:
+            branches = decoded.filter_multi_output("split", 2)
+            decoded = branches.stream(0)
+            outputs.append(thumbnail_output(branches.stream(1), thumbnails))
         # A keyframe exactly at each planned segment start, plus a GOP cap twice the segment
         # length so the encoder never inserts one of its own in between (scenecut off, closed
         # GOP; a folded last segment is at most 1.5 segments long).
@@ -168,6 +175,14 @@ def build_copy_command(
         )
         tracks.append(EncodedTrack(rendition, path))
     return _finish(ffmpeg.merge_outputs(*outputs)), tracks
+
+
+def build_thumbnail_command(media: MediaInfo, plan: ThumbnailPlan) -> list[str]:
+    """`--copy` has no decode to branch the thumbnails from: one light ffmpeg decode of the video
+    stream alone (no audio, nothing encoded but the small JPEGs); its cost is in BENCHMARKS.md."""
+    assert media.video is not None  # plan_thumbnails refuses a source without video
+    source = ffmpeg.input(str(media.path))
+    return _finish(thumbnail_output(source[str(media.video.index)], plan))
 
 
 def _finish(graph: Any) -> list[str]:

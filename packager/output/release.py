@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,10 @@ from packager.errors import InputError
 
 RELEASE_NAME = "release.json"
 SCHEMA_VERSION = 1
-ROLES = ("multivariant", "media-playlist", "mpd", "init", "segment")
+ROLES = ("multivariant", "media-playlist", "mpd", "init", "segment",
+         # Trick play: I-frame playlists (output/trickplay.py); thumbnail sheets and their
+         # image playlists (output/thumbnails.py).
+         "iframe-playlist", "image", "image-playlist")
 FORMATS = ("hls", "dash")
 #: The content type of each kind of release file. Explicit, because Python's mimetypes
 #: (Debian's mime.types) maps .ts to Qt Linguist and knows neither .mpd nor .m4s.
@@ -29,6 +32,7 @@ CONTENT_TYPES = {
     ".ts": "video/mp2t",
     ".vtt": "text/vtt",
     ".aac": "audio/aac",
+    ".jpg": "image/jpeg",
 }
 
 
@@ -68,6 +72,32 @@ class ProtectionSummary:
 
 
 @dataclass(frozen=True)
+class IFrameSummary:
+    """One video rendition's HLS I-frame playlist (output/trickplay.py)."""
+
+    rendition: str
+    playlist: str  # path in the release
+    iframes: int
+    bandwidth: int  # the EXT-X-I-FRAME-STREAM-INF BANDWIDTH, bits/s
+    average_bandwidth: int
+
+
+@dataclass(frozen=True)
+class ThumbnailSummary:
+    """A set of thumbnail tile sheets (--thumbnails) and where manifests point at them."""
+
+    id: str  # its directory, the DASH Representation id
+    interval: float  # seconds between thumbnails
+    columns: int
+    rows: int
+    width: int  # of one thumbnail, pixels
+    height: int
+    sheets: int
+    bandwidth: int  # bits/s, as signalled
+    playlist: str  # the HLS image playlist's path; "" without HLS
+
+
+@dataclass(frozen=True)
 class Release:
     schema: int
     source: str
@@ -78,6 +108,9 @@ class Release:
     files: list[ReleaseFile]
     #: Absent (None) for clear releases and in release.json files written before it existed.
     protection: ProtectionSummary | None = None
+    #: Trick play: empty in release.json files written before it existed.
+    iframes: list[IFrameSummary] = field(default_factory=list)
+    thumbnails: list[ThumbnailSummary] = field(default_factory=list)
 
     @property
     def total_bytes(self) -> int:
@@ -128,6 +161,8 @@ def read_release(root: Path) -> Release:
             protection=(
                 ProtectionSummary(**doc["protection"]) if doc.get("protection") else None
             ),
+            iframes=[IFrameSummary(**i) for i in doc.get("iframes", [])],
+            thumbnails=[ThumbnailSummary(**t) for t in doc.get("thumbnails", [])],
         )
     except (KeyError, TypeError) as exc:
         raise InputError(f"{path}: malformed ({exc})") from exc
