@@ -22,23 +22,27 @@ KEY_HEX = "0123456789abcdef0123456789abcdef"
 IV_HEX = "000102030405060708090a0b0c0d0e0f"
 
 
-@pytest.fixture(scope="session", params=["cenc", "cbcs"])
-def encrypted_copy(
-    request: pytest.FixtureRequest, packaged: PackageResult,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> PackageResult:
-    """The packaged top video rendition (a key frame every segment, B-frames) re-packaged as is
-    (--copy: its own key frames) and encrypted."""
-    scheme: str = request.param
-    work = tmp_path_factory.mktemp(f"trick-{scheme}")
+@pytest.fixture(scope="session")
+def keyframed_source(packaged: PackageResult, clips: Path) -> Path:
+    """The packaged top video rendition as one file: a key frame every segment, B-frames."""
     top = max((r for r in packaged.release.renditions if r.kind == "video"),
               key=lambda r: r.height)
     directory = packaged.output / top.id
-    source = concat([directory / "init.mp4", *sorted(directory.glob("seg_*.m4s"))],
-                    work / "source.mp4")
+    return concat([directory / "init.mp4", *sorted(directory.glob("seg_*.m4s"))],
+                  clips / "keyframed.mp4")
+
+
+@pytest.fixture(scope="session", params=["cenc", "cbcs"])
+def encrypted_copy(
+    request: pytest.FixtureRequest, keyframed_source: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> PackageResult:
+    """That source re-packaged as is (--copy: its own key frames) and encrypted."""
+    scheme: str = request.param
     iv = bytes.fromhex(IV_HEX) if scheme == "cbcs" else None
     spec = EncryptionSpec(scheme, parse_key(f"{KID_HEX}:{KEY_HEX}"), iv)
-    return package(PackageRequest(source=source, output=work / "out", copy=True,
+    out = tmp_path_factory.mktemp(f"trick-{scheme}") / "out"
+    return package(PackageRequest(source=keyframed_source, output=out, copy=True,
                                   segment_duration=SEGMENT_SECONDS, encryption=spec))
 
 
@@ -171,3 +175,43 @@ def test_each_iframe_lasts_until_the_next_segments_start(packaged: PackageResult
         assert [s.uri for s in playlist.segments] == [s.uri for s in media.segments]
         assert [s.duration for s in playlist.segments] == pytest.approx(
             [s.duration for s in media.segments], abs=1e-4)
+
+
+def iframe_samples(playlist: m3u8.M3U8, directory: Path) -> list[tuple[float, int]]:
+    """(EXTINF, bytes of the I-frame itself) per entry: the range less its moof and mdat
+    header, whatever boxes a packager puts in the moof."""
+    found = []
+    for segment in playlist.segments:
+        length, offset = map(int, segment.byterange.split("@"))
+        data = (directory / segment.uri).read_bytes()[offset : offset + length]
+        moof = int.from_bytes(data[:4], "big")
+        assert data[4:8] == b"moof"
+        assert data[moof + 4 : moof + 8] == b"mdat"
+        header = 16 if int.from_bytes(data[moof : moof + 4], "big") == 1 else 8
+        found.append((segment.duration, length - moof - header))
+    return found
+
+
+def test_iframes_are_shaka_packagers_iframes(
+    keyframed_source: Path, tmp_path: Path
+) -> None:
+    """Shaka Packager, the reference, making an I-frame playlist of the same source: the same
+    I-frames (sample bytes), each lasting as long, and ranges of the same shape (moof, mdat
+    header, the one sample)."""
+    ours = package(PackageRequest(source=keyframed_source, output=tmp_path / "ours", copy=True,
+                                  segment_duration=SEGMENT_SECONDS))
+    (rendition, playlist) = next(iter(iframe_playlists(ours.output).items()))
+    reference = tmp_path / "shaka"
+    result = run(find_tool("packager").path,
+                 f"in={keyframed_source},stream=video,init_segment={reference}/v/init.mp4,"
+                 f"segment_template={reference}/v/$Number$.m4s,playlist_name=v.m3u8,"
+                 "iframe_playlist_name=v_iframe.m3u8",
+                 "--hls_master_playlist_output", f"{reference}/master.m3u8",
+                 "--segment_duration", str(SEGMENT_SECONDS))
+    assert result.returncode == 0, result.stderr[-500:]
+    theirs = iframe_samples(m3u8.load(str(reference / "v_iframe.m3u8")), reference)
+    mine = iframe_samples(playlist, ours.output / rendition)
+    assert len(mine) == len(theirs) > 1
+    assert [size for _, size in mine] == [size for _, size in theirs]
+    assert [seconds for seconds, _ in mine] == pytest.approx(
+        [seconds for seconds, _ in theirs], abs=1e-3)
