@@ -8,6 +8,7 @@ thumbnail, the layout shaka-player, Roku and DASH-IF IOP 6.2.6 expect.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import shutil
 from dataclasses import dataclass
@@ -106,27 +107,53 @@ def plan_thumbnails(spec: ThumbnailSpec, media: MediaInfo, workdir: Path) -> Thu
     return ThumbnailPlan(spec, width, workdir / spec.directory)
 
 
+#: 1 ms below each thumbnail's time: float time stamps must not skip the frame on the mark.
+_EARLY = 0.001
+#: Thumbnails one --copy decode seeks to (one input each): bounds the process's decoders.
+SEEK_BATCH = 25
+
+
 def thumbnail_output(stream: Any, plan: ThumbnailPlan) -> Any:
     """The branch of an ffmpeg graph that draws the sheets from a decoded video stream.
 
     select keeps the first frame at or after each multiple of the interval (`selected_n` counts
-    the frames kept so far; 1 ms below the mark so that float time stamps do not skip a frame
-    on it); the tile sheet then shows frame k at k x interval. passthrough: image2 must not
-    duplicate or drop the sheets to fit a frame rate.
+    the frames kept so far); the tile sheet then shows frame k at k x interval.
     """
+    picked = stream.filter("select", f"gte(t,selected_n*{plan.spec.interval:g}-{_EARLY:g})")
+    return sheets_output(scaled(picked, plan), plan)
+
+
+def scaled(stream: Any, plan: ThumbnailPlan) -> Any:
+    return stream.filter("scale", plan.width, plan.spec.height).filter("setsar", "1")
+
+
+def sheets_output(thumbnails: Any, plan: ThumbnailPlan) -> Any:
+    """Scaled thumbnails, in time order, tiled into the sheets. passthrough: image2 must not
+    duplicate or drop the sheets to fit a frame rate."""
     plan.directory.mkdir(parents=True, exist_ok=True)
-    tiles = (
-        stream.filter("select", f"gte(t,selected_n*{plan.spec.interval:g}-0.001)")
-        .filter("scale", plan.width, plan.spec.height)
-        .filter("setsar", "1")
-        .filter("tile", f"{plan.spec.columns}x{plan.spec.rows}")
-    )
     return ffmpeg.output(
-        tiles,
+        thumbnails.filter("tile", f"{plan.spec.columns}x{plan.spec.rows}"),
         str(plan.directory / SHEET_PATTERN.replace("{:05d}", "%05d")),
         **{"f": "image2", "start_number": 1, "c:v": "mjpeg", "q:v": JPEG_QUALITY,
            "fps_mode": "passthrough", "map_metadata": -1},
     )
+
+
+def thumbnail_times(media: MediaInfo, spec: ThumbnailSpec) -> list[float]:
+    """k x interval for every k at which the source still has a picture (the last one starts a
+    frame before the end)."""
+    assert media.video is not None
+    last = media.duration - float(1 / media.video.frame_rate) if media.video.frame_rate else (
+        media.duration)
+    return [k * spec.interval for k in range(math.ceil(media.duration / spec.interval))
+            if k * spec.interval <= last + _EARLY]
+
+
+def seek_input(path: Path, stream_index: int, time: float) -> Any:
+    """One picture of a source: ffmpeg seeks to the key frame before `time`, decodes from there
+    and keeps the first picture at or after it (accurate seek, then trim to one frame)."""
+    return (ffmpeg.input(str(path), ss=f"{max(0.0, time - _EARLY):.6f}")[str(stream_index)]
+            .filter("trim", end_frame=1))
 
 
 @dataclass(frozen=True)

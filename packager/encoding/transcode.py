@@ -14,7 +14,15 @@ import ffmpeg
 from packager.encoding.ladder import LadderSpec, Rendition
 from packager.encoding.media import MediaInfo
 from packager.encoding.segments import force_key_frames, segment_starts
-from packager.encoding.thumbnails import ThumbnailPlan, thumbnail_output
+from packager.encoding.thumbnails import (
+    SEEK_BATCH,
+    ThumbnailPlan,
+    scaled,
+    seek_input,
+    sheets_output,
+    thumbnail_output,
+    thumbnail_times,
+)
 from packager.errors import InputError, TranscodeError
 from packager.tools import find_tool, run_tool
 
@@ -177,12 +185,28 @@ def build_copy_command(
     return _finish(ffmpeg.merge_outputs(*outputs)), tracks
 
 
-def build_thumbnail_command(media: MediaInfo, plan: ThumbnailPlan) -> list[str]:
-    """`--copy` has no decode to branch the thumbnails from: one light ffmpeg decode of the video
-    stream alone (no audio, nothing encoded but the small JPEGs); its cost is in BENCHMARKS.md."""
+def draw_thumbnails(media: MediaInfo, plan: ThumbnailPlan, workdir: Path) -> None:
+    """`--copy` has no decode to branch the thumbnails from, and decoding the whole video for
+    one picture in every INTERVAL seconds would cost more than the copy itself. Instead each
+    thumbnail is a seek: ffmpeg decodes from the key frame before its time to it, so about half
+    a GOP per thumbnail (a tenth of the pictures for a 2 s GOP and 10 s thumbnails). Batches of
+    SEEK_BATCH seeks (one ffmpeg each, bounded memory) write the scaled pictures raw to NUT
+    files; one last ffmpeg tiles them into the sheets. Figures in BENCHMARKS.md."""
     assert media.video is not None  # plan_thumbnails refuses a source without video
-    source = ffmpeg.input(str(media.path))
-    return _finish(thumbnail_output(source[str(media.video.index)], plan))
+    times = thumbnail_times(media, plan.spec)
+    batches: list[Path] = []
+    for start in range(0, len(times), SEEK_BATCH):
+        pictures = [seek_input(media.path, media.video.index, t)
+                    for t in times[start : start + SEEK_BATCH]]
+        batch = workdir / f"thumbnails_{len(batches):05d}.nut"
+        joined = scaled(ffmpeg.concat(*pictures, v=1, a=0), plan)
+        run_ffmpeg(_finish(ffmpeg.output(joined, str(batch), **{
+            "c:v": "rawvideo", "f": "nut", "fps_mode": "passthrough"})), 0.0, None)
+        batches.append(batch)
+    listing = workdir / "thumbnails.txt"
+    listing.write_text("".join(f"file '{b.name}'\n" for b in batches))
+    run_ffmpeg(_finish(sheets_output(ffmpeg.input(str(listing), f="concat", safe=0), plan)),
+               0.0, None)
 
 
 def _finish(graph: Any) -> list[str]:

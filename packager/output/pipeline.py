@@ -28,7 +28,7 @@ from packager.encoding.transcode import (
     EncodedTrack,
     build_copy_command,
     build_ladder_command,
-    build_thumbnail_command,
+    draw_thumbnails,
     run_ffmpeg,
 )
 from packager.encryption.iv import with_release_iv
@@ -374,12 +374,12 @@ def _thumbnails(
     request: PackageRequest, media: MediaInfo, work: Path, build: Path
 ) -> list[ThumbnailTrack]:
     """The sheets, moved into the release: a transcode drew them in its one ffmpeg graph;
-    --copy decodes nothing else, so they are drawn here by a decode of their own."""
+    --copy decodes nothing else, so they are drawn here (one seek per thumbnail)."""
     plan = _thumbnail_plan(request, media, work)
     if plan is None:
         return []
     if request.copy:
-        run_ffmpeg(build_thumbnail_command(media, plan), media.duration, None)
+        draw_thumbnails(media, plan, work)
     return [collect_thumbnails(plan, build)]
 
 
