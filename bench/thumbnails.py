@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import resource
 import shutil
 import statistics
 import subprocess
@@ -33,13 +34,24 @@ from packager.tools import find_tool
 from testbed.clips import ClipSpec, make_clip
 
 
+def cpu_seconds() -> float:
+    """User + system time of this process and every child it waited for (ffmpeg, workers):
+    the work done, which the load of other jobs on the machine changes much less than the
+    wall time."""
+    ours, children = (resource.getrusage(w) for w in (resource.RUSAGE_SELF,
+                                                       resource.RUSAGE_CHILDREN))
+    return ours.ru_utime + ours.ru_stime + children.ru_utime + children.ru_stime
+
+
 def run(source: Path, out: Path, copy: bool, ladder: str, spec: ThumbnailSpec | None,
-        duration: float) -> float:
+        duration: float, cpu: list[float]) -> float:
     shutil.rmtree(out, ignore_errors=True)
+    cpu_before = cpu_seconds()
     started = time.perf_counter()
     result = package(PackageRequest(source=source, output=out, copy=copy, ladder=ladder,
                                     thumbnails=spec))
     seconds = time.perf_counter() - started
+    cpu.append(cpu_seconds() - cpu_before)
     videos = sum(r.kind == "video" for r in result.release.renditions)
     assert len(result.release.iframes) == videos > 0
     if spec is not None:
@@ -99,10 +111,11 @@ def main() -> None:
         for mode in args.modes.split(","):
             copy = mode == "copy"
             times: dict[str, list[float]] = {"without": [], "with": []}
+            cpu: dict[str, list[float]] = {"without": [], "with": []}
             for _ in range(args.runs):
                 for variant, thumbnails in (("without", None), ("with", spec)):
                     times[variant].append(run(source, work / "out", copy, args.ladder,
-                                              thumbnails, args.duration))
+                                              thumbnails, args.duration, cpu[variant]))
             if copy:
                 times |= {"seeks": [], "full decode": []}
                 for _ in range(args.runs):
@@ -111,6 +124,9 @@ def main() -> None:
             medians = {k: statistics.median(v) for k, v in times.items()}
             line = ", ".join(f"{k} {v:.2f} s" for k, v in medians.items())
             line += f"; with/without {medians['with'] / medians['without']:.3f}"
+            cpus = {k: statistics.median(v) for k, v in cpu.items()}
+            line += (f"; CPU without {cpus['without']:.2f} s, with {cpus['with']:.2f} s, "
+                     f"with/without {cpus['with'] / cpus['without']:.3f}")
             if copy:
                 line += f"; seeks/full decode {medians['seeks'] / medians['full decode']:.3f}"
             print(f"{mode}: {line} (runs: " + "; ".join(
