@@ -5,6 +5,7 @@ the release with I-frame and image streams in its manifests still plays in every
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -37,21 +38,28 @@ def expected(time: float) -> Cell:
                 (k // COLUMNS) * HEIGHT, sheet * SHEET_SECONDS + k * INTERVAL)
 
 
-@pytest.mark.parametrize("manifest", ["master.m3u8", "manifest.mpd"])
-def test_shaka_get_thumbnails_returns_the_cell_for_a_time(
-    browser: Browser, stage: Stage, manifest: str
-) -> None:
-    result = browser.play(PlayCase(page=stage.page, player="shaka",
+def asked(browser: Browser, stage: Stage, player: str,
+          manifest: str) -> list[tuple[float, Cell, dict[str, Any]]]:
+    """Play the release, then ask the player for the thumbnail of each of TIMES: (time, the
+    cell expected, the player's answer)."""
+    result = browser.play(PlayCase(page=stage.page, player=player,
                                    manifest=stage.manifest(RELEASE, manifest),
                                    advance=ADVANCE_SECONDS, thumbnails=TIMES))
     assert result.ok, explain(result)
     found = result.raw["thumbnails"]
     assert len(found) == len(TIMES)
     for time, thumbnail in zip(TIMES, found, strict=True):
-        cell = expected(time)
         assert thumbnail is not None, time
+        assert thumbnail["uri"].endswith(f"/{RELEASE}/{expected(time).sheet}"), (time, thumbnail)
+    return [(time, expected(time), t) for time, t in zip(TIMES, found, strict=True)]
+
+
+@pytest.mark.parametrize("manifest", ["master.m3u8", "manifest.mpd"])
+def test_shaka_get_thumbnails_returns_the_cell_for_a_time(
+    browser: Browser, stage: Stage, manifest: str
+) -> None:
+    for time, cell, thumbnail in asked(browser, stage, "shaka", manifest):
         assert thumbnail["tracks"] == 1
-        assert thumbnail["uri"].endswith(f"/{RELEASE}/{cell.sheet}"), (time, thumbnail)
         assert (thumbnail["x"], thumbnail["y"]) == (cell.x, cell.y), (time, thumbnail)
         assert (thumbnail["width"], thumbnail["height"]) == (WIDTH, HEIGHT), (time, thumbnail)
         assert (thumbnail["image_width"], thumbnail["image_height"]) == (
@@ -63,16 +71,7 @@ def test_shaka_get_thumbnails_returns_the_cell_for_a_time(
 def test_dashjs_provide_thumbnail_returns_the_cell_for_a_time(
     browser: Browser, stage: Stage
 ) -> None:
-    result = browser.play(PlayCase(page=stage.page, player="dashjs",
-                                   manifest=stage.manifest(RELEASE, "manifest.mpd"),
-                                   advance=ADVANCE_SECONDS, thumbnails=TIMES))
-    assert result.ok, explain(result)
-    found = result.raw["thumbnails"]
-    assert len(found) == len(TIMES)
-    for time, thumbnail in zip(TIMES, found, strict=True):
-        cell = expected(time)
-        assert thumbnail is not None, time
-        assert thumbnail["uri"].endswith(f"/{RELEASE}/{cell.sheet}"), (time, thumbnail)
+    for time, cell, thumbnail in asked(browser, stage, "dashjs", "manifest.mpd"):
         assert (thumbnail["x"], thumbnail["y"], thumbnail["width"], thumbnail["height"]) == (
             cell.x, cell.y, WIDTH, HEIGHT), (time, thumbnail)
 
