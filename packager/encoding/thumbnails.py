@@ -22,9 +22,10 @@ from packager.encoding.media import MediaInfo
 from packager.errors import InputError, TranscodeError
 
 SHEET_PATTERN = "tile_{:05d}.jpg"
-#: ffmpeg's mjpeg quantiser scale (2 best .. 31 worst); see JPEG_QUALITY in BENCHMARKS.md.
+#: ffmpeg's mjpeg quantiser scale, 2 (best) to 31 (worst).
 JPEG_QUALITY = 5
-#: Browsers and TV image decoders refuse (or silently downscale) pictures past 16384 pixels.
+#: The largest sheet side accepted. JPEG allows 65,535 pixels, but a player decodes a whole
+#: sheet into memory to show one cell of it, and TV devices have little image memory.
 MAX_SHEET_PIXELS = 16_384
 _OPTION = re.compile(
     r"^(?P<interval>\d+(?:\.\d+)?)s?(?::(?P<columns>\d+)x(?P<rows>\d+))?(?::(?P<height>\d+))?$"
