@@ -126,6 +126,10 @@ PACKAGE_OPTIONS: list[Callable[[Any], Any]] = [
                  help="Manifest formats (repeatable); both by default."),
     click.option("--copy", is_flag=True,
                  help="No transcode: re-package H.264/HEVC + AAC as is."),
+    click.option("--thumbnails", metavar="INTERVAL[:CxR[:HEIGHT]]",
+                 help="JPEG thumbnail tile sheets for scrubbing, e.g. 10s or 10s:5x5:240 "
+                      "(a thumbnail every INTERVAL, C columns x R rows a sheet [5x5], HEIGHT "
+                      "pixels [180]); signalled in HLS and DASH. Default: none."),
     click.option("--encrypt", metavar="cenc|cbcs|aes-128",
                  help="cenc (AES-CTR) or cbcs (AES-CBC 1:9) CMAF; aes-128: HLS MPEG-TS segments."),
     click.option("--key", envvar="CDNPACK_KEY", show_envvar=True, metavar="KID:KEY",
@@ -207,14 +211,19 @@ def _package_request(source: Path, output: Path, force: bool,
                      options: dict[str, Any]) -> PackageRequest:
     """The `package` options (shared by `release`) as a PackageRequest; keys are resolved and
     stored while it is built, before anything is encoded."""
+    from packager.encoding.thumbnails import parse_thumbnails
     from packager.keys.source import KeyOptions, encryption_for
     from packager.output.pipeline import PackageRequest
     media = {k: options.pop(k) for k in ("ladder", "segment_duration", "formats", "copy")}
+    # Parsed before any key is made or stored: a bad value leaves nothing behind.
+    thumbnails = options.pop("thumbnails")
+    thumbnail_spec = parse_thumbnails(thumbnails) if thumbnails is not None else None
     keys = KeyOptions(encrypt=options.pop("encrypt"), key_from_env=_from_env("key"), **options)
     return PackageRequest(
         source=source, output=output, ladder=media["ladder"],
         segment_duration=media["segment_duration"], formats=media["formats"] or FORMATS,
         copy=media["copy"], force=force, encryption=encryption_for(keys, output),
+        thumbnails=thumbnail_spec,
     )
 
 

@@ -41,10 +41,15 @@ PHASE_MANIFESTS = 3
 PHASES: dict[str, int] = {
     "init": PHASE_MEDIA, "segment": PHASE_MEDIA, "media-playlist": PHASE_PLAYLISTS,
     "multivariant": PHASE_MANIFESTS, "mpd": PHASE_MANIFESTS,
+    # Trick play: thumbnail sheets go with the media, I-frame and image playlists with the
+    # media playlists (they name only media already stored).
+    "image": PHASE_MEDIA, "iframe-playlist": PHASE_PLAYLISTS, "image-playlist": PHASE_PLAYLISTS,
 }
 #: More hashing threads than this wait on the disk, not on a core.
 HASH_THREADS_MAX = 8
-MANIFEST_ROLES = frozenset({"media-playlist", "multivariant", "mpd"})
+MANIFEST_ROLES = frozenset(
+    {"media-playlist", "multivariant", "mpd", "iframe-playlist", "image-playlist"}
+)
 
 T = TypeVar("T")
 

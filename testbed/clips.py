@@ -24,6 +24,8 @@ class ClipSpec:
     variable_frame_rate: bool = False
     #: ffmpeg -movflags (e.g. +faststart puts moov first, as web uploads usually have).
     movflags: str = ""
+    #: Frames from one key frame to the next (-g); 0 leaves x264's default (250).
+    keyframe_interval: int = 0
 
 
 def make_clip(path: Path, spec: ClipSpec = ClipSpec()) -> Path:
@@ -42,6 +44,8 @@ def make_clip(path: Path, spec: ClipSpec = ClipSpec()) -> Path:
         if spec.variable_frame_rate:
             args += ["-vf", "select='gt(random(0),0.3)'", "-fps_mode", "vfr"]
         args += ["-c:v", spec.video_codec, "-pix_fmt", spec.pix_fmt, "-preset", "ultrafast"]
+        if spec.keyframe_interval:
+            args += ["-g", str(spec.keyframe_interval)]
         if spec.video_codec == "libx265":
             args += ["-tag:v", "hvc1", "-x265-params", "log-level=error"]
     if spec.audio:

@@ -1,10 +1,10 @@
 """`cdnpack demo`: the whole release flow on one machine, no network, no cloud account.
 
-An embedded source (lavfi test picture and tone) is packaged with cbcs and generated keys, a local
-S3 origin (moto_server) and a CloudFront distribution on it stand in for AWS, and twelve emulated
-edges (two CDNs x the six default regions, each with its own latency and bandwidth, pulling from
-the origin like a CDN) stand in for the CDNs.  Then `rollout` stages, probes, gates and publishes
-exactly as `cdnpack release` does against real ones.
+An embedded source (lavfi test picture and tone) is packaged with cbcs and generated keys, I-frame
+playlists and thumbnail sheets, a local S3 origin (moto_server) and a CloudFront distribution on
+it stand in for AWS, and twelve emulated edges (two CDNs x the six default regions, each with
+its own latency and bandwidth, pulling from the origin like a CDN) stand in for the CDNs.  Then
+`rollout` stages, probes, gates and publishes exactly as `cdnpack release` does against real ones.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import yaml
 
 from cdn.publish import PushRequest
 from cdn.s3 import S3Location, client
+from packager.encoding.thumbnails import ThumbnailSpec
 from packager.keys.source import keyed_request
 from packager.output.pipeline import PackageRequest, PackageResult, package
 from probes.config import load_config
@@ -50,6 +51,9 @@ EDGE_PROFILE: dict[str, dict[str, tuple[float, float]]] = {
 PROBE_SETTINGS = {"samples": 3, "connections": "cold", "concurrency": 8, "timeout": "5s",
                   "deadline": "60s", "renditions": "lowest", "segments": 2,
                   "tls_verify": True, "lag_threshold": "5ms"}
+
+#: Thumbnails for scrubbing: every 2 s, so that even `--duration 4` has a sheet with two.
+THUMBNAILS = ThumbnailSpec(interval=2.0)
 
 ProgressSink = Callable[[str, float, float], None]
 
@@ -115,7 +119,7 @@ def run_demo(workdir: Path, duration: float, shipped_config: Path,
     encryption = keyed_request("cbcs", "generate", output, keystore=keystore,
                                content_id=CONTENT_ID, drm="widevine,playready,fairplay,clearkey")
     packaged = package(PackageRequest(source=source, output=output, force=True,
-                                      encryption=encryption), progress)
+                                      encryption=encryption, thumbnails=THUMBNAILS), progress)
     with local_cdn(workdir) as (url, edges, distribution):
         config_path = demo_config(edges, shipped_config, workdir / "regions.yaml")
         request = RolloutRequest(

@@ -17,10 +17,18 @@ from packager.drm import pssh as drm
 from packager.encoding.ladder import LadderSpec, Rendition, load_ladder, plan_renditions
 from packager.encoding.media import MediaInfo, probe
 from packager.encoding.segments import segment_starts
+from packager.encoding.thumbnails import (
+    ThumbnailPlan,
+    ThumbnailSpec,
+    ThumbnailTrack,
+    collect_thumbnails,
+    plan_thumbnails,
+)
 from packager.encoding.transcode import (
     EncodedTrack,
     build_copy_command,
     build_ladder_command,
+    draw_thumbnails,
     run_ffmpeg,
 )
 from packager.encryption.iv import with_release_iv
@@ -46,6 +54,7 @@ from packager.output.segmenter import (
     segment_track,
     work_estimate,
 )
+from packager.output.trickplay_release import write_trick_play
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +76,8 @@ class PackageRequest:
     #: --copy reads an MP4/MOV source's sample tables itself (packager/mp4/demux.py); False
     #: forces the ffmpeg remux it otherwise falls back to (for comparisons and diagnosis).
     demux: bool = True
+    #: --thumbnails: JPEG tile sheets (encoding/thumbnails.py); None draws none.
+    thumbnails: ThumbnailSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -100,7 +111,8 @@ def package(request: PackageRequest, progress: ProgressSink | None = None) -> Pa
             release = _package_ts(request, media, spec, renditions, build, work, progress)
         else:
             tracks = _encode_and_segment(request, media, spec, renditions, build, work, progress)
-            release = _write_manifests(request, media, tracks, build)
+            images = _thumbnails(request, media, work, build)
+            release = _write_manifests(request, media, tracks, build, images)
         _move_into_place(build, output, request.force)
     except BaseException:
         shutil.rmtree(build, ignore_errors=True)
@@ -342,11 +354,33 @@ def _encode(
         args, encoded = build_copy_command(media, renditions, work)
     else:
         args, encoded = build_ladder_command(
-            media, renditions, spec, request.segment_duration, work, planned
+            media, renditions, spec, request.segment_duration, work, planned,
+            _thumbnail_plan(request, media, work),
         )
     report = (lambda s: progress("transcode", s, media.duration)) if progress else None
     run_ffmpeg(args, media.duration, report)
     return encoded
+
+
+def _thumbnail_plan(
+    request: PackageRequest, media: MediaInfo, work: Path
+) -> ThumbnailPlan | None:
+    if request.thumbnails is None:
+        return None
+    return plan_thumbnails(request.thumbnails, media, work)
+
+
+def _thumbnails(
+    request: PackageRequest, media: MediaInfo, work: Path, build: Path
+) -> list[ThumbnailTrack]:
+    """The sheets, moved into the release: a transcode drew them in its one ffmpeg graph;
+    --copy decodes nothing else, so they are drawn here (one seek per thumbnail)."""
+    plan = _thumbnail_plan(request, media, work)
+    if plan is None:
+        return []
+    if request.copy:
+        draw_thumbnails(media, plan, work)
+    return [collect_thumbnails(plan, build)]
 
 
 def _package_ts(
@@ -388,13 +422,17 @@ def _package_ts(
         files.append(describe_file(build, playlist.path, "media-playlist", rendition.id))
         if progress:
             progress("segment", done + 1, len(jobs))
-    multivariant = hls_ts.multivariant_playlist(outputs)
+    duration = max(ts.duration for ts in outputs)
+    trick = write_trick_play(build, [], _thumbnails(request, media, work, build), duration,
+                             hls=True)
+    files += trick.files
+    multivariant = hls_ts.multivariant_playlist(outputs, trick.stream_infs)
     (build / multivariant.path).write_text(multivariant.text)
     files.append(describe_file(build, multivariant.path, "multivariant", None))
     return finish_release(
         build,
         source=media.path.name,
-        duration=max(ts.duration for ts in outputs),
+        duration=duration,
         segment_duration=request.segment_duration,
         formats=["hls"],
         renditions=[
@@ -416,6 +454,7 @@ def _package_ts(
             systems=[],
             rendition_kids={ts.rendition.id: request.encryption.key.kid_uuid for ts in outputs},
         ),
+        thumbnails=trick.thumbnails,
     )
 
 
@@ -430,8 +469,14 @@ def _check_complete(media: MediaInfo, track: CmafTrack) -> None:
 
 
 def _write_manifests(
-    request: PackageRequest, media: MediaInfo, tracks: list[CmafTrack], build: Path
+    request: PackageRequest,
+    media: MediaInfo,
+    tracks: list[CmafTrack],
+    build: Path,
+    images: list[ThumbnailTrack],
 ) -> Release:
+    duration = max(t.duration_seconds for t in tracks)
+    trick = write_trick_play(build, tracks, images, duration, hls="hls" in request.formats)
     files: list[ReleaseFile] = []
     for track in tracks:
         rid = track.rendition.id
@@ -442,6 +487,7 @@ def _write_manifests(
             ReleaseFile(f"{track.directory}/{s.name}", "segment", rid, s.size, s.sha256)
             for s in track.segments
         )
+    files += trick.files
     if "hls" in request.formats:
         for track in tracks:
             playlist = hls.media_playlist(track)
@@ -449,17 +495,19 @@ def _write_manifests(
             files.append(
                 describe_file(build, playlist.path, "media-playlist", track.rendition.id)
             )
-        multivariant = hls.multivariant_playlist(tracks)
+        multivariant = hls.multivariant_playlist(tracks, trick.stream_infs)
         (build / multivariant.path).write_text(multivariant.text)
         files.append(describe_file(build, multivariant.path, "multivariant", None))
     if "dash" in request.formats:
-        (build / dash.MPD_NAME).write_text(dash.mpd(tracks, request.segment_duration))
+        (build / dash.MPD_NAME).write_text(dash.mpd(tracks, request.segment_duration, images))
         files.append(describe_file(build, dash.MPD_NAME, "mpd", None))
     return finish_release(
         build, source=media.path.name, duration=max(t.duration_seconds for t in tracks),
         segment_duration=request.segment_duration, formats=list(request.formats),
         renditions=[_summary(t) for t in tracks], files=files,
         protection=protection_summary(request.encryption, tracks),
+        iframes=trick.iframes,
+        thumbnails=trick.thumbnails,
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import MISSING, asdict, dataclass, fields, is_dataclass
+from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from types import UnionType
 from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
@@ -20,7 +20,10 @@ T = TypeVar("T")
 
 RELEASE_NAME = "release.json"
 SCHEMA_VERSION = 1
-ROLES = ("multivariant", "media-playlist", "mpd", "init", "segment")
+ROLES = ("multivariant", "media-playlist", "mpd", "init", "segment",
+         # Trick play: I-frame playlists (output/trickplay.py); thumbnail sheets and their
+         # image playlists (output/thumbnails.py).
+         "iframe-playlist", "image", "image-playlist")
 FORMATS = ("hls", "dash")
 #: The content type of each kind of release file. Explicit, because Python's mimetypes
 #: (Debian's mime.types) maps .ts to Qt Linguist and knows neither .mpd nor .m4s.
@@ -33,6 +36,7 @@ CONTENT_TYPES = {
     ".ts": "video/mp2t",
     ".vtt": "text/vtt",
     ".aac": "audio/aac",
+    ".jpg": "image/jpeg",
 }
 
 
@@ -72,6 +76,32 @@ class ProtectionSummary:
 
 
 @dataclass(frozen=True)
+class IFrameSummary:
+    """One video rendition's HLS I-frame playlist (output/trickplay.py)."""
+
+    rendition: str
+    playlist: str  # path in the release
+    iframes: int
+    bandwidth: int  # the EXT-X-I-FRAME-STREAM-INF BANDWIDTH, bits/s
+    average_bandwidth: int
+
+
+@dataclass(frozen=True)
+class ThumbnailSummary:
+    """A set of thumbnail tile sheets (--thumbnails) and where manifests point at them."""
+
+    id: str  # its directory, the DASH Representation id
+    interval: float  # seconds between thumbnails
+    columns: int
+    rows: int
+    width: int  # of one thumbnail, pixels
+    height: int
+    sheets: int
+    bandwidth: int  # bits/s, as signalled
+    playlist: str  # the HLS image playlist's path; "" without HLS
+
+
+@dataclass(frozen=True)
 class Release:
     schema: int
     source: str
@@ -82,6 +112,9 @@ class Release:
     files: list[ReleaseFile]
     #: Absent (None) for clear releases and in release.json files written before it existed.
     protection: ProtectionSummary | None = None
+    #: Trick play: empty in release.json files written before it existed.
+    iframes: list[IFrameSummary] = field(default_factory=list)
+    thumbnails: list[ThumbnailSummary] = field(default_factory=list)
 
     @property
     def total_bytes(self) -> int:
@@ -102,6 +135,8 @@ def finish_release(
     root: Path, *, source: str, duration: float, segment_duration: float,
     formats: list[str], renditions: list[RenditionSummary], files: list[ReleaseFile],
     protection: ProtectionSummary | None = None,
+    iframes: list[IFrameSummary] | None = None,
+    thumbnails: list[ThumbnailSummary] | None = None,
 ) -> Release:
     """The one way a Release is made: built from what was written, checked against the tree
     (it lists exactly the files there) and written as release.json, last."""
@@ -109,6 +144,7 @@ def finish_release(
         schema=SCHEMA_VERSION, source=source, duration=round(duration, 6),
         segment_duration=segment_duration, formats=[f for f in FORMATS if f in formats],
         renditions=renditions, files=files, protection=protection,
+        iframes=iframes or [], thumbnails=thumbnails or [],
     )
     write_release(root, release)
     return release

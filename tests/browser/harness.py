@@ -74,6 +74,9 @@ class PlayCase:
     redirect: tuple[str, str] | None = None
     advance: float = 5.0  # seconds of media that must play
     timeout: float = 30.0
+    #: Media times whose thumbnails are asked of the player once playback has advanced
+    #: (result.raw["thumbnails"]); empty: none asked.
+    thumbnails: tuple[float, ...] = ()
 
     def to_json(self) -> str:
         doc: dict[str, Any] = {
@@ -82,6 +85,8 @@ class PlayCase:
         }
         if self.redirect is not None:
             doc["redirect"] = {"fromSuffix": self.redirect[0], "to": self.redirect[1]}
+        if self.thumbnails:
+            doc["thumbnails"] = list(self.thumbnails)
         return json.dumps(doc)
 
 

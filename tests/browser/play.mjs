@@ -5,9 +5,10 @@
 //
 // A case: {page, player: "shaka"|"hls.js"|"dashjs", manifest, keys: {kidHex: keyHex},
 //          redirect: {fromSuffix, to} (a request whose URL ends with fromSuffix goes to `to`),
-//          advance: seconds of media to play, timeout: seconds}
+//          advance: seconds of media to play, timeout: seconds,
+//          thumbnails: optional media times whose thumbnails are asked of the player at the end}
 // A result: {ok, current_time, frames: [first, last], fatal, errors, video_error, timed_out,
-//            media_keys (EME in use), seconds, console}
+//            media_keys (EME in use), seconds, console; thumbnails: one per time, when asked}
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -59,12 +60,17 @@ async function play(context, c) {
       if (advanced || (fatalAt !== null && Date.now() - fatalAt >= SETTLE_MS)
           || Date.now() > deadline) {
         const timedOut = !advanced && fatalAt === null;
-        return {
+        const result = {
           ok: advanced && !failed, current_time: s.current_time, frames: [first ?? 0, s.frames],
           fatal: s.fatal, errors: s.errors, video_error: s.video_error, timed_out: timedOut,
           media_keys: s.media_keys,
           seconds: (Date.now() - started) / 1000, console: consoleLines,
         };
+        if (c.thumbnails) {
+          result.thumbnails = await page.evaluate(
+            ([player, times]) => window.cdnpackThumbnails(player, times), [c.player, c.thumbnails]);
+        }
+        return result;
       }
       await new Promise((r) => setTimeout(r, POLL_MS));
     }

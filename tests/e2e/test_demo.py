@@ -25,6 +25,11 @@ def test_demo_releases_through_the_local_origin_and_two_cdns(tmp_path: Path) -> 
     kinds = [r["kind"] for r in doc["package"]["renditions"]]
     assert kinds.count("video") == 5  # 720p source: 720, 540, 480, 360, 240
     assert kinds.count("audio") == 1
+    # Trick play: an I-frame playlist per video rendition, thumbnails every 2 s (three in 6 s).
+    assert len(doc["package"]["iframes"]) == 5
+    (thumbnails,) = doc["package"]["thumbnails"]
+    assert (thumbnails["interval"], thumbnails["sheets"]) == (2.0, 1)
+    assert (work / "release" / thumbnails["id"] / "tile_00001.jpg").stat().st_size > 0
     release = doc["release"]
     assert release["gate"]["passed"] is True
     assert len(release["gate"]["checks"]) == 6 * 2 * 4  # regions x CDNs x budgets
