@@ -622,5 +622,68 @@ def keys_import(cpix_file: Path, keystore: Path | None, as_json: bool) -> None:
                           + (f", {len(present)} already present" if present else ""))
 
 
+# --- rum: real-viewer QoE from CDN logs (CMCD) ------------------------------------------------
+
+
+@cdnpack.group("rum")
+def rum_group() -> None:
+    """Real-viewer QoE from CDN access logs (CMCD): sessions, startup, rebuffering, bitrate."""
+
+
+@rum_group.command("ingest")
+@click.argument("logs", nargs=-1, required=True)
+@click.option("--format", "log_format", required=True,
+              type=click.Choice(["cloudfront-standard", "cloudfront-realtime"]),
+              help="CloudFront standard logs (W3C, 33 fields) or real-time logs (cmcd-*).")
+@click.option("--config", "config_path", type=click.Path(path_type=Path),
+              help="Regions (countries) and CDNs (hosts) to map lines to (default: "
+                   "regions.yaml).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="RUM.jsonl to write (new cells are added; files already in it are skipped).")
+@click.option("--cdn", metavar="ID", help="Count every line for this CDN (else from the host).")
+@click.option("--fields", metavar="F1,F2,...",
+              help="cloudfront-realtime: the configuration's fields, in order (default: all "
+                   "documented fields).")
+@click.option("--engine", type=click.Choice(["duckdb", "athena"]), default="duckdb",
+              show_default=True, help="duckdb: here, embedded; athena: on Amazon Athena over "
+                                      "the log bucket (LOGS is its s3:// prefix).")
+@click.option("--database", help="--engine athena: the Glue database holding the log table.")
+@click.option("--workgroup", help="--engine athena: the Athena workgroup.")
+@click.option("--table", help="--engine athena: the log table (default: cloudfront_standard_logs "
+                              "or cloudfront_realtime_logs, as deploy/athena creates them).")
+@click.option("--query-results", metavar="s3://BUCKET/PREFIX",
+              help="--engine athena: where Athena writes results (default: the workgroup's).")
+@click.option("--endpoint-url", help="S3-compatible endpoint for s3:// logs (and Athena's).")
+@click.option("--aws-region", help="AWS region for --engine athena.")
+@json_option
+def rum_ingest(logs: tuple[str, ...], log_format: str, config_path: Path | None, output: Path,
+               cdn: str | None, fields: str | None, engine: str, database: str | None,
+               workgroup: str | None, table: str | None, query_results: str | None,
+               endpoint_url: str | None, aws_region: str | None, as_json: bool) -> None:
+    """Aggregate CDN LOGS (files, directories, s3://BUCKET/PREFIX; gzip or plain) into
+    per (region, CDN, hour) real-viewer QoE in RUM.jsonl. No viewer address or session id is
+    written anywhere: sessions are counted."""
+    from render.console import status
+    from render.rum import ingest_doc, show_ingest
+    from rum.ingest import IngestRequest, ingest
+    config = _probe_config(config_path)
+    request = IngestRequest(
+        logs=logs, log_format=log_format, config=config, output=output, cdn=cdn,
+        fields=tuple(f.strip() for f in fields.split(",") if f.strip()) if fields else None,
+        endpoint_url=endpoint_url)
+    with status(quiet=as_json, message=f"rum ingest ({engine})"):
+        if engine == "athena":
+            from rum.athena import AthenaTarget, ingest_athena
+            target = AthenaTarget(database=database, workgroup=workgroup, table=table,
+                                  query_results=query_results, region=aws_region)
+            result = ingest_athena(request, target)
+        else:
+            result = ingest(request)
+    if as_json:
+        emit_json(ingest_doc(result))
+    else:
+        show_ingest(result)
+
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,103 @@
+-- Real-viewer QoE per (region, CDN, hour) from CDN log requests, plus one row per log file.
+-- One text for DuckDB (embedded) and Amazon Athena (Trino): only functions both have, or that
+-- rum/ingest.py defines in DuckDB under Trino's name (to_unixtime, approx_percentile).
+-- Placeholders: @REGION_MAP@ and @CDN_MAP@ (VALUES rows), @DEFAULT_CDN@ (a literal or NULL),
+-- @REQUESTS@ (requests_standard.sql or requests_realtime.sql over the log table).
+WITH
+region_map (kind, code, region) AS (VALUES @REGION_MAP@),
+cdn_map (host, cdn) AS (VALUES @CDN_MAP@),
+raw AS (@REQUESTS@),
+-- CMCD keys (CTA-5004 Table 1): a key starts the payload or follows a comma; a string value
+-- is quoted, a bare key is a boolean true (`?1` true, `?0` false as Structured Fields write).
+keyed AS (
+  SELECT
+    filename, t_end, time_taken, country, edge_location, host, host_header, status, bytes,
+    COALESCE(rt_sid,
+      NULLIF(regexp_extract(cmcd, '(?:^|,)sid=("(?:[^"\\]|\\.)*"|[^,]*)', 1), '')) AS sid_raw,
+    COALESCE(rt_br, NULLIF(regexp_extract(cmcd, '(?:^|,)br=([^,]*)', 1), '')) AS br_raw,
+    COALESCE(rt_mtp, NULLIF(regexp_extract(cmcd, '(?:^|,)mtp=([^,]*)', 1), '')) AS mtp_raw,
+    COALESCE(rt_ot, NULLIF(regexp_extract(cmcd, '(?:^|,)ot=([^,]*)', 1), '')) AS ot,
+    COALESCE(rt_bs, NULLIF(regexp_extract(cmcd, '(?:^|,)bs(=[^,]*)?(?:,|$)', 0), ''))
+      AS bs_raw,
+    COALESCE(rt_su, NULLIF(regexp_extract(cmcd, '(?:^|,)su(=[^,]*)?(?:,|$)', 0), ''))
+      AS su_raw
+  FROM raw
+),
+requests AS (
+  SELECT
+    k.filename,
+    COALESCE(rc.region, re.region, 'unknown') AS region,
+    COALESCE(@DEFAULT_CDN@, ch.cdn, cx.cdn, k.host_header, k.host, 'unknown') AS cdn,
+    floor(k.t_end / 3600) * 3600 AS hour,
+    k.t_end,
+    k.t_end - COALESCE(k.time_taken, 0) AS t_start,
+    k.status,
+    k.bytes,
+    NULLIF(trim(BOTH '"' FROM k.sid_raw), '') AS sid,
+    TRY_CAST(k.br_raw AS BIGINT) AS br,
+    TRY_CAST(k.mtp_raw AS BIGINT) AS mtp,
+    k.ot,
+    k.bs_raw IS NOT NULL AND k.bs_raw NOT LIKE '%=?0%' AND k.bs_raw NOT IN ('0', 'false')
+      AS bs,
+    k.su_raw IS NOT NULL AND k.su_raw NOT LIKE '%=?0%' AND k.su_raw NOT IN ('0', 'false')
+      AS su,
+    (CASE WHEN k.br_raw IS NOT NULL AND COALESCE(TRY_CAST(k.br_raw AS BIGINT), -1) < 0
+          THEN 1 ELSE 0 END)
+    + (CASE WHEN k.mtp_raw IS NOT NULL AND COALESCE(TRY_CAST(k.mtp_raw AS BIGINT), -1) < 0
+            THEN 1 ELSE 0 END)
+    + (CASE WHEN k.ot IS NOT NULL AND k.ot NOT IN ('m', 'a', 'v', 'av', 'i', 'c', 'tt', 'k', 'o')
+            THEN 1 ELSE 0 END) AS bad_cmcd,
+    CASE WHEN k.t_end IS NULL OR k.status IS NULL THEN 1 ELSE 0 END AS unreadable
+  FROM keyed k
+  LEFT JOIN region_map rc ON rc.kind = 'country' AND rc.code = upper(k.country)
+  LEFT JOIN region_map re ON re.kind = 'edge' AND re.code = upper(substr(k.edge_location, 1, 3))
+  LEFT JOIN cdn_map ch ON ch.host = k.host_header
+  LEFT JOIN cdn_map cx ON cx.host = k.host
+),
+-- One pass over the requests feeds two groupings: viewer sessions (a session id within a
+-- region, CDN and hour; requests without CMCD form a group of their own, sid NULL) and files.
+stage AS (
+  SELECT
+    GROUPING(filename) AS per_session,
+    filename, region, cdn, hour, sid,
+    count(*) AS requests,
+    sum(CASE WHEN status >= 400 THEN 1 ELSE 0 END) AS errors,
+    sum(COALESCE(bytes, 0)) AS bytes,
+    -- startup: first request sent -> last startup (`su`) object delivered
+    max(CASE WHEN su THEN t_end END) - min(t_start) AS startup,
+    max(CASE WHEN bs THEN 1 ELSE 0 END) AS rebuffered,
+    sum(CASE WHEN bs THEN 1 ELSE 0 END) AS starved,
+    sum(CASE WHEN ot IN ('v', 'av') THEN 1 ELSE 0 END) AS media,
+    avg(CAST(mtp AS DOUBLE)) AS mtp,
+    avg(CASE WHEN ot IN ('v', 'av') THEN CAST(br AS DOUBLE) END) AS bitrate,
+    sum(bad_cmcd) AS bad_cmcd,
+    sum(unreadable) AS unreadable
+  FROM requests
+  GROUP BY GROUPING SETS ((region, cdn, hour, sid), (filename))
+)
+SELECT
+  'cell' AS kind, CAST(NULL AS VARCHAR) AS filename, region, cdn, hour,
+  count(sid) AS sessions,
+  sum(requests) AS requests,
+  sum(errors) AS errors,
+  sum(bytes) AS bytes,
+  CAST(approx_percentile(startup, 0.5) AS DOUBLE) AS startup_p50,
+  CAST(approx_percentile(startup, 0.95) AS DOUBLE) AS startup_p95,
+  sum(starved) AS starved,
+  sum(media) AS media,
+  sum(CASE WHEN sid IS NOT NULL THEN rebuffered ELSE 0 END) AS rebuffering_sessions,
+  CAST(approx_percentile(mtp, 0.5) AS DOUBLE) AS mtp_p50,
+  CAST(avg(bitrate) AS DOUBLE) AS bitrate,
+  sum(bad_cmcd) AS bad_cmcd,
+  sum(unreadable) AS unreadable
+FROM stage
+WHERE per_session = 1
+GROUP BY region, cdn, hour
+UNION ALL
+SELECT
+  'file', filename, CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR), CAST(NULL AS DOUBLE),
+  CAST(0 AS BIGINT), requests, errors, bytes, CAST(NULL AS DOUBLE), CAST(NULL AS DOUBLE),
+  starved, media, CAST(0 AS BIGINT), CAST(NULL AS DOUBLE), CAST(NULL AS DOUBLE),
+  bad_cmcd, unreadable
+FROM stage
+WHERE per_session = 0
