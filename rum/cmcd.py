@@ -147,10 +147,7 @@ def _bare(raw: str) -> Value:
     if raw.startswith('"'):
         if _string_end(raw) != len(raw) - 1:
             raise _Bad(raw)
-        body = raw[1:-1]
-        if re.search(r'\\[^"\\]', body):
-            raise _Bad(raw)
-        return body.replace('\\"', '"').replace("\\\\", "\\")
+        return _unescape(raw[1:-1])
     if raw in ("?1", "?0"):
         return raw == "?1"
     if _NUMBER.fullmatch(raw):
@@ -161,6 +158,21 @@ def _bare(raw: str) -> Value:
     if _TOKEN.fullmatch(raw):
         return raw
     raise _Bad(raw)
+
+
+def _unescape(body: str) -> str:
+    """RFC 8941 §3.3.3: only `\\"` and `\\\\` are escapes; any other backslash is an error."""
+    out: list[str] = []
+    chars = iter(body)
+    for ch in chars:
+        if ch == "\\":
+            nxt = next(chars, "")
+            if nxt not in ('"', "\\"):
+                raise _Bad(body)
+            out.append(nxt)
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 def _typed(key: str, value: Value) -> bool:

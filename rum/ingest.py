@@ -43,7 +43,7 @@ from rum.sources import LogSource, head_lines, local_sources, s3_sources, salvag
 
 ENGINES = ("duckdb", "athena")
 #: Trino's names for what DuckDB spells otherwise: the shared SQL calls these.
-_TRINO_MACROS = (
+TRINO_MACROS = (
     "CREATE OR REPLACE MACRO to_unixtime(t) AS epoch(t)",
     "CREATE OR REPLACE MACRO approx_percentile(x, p) AS approx_quantile(x, p)",
 )
@@ -158,13 +158,14 @@ def run_duckdb(sources: Sequence[LogSource], log_format: str, fields: tuple[str,
         con = duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": tmp,
                                      "preserve_insertion_order": False})
         try:
-            for macro in _TRINO_MACROS:
+            for macro in TRINO_MACROS:
                 con.execute(macro)
             paths = dict(readable)  # where DuckDB reads each source (a salvaged copy, maybe)
             rows: list[dict[str, Any]] = []
             while paths:
                 try:
-                    sql = render(log_format, _read_csv(list(paths), log_format, fields), mapping)
+                    sql = render(log_format, read_csv_source(list(paths), log_format, fields),
+                                 mapping)
                     rows = rows_as_dicts(con.execute(sql).fetchall())
                     break
                 except duckdb.IOException as exc:
@@ -215,7 +216,7 @@ def cell_of(row: dict[str, Any], batch: str) -> RumCell:
     )
 
 
-def _read_csv(paths: Sequence[Path], log_format: str, fields: tuple[str, ...] | None) -> str:
+def read_csv_source(paths: Sequence[Path], log_format: str, fields: tuple[str, ...] | None) -> str:
     """DuckDB's reader over the files: tab-separated, no quoting, `#` lines skipped, every
     column text (the SQL casts), bad lines set aside in the rejects table."""
     names = STANDARD_COLUMNS if log_format == STANDARD else tuple(
