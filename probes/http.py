@@ -278,6 +278,10 @@ class Fetcher:
             headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
             timeout=aiohttp.ClientTimeout(total=None),
         )
+        # Every request is a record: aiohttp resends an idempotent request once, silently,
+        # when the connection fails before the response (RFC 9112 §9.3.1 allows it), which
+        # hid resets from the error rate. A probe reports what the CDN did, so no resend.
+        self.session._retry_connection = False
 
     async def __aenter__(self) -> Fetcher:
         return self
@@ -301,6 +305,7 @@ class Fetcher:
         chunks: list[bytes] = []
         error: str | None = None
         detail: str | None = None
+        expected: int | None = None
         try:
             async with asyncio.timeout(self.timeout), self.session.get(
                 url, allow_redirects=False, trace_request_ctx=clock
@@ -314,6 +319,7 @@ class Fetcher:
                 if clock.first_byte is None:
                     clock.first_byte = perf_counter_ns()
                 status = resp.status
+                expected = resp.content_length
                 headers = {k.lower(): v for k, v in resp.headers.items()
                            if k.lower() in CACHE_HEADERS}
                 async for chunk in resp.content.iter_any():
@@ -324,7 +330,6 @@ class Fetcher:
                 if isinstance(clock.handler, _Handler) and clock.last_byte is not None:
                     clock.last_byte = max(clock.first_byte, min(
                         clock.last_byte, clock.handler.last_arrival or clock.last_byte))
-                expected = resp.content_length
                 if expected is not None and nbytes < expected:
                     error, detail = "truncated", f"{nbytes} of {expected} bytes"
                 elif status >= 500:
@@ -336,6 +341,11 @@ class Fetcher:
         except (aiohttp.ClientError, OSError) as exc:
             lost = getattr(clock.handler, "lost", None)
             error, detail = classify(exc, lost), f"{type(exc).__name__}: {exc}"
+            if status is not None:
+                # The headers came, the body was cut (by FIN or RST alike): truncated.
+                # "reset" is a connection that ended before any answer.
+                of = f" of {expected}" if expected is not None else ""
+                error, detail = "truncated", f"{nbytes}{of} bytes, then {error}: {detail}"
         finally:
             _CLOCK.reset(token)
         end = perf_counter_ns()

@@ -46,7 +46,7 @@ class Served:
     host: str  # the viewer's Host header
     path: str
     query: str  # as received (CMCD stays URL-encoded)
-    status: int
+    status: int  # 0 (logged as 000): no answer was sent
     sc_bytes: int  # headers and body bytes sent
     content_type: str
     content_length: int
@@ -76,7 +76,7 @@ def standard_line(r: Served, request_id: str) -> str:
     end = datetime.fromtimestamp(r.end, UTC)
     fields = [
         end.strftime("%Y-%m-%d"), end.strftime("%H:%M:%S"), r.edge_location, r.sc_bytes,
-        r.client_ip, r.method, r.domain, r.path, r.status, _encoded(r.referer),
+        r.client_ip, r.method, r.domain, r.path, f"{r.status:03d}", _encoded(r.referer),
         _encoded(r.user_agent), r.query or "-", "-", r.result_type, request_id, r.host,
         "http", r.cs_bytes, f"{r.time_taken:.3f}", "-", "-", "-", r.result_type, "HTTP/1.1",
         "-", "-", r.client_port, f"{r.ttfb:.3f}", r.result_type, r.content_type,
@@ -98,7 +98,7 @@ def realtime_line(r: Served, request_id: str) -> str:
     cmcd = from_query(r.query) if r.query else None
     values: dict[str, object] = {
         "timestamp": f"{r.end:.3f}", "c-ip": r.client_ip, "time-to-first-byte": f"{r.ttfb:.3f}",
-        "sc-status": r.status, "sc-bytes": r.sc_bytes, "cs-method": r.method,
+        "sc-status": f"{r.status:03d}", "sc-bytes": r.sc_bytes, "cs-method": r.method,
         "cs-protocol": "http", "cs-host": r.domain, "cs-uri-stem": r.path,
         "cs-bytes": r.cs_bytes, "x-edge-location": r.edge_location,
         "x-edge-request-id": request_id, "x-host-header": r.host,

@@ -6,8 +6,11 @@ from an origin URL (an S3 bucket prefix) like a CDN, plus `/bytes/N` synthetic b
   delay      seconds from the request's last byte to the status line (the first byte)
   bandwidth  bits/s cap: body chunk k leaves at first_byte + bytes_so_far / rate (the instant the
              bytes would have fully crossed such a link), so first->last byte = size / rate
-  failure    503 | reset (RST mid-body) | stall (never answers) | truncate (FIN mid-body), on
-             every `failure_every`-th request
+  failure    503 | reset (RST mid-body) | stall (never answers) | truncate (FIN mid-body) |
+             drop (RST as soon as the request arrives, nothing sent), on every
+             `failure_every`-th request
+  fault_plan or request by request: the n-th request gets plan[(n - 1) % len(plan)], a
+             failure name or "" for none (a seeded plan: tests know what the edge did)
   cache      header style of a CDN: cloudfront, cloudflare, fastly, akamai or none
   origin     http://HOST:PORT/PREFIX/: objects are fetched there on a miss and kept for the
              origin's Cache-Control max-age; origin 404s are kept 10 s (CloudFront's default
@@ -51,7 +54,7 @@ from packager.tools import stop
 from testbed.accesslog import AccessLog, Served
 
 CACHE_STYLES = ("cloudfront", "cloudflare", "fastly", "akamai", "none")
-FAILURES = ("503", "reset", "stall", "truncate")
+FAILURES = ("503", "reset", "stall", "truncate", "drop")
 _SYNTHETIC = re.compile(r"^/bytes/(\d+)$")
 _CHUNK_SECONDS = 0.002  # pacing granularity of a capped body
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -84,11 +87,15 @@ class EdgeSpec:
     edge_location: str = "IAD89-P1"
     distribution: str = "E2CDNPACKTEST"
     log_flush: float = 0.5  # seconds between log deliveries
+    fault_plan: tuple[str, ...] = ()  # per request: a FAILURES name or "" (overrides failure)
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> EdgeSpec:
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in doc.items() if k in names})
+        known = {k: v for k, v in doc.items() if k in names}
+        if "fault_plan" in known:
+            known["fault_plan"] = tuple(known["fault_plan"])
+        return cls(**known)
 
 
 def cache_headers(style: str, hit: bool) -> list[tuple[str, str]]:
@@ -154,6 +161,15 @@ class _EdgeProtocol(asyncio.Protocol):
             self.edge.requests % max(self.edge.spec.failure_every, 1) == 0
         )
         failure = self.edge.spec.failure if failing else None
+        plan = self.edge.spec.fault_plan
+        if plan:
+            failure = plan[(self.edge.requests - 1) % len(plan)] or None
+        if failure == "drop":
+            if self.entry is not None:
+                self.entry.update(status=0, sc_bytes=0, content_type="-", content_length=0,
+                                  hit=None, extra={})
+            self.finish("reset", keep_alive=False)
+            return
         if failure == "stall":
             return  # hold the connection open, say nothing
         if method == "OPTIONS":  # CORS preflight
@@ -326,7 +342,8 @@ class _Edge:
             status=status, sc_bytes=int(entry["sc_bytes"]),
             content_type=str(entry["content_type"]),
             content_length=int(entry["content_length"]),
-            result_type="Error" if status >= 400 else ("Hit" if entry["hit"] else "Miss"),
+            result_type=("Error" if status >= 400 or status == 0
+                         else "Hit" if entry["hit"] else "Miss"),
             user_agent=headers.get("user-agent", "-"), referer=headers.get("referer", "-"),
             range_start=int(span.group(1)) if span else None,
             range_end=int(span.group(2)) if span else None,
