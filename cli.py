@@ -444,6 +444,14 @@ def probe_command(region: str, config_path: Path | None, output: Path | None,
     show_probe(run, card, str(target), stored)
 
 
+def _rum(path: Path | None) -> Any:
+    """(region, CDN) -> real-viewer summary of a RUM.jsonl; None without --rum."""
+    if path is None:
+        return None
+    from rum.records import load_summaries
+    return load_summaries(path)
+
+
 @cdnpack.command("score")
 @click.argument("results", nargs=-1, required=True)
 @click.option("--config", "config_path", type=click.Path(path_type=Path),
@@ -453,9 +461,12 @@ def probe_command(region: str, config_path: Path | None, output: Path | None,
               help="Write Prometheus text exposition here (atomically; textfile collector).")
 @click.option("--html", "html_path", type=click.Path(path_type=Path),
               help="Write an HTML report (heatmap, TTFB distributions) here.")
+@click.option("--rum", "rum_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Real-viewer QoE (RUM.jsonl from `rum ingest`) beside the probes' columns.")
 @json_option
 def score_command(results: tuple[str, ...], config_path: Path | None, endpoint_url: str | None,
-                  prometheus: Path | None, html_path: Path | None, as_json: bool) -> None:
+                  prometheus: Path | None, html_path: Path | None, rum_path: Path | None,
+                  as_json: bool) -> None:
     """Score RESULTS (JSONL files or s3://BUCKET/PREFIX): percentiles, scores, rankings.
 
     score = 100 x availability x (0.4 T + 0.3 S + 0.3 R), each term budget/(budget+p95)
@@ -468,14 +479,15 @@ def score_command(results: tuple[str, ...], config_path: Path | None, endpoint_u
     from render.probes import scorecard_doc, show_scorecard
     config = _probe_config(config_path)
     card = scorecard(read_results(results, _s3(endpoint_url)), config)
+    rum = _rum(rum_path)
     if prometheus is not None:
         write_atomic(prometheus, prometheus_text(card))
     if html_path is not None:
-        write_atomic(html_path, html_report(card))
+        write_atomic(html_path, html_report(card, rum=rum))
     if as_json:
-        emit_json(scorecard_doc(card))
+        emit_json(scorecard_doc(card, rum))
     else:
-        show_scorecard(card, "cdnpack score")
+        show_scorecard(card, "cdnpack score", rum)
 
 
 @cdnpack.command("gate")
@@ -485,9 +497,12 @@ def score_command(results: tuple[str, ...], config_path: Path | None, endpoint_u
 @click.option("--endpoint-url", help="S3-compatible endpoint for s3:// results.")
 @click.option("--junit", type=click.Path(path_type=Path),
               help="Write JUnit XML: one testcase per region x CDN x budget.")
+@click.option("--rum", "rum_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Real-viewer QoE (RUM.jsonl) for the rum_startup_p95 / rum_rebuffer_ratio "
+                   "budgets.")
 @json_option
 def gate_command(results: tuple[str, ...], config_path: Path | None, endpoint_url: str | None,
-                 junit: Path | None, as_json: bool) -> None:
+                 junit: Path | None, rum_path: Path | None, as_json: bool) -> None:
     """Exit 0 when every budget holds for RESULTS, 1 when any is missed, 2 on bad input."""
     from packager.files import write_atomic
     from probes.gate import enforce, evaluate, junit_xml, write_step_summary
@@ -496,7 +511,7 @@ def gate_command(results: tuple[str, ...], config_path: Path | None, endpoint_ur
     from render.probes import show_verdict, verdict_doc
     config = _probe_config(config_path)
     card = scorecard(read_results(results, _s3(endpoint_url)), config)
-    verdict = evaluate(card, config)
+    verdict = evaluate(card, config, _rum(rum_path))
     if junit is not None:
         write_atomic(junit, junit_xml(verdict))
     write_step_summary(verdict, card)

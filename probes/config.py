@@ -104,6 +104,9 @@ class Budget:
     startup_p95: float | None = None  # seconds
     min_throughput: float | None = None  # x top rendition bitrate (median segment throughput)
     max_error_rate: float | None = None  # fraction 0..1
+    # Real viewers (cdnpack score/gate --rum RUM.jsonl, from CDN logs with CMCD):
+    rum_startup_p95: float | None = None  # seconds
+    rum_rebuffer_ratio: float | None = None  # fraction 0..1 of video requests after a stall
 
 
 @dataclass(frozen=True)
@@ -401,7 +404,8 @@ def _settings(r: _Reader, m: _Mapping) -> ProbeSettings:
 
 
 def _budget(r: _Reader, m: _Mapping, name: str, base: Budget) -> Budget:
-    r.unknown(m, name, {"ttfb_p95", "startup_p95", "min_throughput", "max_error_rate"})
+    r.unknown(m, name, {"ttfb_p95", "startup_p95", "min_throughput", "max_error_rate",
+                        "rum_startup_p95", "rum_rebuffer_ratio"})
     return Budget(
         ttfb_p95=r.duration(m, "ttfb_p95", name, base.ttfb_p95),
         startup_p95=r.duration(m, "startup_p95", name, base.startup_p95),
@@ -409,6 +413,9 @@ def _budget(r: _Reader, m: _Mapping, name: str, base: Budget) -> Budget:
                         if "min_throughput" in m else base.min_throughput),
         max_error_rate=(r.number(m, "max_error_rate", name, None, 0.0, 1.0)
                         if "max_error_rate" in m else base.max_error_rate),
+        rum_startup_p95=r.duration(m, "rum_startup_p95", name, base.rum_startup_p95),
+        rum_rebuffer_ratio=(r.number(m, "rum_rebuffer_ratio", name, None, 0.0, 1.0)
+                            if "rum_rebuffer_ratio" in m else base.rum_rebuffer_ratio),
     )
 
 

@@ -177,6 +177,11 @@ class RumSummary:
         return self.errors / self.requests if self.requests else None
 
 
+def load_summaries(path: Path) -> dict[tuple[str, str], RumSummary]:
+    """A RUM.jsonl as (region, CDN) -> summary over its hours (`score`/`gate --rum`)."""
+    return summarize(read_rum(path).cells)
+
+
 def summarize(cells: Iterable[RumCell]) -> dict[tuple[str, str], RumSummary]:
     groups: dict[tuple[str, str], list[RumCell]] = defaultdict(list)
     for c in cells:
