@@ -413,11 +413,22 @@ def _s3(endpoint_url: str | None) -> Any:
               help="Also append this run as a new object under an S3 prefix.")
 @click.option("--endpoint-url", help="S3-compatible endpoint for --results.")
 @click.option("--samples", type=click.IntRange(min=1), help="Override probe.samples.")
+@click.option("--every", metavar="DURATION",
+              help="Run until stopped, one round per DURATION (60s, 5m), each round appended "
+                   "to --output and stored as a new object under --results.")
+@click.option("--jitter", metavar="DURATION",
+              help="--every: wait up to this much more before each round (10s).")
+@click.option("--rounds", type=click.IntRange(min=1),
+              help="--every: stop after this many rounds.")
 @json_option
 def probe_command(region: str, config_path: Path | None, output: Path | None,
                   results_url: str | None, endpoint_url: str | None, samples: int | None,
+                  every: str | None, jitter: str | None, rounds: int | None,
                   as_json: bool) -> None:
-    """Probe every CDN from REGION: timed fetches and player-like video sessions, as JSONL."""
+    """Probe every CDN from REGION: timed fetches and player-like video sessions, as JSONL.
+
+    With --every, rounds run on a schedule until stopped: Ctrl-C or SIGTERM lets the running
+    round finish and write, then exits 0; a failing results bus is retried and reported."""
     from packager.files import write_atomic
     from probes.results import jsonl, parse_records
     from probes.run import probe_region
@@ -428,6 +439,12 @@ def probe_command(region: str, config_path: Path | None, output: Path | None,
     if samples is not None:
         config = config.with_samples(samples)
     config.region(region)  # unknown region: exit 2 before any traffic
+    if every is not None:
+        _probe_every(config, region, every, jitter, rounds, output, results_url, endpoint_url,
+                     as_json)
+        return
+    if jitter is not None or rounds is not None:
+        raise click.UsageError("--jitter and --rounds go with --every")
     with unit_progress(as_json, f"probe {region}") as sink:
         run = probe_region(config, region, sink)
     text = jsonl(run.lines)
@@ -450,6 +467,19 @@ def _rum(path: Path | None) -> Any:
         return None
     from rum.records import load_summaries
     return load_summaries(path)
+
+
+def _probe_every(config: ProbeConfig, region: str, every: str, jitter: str | None,
+                 rounds: int | None, output: Path | None, results_url: str | None,
+                 endpoint_url: str | None, as_json: bool) -> None:
+    from probes.config import parse_duration
+    from probes.schedule import Schedule, run_schedule
+    from render.probes import show_round
+    schedule = Schedule(every=parse_duration(every, "--every"),
+                        jitter=parse_duration(jitter, "--jitter") if jitter else 0.0,
+                        rounds=rounds)
+    run_schedule(config, region, schedule, output or Path(f"probe-{region}.jsonl"),
+                 results_url, _s3(endpoint_url), lambda r: show_round(r, as_json))
 
 
 @cdnpack.command("score")

@@ -138,6 +138,15 @@ class ProbeConfig:
         return self.budgets.get(region_id, self.budgets.get("default", Budget()))
 
 
+def parse_duration(text: str, what: str) -> float:
+    """Seconds of a duration typed with its unit (`250ms`, `60s`, `5m`), as in the config."""
+    match = _DURATION.match(text)
+    if match is None:
+        raise InputError(f"{what}: must be a duration with a unit (ms, s, m) like 60s, "
+                         f"got {text!r}")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
 def default_config_path() -> Path:
     """./regions.yaml, else the shipped one."""
     here = Path(CONFIG_NAME)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from typing import Any
 
+import click
 from rich.table import Table
 
 from probes.gate import RumCells, Verdict
 from probes.run import ProbeRun
+from probes.schedule import RoundReport
 from probes.score import Cell, Scorecard
-from render.console import millis, out_console
+from render.console import fail, millis, out_console
 
 
 def verdict_doc(verdict: Verdict) -> dict[str, Any]:
@@ -104,6 +107,23 @@ def scorecard_doc(card: Scorecard, rum: RumCells | None = None) -> dict[str, Any
     if rum is not None:
         doc["rum"] = rum_doc(rum)
     return doc
+
+
+def show_round(report: RoundReport, as_json: bool) -> None:
+    """One line per scheduled round (a JSON object per line with --json); bus failures on
+    stderr, where a cron mail or a pod log shows them."""
+    if as_json:
+        click.echo(json.dumps({**probe_doc(report.run, report.output, None),
+                               "round": report.round, "stored": report.stored,
+                               "bus_errors": report.bus_errors, "pending": report.pending}))
+    else:
+        run = report.run
+        out_console.print(
+            f"round {report.round}: {run.fetches} fetches, {run.errors} errors in "
+            f"{run.seconds:.1f} s -> {report.output}"
+            + (f", {len(report.stored)} stored" if report.stored else ""))
+    for error in report.bus_errors:
+        fail(f"results bus: round {report.round}: {error} (kept; retried with the next round)")
 
 
 def probe_doc(run: ProbeRun, output: str, stored: str | None) -> dict[str, Any]:
