@@ -482,6 +482,34 @@ def _probe_every(config: ProbeConfig, region: str, every: str, jitter: str | Non
                  results_url, _s3(endpoint_url), lambda r: show_round(r, as_json))
 
 
+@cdnpack.command("exporter")
+@click.option("--config", "config_path", type=click.Path(path_type=Path),
+              help="Regions, CDNs and targets (default: regions.yaml).")
+@click.option("--region", required=True, help="Region id this exporter probes from.")
+@click.option("--listen", default="127.0.0.1:9115", show_default=True, metavar="HOST:PORT",
+              help="Address to serve /probe and /metrics on (port 0: any free port).")
+@json_option
+def exporter_command(config_path: Path | None, region: str, listen: str,
+                     as_json: bool) -> None:
+    """Serve a Prometheus exporter in blackbox_exporter's style: /probe?cdn=ID&target=PATH
+    runs one probe (blackbox metric names, plus startup and sustainable bitrate for hls/dash
+    targets); /metrics is the exporter's own. Runs until Ctrl-C or SIGTERM."""
+    from probes.exporter import parse_listen, serve
+    config = _probe_config(config_path)
+    address = parse_listen(listen)
+    config.region(region)  # unknown region: exit 2 before listening
+
+    def ready(url: str) -> None:
+        if as_json:
+            emit_json({"listen": url, "region": region})
+        else:
+            out_console.print(f"cdnpack exporter ({region}) on {url}: /probe?cdn=ID&target="
+                              "PATH, /metrics")
+        sys.stdout.flush()
+
+    serve(config, region, address, ready)
+
+
 @cdnpack.command("score")
 @click.argument("results", nargs=-1, required=True)
 @click.option("--config", "config_path", type=click.Path(path_type=Path),

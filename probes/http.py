@@ -24,7 +24,7 @@ import functools
 import socket
 import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from time import perf_counter_ns
 from types import SimpleNamespace, TracebackType
@@ -98,6 +98,8 @@ class FetchResult:
     lag: float  # worst event-loop lag (s) during the fetch
     lagged: bool
     body: builtins.bytes = field(default=b"", repr=False, compare=False)  # kept only when asked
+    content_length: int | None = None  # the Content-Length header, when the response had one
+    http_version: str | None = None  # of the response, e.g. "1.1"
 
 
 class PinnedResolver(AbstractResolver):
@@ -306,6 +308,7 @@ class Fetcher:
         error: str | None = None
         detail: str | None = None
         expected: int | None = None
+        version: str | None = None
         try:
             async with asyncio.timeout(self.timeout), self.session.get(
                 url, allow_redirects=False, trace_request_ctx=clock
@@ -320,6 +323,8 @@ class Fetcher:
                     clock.first_byte = perf_counter_ns()
                 status = resp.status
                 expected = resp.content_length
+                if resp.version is not None:
+                    version = f"{resp.version.major}.{resp.version.minor}"
                 headers = {k.lower(): v for k, v in resp.headers.items()
                            if k.lower() in CACHE_HEADERS}
                 async for chunk in resp.content.iter_any():
@@ -351,8 +356,9 @@ class Fetcher:
         end = perf_counter_ns()
         if clock.first_byte is not None and clock.last_byte is None and error is None:
             clock.last_byte = clock.first_byte  # empty body
-        return self._result(url, (started_at, _now()), clock, end, status, headers, nbytes,
-                            error, detail, b"".join(chunks))
+        result = self._result(url, (started_at, _now()), clock, end, status, headers, nbytes,
+                              error, detail, b"".join(chunks))
+        return replace(result, content_length=expected, http_version=version)
 
     def _result(self, url: str, wall: tuple[str, str], c: _PhaseClock, end: int,
                 status: int | None, headers: dict[str, str], nbytes: int, error: str | None,
