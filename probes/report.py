@@ -93,19 +93,21 @@ def _side_by_side(card: Scorecard, rum: dict[tuple[str, str], RumSummary]) -> li
            "<th>probe startup p95 ms</th><th>probe availability</th><th>viewers</th>"
            "<th>viewer startup p50/p95 ms</th><th>rebuffer ratio</th>"
            "<th>rebuffering sessions</th><th>throughput p50 (mtp) Mb/s</th>"
+           "<th>delivered p50 Mb/s</th>"
            "<th>bitrate Mb/s</th><th>viewer error rate</th></tr>"]
     for key in sorted(set(cells) | set(rum)):
         c, v = cells.get(key), rum.get(key)
         probe = (["–"] * 3 if c is None else
                  [_ms(c.ttfb.p95), _ms(c.startup.p95), f"{c.availability * 100:.2f}%"])
         if v is None:
-            viewers = ["no data"] + ["–"] * 6
+            viewers = ["no data"] + ["–"] * 7
         else:
             viewers = [
                 str(v.sessions), f"{_ms(v.startup_p50)}/{_ms(v.startup_p95)}",
                 "–" if v.rebuffer_ratio is None else f"{v.rebuffer_ratio * 100:.1f}%",
                 str(v.rebuffering_sessions),
                 "–" if v.mtp_p50 is None else f"{v.mtp_p50 / 1e6:.2f}",
+                "–" if v.throughput_p50 is None else f"{v.throughput_p50 / 1e6:.2f}",
                 "–" if v.bitrate is None else f"{v.bitrate / 1e6:.2f}",
                 "–" if v.error_rate is None else f"{v.error_rate * 100:.2f}%"]
         row = [names.get(key[0], key[0]), key[1], *probe, *viewers]

@@ -71,7 +71,7 @@ def show_scorecard(card: Scorecard, title: str, rum: RumCells | None = None) -> 
 
 
 #: The real-viewer columns (CDN logs with CMCD) beside the probes' in the score table.
-RUM_COLUMNS = ("viewers", "RUM startup p50/p95 ms", "rebuffer", "RUM Mb/s mtp", "err.")
+RUM_COLUMNS = ("viewers", "RUM startup p50/p95 ms", "rebuffer", "RUM Mb/s mtp/edge", "err.")
 
 
 def rum_row(viewers: Any) -> tuple[str, ...]:
@@ -79,7 +79,8 @@ def rum_row(viewers: Any) -> tuple[str, ...]:
     if viewers is None:
         return ("no data", "-", "-", "-", "-")
     ratio = "-" if viewers.rebuffer_ratio is None else f"{viewers.rebuffer_ratio * 100:.1f}%"
-    mbps = "-" if viewers.mtp_p50 is None else f"{viewers.mtp_p50 / 1e6:.1f}"
+    mbps = "/".join("-" if v is None else f"{v / 1e6:.1f}"
+                    for v in (viewers.mtp_p50, viewers.throughput_p50))
     errors = "-" if viewers.error_rate is None else f"{viewers.error_rate * 100:.2f}%"
     return (str(viewers.sessions), f"{millis(viewers.startup_p50)}/{millis(viewers.startup_p95)}",
             ratio, mbps, errors)

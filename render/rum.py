@@ -28,7 +28,7 @@ def show_ingest(result: IngestResult) -> None:
     table = Table(title=f"rum ingest: {len(result.files)} files, {result.lines} lines in "
                         f"{result.seconds:.1f} s ({result.engine})")
     for col in ("region", "CDN", "hour (UTC)", "sessions", "startup p50/p95 ms",
-                "rebuffer", "mtp p50 Mb/s", "bitrate Mb/s", "errors", "GB"):
+                "rebuffer", "mtp p50 Mb/s", "delivered Mb/s", "bitrate Mb/s", "errors", "GB"):
         table.add_column(col, justify="left" if col in ("region", "CDN", "hour (UTC)")
                          else "right")
     for c in result.cells:
@@ -36,7 +36,8 @@ def show_ingest(result: IngestResult) -> None:
         table.add_row(c.region, c.cdn, c.hour[:13].replace("T", " "), str(c.sessions),
                       f"{millis(c.startup_p50)}/{millis(c.startup_p95)}",
                       f"{ratio} ({c.rebuffering_sessions} sess.)", _mbps(c.mtp_p50),
-                      _mbps(c.bitrate), f"{c.error_rate * 100:.2f}%", f"{c.bytes / 1e9:.3f}")
+                      _mbps(c.throughput_p50), _mbps(c.bitrate), f"{c.error_rate * 100:.2f}%",
+                      f"{c.bytes / 1e9:.3f}")
     out_console.print(table)
     for f in result.files:
         notes = [f"{f.rejected} lines rejected" if f.rejected else "",

@@ -23,7 +23,7 @@ from rum.locations import edge_regions
 COLUMNS = (
     "kind", "filename", "region", "cdn", "hour", "sessions", "requests", "errors", "bytes",
     "startup_p50", "startup_p95", "starved", "media", "rebuffering_sessions", "mtp_p50",
-    "bitrate", "bad_cmcd", "unreadable",
+    "throughput_p50", "bitrate", "bad_cmcd", "unreadable",
 )
 
 

@@ -30,7 +30,8 @@ from rum.sources import list_s3
 DEFAULT_TABLES = {STANDARD: "cloudfront_standard_logs", "cloudfront-realtime":
                   "cloudfront_realtime_logs"}
 _NUMERIC = {"hour", "sessions", "requests", "errors", "bytes", "startup_p50", "startup_p95",
-            "starved", "media", "rebuffering_sessions", "mtp_p50", "bitrate", "bad_cmcd",
+            "starved", "media", "rebuffering_sessions", "mtp_p50", "throughput_p50", "bitrate",
+            "bad_cmcd",
             "unreadable"}
 _POLL_SECONDS = (0.2, 0.5, 1.0, 2.0)
 

@@ -212,7 +212,10 @@ def cell_of(row: dict[str, Any], batch: str) -> RumCell:
         startup_p50=seconds(row["startup_p50"]), startup_p95=seconds(row["startup_p95"]),
         video_requests=int(row["media"]), starved_requests=int(row["starved"]),
         rebuffering_sessions=int(row["rebuffering_sessions"]),
-        mtp_p50=kbps(row["mtp_p50"]), bitrate=kbps(row["bitrate"]), batch=batch,
+        mtp_p50=kbps(row["mtp_p50"]), bitrate=kbps(row["bitrate"]),
+        throughput_p50=None if row["throughput_p50"] is None else round(
+            float(row["throughput_p50"]), 1),
+        batch=batch,
     )
 
 

@@ -8,9 +8,11 @@ One JSON object a line, `type` first:
         makes a second ingest of the same files count them once
 Nothing here names a viewer: no address, no session id (sessions are counted, never kept).
 Startup and throughput are per session (each viewer counts once), then percentiles over the
-cell's sessions. The rebuffer ratio is the share of video requests that carried CMCD `bs`
-(buffer starved since the previous request): CMCD v1 reports that a stall happened, not how
-long it lasted.
+cell's sessions. Throughput comes two ways: `mtp_p50`, what players measured and reported (CMCD
+mtp; shaka-player sends none), and `throughput_p50`, what the edge logged delivering video
+(sc-bytes x 8 / time-taken). The rebuffer ratio is the share of video requests that carried
+CMCD `bs` (buffer starved since the previous request): CMCD v1 reports that a stall happened,
+not how long it lasted.
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ class RumCell:
     video_requests: int  # CMCD ot=v or av
     starved_requests: int  # ... that carried bs
     rebuffering_sessions: int
-    mtp_p50: float | None  # bits/s, CMCD mtp
+    mtp_p50: float | None  # bits/s, CMCD mtp (the player's measure; not every player sends it)
+    throughput_p50: float | None  # bits/s, video sc-bytes / time-taken (the edge's measure)
     bitrate: float | None  # bits/s, mean CMCD br of video requests
     batch: str
 
@@ -169,6 +172,7 @@ class RumSummary:
     rebuffer_ratio: float | None
     rebuffering_sessions: int
     mtp_p50: float | None
+    throughput_p50: float | None
     bitrate: float | None
     hours: int
 
@@ -209,7 +213,8 @@ def _summary(key: tuple[str, str], cells: list[RumCell]) -> RumSummary:
         bytes=sum(c.bytes for c in cells), startup_p50=_weighted(cells, "startup_p50"),
         startup_p95=_weighted(cells, "startup_p95"), rebuffer_ratio=ratio,
         rebuffering_sessions=sum(c.rebuffering_sessions for c in cells),
-        mtp_p50=_weighted(cells, "mtp_p50"), bitrate=_weighted(cells, "bitrate"),
+        mtp_p50=_weighted(cells, "mtp_p50"), throughput_p50=_weighted(cells, "throughput_p50"),
+        bitrate=_weighted(cells, "bitrate"),
         hours=len({c.hour for c in cells}),
     )
 

@@ -31,6 +31,7 @@ requests AS (
     floor(k.t_end / 3600) * 3600 AS hour,
     k.t_end,
     k.t_end - COALESCE(k.time_taken, 0) AS t_start,
+    k.time_taken,
     k.status,
     k.bytes,
     NULLIF(trim(BOTH '"' FROM k.sid_raw), '') AS sid,
@@ -69,6 +70,10 @@ stage AS (
     sum(CASE WHEN bs THEN 1 ELSE 0 END) AS starved,
     sum(CASE WHEN ot IN ('v', 'av') THEN 1 ELSE 0 END) AS media,
     avg(CAST(mtp AS DOUBLE)) AS mtp,
+    -- what the edge delivered video at: bytes over time-taken (the CDN's own measure, for
+    -- players that report no mtp)
+    8 * sum(CASE WHEN ot IN ('v', 'av') AND time_taken > 0 THEN CAST(bytes AS DOUBLE) END)
+      / sum(CASE WHEN ot IN ('v', 'av') AND time_taken > 0 THEN time_taken END) AS delivered,
     avg(CASE WHEN ot IN ('v', 'av') THEN CAST(br AS DOUBLE) END) AS bitrate,
     sum(bad_cmcd) AS bad_cmcd,
     sum(unreadable) AS unreadable
@@ -87,6 +92,7 @@ SELECT
   sum(media) AS media,
   sum(CASE WHEN sid IS NOT NULL THEN rebuffered ELSE 0 END) AS rebuffering_sessions,
   CAST(approx_percentile(mtp, 0.5) AS DOUBLE) AS mtp_p50,
+  CAST(approx_percentile(delivered, 0.5) AS DOUBLE) AS throughput_p50,
   CAST(avg(bitrate) AS DOUBLE) AS bitrate,
   sum(bad_cmcd) AS bad_cmcd,
   sum(unreadable) AS unreadable
@@ -98,6 +104,6 @@ SELECT
   'file', filename, CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR), CAST(NULL AS DOUBLE),
   CAST(0 AS BIGINT), requests, errors, bytes, CAST(NULL AS DOUBLE), CAST(NULL AS DOUBLE),
   starved, media, CAST(0 AS BIGINT), CAST(NULL AS DOUBLE), CAST(NULL AS DOUBLE),
-  bad_cmcd, unreadable
+  CAST(NULL AS DOUBLE), bad_cmcd, unreadable
 FROM stage
 WHERE per_session = 0

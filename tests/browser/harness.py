@@ -74,6 +74,9 @@ class PlayCase:
     redirect: tuple[str, str] | None = None
     advance: float = 5.0  # seconds of media that must play
     timeout: float = 30.0
+    #: CTA-5004 CMCD in every request's query (hls.js `cmcd`, dash.js `streaming.cmcd`,
+    #: shaka-player `cmcd.enabled`), for the CDN logs to carry.
+    cmcd: bool = False
 
     def to_json(self) -> str:
         doc: dict[str, Any] = {
@@ -82,6 +85,8 @@ class PlayCase:
         }
         if self.redirect is not None:
             doc["redirect"] = {"fromSuffix": self.redirect[0], "to": self.redirect[1]}
+        if self.cmcd:
+            doc["cmcd"] = True
         return json.dumps(doc)
 
 

@@ -92,7 +92,8 @@ def test_athena_runs_the_duckdb_sql_on_the_bucket_and_reads_its_results(
 
     def key(path: Path) -> list[tuple[Any, ...]]:
         return sorted((c.region, c.cdn, c.hour, c.sessions, c.requests, c.startup_p50,
-                       c.video_requests, c.starved_requests, c.mtp_p50, c.bitrate)
+                       c.video_requests, c.starved_requests, c.mtp_p50, c.throughput_p50,
+                       c.bitrate)
                       for c in read_rum(path).cells)
     assert key(out)
     assert key(out) == key(local)

@@ -87,6 +87,8 @@ def test_sessions_startup_rebuffering_throughput_and_bitrate_per_cell(
     assert alpha["bitrate"] == pytest.approx((3000 + 800) / 2 * 1000)
     assert alpha["mtp_p50"] is not None
     assert 2e6 <= alpha["mtp_p50"] <= 20e6
+    # the edge delivered 100 300 bytes in 0.3 s per segment
+    assert alpha["throughput_p50"] == pytest.approx(8 * 100_300 / 0.3, rel=0.01)
     # startup: first request sent (end 0.2 s - took 0.2 s) -> 2nd segment done (1.0 s)
     tolerance = 0.002 if fmt == "cloudfront-realtime" else 1.0  # standard logs: whole seconds
     assert alpha["startup_p50"] == pytest.approx(1.0, abs=tolerance)
