@@ -7,21 +7,33 @@ WITH
 region_map (kind, code, region) AS (VALUES @REGION_MAP@),
 cdn_map (host, cdn) AS (VALUES @CDN_MAP@),
 raw AS (@REQUESTS@),
--- CMCD keys (CTA-5004 Table 1): a key starts the payload or follows a comma; a string value
--- is quoted, a bare key is a boolean true (`?1` true, `?0` false as Structured Fields write).
+-- CMCD keys (CTA-5004 Table 1), found with plain string search (strpos, split_part: a tenth of
+-- a regular expression's cost): in ',' || payload || ',' a key starts after a comma and its
+-- value ends at the next one; a string value (sid) is quoted and ends at its closing quote; a
+-- boolean is true as the bare key (or `?1` in Structured Field syntax). A comma inside an
+-- earlier quoted value could hide a key: players quote only ids and URLs, which have none.
+framed AS (
+  SELECT r.*, concat(',', r.cmcd, ',') AS c FROM raw r
+),
 keyed AS (
   SELECT
     filename, t_end, time_taken, country, edge_location, host, host_header, status, bytes,
     COALESCE(rt_sid,
-      NULLIF(regexp_extract(cmcd, '(?:^|,)sid=("(?:[^"\\]|\\.)*"|[^,]*)', 1), '')) AS sid_raw,
-    COALESCE(rt_br, NULLIF(regexp_extract(cmcd, '(?:^|,)br=([^,]*)', 1), '')) AS br_raw,
-    COALESCE(rt_mtp, NULLIF(regexp_extract(cmcd, '(?:^|,)mtp=([^,]*)', 1), '')) AS mtp_raw,
-    COALESCE(rt_ot, NULLIF(regexp_extract(cmcd, '(?:^|,)ot=([^,]*)', 1), '')) AS ot,
-    COALESCE(rt_bs, NULLIF(regexp_extract(cmcd, '(?:^|,)bs(=[^,]*)?(?:,|$)', 0), ''))
-      AS bs_raw,
-    COALESCE(rt_su, NULLIF(regexp_extract(cmcd, '(?:^|,)su(=[^,]*)?(?:,|$)', 0), ''))
-      AS su_raw
-  FROM raw
+      CASE WHEN strpos(c, ',sid="') > 0
+           THEN split_part(substr(c, strpos(c, ',sid="') + 6), '"', 1)
+           WHEN strpos(c, ',sid=') > 0
+           THEN split_part(substr(c, strpos(c, ',sid=') + 5), ',', 1) END) AS sid_raw,
+    COALESCE(rt_br, CASE WHEN strpos(c, ',br=') > 0
+      THEN split_part(substr(c, strpos(c, ',br=') + 4), ',', 1) END) AS br_raw,
+    COALESCE(rt_mtp, CASE WHEN strpos(c, ',mtp=') > 0
+      THEN split_part(substr(c, strpos(c, ',mtp=') + 5), ',', 1) END) AS mtp_raw,
+    COALESCE(rt_ot, CASE WHEN strpos(c, ',ot=') > 0
+      THEN split_part(substr(c, strpos(c, ',ot=') + 4), ',', 1) END) AS ot,
+    COALESCE(rt_bs, CASE WHEN strpos(c, ',bs,') > 0 OR strpos(c, ',bs=?1,') > 0 THEN 'true'
+      END) AS bs_raw,
+    COALESCE(rt_su, CASE WHEN strpos(c, ',su,') > 0 OR strpos(c, ',su=?1,') > 0 THEN 'true'
+      END) AS su_raw
+  FROM framed
 ),
 requests AS (
   SELECT
@@ -38,10 +50,8 @@ requests AS (
     TRY_CAST(k.br_raw AS BIGINT) AS br,
     TRY_CAST(k.mtp_raw AS BIGINT) AS mtp,
     k.ot,
-    k.bs_raw IS NOT NULL AND k.bs_raw NOT LIKE '%=?0%' AND k.bs_raw NOT IN ('0', 'false')
-      AS bs,
-    k.su_raw IS NOT NULL AND k.su_raw NOT LIKE '%=?0%' AND k.su_raw NOT IN ('0', 'false')
-      AS su,
+    COALESCE(k.bs_raw NOT IN ('0', 'false'), false) AS bs,
+    COALESCE(k.su_raw NOT IN ('0', 'false'), false) AS su,
     (CASE WHEN k.br_raw IS NOT NULL AND COALESCE(TRY_CAST(k.br_raw AS BIGINT), -1) < 0
           THEN 1 ELSE 0 END)
     + (CASE WHEN k.mtp_raw IS NOT NULL AND COALESCE(TRY_CAST(k.mtp_raw AS BIGINT), -1) < 0

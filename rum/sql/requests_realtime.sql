@@ -11,8 +11,10 @@ SELECT
   x_host_header AS host_header,
   TRY_CAST(sc_status AS INTEGER) AS status,
   TRY_CAST(sc_bytes AS BIGINT) AS bytes,
-  NULLIF(url_decode(NULLIF(regexp_extract(cs_uri_query, '(?:^|&)CMCD=([^&]*)', 1), '')), '')
-    AS cmcd,
+  CASE WHEN strpos(concat('&', cs_uri_query), '&CMCD=') > 0
+       THEN url_decode(split_part(substr(concat('&', cs_uri_query),
+                                         strpos(concat('&', cs_uri_query), '&CMCD=') + 6), '&', 1))
+  END AS cmcd,
   NULLIF(cmcd_session_id, '-') AS rt_sid,
   NULLIF(cmcd_encoded_bitrate, '-') AS rt_br,
   NULLIF(cmcd_buffer_starvation, '-') AS rt_bs,

@@ -12,8 +12,10 @@ SELECT
   host_header,
   TRY_CAST(status AS INTEGER) AS status,
   TRY_CAST(bytes AS BIGINT) AS bytes,
-  NULLIF(url_decode(NULLIF(regexp_extract(query_string, '(?:^|&)CMCD=([^&]*)', 1), '')), '')
-    AS cmcd,
+  CASE WHEN strpos(concat('&', query_string), '&CMCD=') > 0
+       THEN url_decode(split_part(substr(concat('&', query_string),
+                                         strpos(concat('&', query_string), '&CMCD=') + 6), '&', 1))
+  END AS cmcd,
   CAST(NULL AS VARCHAR) AS rt_sid, CAST(NULL AS VARCHAR) AS rt_br,
   CAST(NULL AS VARCHAR) AS rt_bs, CAST(NULL AS VARCHAR) AS rt_su,
   CAST(NULL AS VARCHAR) AS rt_mtp, CAST(NULL AS VARCHAR) AS rt_ot
