@@ -7,13 +7,22 @@ WITH
 region_map (kind, code, region) AS (VALUES @REGION_MAP@),
 cdn_map (host, cdn) AS (VALUES @CDN_MAP@),
 raw AS (@REQUESTS@),
--- CMCD keys (CTA-5004 Table 1), found with plain string search (strpos, split_part: a tenth of
+-- The CMCD payload: the query's URL-encoded CMCD parameter (CTA-5004 section 2.3). Its keys
+-- (CTA-5004 Table 1), found with plain string search (strpos, split_part: a tenth of
 -- a regular expression's cost): in ',' || payload || ',' a key starts after a comma and its
 -- value ends at the next one; a string value (sid) is quoted and ends at its closing quote; a
 -- boolean is true as the bare key (or `?1` in Structured Field syntax). A comma inside an
 -- earlier quoted value could hide a key: players quote only ids and URLs, which have none.
+payload AS (
+  SELECT r.*,
+    CASE WHEN strpos(concat('&', r.query), '&CMCD=') > 0
+         THEN url_decode(split_part(substr(concat('&', r.query),
+                                           strpos(concat('&', r.query), '&CMCD=') + 6), '&', 1))
+    END AS cmcd
+  FROM raw r
+),
 framed AS (
-  SELECT r.*, concat(',', r.cmcd, ',') AS c FROM raw r
+  SELECT p.*, concat(',', p.cmcd, ',') AS c FROM payload p
 ),
 keyed AS (
   SELECT

@@ -1,6 +1,6 @@
 -- One row per request of a CloudFront real-time log record (columns are the field names with
 -- '-' as '_'): the same shape as requests_standard.sql. CloudFront's own cmcd-* fields come
--- first; the query's CMCD parameter fills in what they lack ('-').
+-- first; the query's CMCD parameter (aggregate.sql) fills in what they lack ('-').
 SELECT
   filename,
   TRY_CAST("timestamp" AS DOUBLE) AS t_end,
@@ -11,10 +11,7 @@ SELECT
   x_host_header AS host_header,
   TRY_CAST(sc_status AS INTEGER) AS status,
   TRY_CAST(sc_bytes AS BIGINT) AS bytes,
-  CASE WHEN strpos(concat('&', cs_uri_query), '&CMCD=') > 0
-       THEN url_decode(split_part(substr(concat('&', cs_uri_query),
-                                         strpos(concat('&', cs_uri_query), '&CMCD=') + 6), '&', 1))
-  END AS cmcd,
+  cs_uri_query AS query,
   NULLIF(cmcd_session_id, '-') AS rt_sid,
   NULLIF(cmcd_encoded_bitrate, '-') AS rt_br,
   NULLIF(cmcd_buffer_starvation, '-') AS rt_bs,

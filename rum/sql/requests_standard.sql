@@ -1,7 +1,7 @@
 -- One row per request of a CloudFront standard log (columns as AWS's Athena table names them,
 -- every one read as text): the time the edge finished (whole seconds), the request's duration,
--- where it was served, for which host, its status and bytes, and its CMCD payload, taken from
--- the query's URL-encoded CMCD parameter (CTA-5004 section 2.3).
+-- where it was served, for which host, its status and bytes, and its query (where the CMCD
+-- parameter is, CTA-5004 section 2.3).
 SELECT
   filename,
   to_unixtime(TRY_CAST(concat(CAST("date" AS VARCHAR), ' ', "time") AS TIMESTAMP)) AS t_end,
@@ -12,10 +12,7 @@ SELECT
   host_header,
   TRY_CAST(status AS INTEGER) AS status,
   TRY_CAST(bytes AS BIGINT) AS bytes,
-  CASE WHEN strpos(concat('&', query_string), '&CMCD=') > 0
-       THEN url_decode(split_part(substr(concat('&', query_string),
-                                         strpos(concat('&', query_string), '&CMCD=') + 6), '&', 1))
-  END AS cmcd,
+  query_string AS query,
   CAST(NULL AS VARCHAR) AS rt_sid, CAST(NULL AS VARCHAR) AS rt_br,
   CAST(NULL AS VARCHAR) AS rt_bs, CAST(NULL AS VARCHAR) AS rt_su,
   CAST(NULL AS VARCHAR) AS rt_mtp, CAST(NULL AS VARCHAR) AS rt_ot
