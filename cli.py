@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from packager.keys.keystore import Keystore
     from packager.output.pipeline import PackageRequest
     from probes.config import ProbeConfig
+    from probes.gate import RumCells
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -461,7 +462,7 @@ def probe_command(region: str, config_path: Path | None, output: Path | None,
     show_probe(run, card, str(target), stored)
 
 
-def _rum(path: Path | None) -> Any:
+def _rum(path: Path | None) -> RumCells | None:
     """(region, CDN) -> real-viewer summary of a RUM.jsonl; None without --rum."""
     if path is None:
         return None

@@ -176,7 +176,8 @@ def run_duckdb(sources: Sequence[LogSource], log_format: str, fields: tuple[str,
                     salvaged = Path(tmp) / f"salvaged-{len(problems)}.log"
                     kept = salvage_gzip(broken, salvaged)
                     problems[source.path] = (
-                        f"truncated gzip: {kept} complete lines before the cut were read")
+                        f"truncated or damaged gzip: {kept} complete lines before the damage "
+                        "were read")
                     paths[salvaged] = source
             rejected = _rejects(con) if paths else {}
         finally:

@@ -137,7 +137,7 @@ def test_damage_is_counted_per_file_and_never_fatal(tmp_path: Path,
     assert files["00000001"]["rejected"] == 1
     assert files["00000001"]["problem"] is None
     assert files["00000002"]["bad_cmcd"] == 1
-    assert "truncated gzip" in str(files["00000003"]["problem"])
+    assert "truncated or damaged gzip" in str(files["00000003"]["problem"])
     assert 0 < int(files["00000003"]["lines"]) < 3000
     assert read_rum(out).files  # the ledger names every file
 
