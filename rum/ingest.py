@@ -171,7 +171,7 @@ def run_duckdb(sources: Sequence[LogSource], log_format: str, fields: tuple[str,
                 except duckdb.IOException as exc:
                     broken = _broken_file(str(exc), paths)
                     if broken is None:
-                        raise
+                        raise InputError(f"cannot read the logs: {exc}") from exc
                     source = paths.pop(broken)
                     salvaged = Path(tmp) / f"salvaged-{len(problems)}.log"
                     kept = salvage_gzip(broken, salvaged)
