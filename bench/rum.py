@@ -6,7 +6,8 @@ and edge locations, hls/dash objects, CMCD in the query (br from a ladder, bl, m
 startup, bs after stalls, ot, d, a few custom keys), real players' user agents, 1% errors.
 Then, side by side on the same files, alternating, `--repeat` times each:
   floor    zcat FILES | wc -l              (decompress and count lines: no parsing at all)
-  ingest   cdnpack rum ingest FILES --format cloudfront-standard -o RUM.jsonl
+  ingest   cdnpack rum ingest FILES --format cloudfront-standard -o RUM.jsonl (a new process)
+  engine   the same aggregation in this process (rum.ingest.run_duckdb: no CLI start-up)
 Goal: ingest <= 3x the floor. Memory: ingest's peak RSS at two input sizes (the first
 `--small` lines and all of them) should stay flat: DuckDB spills past its memory_limit.
 Generated data lives in bench/out/rum (ignored by git); it is reused when already there.
@@ -30,7 +31,11 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from urllib.parse import quote
 
+from probes.config import SHIPPED_CONFIG, load_config
+from rum.aggregate import mapping_for
 from rum.cloudfront import STANDARD_HEADER, standard_file_name
+from rum.ingest import run_duckdb
+from rum.sources import local_sources
 
 OUT = Path(__file__).resolve().parent / "out" / "rum"
 LINES_PER_FILE = 250_000
@@ -159,6 +164,15 @@ def ingest(files: list[Path]) -> tuple[float, int]:
                          "--cdn", "cloudfront"])
 
 
+def engine(files: list[Path]) -> float:
+    """The ingest's DuckDB work alone, in this process."""
+    sources = local_sources([str(p) for p in files])
+    mapping = mapping_for(load_config(SHIPPED_CONFIG), "cloudfront")
+    started = time.perf_counter()
+    run_duckdb(sources, "cloudfront-standard", None, mapping, "512MB", "bench")
+    return time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--lines", type=int, default=10_000_000)
@@ -175,17 +189,22 @@ def main() -> None:
           f"(generated or found in {time.perf_counter() - started:.0f} s)")
     small = files[: max(1, args.small // LINES_PER_FILE)]
     rows = []
+    engines = []
     for rep in range(args.repeat):
         f = floor(files)
         seconds, rss = ingest(files)
+        alone = engine(files)
         rows.append((f, seconds, rss))
+        engines.append(alone / f)
         print(f"rep {rep + 1}: floor {f:.1f} s, ingest {seconds:.1f} s "
-              f"({seconds / f:.2f}x), peak RSS {rss / 1e6:.0f} MB")
+              f"({seconds / f:.2f}x), peak RSS {rss / 1e6:.0f} MB; engine {alone:.1f} s "
+              f"({alone / f:.2f}x)")
     small_seconds, small_rss = ingest(small)
     ratio = statistics.median(s / f for f, s, _ in rows)
     big_rss = max(r for _, _, r in rows)
     print(f"ingest / floor, median of {args.repeat}: {ratio:.2f}x (goal <= 3x) "
-          f"{'MET' if ratio <= 3 else 'NOT MET'}")
+          f"{'MET' if ratio <= 3 else 'NOT MET'}; engine / floor "
+          f"{statistics.median(engines):.2f}x")
     print(f"peak RSS: {len(small) * LINES_PER_FILE:,} lines {small_rss / 1e6:.0f} MB "
           f"({small_seconds:.1f} s), {args.lines:,} lines {big_rss / 1e6:.0f} MB")
 
