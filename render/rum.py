@@ -38,7 +38,8 @@ def show_ingest(result: IngestResult) -> None:
                       f"{ratio} ({c.rebuffering_sessions} sess.)", _mbps(c.mtp_p50),
                       _mbps(c.throughput_p50), _mbps(c.bitrate), f"{c.error_rate * 100:.2f}%",
                       f"{c.bytes / 1e9:.3f}")
-    out_console.print(table)
+    if result.cells:
+        out_console.print(table)
     for f in result.files:
         notes = [f"{f.rejected} lines rejected" if f.rejected else "",
                  f"{f.bad_cmcd} malformed CMCD values skipped" if f.bad_cmcd else "",
