@@ -105,6 +105,9 @@ class Budget:
     startup_p95: float | None = None  # seconds
     min_throughput: float | None = None  # x top rendition bitrate (median segment throughput)
     max_error_rate: float | None = None  # fraction 0..1
+    # Real viewers (cdnpack score/gate --rum RUM.jsonl, from CDN logs with CMCD):
+    rum_startup_p95: float | None = None  # seconds
+    rum_rebuffer_ratio: float | None = None  # fraction 0..1 of video requests after a stall
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,15 @@ class ProbeConfig:
 
     def budget(self, region_id: str) -> Budget:
         return self.budgets.get(region_id, self.budgets.get("default", Budget()))
+
+
+def parse_duration(text: str, what: str) -> float:
+    """Seconds of a duration typed with its unit (`250ms`, `60s`, `5m`), as in the config."""
+    match = _DURATION.match(text)
+    if match is None:
+        raise InputError(f"{what}: must be a duration with a unit (ms, s, m) like 60s, "
+                         f"got {text!r}")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
 def default_config_path() -> Path:
@@ -399,7 +411,8 @@ def _settings(r: _Reader, m: _Mapping) -> ProbeSettings:
 
 
 def _budget(r: _Reader, m: _Mapping, name: str, base: Budget) -> Budget:
-    r.unknown(m, name, {"ttfb_p95", "startup_p95", "min_throughput", "max_error_rate"})
+    r.unknown(m, name, {"ttfb_p95", "startup_p95", "min_throughput", "max_error_rate",
+                        "rum_startup_p95", "rum_rebuffer_ratio"})
     return Budget(
         ttfb_p95=r.duration(m, "ttfb_p95", name, base.ttfb_p95),
         startup_p95=r.duration(m, "startup_p95", name, base.startup_p95),
@@ -407,6 +420,9 @@ def _budget(r: _Reader, m: _Mapping, name: str, base: Budget) -> Budget:
                         if "min_throughput" in m else base.min_throughput),
         max_error_rate=(r.number(m, "max_error_rate", name, None, 0.0, 1.0)
                         if "max_error_rate" in m else base.max_error_rate),
+        rum_startup_p95=r.duration(m, "rum_startup_p95", name, base.rum_startup_p95),
+        rum_rebuffer_ratio=(r.number(m, "rum_rebuffer_ratio", name, None, 0.0, 1.0)
+                            if "rum_rebuffer_ratio" in m else base.rum_rebuffer_ratio),
     )
 
 

@@ -12,19 +12,26 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 #: Each top-level package and what it may import. The flow runs one way: packager (source to
-#: release.json) → cdn (push) → probes (probe, score, gate) → release (the flow) → render/cli.
+#: release.json) → cdn (push) → rum (real viewers, from the CDN's logs) → probes (probe, score
+#: and gate, beside the real viewers) → release (the flow) → render/cli.
+PRODUCT = ["packager", "cdn", "rum", "probes", "release"]
 LAYERS: dict[str, set[str]] = {
-    "packager": set(),
-    "cdn": {"packager"},
-    "probes": {"packager", "cdn"},
-    "release": {"packager", "cdn", "probes"},
-    "render": {"packager", "cdn", "probes", "release"},
-    "testbed": {"packager", "cdn", "probes", "release"},
-    "cli": {"packager", "cdn", "probes", "release", "render", "testbed"},
-    "tests": {"packager", "cdn", "probes", "release", "render", "testbed", "cli", "tests"},
-    "bench": {"packager", "cdn", "probes", "release", "testbed", "bench"},
+    **{name: set(PRODUCT[:i]) for i, name in enumerate(PRODUCT)},
+    "render": set(PRODUCT),
+    "testbed": set(PRODUCT),
+    "cli": {*PRODUCT, "render", "testbed"},
+    "tests": {*PRODUCT, "render", "testbed", "cli", "tests"},
+    "bench": {*PRODUCT, "testbed", "bench"},
 }
 OURS = set(LAYERS)
+
+
+def top_level_packages() -> set[str]:
+    return {p.parent.name for p in REPO.glob("*/__init__.py")}
+
+
+def test_every_top_level_package_has_a_layer() -> None:
+    assert top_level_packages() - OURS == set(), "a new package needs its place in LAYERS"
 
 
 def modules() -> Iterator[tuple[str, Path]]:

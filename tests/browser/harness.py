@@ -77,6 +77,9 @@ class PlayCase:
     #: Media times whose thumbnails are asked of the player once playback has advanced
     #: (result.raw["thumbnails"]); empty: none asked.
     thumbnails: tuple[float, ...] = ()
+    #: CTA-5004 CMCD in every request's query (hls.js `cmcd`, dash.js `streaming.cmcd`,
+    #: shaka-player `cmcd.enabled`), for the CDN logs to carry.
+    cmcd: bool = False
 
     def to_json(self) -> str:
         doc: dict[str, Any] = {
@@ -87,6 +90,8 @@ class PlayCase:
             doc["redirect"] = {"fromSuffix": self.redirect[0], "to": self.redirect[1]}
         if self.thumbnails:
             doc["thumbnails"] = list(self.thumbnails)
+        if self.cmcd:
+            doc["cmcd"] = True
         return json.dumps(doc)
 
 

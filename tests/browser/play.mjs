@@ -6,7 +6,8 @@
 // A case: {page, player: "shaka"|"hls.js"|"dashjs", manifest, keys: {kidHex: keyHex},
 //          redirect: {fromSuffix, to} (a request whose URL ends with fromSuffix goes to `to`),
 //          advance: seconds of media to play, timeout: seconds,
-//          thumbnails: optional media times whose thumbnails are asked of the player at the end}
+//          thumbnails: optional media times whose thumbnails are asked of the player at the end,
+//          cmcd: true (optional) to send CMCD in the query of every request}
 // A result: {ok, current_time, frames: [first, last], fatal, errors, video_error, timed_out,
 //            media_keys (EME in use), seconds, console; thumbnails: one per time, when asked}
 import { mkdtempSync, rmSync } from 'node:fs';

@@ -57,3 +57,22 @@ def test_the_probe_loop_stamps_arrivals_without_private_asyncio() -> None:
         assert clock() == loop.stamped_selector.woke_ns
     finally:
         loop.close()
+
+
+def test_the_resend_switch_the_fetcher_turns_off_still_exists() -> None:
+    """probes/http.py sets ClientSession._retry_connection = False so a reset is a record, not
+    a silent second request (issue 17, "every request is a record"). aiohttp has no public
+    option for it; if the attribute goes, the resend is back and error rates shrink unseen."""
+    source = inspect.getsource(aiohttp.ClientSession._request)
+    assert "self._retry_connection and method in IDEMPOTENT_METHODS" in source, (
+        f"aiohttp {aiohttp.__version__} resends differently: re-read client.py and update "
+        "probes/http.py Fetcher")
+
+    async def flag() -> None:
+        session = aiohttp.ClientSession()
+        try:
+            assert session._retry_connection is True  # the default the Fetcher overrides
+        finally:
+            await session.close()
+
+    asyncio.run(flag())
