@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
-	$(BIN)/python -m compileall -q cli.py packager cdn probes release render testbed  # as an install would
+	$(BIN)/python -m compileall -q cli.py packager cdn probes release render testbed steering  # as an install would
 	touch $@
 
 demo: $(STAMP)

@@ -50,6 +50,7 @@ class FetchRecord:
     throughput: float | None
     error: str | None
     lagged: bool
+    run_id: str = ""  # the run it belongs to (steering plans from each region's newest run)
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ class PlaybackRecord:
     ratio: float | None
     error: str | None
     lagged: bool
+    run_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -146,7 +148,7 @@ def parse_records(docs: Iterable[tuple[str, Any]]) -> Results:
                 fetches.append(FetchRecord(
                     str(doc["region"]), str(doc["cdn"]), str(doc["target"]), str(doc["step"]),
                     _opt(doc["ttfb_s"]), float(doc["total_s"]), _opt(doc["throughput_bps"]),
-                    error, bool(doc["lagged"]),
+                    error, bool(doc["lagged"]), str(doc.get("run_id", "")),
                 ))
             elif kind == "playback":
                 top = doc["top_bandwidth_bps"]
@@ -154,6 +156,7 @@ def parse_records(docs: Iterable[tuple[str, Any]]) -> Results:
                     str(doc["region"]), str(doc["cdn"]), str(doc["target"]), doc["rendition"],
                     _opt(doc["startup_s"]), None if top is None else int(top),
                     _opt(doc["sustainable_ratio"]), doc["error"], bool(doc["lagged"]),
+                    str(doc.get("run_id", "")),
                 ))
             else:
                 raise ValueError(f"unknown record type {kind!r}")
@@ -179,7 +182,8 @@ def merge(parts: Iterable[Results]) -> Results:
 
 
 def read_results(sources: Iterable[str], conn: Connection | None = None) -> Results:
-    """Read result files and s3://BUCKET/PREFIX locations; at least one record must be found."""
+    """Read result files, directories of them (every *.jsonl below, in name order) and
+    s3://BUCKET/PREFIX locations; at least one record must be found."""
     # boto3 only when s3 is used: reading local files must not pay for it.
     from cdn.s3 import Connection  # noqa: PLC0415
     from probes.s3store import read_prefix  # noqa: PLC0415
@@ -191,11 +195,12 @@ def read_results(sources: Iterable[str], conn: Connection | None = None) -> Resu
                 parts.append(parse_jsonl(_decode(body, key), key))
             continue
         path = Path(source)
-        try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
-        parts.append(parse_jsonl(_decode(raw, str(path)), str(path)))
+        for file in sorted(path.rglob("*.jsonl")) if path.is_dir() else [path]:
+            try:
+                raw = file.read_bytes()
+            except OSError as exc:
+                raise InputError(f"{file}: cannot read ({exc.strerror or exc})") from exc
+            parts.append(parse_jsonl(_decode(raw, str(file)), str(file)))
     results = merge(parts)
     if not results.fetches:
         raise InputError("no fetch records in " + ", ".join(sources))
