@@ -156,6 +156,9 @@ PACKAGE_OPTIONS: list[Callable[[Any], Any]] = [
     click.option("--drm", metavar="SYSTEMS",
                  help="widevine,playready,clearkey,fairplay (default: all but fairplay for "
                       "cenc, all for cbcs)."),
+    click.option("--steering", is_flag=True,
+                 help="Content steering: every CDN of the config is a pathway (HLS PATHWAY-ID, "
+                      "DASH BaseURL@serviceLocation) and players ask its steering server."),
 ]
 _PACKAGE_NAMES = _names(PACKAGE_OPTIONS)
 
@@ -187,14 +190,16 @@ _PUSH_NAMES = _names(PUSH_OPTIONS)
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
               help="Release directory to create (built aside, renamed into place).")
 @click.option("--force", is_flag=True, help="Replace an existing output directory.")
+@click.option("--config", "config_path", type=click.Path(path_type=Path),
+              help="--steering: the CDNs and steering server (default: regions.yaml).")
 @_options(PACKAGE_OPTIONS)
 @json_option
-def package_command(source: Path, output: Path, force: bool, as_json: bool,
-                    **options: Any) -> None:
+def package_command(source: Path, output: Path, force: bool, config_path: Path | None,
+                    as_json: bool, **options: Any) -> None:
     """Package SOURCE into an ABR release (CMAF segments, HLS and DASH) at OUTPUT."""
     from packager.output.pipeline import package
     from render.package import package_doc, show_package
-    request = _package_request(source, output, force, options)
+    request = _package_request(source, output, force, options, config_path)
     with progress(quiet=as_json) as sink:
         result = package(request, sink)
     if as_json:
@@ -203,18 +208,23 @@ def package_command(source: Path, output: Path, force: bool, as_json: bool,
         show_package(result)
 
 
-def _package_request(source: Path, output: Path, force: bool,
-                     options: dict[str, Any]) -> PackageRequest:
+def _package_request(source: Path, output: Path, force: bool, options: dict[str, Any],
+                     config_path: Path | None = None) -> PackageRequest:
     """The `package` options (shared by `release`) as a PackageRequest; keys are resolved and
     stored while it is built, before anything is encoded."""
     from packager.keys.source import KeyOptions, encryption_for
     from packager.output.pipeline import PackageRequest
+    steering = None
+    if options.pop("steering"):
+        from steering.documents import manifest_spec
+        steering = manifest_spec(_probe_config(config_path))
     media = {k: options.pop(k) for k in ("ladder", "segment_duration", "formats", "copy")}
     keys = KeyOptions(encrypt=options.pop("encrypt"), key_from_env=_from_env("key"), **options)
     return PackageRequest(
         source=source, output=output, ladder=media["ladder"],
         segment_duration=media["segment_duration"], formats=media["formats"] or FORMATS,
         copy=media["copy"], force=force, encryption=encryption_for(keys, output),
+        steering=steering,
     )
 
 

@@ -45,6 +45,7 @@ from packager.output.segmenter import (
     segment_track,
     work_estimate,
 )
+from packager.output.steering import SteeringSpec, steer_files
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,9 @@ class PackageRequest:
     #: --copy reads an MP4/MOV source's sample tables itself (packager/mp4/demux.py); False
     #: forces the ffmpeg remux it otherwise falls back to (for comparisons and diagnosis).
     demux: bool = True
+    #: --steering: the multivariant playlist and MPD name every CDN pathway and the steering
+    #: server (packager/output/steering.py); None writes single-origin manifests.
+    steering: SteeringSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -377,6 +381,8 @@ def _package_ts(
     multivariant = hls_ts.multivariant_playlist(outputs)
     (build / multivariant.path).write_text(multivariant.text)
     files.append(describe_file(build, multivariant.path, "multivariant", None))
+    if request.steering is not None:
+        files = steer_files(build, files, request.steering)
     release = Release(
         schema=1,
         source=media.path.name,
@@ -443,6 +449,8 @@ def _write_manifests(
     if "dash" in request.formats:
         (build / dash.MPD_NAME).write_text(dash.mpd(tracks, request.segment_duration))
         files.append(describe_file(build, dash.MPD_NAME, "mpd", None))
+    if request.steering is not None:
+        files = steer_files(build, files, request.steering)
     release = Release(
         schema=1,
         source=media.path.name,
