@@ -90,7 +90,7 @@ def test_every_pathway_lists_the_same_variants_apart_from_the_host(
     bases = {c.id: c.base_url for c in config.cdns}
 
     def variant_set(pathway: str) -> list[tuple[object, ...]]:
-        rows = []
+        rows: list[tuple[object, ...]] = []
         for v in playlist.playlists:
             if v.stream_info.pathway_id != pathway:
                 continue
