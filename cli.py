@@ -517,6 +517,66 @@ def gate_command(results: tuple[str, ...], config_path: Path | None, endpoint_ur
     enforce(verdict)
 
 
+# --- steer: players follow the CDN ranking the probes measure ---------------------------------
+
+
+@cdnpack.group("steer")
+def steer_group() -> None:
+    """Content steering: per-region pathway order from probe results, served or published."""
+
+
+@steer_group.command("plan")
+@click.argument("results", nargs=-1, required=True)
+@click.option("--config", "config_path", type=click.Path(path_type=Path),
+              help="Regions, CDNs, budgets and steering settings (default: regions.yaml).")
+@click.option("--endpoint-url", help="S3-compatible endpoint for s3:// results.")
+@json_option
+def steer_plan(results: tuple[str, ...], config_path: Path | None, endpoint_url: str | None,
+               as_json: bool) -> None:
+    """Per region, the pathway order RESULTS (JSONL files, directories or s3://BUCKET/PREFIX)
+    give, and why: score, missed budgets, hysteresis, stale data."""
+    from datetime import UTC, datetime
+
+    from probes.results import read_results
+    from render.steering import plan_doc, show_plan
+    from steering.plan import make_plan
+    config = _probe_config(config_path)
+    plan = make_plan(read_results(results, _s3(endpoint_url)), config, datetime.now(UTC))
+    if as_json:
+        emit_json(plan_doc(plan, config))
+    else:
+        show_plan(plan, config)
+
+
+@steer_group.command("serve")
+@click.option("--config", "config_path", type=click.Path(path_type=Path),
+              help="Regions, CDNs, budgets and the steering section (default: regions.yaml); "
+                   "re-read on every refresh.")
+@click.option("--results", "results", multiple=True, required=True,
+              metavar="DIR|s3://BUCKET/PREFIX", help="Probe results to plan from (repeatable).")
+@click.option("--listen", default="127.0.0.1:8900", show_default=True, metavar="HOST:PORT",
+              help="Address to answer on (port 0: any free port, printed when ready).")
+@click.option("--refresh", default="30s", show_default=True, metavar="DURATION",
+              help="How often config and results are re-read (250ms, 30s, 5m).")
+@click.option("--endpoint-url", help="S3-compatible endpoint for s3:// results.")
+@json_option
+def steer_serve(config_path: Path | None, results: tuple[str, ...], listen: str, refresh: str,
+                endpoint_url: str | None, as_json: bool) -> None:
+    """Serve /hls.json and /dash.json per viewer region, /metrics and /healthz until Ctrl-C."""
+    from render.steering import show_listening, show_stopped
+    from steering.server import run as run_server
+    from steering.server import serve_request
+    request = serve_request(config_path or _default_config(), results, listen, refresh,
+                            endpoint_url)
+    result = run_server(request, lambda url: show_listening(url, as_json))
+    show_stopped(result, as_json)
+
+
+def _default_config() -> Path:
+    from probes.config import default_config_path
+    return default_config_path()
+
+
 # --- keys: the local keystore and CPIX exchange -----------------------------------------------
 
 

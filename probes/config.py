@@ -156,6 +156,18 @@ class ProbeConfig:
         return self.budgets.get(region_id, self.budgets.get("default", Budget()))
 
 
+def parse_duration(value: object) -> float:
+    """Seconds from a duration with a unit (`250ms`, `2s`, `1m`); ValueError otherwise."""
+    match = _DURATION.match(value) if isinstance(value, str) else None
+    if match is None:
+        raise ValueError("must be a duration with a unit (ms, s, m) like 250ms or 2s, "
+                         f"got {value!r}")
+    seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds <= 0:
+        raise ValueError("must be > 0")
+    return seconds
+
+
 def default_config_path() -> Path:
     """./regions.yaml, else the shipped one."""
     here = Path(CONFIG_NAME)
@@ -260,14 +272,10 @@ class _Reader:
         value = m.get(key)
         if value is None:
             return default
-        match = _DURATION.match(value) if isinstance(value, str) else None
-        if match is None:
-            raise self.fail(m, key, f"{name}.{key}", "must be a duration with a unit (ms, s, m) "
-                            f"like 250ms or 2s, got {value!r}")
-        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-        if seconds <= 0:
-            raise self.fail(m, key, f"{name}.{key}", "must be > 0")
-        return seconds
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            raise self.fail(m, key, f"{name}.{key}", str(exc)) from None
 
     def choice(self, m: _Mapping, key: str, name: str, choices: tuple[str, ...],
                default: str) -> str:

@@ -181,9 +181,11 @@ def merge(parts: Iterable[Results]) -> Results:
     return Results(runs, fetches, playbacks)
 
 
-def read_results(sources: Iterable[str], conn: Connection | None = None) -> Results:
+def read_results(sources: Iterable[str], conn: Connection | None = None, *,
+                 allow_empty: bool = False) -> Results:
     """Read result files, directories of them (every *.jsonl below, in name order) and
-    s3://BUCKET/PREFIX locations; at least one record must be found."""
+    s3://BUCKET/PREFIX locations; at least one record must be found unless `allow_empty`
+    (a steering server whose bus holds nothing yet plans without data)."""
     # boto3 only when s3 is used: reading local files must not pay for it.
     from cdn.s3 import Connection  # noqa: PLC0415
     from probes.s3store import read_prefix  # noqa: PLC0415
@@ -202,7 +204,7 @@ def read_results(sources: Iterable[str], conn: Connection | None = None) -> Resu
                 raise InputError(f"{file}: cannot read ({exc.strerror or exc})") from exc
             parts.append(parse_jsonl(_decode(raw, str(file)), str(file)))
     results = merge(parts)
-    if not results.fetches:
+    if not results.fetches and not allow_empty:
         raise InputError("no fetch records in " + ", ".join(sources))
     return results
 

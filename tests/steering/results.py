@@ -57,7 +57,7 @@ def run_lines(region: str, deliveries: dict[str, Delivery], ended: datetime | No
     head = {
         "type": "run", "schema": SCHEMA, "run_id": run_id, "region": region,
         "region_name": region, "weight": weight,
-        "started_at": started.isoformat(timespec="seconds"), "seconds": seconds,
+        "started_at": started.isoformat(timespec="microseconds"), "seconds": seconds,
         "fetches": len(fetches), "abandoned": 0, "deadline_hit": False, "lag_max_s": 0.0,
         "lagged": 0,
     }

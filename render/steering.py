@@ -1,0 +1,87 @@
+"""`steer plan` and `steer serve` for people (a table, a line) and machines (JSON)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import click
+from rich.table import Table
+
+from probes.config import ProbeConfig
+from render.console import out_console
+from steering.plan import Plan, RegionPlan
+from steering.server import ServeResult
+
+
+def _limits(config: ProbeConfig) -> tuple[float, float]:
+    steering = config.steering
+    if steering is None:
+        return float("inf"), 0.0
+    return steering.max_age, steering.hysteresis
+
+
+def region_doc(region: RegionPlan, now: datetime, config: ProbeConfig) -> dict[str, Any]:
+    age = region.age(now)
+    return {
+        "region": region.region,
+        "order": list(region.order),
+        "basis": region.basis,
+        "age_s": None if age is None else round(age, 1),
+        "run_id": region.run_id,
+        "held": region.held,
+        "challenger": region.challenger,
+        "throughput_floor_bps": region.throughput_floor,
+        "pathways": [{"cdn": r.cdn, "score": r.score, "missed": list(r.missed)}
+                     for r in region.ranks],
+        "reasons": region.reasons(now, *_limits(config)),
+    }
+
+
+def plan_doc(plan: Plan, config: ProbeConfig) -> dict[str, Any]:
+    return {
+        "created": plan.created.isoformat(timespec="seconds"),
+        "regions": [region_doc(r, plan.created, config) for r in plan.regions],
+        "overall": region_doc(plan.overall, plan.created, config),
+    }
+
+
+def show_plan(plan: Plan, config: ProbeConfig) -> None:
+    table = Table(title="cdnpack steer plan: pathway order per region")
+    for col in ("region", "order", "basis", "why"):
+        table.add_column(col)
+    names = {r.id: r.name for r in config.regions}
+    for region in (*plan.regions, plan.overall):
+        name = names.get(region.region, "unknown viewers (audience-weighted)")
+        basis = region.basis if region.basis != "measured" else "[green]measured[/green]"
+        if region.stale:
+            basis = f"[yellow]{region.basis}[/yellow]"
+        why = "\n".join(region.reasons(plan.created, *_limits(config)))
+        table.add_row(name, " > ".join(region.order), basis, why)
+    out_console.print(table)
+
+
+def json_line(doc: dict[str, Any]) -> None:
+    """One compact JSON object per line: a server's events as a stream."""
+    click.echo(json.dumps(doc, separators=(",", ":")))
+
+
+def show_listening(url: str, as_json: bool) -> None:
+    if as_json:
+        json_line({"event": "listening", "url": url,
+                   "documents": [f"{url}/hls.json", f"{url}/dash.json"],
+                   "metrics": f"{url}/metrics", "health": f"{url}/healthz"})
+        return
+    click.echo(f"steering on {url}: {url}/hls.json, {url}/dash.json; metrics {url}/metrics; "
+               "Ctrl-C stops it")
+
+
+def show_stopped(result: ServeResult, as_json: bool) -> None:
+    if as_json:
+        json_line({"event": "stopped", "url": result.url, "requests": result.requests,
+                   "refreshes": result.refreshes, "refresh_failures": result.failures,
+                   "seconds": round(result.seconds, 1)})
+        return
+    out_console.print(f"steering stopped: {result.requests} requests in {result.seconds:.0f} s, "
+                      f"{result.refreshes} refreshes ({result.failures} failed)")
