@@ -572,6 +572,39 @@ def steer_serve(config_path: Path | None, results: tuple[str, ...], listen: str,
     show_stopped(result, as_json)
 
 
+@steer_group.command("publish")
+@click.argument("destination", metavar="s3://BUCKET/PREFIX")
+@click.option("--config", "config_path", type=click.Path(path_type=Path),
+              help="Regions, CDNs, budgets and the steering section (default: regions.yaml).")
+@click.option("--results", "results", multiple=True, required=True,
+              metavar="FILE|DIR|s3://BUCKET/PREFIX", help="Probe results to plan from "
+              "(repeatable).")
+@click.option("--function-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the CloudFront Function's code here.")
+@click.option("--endpoint-url", help="S3-compatible endpoint (results and destination).")
+@json_option
+def steer_publish(destination: str, config_path: Path | None, results: tuple[str, ...],
+                  function_file: Path | None, endpoint_url: str | None, as_json: bool) -> None:
+    """Static steering documents per region in DESTINATION, plus a CloudFront Function
+    (cloudfront-js-2.0) that answers each viewer's by CloudFront-Viewer-Country."""
+    from datetime import UTC, datetime
+
+    from cdn.s3 import parse_s3_url
+    from probes.results import read_results
+    from render.steering import publish_doc, show_publish
+    from steering.plan import make_plan
+    from steering.publish import PublishRequest, publish
+    location = parse_s3_url(destination)
+    config = _probe_config(config_path)
+    connection = _s3(endpoint_url)
+    plan = make_plan(read_results(results, connection), config, datetime.now(UTC))
+    result = publish(PublishRequest(location, config, plan, connection, function_file))
+    if as_json:
+        emit_json(publish_doc(result, config))
+    else:
+        show_publish(result, config)
+
+
 def _default_config() -> Path:
     from probes.config import default_config_path
     return default_config_path()

@@ -12,6 +12,7 @@ from rich.table import Table
 from probes.config import ProbeConfig
 from render.console import out_console
 from steering.plan import Plan, RegionPlan
+from steering.publish import RUNTIME, PublishResult
 from steering.server import ServeResult
 
 
@@ -85,3 +86,28 @@ def show_stopped(result: ServeResult, as_json: bool) -> None:
         return
     out_console.print(f"steering stopped: {result.requests} requests in {result.seconds:.0f} s, "
                       f"{result.refreshes} refreshes ({result.failures} failed)")
+
+
+def publish_doc(result: PublishResult, config: ProbeConfig) -> dict[str, Any]:
+    return {
+        "destination": result.destination,
+        "documents": [{"key": d.key, "region": d.region, "order": list(d.order),
+                       "bytes": len(d.body)} for d in result.documents],
+        "function": {"key": result.function_key, "bytes": result.function_bytes,
+                     "runtime": RUNTIME, "file": result.function_file},
+        "server": config.steering.server if config.steering else None,
+    }
+
+
+def show_publish(result: PublishResult, config: ProbeConfig) -> None:
+    table = Table(title=f"cdnpack steer publish: {result.destination}")
+    for col in ("document", "region", "order"):
+        table.add_column(col)
+    for doc in result.documents:
+        table.add_row(doc.key, doc.region, " > ".join(doc.order))
+    out_console.print(table)
+    out_console.print(
+        f"CloudFront Function ({RUNTIME}, {result.function_bytes} bytes): {result.function_key}"
+        + (f", {result.function_file}" if result.function_file else "")
+        + "; associate it (viewer request) with the behaviour serving "
+        + (config.steering.server if config.steering else "the documents"))
