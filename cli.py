@@ -23,6 +23,7 @@ from render.console import emit_json, err_console, fail, out_console, progress, 
 
 if TYPE_CHECKING:
     from cdn.publish import PushRequest
+    from cdn.s3 import S3Location
     from packager.keys.keystore import Keystore
     from packager.output.pipeline import PackageRequest
     from probes.config import ProbeConfig
@@ -318,13 +319,16 @@ def _push_request(
               help="Write the HTML scorecard here.")
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the gate as JUnit XML here.")
+@click.option("--steering-destination", metavar="s3://BUCKET/PREFIX",
+              help="--steering: where the steering documents go once the gate passes "
+                   "(default: DESTINATION/steering).")
 @_options(PACKAGE_OPTIONS)
 @_options(PUSH_OPTIONS)
 @json_option
 def release_command(
     source: Path, destination: str, output: Path, force: bool, config_path: Path | None,
     probe_regions: tuple[str, ...], results_dir: Path | None, html_path: Path | None,
-    junit: Path | None, as_json: bool, **options: Any,
+    junit: Path | None, steering_destination: str | None, as_json: bool, **options: Any,
 ) -> None:
     """Package SOURCE, stage it at DESTINATION (s3://BUCKET/PREFIX), probe the staged release
     through every CDN of the config, and publish its multivariant playlist and MPD only when
@@ -346,10 +350,13 @@ def release_command(
     check_regions(config, probe_regions)
     push_request = _push_request(output, destination, dry_run=False, prune=False,
                                  **push_options)
-    request = _package_request(source, output, force, _split(options, _PACKAGE_NAMES))
+    steering = _steering_destination(options["steering"], destination, steering_destination)
+    request = _package_request(source, output, force, _split(options, _PACKAGE_NAMES),
+                               config_path)
     with progress(quiet=as_json) as sink:
         packaged = package(request, sink)
-        result = rollout(RolloutRequest(push_request, config, probe_regions, results), sink)
+        result = rollout(RolloutRequest(push_request, config, probe_regions, results,
+                                        steering), sink)
     if html_path is not None:
         write_atomic(html_path, html_report(result.card))
     if junit is not None:
@@ -361,6 +368,20 @@ def release_command(
         show_package(packaged)
         show_rollout(result)
     enforce(result.verdict)
+
+
+def _steering_destination(steering: bool, destination: str,
+                          override: str | None) -> S3Location | None:
+    """Where `release --steering` publishes the steering documents."""
+    from cdn.s3 import S3Location, parse_s3_url
+    if override is not None and not steering:
+        raise click.UsageError("--steering-destination needs --steering")
+    if not steering:
+        return None
+    if override is not None:
+        return parse_s3_url(override)
+    release = parse_s3_url(destination)
+    return S3Location(release.bucket, release.key("steering"))
 
 
 @cdnpack.command("sign")

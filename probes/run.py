@@ -90,7 +90,7 @@ async def probe_region_async(config: ProbeConfig, region_id: str,
         out: list[dict[str, Any]] = []
         seen: set[int] = set()
         for playback in await play(fetcher, unit.target.path, url, unit.target.kind,
-                                   settings.renditions, settings.segments):
+                                   settings.renditions, settings.segments, unit.cdn.id):
             for step in playback.steps:
                 if id(step.result) not in seen:  # the manifest is shared by all renditions
                     seen.add(id(step.result))
