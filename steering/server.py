@@ -152,8 +152,10 @@ class SteeringService:
 
     def health(self) -> bytes:
         snap = self.snapshot
+        steering = snap.config.steering
         return json.dumps({
             "status": "ok",
+            "enabled": steering is not None and steering.enabled,
             "plan_age_s": round(time.monotonic() - snap.refreshed, 3),
             "stale": [r.region for r in (*snap.plan.regions, snap.plan.overall) if r.stale],
             "refresh_failures": snap.failures,

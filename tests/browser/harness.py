@@ -74,6 +74,12 @@ class PlayCase:
     redirect: tuple[str, str] | None = None
     advance: float = 5.0  # seconds of media that must play
     timeout: float = 30.0
+    #: (URL prefix, headers added to requests under it), like a CDN's viewer headers.
+    headers: tuple[tuple[str, dict[str, str]], ...] = ()
+    #: Host name -> loopback address: CDNs told apart by name, as players tell them apart.
+    hosts: dict[str, str] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)  # per player: shaka, hlsjs, dashjs
+    timeline: bool = False  # sample (wall clock, media time) during playback
 
     def to_json(self) -> str:
         doc: dict[str, Any] = {
@@ -82,6 +88,14 @@ class PlayCase:
         }
         if self.redirect is not None:
             doc["redirect"] = {"fromSuffix": self.redirect[0], "to": self.redirect[1]}
+        if self.headers:
+            doc["headers"] = [{"urlPrefix": p, "set": h} for p, h in self.headers]
+        if self.hosts:
+            doc["hosts"] = self.hosts
+        if self.config:
+            doc["config"] = self.config
+        if self.timeline:
+            doc["timeline"] = True
         return json.dumps(doc)
 
 
@@ -99,6 +113,8 @@ class PlayResult:
     seconds: float
     console: list[str]
     raw: dict[str, Any]
+    #: (epoch seconds, media seconds) samples, when the case asked for a timeline.
+    timeline: tuple[tuple[float, float], ...] = ()
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> PlayResult:
@@ -110,6 +126,7 @@ class PlayResult:
             timed_out=bool(doc.get("timed_out")), media_keys=bool(doc.get("media_keys")),
             seconds=float(doc.get("seconds") or 0.0),
             console=list(doc.get("console") or []), raw=doc,
+            timeline=tuple((t / 1000, float(m)) for t, m in doc.get("timeline") or ()),
         )
 
 

@@ -55,13 +55,13 @@ class Served:
 
 @contextmanager
 def steer_serve(config: Path, *results: str, refresh: str = "200ms",
-                extra: tuple[str, ...] = (), env: Mapping[str, str] | None = None
-                ) -> Iterator[Served]:
+                extra: tuple[str, ...] = (), env: Mapping[str, str] | None = None,
+                listen: str = "127.0.0.1:0") -> Iterator[Served]:
     """Start the server, yield it once it listens; on the way out Ctrl-C it and check that it
     stopped cleanly (exit 0, a `stopped` line, no traceback). Its log is not wrapped (rich
     reads COLUMNS), so a test can look for a phrase in it."""
     args = [sys.executable, "-m", "cli", "steer", "serve", "--config", str(config),
-            "--listen", "127.0.0.1:0", "--refresh", refresh, "--json", *extra]
+            "--listen", listen, "--refresh", refresh, "--json", *extra]
     for source in results:
         args += ["--results", source]
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
