@@ -245,18 +245,23 @@ def demo(output: Path, duration: float, as_json: bool) -> None:
     from probes.report import html_report
     from render.package import package_doc, show_package
     from render.release import rollout_doc, show_rollout
+    from render.steering import demo_steering_doc, show_demo_steering
     from testbed.demo import run_demo
     with progress(quiet=as_json) as sink:
         result = run_demo(output, duration, SHIPPED_CONFIG, sink)
     report = output / "report.html"
     write_atomic(report, html_report(result.rollout.card, "cdnpack demo: delivery scorecard"))
+    steering = result.steering
     if as_json:
         emit_json({"package": package_doc(result.package), "release": rollout_doc(result.rollout),
                    "report": str(report), "config": str(result.config),
-                   "keystore": str(result.keystore), "distribution": result.distribution})
+                   "keystore": str(result.keystore), "distribution": result.distribution,
+                   "steering": demo_steering_doc(steering.url, steering.plan, steering.config,
+                                                 steering.served)})
     else:
         show_package(result.package)
         show_rollout(result.rollout)
+        show_demo_steering(steering.url, steering.plan, steering.config, steering.served)
         out_console.print(
             f"report: {report}; probe results: {result.rollout.results[0].parent}; "
             f"config: {result.config}; keys: {result.keystore} (outside the release tree)")

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from urllib.parse import urljoin
 
 from probes.http import Fetcher, FetchResult
@@ -197,9 +198,11 @@ def choose(variants: list[Variant], which: str) -> list[Variant]:
 
 
 async def play(fetcher: Fetcher, target: str, url: str, kind: str, renditions: str,
-               segments: int, pathway: str | None = None) -> list[Playback]:
+               segments: int, pathway: str | None = None,
+               locate: Callable[[str], str] | None = None) -> list[Playback]:
     """Fetch like a player; one Playback per chosen rendition (or one failed Playback).
-    `pathway`: the CDN being probed, followed in a steered manifest."""
+    `pathway`: the CDN being probed, followed in a steered manifest, whose absolute URLs
+    `locate` maps to where a viewer of the probed region reaches them (its regional edge)."""
     manifest = await fetcher.fetch(url, keep_body=True)
     first = [Step("manifest", None, manifest)]
     if manifest.error is not None:
@@ -213,6 +216,9 @@ async def play(fetcher: Fetcher, target: str, url: str, kind: str, renditions: s
     except (ManifestError, UnicodeDecodeError, ValueError, KeyError) as exc:
         return [_failed(target, first, "protocol", f"{target}: {exc}")]
     top = max(v.bandwidth for v in variants) or None
+    if locate is not None:
+        variants = [replace(v, url=locate(v.url), init=locate(v.init) if v.init else None,
+                            segments=tuple(locate(u) for u in v.segments)) for v in variants]
     out: list[Playback] = []
     for variant in choose(variants, renditions):
         steps = list(first)

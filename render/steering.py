@@ -111,3 +111,15 @@ def show_publish(result: PublishResult, config: ProbeConfig) -> None:
         + (f", {result.function_file}" if result.function_file else "")
         + "; associate it (viewer request) with the behaviour serving "
         + (config.steering.server if config.steering else "the documents"))
+
+
+def demo_steering_doc(url: str, plan: Plan, config: ProbeConfig,
+                      served: dict[str, list[str]]) -> dict[str, Any]:
+    return {"server": url, "plan": plan_doc(plan, config), "served": served}
+
+
+def show_demo_steering(url: str, plan: Plan, config: ProbeConfig,
+                       served: dict[str, list[str]]) -> None:
+    show_plan(plan, config)
+    out_console.print(f"steering server {url} answered: " + "; ".join(
+        f"{region} {' > '.join(order)}" for region, order in served.items()))
