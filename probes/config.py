@@ -70,6 +70,14 @@ class Cdn:
             parts = parts._replace(netloc=netloc)
         return urlunsplit(parts) + path.lstrip("/")
 
+    def localize(self, region: str, url: str) -> str:
+        """An absolute URL under this CDN's base URL (a steered manifest names those) as a
+        viewer of the region reaches it: through the region's edge (host override), as its
+        DNS would send it. Other URLs are returned unchanged."""
+        if not url.startswith(self.base_url):
+            return url
+        return self.url_for(region, url[len(self.base_url):])
+
     def resolve_for(self, region: str) -> dict[str, str]:
         """Host name -> address pins for this region (empty when DNS decides)."""
         override = self.edges.get(region)

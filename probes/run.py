@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import uuid
 from collections.abc import Callable
@@ -89,13 +90,7 @@ async def probe_region_async(config: ProbeConfig, region_id: str,
             return [fetch_line(*base, "file", None, await fetcher.fetch(url))]
         out: list[dict[str, Any]] = []
         seen: set[int] = set()
-        def locate(absolute: str, cdn: Cdn = unit.cdn) -> str:
-            """A steered manifest names the CDN's base URL; a viewer of this region reaches
-            it through the region's edge (host override), as its DNS would send it."""
-            if not absolute.startswith(cdn.base_url):
-                return absolute
-            return cdn.url_for(region.id, absolute[len(cdn.base_url):])
-
+        locate = functools.partial(unit.cdn.localize, region.id)
         for playback in await play(fetcher, unit.target.path, url, unit.target.kind,
                                    settings.renditions, settings.segments, unit.cdn.id, locate):
             for step in playback.steps:

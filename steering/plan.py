@@ -10,7 +10,9 @@ One pure function, `make_plan`, feeds `steer plan`, `steer serve`, `steer publis
     not measure comes last; CDNs the config does not list are ignored;
   * hysteresis: the previous leader keeps first place unless a challenger's score leads it by
     at least `steering.hysteresis` points, or the leader now misses a budget the challenger
-    meets, so two CDNs of equal merit do not flip every probe run;
+    meets, so two CDNs of equal merit do not flip every probe run. Before any plan, the
+    leader is the config's first CDN, the manifests' default pathway: a player that starts
+    there moves only for a real gain (each move costs it a media playlist fetch);
   * a region without a run, or whose newest run ended more than `steering.max_age` ago, gets
     the config's order of `cdns` (flagged: basis "no data" or "stale");
   * viewers of no configured region get the audience-weighted overall order: each CDN's
@@ -195,8 +197,10 @@ def _ranked(region: str, configured: Sequence[str], scores: Mapping[str, float],
     ranks.sort(key=key)
     held, challenger = False, None
     leader = ranks[0]
-    if before is not None and before.basis == MEASURED and before.order[0] != leader.cdn:
-        kept = next((r for r in ranks if r.cdn == before.order[0]), None)
+    incumbent = (before.order[0] if before is not None and before.basis == MEASURED
+                 else configured[0])
+    if incumbent != leader.cdn:
+        kept = next((r for r in ranks if r.cdn == incumbent), None)
         if (kept is not None and kept.score is not None and leader.score is not None
                 and bool(kept.missed) <= bool(leader.missed)
                 and leader.score - kept.score < hysteresis):

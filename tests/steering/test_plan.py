@@ -133,3 +133,15 @@ def test_the_throughput_floor_is_min_throughput_times_the_top_bitrate(
     plan = make_plan(results(run_lines("eu", {"alpha": FAST, "beta": SLOW}, NOW)), config, NOW)
     assert plan.for_region("eu").throughput_floor == 1.5 * TOP_BANDWIDTH
     assert plan.overall.throughput_floor == 1.5 * TOP_BANDWIDTH
+
+
+def test_before_any_plan_the_default_pathway_leads_until_a_challenger_leads_by_enough(
+        config: ProbeConfig) -> None:
+    """alpha, the config's first CDN, is the manifests' default pathway: beta, a little
+    better, does not make players move (each move costs a media playlist fetch)."""
+    close = Delivery(ttfb=0.029, startup=0.29)
+    plan = make_plan(results(run_lines("eu", {"alpha": FAST, "beta": close}, NOW)), config, NOW)
+    eu = plan.for_region("eu")
+    assert eu.order == ("alpha", "beta")
+    assert eu.held
+    assert eu.challenger == "beta"
