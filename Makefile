@@ -50,6 +50,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.push
 	$(BIN)/python -m bench.push_concurrency --rtt 40
 	$(BIN)/python bench/probe.py
+	$(BIN)/python -m bench.steering
 
 clean:
 	rm -rf $(VENV) node_modules cdnpack-demo .pytest_cache .mypy_cache .ruff_cache
