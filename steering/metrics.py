@@ -39,24 +39,14 @@ class _Collector(Collector):
     def collect(self) -> Iterator[Metric]:
         snap = self.snapshot()
         plan = snap.plan
-        decisions = CounterMetricFamily(
-            "cdnpack_steering_decisions", "Steering documents served, by viewer region and "
-            "the pathway they put first.", labels=["region", "pathway"])
-        for (where, pathway), n in sorted(self.tally.decisions.items()):
-            decisions.add_metric([where, pathway], n)
-        yield decisions
-        moves = CounterMetricFamily(
-            "cdnpack_steering_throughput_moves", "Sessions moved off a pathway whose own "
-            "measured throughput was below the region's floor.", labels=["region", "pathway"])
-        for (where, pathway), n in sorted(self.tally.moves.items()):
-            moves.add_metric([where, pathway], n)
-        yield moves
-        responses = CounterMetricFamily(
-            "cdnpack_steering_responses", "HTTP responses by path and status code.",
-            labels=["path", "code"])
-        for (path, status), n in sorted(self.tally.responses.items()):
-            responses.add_metric([path, str(status)], n)
-        yield responses
+        yield _counter("cdnpack_steering_decisions", "Steering documents served, by viewer "
+                       "region and the pathway they put first.", ("region", "pathway"),
+                       self.tally.decisions)
+        yield _counter("cdnpack_steering_throughput_moves", "Sessions moved off a pathway "
+                       "whose own measured throughput was below the region's floor.",
+                       ("region", "pathway"), self.tally.moves)
+        yield _counter("cdnpack_steering_responses", "HTTP responses by path and status code.",
+                       ("path", "code"), self.tally.responses)
         yield GaugeMetricFamily(
             "cdnpack_steering_plan_age_seconds", "Seconds since a refresh last read the "
             "config and the probe results.", value=time.monotonic() - snap.refreshed)
@@ -85,6 +75,14 @@ class _Collector(Collector):
         yield stale
         yield age
         yield position
+
+
+def _counter(name: str, doc: str, labels: tuple[str, str],
+             counts: Counter[tuple[str, str]] | Counter[tuple[str, int]]) -> Metric:
+    family = CounterMetricFamily(name, doc, labels=list(labels))
+    for key, n in sorted(counts.items()):
+        family.add_metric([str(k) for k in key], n)
+    return family
 
 
 def registry(snapshot: Callable[[], Snapshot], tally: Tally) -> CollectorRegistry:

@@ -40,6 +40,7 @@ from testbed.edges import EdgeControl, Edges, EdgeSpec, edge_process
 from testbed.origin import free_port, origin_bucket
 from tests.browser.conftest import KEY, KID, RELEASES, Stage
 from tests.browser.harness import Browser, PlayCase, PlayResult
+from tests.browser.test_playback import Playback
 from tests.conftest import cdnpack_cli
 from tests.moto import FAKE_CREDENTIALS, moto_server
 from tests.steering.serving import Served, steer_serve
@@ -204,23 +205,11 @@ def steered(stage: Stage, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
                                    base)
 
 
-@dataclass(frozen=True)
-class Session:
-    player: str
-    release: str
-    manifest: str
-
-    @property
-    def id(self) -> str:
-        kind = "hls" if self.manifest.endswith(".m3u8") else "dash"
-        return f"{self.player}-{kind}-{self.release}"
-
-
 SESSIONS = [
-    Session("hls.js", "clear", "master.m3u8"),
-    Session("shaka", "cbcs", "master.m3u8"),
-    Session("shaka", "cenc", "manifest.mpd"),
-    Session("dashjs", "cbcs", "manifest.mpd"),
+    Playback("hls.js", "clear", "master.m3u8"),
+    Playback("shaka", "cbcs", "master.m3u8"),
+    Playback("shaka", "cenc", "manifest.mpd"),
+    Playback("dashjs", "cbcs", "manifest.mpd"),
 ]
 
 
@@ -291,7 +280,7 @@ def media_advance(result: PlayResult, since_wall: float) -> float:
 
 @pytest.mark.parametrize("session", SESSIONS, ids=lambda s: s.id)
 def test_players_follow_the_steering(browser: Browser, steered: SteeredStage,
-                                     session: Session) -> None:
+                                     session: Playback) -> None:
     st = steered
     # Before the session: beta first for France (alpha is the manifests' default), both
     # CDNs healthy, steering enabled.
