@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
 
-from probes.config import ProbeConfig
 from render.console import out_console
-from steering.plan import Plan, RegionPlan
-from steering.publish import RUNTIME, PublishResult
-from steering.server import ServeResult
+
+if TYPE_CHECKING:  # `steer plan` must not pay for aiohttp and botocore to print a table
+    from probes.config import ProbeConfig
+    from steering.plan import Plan, RegionPlan
+    from steering.publish import PublishResult
+    from steering.server import ServeResult
 
 
 def _limits(config: ProbeConfig) -> tuple[float, float]:
@@ -94,7 +96,7 @@ def publish_doc(result: PublishResult, config: ProbeConfig) -> dict[str, Any]:
         "documents": [{"key": d.key, "region": d.region, "order": list(d.order),
                        "bytes": len(d.body)} for d in result.documents],
         "function": {"key": result.function_key, "bytes": result.function_bytes,
-                     "runtime": RUNTIME, "file": result.function_file},
+                     "runtime": result.runtime, "file": result.function_file},
         "server": config.steering.server if config.steering else None,
     }
 
@@ -107,7 +109,8 @@ def show_publish(result: PublishResult, config: ProbeConfig) -> None:
         table.add_row(doc.key, doc.region, " > ".join(doc.order))
     out_console.print(table)
     out_console.print(
-        f"CloudFront Function ({RUNTIME}, {result.function_bytes} bytes): {result.function_key}"
+        f"CloudFront Function ({result.runtime}, {result.function_bytes} bytes): "
+        f"{result.function_key}"
         + (f", {result.function_file}" if result.function_file else "")
         + "; associate it (viewer request) with the behaviour serving "
         + (config.steering.server if config.steering else "the documents"))

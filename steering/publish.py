@@ -59,6 +59,7 @@ class PublishResult:
     function_key: str
     function_bytes: int
     function_file: str | None
+    runtime: str = RUNTIME
 
 
 def static_documents(plan: Plan, config: ProbeConfig) -> list[StaticDocument]:
