@@ -67,18 +67,6 @@ def _override_host(cdn: Cdn, region: str | None) -> str | None:
     return moved.hostname if moved.hostname != base.hostname else None
 
 
-def pathway_cdn(pathway: str, config: ProbeConfig) -> str | None:
-    """The CDN a pathway id a player reports belongs to (its own id or one of its clones);
-    None for a name the config does not know (ignored)."""
-    cdn, _, region = pathway.partition(".")
-    ids = {c.id for c in config.cdns}
-    if cdn not in ids:
-        return None
-    if region and clones_for(config, region).get(cdn) is None:
-        return None
-    return cdn
-
-
 def demote(order: Sequence[str], slow: Sequence[str]) -> tuple[str, ...]:
     """The order with the pathways a session found too slow moved to the end (their own order
     kept): the session moves to the best other pathway, whatever the regional ranking says."""
