@@ -246,3 +246,11 @@ def test_steer_plan_shows_each_regions_order_and_why(config_path: Path, results:
     people = cdnpack_cli("steer", "plan", results, "--config", config_path)
     assert people.returncode == 0, people.stderr
     assert "alpha > beta" in people.stdout
+
+
+def test_serving_needs_a_steering_section(tmp_path: Path, results: Path) -> None:
+    config = write_config(tmp_path, CONFIG.split("steering:")[0])
+    done = cdnpack_cli("steer", "serve", "--config", config, "--results", results)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"cdnpack: error: {config}: `steer serve` needs a `steering:` section"]
