@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
-	$(BIN)/python -m compileall -q cli.py packager cdn probes release render testbed rum  # as an install would
+	$(BIN)/python -m compileall -q cli.py packager cdn probes release render testbed rum steering  # as an install would
 	touch $@
 
 demo: $(STAMP)
@@ -56,6 +56,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.push_concurrency --rtt 40
 	$(BIN)/python bench/probe.py
 	$(BIN)/python -m bench.thumbnails
+	$(BIN)/python -m bench.steering
 
 clean:
 	rm -rf $(VENV) node_modules cdnpack-demo .pytest_cache .mypy_cache .ruff_cache

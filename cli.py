@@ -23,6 +23,7 @@ from render.console import emit_json, err_console, fail, out_console, progress, 
 
 if TYPE_CHECKING:
     from cdn.publish import PushRequest
+    from cdn.s3 import S3Location
     from packager.keys.keystore import Keystore
     from packager.output.pipeline import PackageRequest
     from probes.config import ProbeConfig
@@ -161,6 +162,9 @@ PACKAGE_OPTIONS: list[Callable[[Any], Any]] = [
     click.option("--drm", metavar="SYSTEMS",
                  help="widevine,playready,clearkey,fairplay (default: all but fairplay for "
                       "cenc, all for cbcs)."),
+    click.option("--steering", is_flag=True,
+                 help="Content steering: every CDN of the config is a pathway (HLS PATHWAY-ID, "
+                      "DASH BaseURL@serviceLocation) and players ask its steering server."),
 ]
 _PACKAGE_NAMES = _names(PACKAGE_OPTIONS)
 
@@ -192,14 +196,16 @@ _PUSH_NAMES = _names(PUSH_OPTIONS)
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
               help="Release directory to create (built aside, renamed into place).")
 @click.option("--force", is_flag=True, help="Replace an existing output directory.")
+@click.option("--config", "config_path", type=click.Path(path_type=Path),
+              help="--steering: the CDNs and steering server (default: regions.yaml).")
 @_options(PACKAGE_OPTIONS)
 @json_option
-def package_command(source: Path, output: Path, force: bool, as_json: bool,
-                    **options: Any) -> None:
+def package_command(source: Path, output: Path, force: bool, config_path: Path | None,
+                    as_json: bool, **options: Any) -> None:
     """Package SOURCE into an ABR release (CMAF segments, HLS and DASH) at OUTPUT."""
     from packager.output.pipeline import package
     from render.package import package_doc, show_package
-    request = _package_request(source, output, force, options)
+    request = _package_request(source, output, force, options, config_path)
     with progress(quiet=as_json) as sink:
         result = package(request, sink)
     if as_json:
@@ -208,13 +214,17 @@ def package_command(source: Path, output: Path, force: bool, as_json: bool,
         show_package(result)
 
 
-def _package_request(source: Path, output: Path, force: bool,
-                     options: dict[str, Any]) -> PackageRequest:
+def _package_request(source: Path, output: Path, force: bool, options: dict[str, Any],
+                     config_path: Path | None = None) -> PackageRequest:
     """The `package` options (shared by `release`) as a PackageRequest; keys are resolved and
     stored while it is built, before anything is encoded."""
     from packager.encoding.thumbnails import parse_thumbnails
     from packager.keys.source import KeyOptions, encryption_for
     from packager.output.pipeline import PackageRequest
+    steering = None
+    if options.pop("steering"):
+        from steering.documents import manifest_spec
+        steering = manifest_spec(_probe_config(config_path))
     media = {k: options.pop(k) for k in ("ladder", "segment_duration", "formats", "copy")}
     # Parsed before any key is made or stored: a bad value leaves nothing behind.
     thumbnails = options.pop("thumbnails")
@@ -225,6 +235,7 @@ def _package_request(source: Path, output: Path, force: bool,
         segment_duration=media["segment_duration"], formats=media["formats"] or FORMATS,
         copy=media["copy"], force=force, encryption=encryption_for(keys, output),
         thumbnails=thumbnail_spec,
+        steering=steering,
     )
 
 
@@ -244,18 +255,23 @@ def demo(output: Path, duration: float, as_json: bool) -> None:
     from probes.report import html_report
     from render.package import package_doc, show_package
     from render.release import rollout_doc, show_rollout
+    from render.steering import demo_steering_doc, show_demo_steering
     from testbed.demo import run_demo
     with progress(quiet=as_json) as sink:
         result = run_demo(output, duration, SHIPPED_CONFIG, sink)
     report = output / "report.html"
     write_atomic(report, html_report(result.rollout.card, "cdnpack demo: delivery scorecard"))
+    steering = result.steering
     if as_json:
         emit_json({"package": package_doc(result.package), "release": rollout_doc(result.rollout),
                    "report": str(report), "config": str(result.config),
-                   "keystore": str(result.keystore), "distribution": result.distribution})
+                   "keystore": str(result.keystore), "distribution": result.distribution,
+                   "steering": demo_steering_doc(steering.url, steering.plan, steering.config,
+                                                 steering.served)})
     else:
         show_package(result.package)
         show_rollout(result.rollout)
+        show_demo_steering(steering.url, steering.plan, steering.config, steering.served)
         out_console.print(
             f"report: {report}; probe results: {result.rollout.results[0].parent}; "
             f"config: {result.config}; keys: {result.keystore} (outside the release tree)")
@@ -318,13 +334,16 @@ def _push_request(
               help="Write the HTML scorecard here.")
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the gate as JUnit XML here.")
+@click.option("--steering-destination", metavar="s3://BUCKET/PREFIX",
+              help="--steering: where the steering documents go once the gate passes "
+                   "(default: DESTINATION/steering).")
 @_options(PACKAGE_OPTIONS)
 @_options(PUSH_OPTIONS)
 @json_option
 def release_command(
     source: Path, destination: str, output: Path, force: bool, config_path: Path | None,
     probe_regions: tuple[str, ...], results_dir: Path | None, html_path: Path | None,
-    junit: Path | None, as_json: bool, **options: Any,
+    junit: Path | None, steering_destination: str | None, as_json: bool, **options: Any,
 ) -> None:
     """Package SOURCE, stage it at DESTINATION (s3://BUCKET/PREFIX), probe the staged release
     through every CDN of the config, and publish its multivariant playlist and MPD only when
@@ -346,10 +365,13 @@ def release_command(
     check_regions(config, probe_regions)
     push_request = _push_request(output, destination, dry_run=False, prune=False,
                                  **push_options)
-    request = _package_request(source, output, force, _split(options, _PACKAGE_NAMES))
+    steering = _steering_destination(options["steering"], destination, steering_destination)
+    request = _package_request(source, output, force, _split(options, _PACKAGE_NAMES),
+                               config_path)
     with progress(quiet=as_json) as sink:
         packaged = package(request, sink)
-        result = rollout(RolloutRequest(push_request, config, probe_regions, results), sink)
+        result = rollout(RolloutRequest(push_request, config, probe_regions, results,
+                                        steering), sink)
     if html_path is not None:
         write_atomic(html_path, html_report(result.card))
     if junit is not None:
@@ -361,6 +383,20 @@ def release_command(
         show_package(packaged)
         show_rollout(result)
     enforce(result.verdict)
+
+
+def _steering_destination(steering: bool, destination: str,
+                          override: str | None) -> S3Location | None:
+    """Where `release --steering` publishes the steering documents."""
+    from cdn.s3 import S3Location, parse_s3_url
+    if override is not None and not steering:
+        raise click.UsageError("--steering-destination needs --steering")
+    if not steering:
+        return None
+    if override is not None:
+        return parse_s3_url(override)
+    release = parse_s3_url(destination)
+    return S3Location(release.bucket, release.key("steering"))
 
 
 @cdnpack.command("sign")
@@ -588,6 +624,99 @@ def gate_command(results: tuple[str, ...], config_path: Path | None, endpoint_ur
     else:
         show_verdict(verdict)
     enforce(verdict)
+
+
+# --- steer: players follow the CDN ranking the probes measure ---------------------------------
+
+
+@cdnpack.group("steer")
+def steer_group() -> None:
+    """Content steering: per-region pathway order from probe results, served or published."""
+
+
+@steer_group.command("plan")
+@click.argument("results", nargs=-1, required=True)
+@click.option("--config", "config_path", type=click.Path(path_type=Path),
+              help="Regions, CDNs, budgets and steering settings (default: regions.yaml).")
+@click.option("--endpoint-url", help="S3-compatible endpoint for s3:// results.")
+@json_option
+def steer_plan(results: tuple[str, ...], config_path: Path | None, endpoint_url: str | None,
+               as_json: bool) -> None:
+    """Per region, the pathway order RESULTS (JSONL files, directories or s3://BUCKET/PREFIX)
+    give, and why: score, missed budgets, hysteresis, stale data."""
+    from datetime import UTC, datetime
+
+    from probes.results import read_results
+    from render.steering import plan_doc, show_plan
+    from steering.plan import make_plan
+    config = _probe_config(config_path)
+    plan = make_plan(read_results(results, _s3(endpoint_url)), config, datetime.now(UTC))
+    if as_json:
+        emit_json(plan_doc(plan, config))
+    else:
+        show_plan(plan, config)
+
+
+@steer_group.command("serve")
+@click.option("--config", "config_path", type=click.Path(path_type=Path),
+              help="Regions, CDNs, budgets and the steering section (default: regions.yaml); "
+                   "re-read on every refresh.")
+@click.option("--results", "results", multiple=True, required=True,
+              metavar="DIR|s3://BUCKET/PREFIX", help="Probe results to plan from (repeatable).")
+@click.option("--listen", default="127.0.0.1:8900", show_default=True, metavar="HOST:PORT",
+              help="Address to answer on (port 0: any free port, printed when ready).")
+@click.option("--refresh", default="30s", show_default=True, metavar="DURATION",
+              help="How often config and results are re-read (250ms, 30s, 5m).")
+@click.option("--endpoint-url", help="S3-compatible endpoint for s3:// results.")
+@json_option
+def steer_serve(config_path: Path | None, results: tuple[str, ...], listen: str, refresh: str,
+                endpoint_url: str | None, as_json: bool) -> None:
+    """Serve /hls.json and /dash.json per viewer region, /metrics and /healthz until Ctrl-C."""
+    from render.steering import show_listening, show_stopped
+    from steering.server import run as run_server
+    from steering.server import serve_request
+    request = serve_request(config_path or _default_config(), results, listen, refresh,
+                            endpoint_url)
+    result = run_server(request, lambda url: show_listening(url, as_json))
+    show_stopped(result, as_json)
+
+
+@steer_group.command("publish")
+@click.argument("destination", metavar="s3://BUCKET/PREFIX")
+@click.option("--config", "config_path", type=click.Path(path_type=Path),
+              help="Regions, CDNs, budgets and the steering section (default: regions.yaml).")
+@click.option("--results", "results", multiple=True, required=True,
+              metavar="FILE|DIR|s3://BUCKET/PREFIX", help="Probe results to plan from "
+              "(repeatable).")
+@click.option("--function-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the CloudFront Function's code here.")
+@click.option("--endpoint-url", help="S3-compatible endpoint (results and destination).")
+@json_option
+def steer_publish(destination: str, config_path: Path | None, results: tuple[str, ...],
+                  function_file: Path | None, endpoint_url: str | None, as_json: bool) -> None:
+    """Static steering documents per region in DESTINATION, plus a CloudFront Function
+    (cloudfront-js-2.0) that answers each viewer's by CloudFront-Viewer-Country."""
+    from datetime import UTC, datetime
+
+    from cdn.s3 import parse_s3_url
+    from probes.results import read_results
+    from render.steering import publish_doc, show_publish
+    from steering.plan import make_plan
+    from steering.publish import PublishRequest, publish
+    location = parse_s3_url(destination)
+    config = _probe_config(config_path)
+    connection = _s3(endpoint_url)
+    plan = make_plan(read_results(results, connection), config, datetime.now(UTC))
+    result = publish(PublishRequest(location, config, plan, connection, function_file))
+    if as_json:
+        emit_json(publish_doc(result, config))
+    else:
+        show_publish(result, config)
+
+
+def _default_config() -> Path:
+    from probes.config import default_config_path
+    return default_config_path()
 
 
 # --- keys: the local keystore and CPIX exchange -----------------------------------------------

@@ -31,6 +31,8 @@ _DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(ms|s|m)\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0}
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
+#: An HTTP field name (RFC 9110 §5.1: a token).
+_FIELD_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,14 @@ class Cdn:
             netloc = f"{override.host}:{parts.port}" if keep else override.host
             parts = parts._replace(netloc=netloc)
         return urlunsplit(parts) + path.lstrip("/")
+
+    def localize(self, region: str, url: str) -> str:
+        """An absolute URL under this CDN's base URL (a steered manifest names those) as a
+        viewer of the region reaches it: through the region's edge (host override), as its
+        DNS would send it. Other URLs are returned unchanged."""
+        if not url.startswith(self.base_url):
+            return url
+        return self.url_for(region, url[len(self.base_url):])
 
     def resolve_for(self, region: str) -> dict[str, str]:
         """Host name -> address pins for this region (empty when DNS decides)."""
@@ -111,6 +121,27 @@ class Budget:
 
 
 @dataclass(frozen=True)
+class SteeringSettings:
+    """How players are steered between the CDNs (HLS RFC 8216bis §7, DASH-IF CTS 001)."""
+
+    server: str  # public base URL of the steering service, ends with "/"
+    ttl: int = 30  # whole seconds a player keeps a steering document (its TTL)
+    #: Where the viewer's ISO 3166-1 country comes from (CloudFront adds this header when the
+    #: origin request policy forwards it); `?region=` on the request overrides it.
+    region_header: str = "CloudFront-Viewer-Country"
+    max_age: float = 900.0  # seconds: a region's newest probe run older than this is stale
+    #: Score points a challenger must lead by to take first place: above the 1-2 points two
+    #: equal CDNs differ by from one probe run to the next, below what a 25 % faster start
+    #: earns (the composite score compresses: each term is budget / (budget + value)).
+    hysteresis: float = 3.0
+    #: False: the server answers 410 Gone, so players stop reloading and keep their pathway.
+    enabled: bool = True
+
+    def document_url(self, name: str) -> str:
+        return self.server + name
+
+
+@dataclass(frozen=True)
 class ProbeConfig:
     path: Path
     regions: list[Region]
@@ -118,6 +149,7 @@ class ProbeConfig:
     targets: list[Target]
     probe: ProbeSettings
     budgets: dict[str, Budget]  # region id -> budget (default merged in)
+    steering: SteeringSettings | None = None  # None: no `steering:` section
 
     def region(self, region_id: str) -> Region:
         for r in self.regions:
@@ -139,13 +171,24 @@ class ProbeConfig:
         return self.budgets.get(region_id, self.budgets.get("default", Budget()))
 
 
-def parse_duration(text: str, what: str) -> float:
-    """Seconds of a duration typed with its unit (`250ms`, `60s`, `5m`), as in the config."""
-    match = _DURATION.match(text)
+def duration_seconds(value: object) -> float:
+    """Seconds from a duration with a unit (`250ms`, `2s`, `1m`); ValueError otherwise."""
+    match = _DURATION.match(value) if isinstance(value, str) else None
     if match is None:
-        raise InputError(f"{what}: must be a duration with a unit (ms, s, m) like 60s, "
-                         f"got {text!r}")
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        raise ValueError("must be a duration with a unit (ms, s, m) like 250ms or 2s, "
+                         f"got {value!r}")
+    seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds <= 0:
+        raise ValueError("must be > 0")
+    return seconds
+
+
+def parse_duration(text: str, what: str) -> float:
+    """A duration given on the command line (`--every 60s`): one line naming the option."""
+    try:
+        return duration_seconds(text)
+    except ValueError as exc:
+        raise InputError(f"{what}: {exc}") from None
 
 
 def default_config_path() -> Path:
@@ -252,14 +295,10 @@ class _Reader:
         value = m.get(key)
         if value is None:
             return default
-        match = _DURATION.match(value) if isinstance(value, str) else None
-        if match is None:
-            raise self.fail(m, key, f"{name}.{key}", "must be a duration with a unit (ms, s, m) "
-                            f"like 250ms or 2s, got {value!r}")
-        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-        if seconds <= 0:
-            raise self.fail(m, key, f"{name}.{key}", "must be > 0")
-        return seconds
+        try:
+            return duration_seconds(value)
+        except ValueError as exc:
+            raise self.fail(m, key, f"{name}.{key}", str(exc)) from None
 
     def choice(self, m: _Mapping, key: str, name: str, choices: tuple[str, ...],
                default: str) -> str:
@@ -289,7 +328,7 @@ def load_config(path: Path) -> ProbeConfig:
     if not isinstance(doc, _Mapping):
         raise InputError(f"{path}:1: top level must be a mapping")
     r = _Reader(path)
-    r.unknown(doc, "", {"regions", "cdns", "targets", "probe", "budgets"})
+    r.unknown(doc, "", {"regions", "cdns", "targets", "probe", "budgets", "steering"})
     regions = _regions(r, doc)
     region_ids = {x.id for x in regions}
     return ProbeConfig(
@@ -299,6 +338,8 @@ def load_config(path: Path) -> ProbeConfig:
         targets=_targets(r, doc),
         probe=_settings(r, r.mapping(doc, "probe", "probe", required=False)),
         budgets=_budgets(r, r.mapping(doc, "budgets", "budgets", required=False), region_ids),
+        steering=(_steering(r, r.mapping(doc, "steering", "steering"))
+                  if "steering" in doc else None),
     )
 
 
@@ -437,3 +478,33 @@ def _budgets(r: _Reader, m: _Mapping, region_ids: set[str]) -> dict[str, Budget]
             raise r.fail(m, key, f"budgets.{key}", "no such region (or 'default')")
         budgets[key] = _budget(r, r.mapping(m, key, f"budgets.{key}"), f"budgets.{key}", default)
     return budgets
+
+
+def _steering(r: _Reader, m: _Mapping) -> SteeringSettings:
+    d = SteeringSettings(server="")
+    r.unknown(m, "steering", {"server", "ttl", "region_header", "max_age", "hysteresis",
+                              "enabled"})
+    server = r.text(m, "server", "steering")
+    parts = urlsplit(server)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise r.fail(m, "server", "steering.server", f"must be an http(s) URL, got {server!r}")
+    if parts.query or parts.fragment:
+        raise r.fail(m, "server", "steering.server", "must not have a query or fragment")
+    ttl = r.duration(m, "ttl", "steering", d.ttl) or d.ttl
+    if ttl != int(ttl):  # the documents' TTL is a JSON integer of seconds
+        raise r.fail(m, "ttl", "steering.ttl", f"must be whole seconds, got {ttl:g} s")
+    header = r.text(m, "region_header", "steering", d.region_header)
+    if not _FIELD_NAME.match(header):
+        raise r.fail(m, "region_header", "steering.region_header",
+                     f"{header!r} is not an HTTP header name")
+    enabled = m.get("enabled", d.enabled)
+    if not isinstance(enabled, bool):
+        raise r.fail(m, "enabled", "steering.enabled", "must be true or false")
+    return SteeringSettings(
+        server=server if server.endswith("/") else server + "/",
+        ttl=int(ttl),
+        region_header=header,
+        max_age=r.duration(m, "max_age", "steering", d.max_age) or d.max_age,
+        hysteresis=r.number(m, "hysteresis", "steering", d.hysteresis, 0.0, 100.0),
+        enabled=enabled,
+    )

@@ -55,6 +55,7 @@ class FetchRecord:
     throughput: float | None
     error: str | None
     lagged: bool
+    run_id: str = ""  # the run it belongs to (steering plans from each region's newest run)
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ class PlaybackRecord:
     ratio: float | None
     error: str | None
     lagged: bool
+    run_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -176,7 +178,7 @@ def parse_records(docs: Iterable[tuple[str, Any]]) -> Results:
                 fetches.append(FetchRecord(
                     str(doc["region"]), str(doc["cdn"]), str(doc["target"]), str(doc["step"]),
                     _opt(doc["ttfb_s"]), float(doc["total_s"]), _opt(doc["throughput_bps"]),
-                    error, bool(doc["lagged"]),
+                    error, bool(doc["lagged"]), str(doc.get("run_id", "")),
                 ))
             elif kind == "playback":
                 top = doc["top_bandwidth_bps"]
@@ -184,6 +186,7 @@ def parse_records(docs: Iterable[tuple[str, Any]]) -> Results:
                     str(doc["region"]), str(doc["cdn"]), str(doc["target"]), doc["rendition"],
                     _opt(doc["startup_s"]), None if top is None else int(top),
                     _opt(doc["sustainable_ratio"]), doc["error"], bool(doc["lagged"]),
+                    str(doc.get("run_id", "")),
                 ))
             else:
                 raise ValueError(f"unknown record type {kind!r}")
@@ -208,8 +211,11 @@ def merge(parts: Iterable[Results]) -> Results:
     return Results(runs, fetches, playbacks)
 
 
-def read_results(sources: Iterable[str], conn: Connection | None = None) -> Results:
-    """Read result files and s3://BUCKET/PREFIX locations; at least one record must be found."""
+def read_results(sources: Iterable[str], conn: Connection | None = None, *,
+                 allow_empty: bool = False) -> Results:
+    """Read result files, directories of them (every *.jsonl below, in name order) and
+    s3://BUCKET/PREFIX locations; at least one record must be found unless `allow_empty`
+    (a steering server whose bus holds nothing yet plans without data)."""
     # boto3 only when s3 is used: reading local files must not pay for it.
     from probes.s3store import read_prefix, results_connection  # noqa: PLC0415
 
@@ -219,8 +225,10 @@ def read_results(sources: Iterable[str], conn: Connection | None = None) -> Resu
             for key, body in read_prefix(source, conn or results_connection()):
                 parts.append(parse_jsonl(decode_text(body, key, RESULTS_FILE), key))
             continue
-        parts.append(parse_jsonl(read_text(Path(source), RESULTS_FILE), source))
+        path = Path(source)
+        for file in sorted(path.rglob("*.jsonl")) if path.is_dir() else [path]:
+            parts.append(parse_jsonl(read_text(file, RESULTS_FILE), str(file)))
     results = merge(parts)
-    if not results.fetches:
+    if not results.fetches and not allow_empty:
         raise InputError("no fetch records in " + ", ".join(sources))
     return results

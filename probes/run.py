@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import uuid
 from collections.abc import Callable
@@ -89,8 +90,9 @@ async def probe_region_async(config: ProbeConfig, region_id: str,
             return [fetch_line(*base, "file", None, await fetcher.fetch(url))]
         out: list[dict[str, Any]] = []
         seen: set[int] = set()
+        locate = functools.partial(unit.cdn.localize, region.id)
         for playback in await play(fetcher, unit.target.path, url, unit.target.kind,
-                                   settings.renditions, settings.segments):
+                                   settings.renditions, settings.segments, unit.cdn.id, locate):
             for step in playback.steps:
                 if id(step.result) not in seen:  # the manifest is shared by all renditions
                     seen.add(id(step.result))

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from urllib.parse import urljoin
 
 from probes.http import Fetcher, FetchResult
@@ -35,6 +36,7 @@ class Variant:
     url: str  # HLS: media playlist URL; DASH: unused (segments listed directly)
     init: str | None = None
     segments: tuple[str, ...] = ()
+    pathway: str | None = None  # HLS content steering PATHWAY-ID
 
 
 @dataclass(frozen=True)
@@ -58,8 +60,12 @@ class Playback:
     steps: list[Step] = field(default_factory=list)
 
 
-def parse_hls_multivariant(text: str, url: str) -> list[Variant]:
-    """EXT-X-STREAM-INF variants (RFC 8216 §4.3.4.2); a media playlist is its own variant."""
+def parse_hls_multivariant(text: str, url: str, pathway: str | None = None) -> list[Variant]:
+    """EXT-X-STREAM-INF variants (RFC 8216 §4.3.4.2); a media playlist is its own variant.
+
+    A steered playlist lists every variant once per CDN (PATHWAY-ID, RFC 8216bis §4.4.6.2):
+    only the probed CDN's `pathway` is kept (the first pathway's when it has none), as a
+    player steered to that CDN would play."""
     if not text.startswith("#EXTM3U"):
         raise ManifestError("not an M3U8 playlist (no #EXTM3U)")
     lines = [line.strip() for line in text.splitlines() if line.strip()]
@@ -72,9 +78,14 @@ def parse_hls_multivariant(text: str, url: str) -> list[Variant]:
             uri = next((x for x in lines[i + 1:] if not x.startswith("#")), None)
             if uri is None or "BANDWIDTH" not in attrs:
                 raise ManifestError("EXT-X-STREAM-INF without BANDWIDTH or URI")
-            variants.append(Variant(uri, int(attrs["BANDWIDTH"]), urljoin(url, uri)))
+            variants.append(Variant(uri, int(attrs["BANDWIDTH"]), urljoin(url, uri),
+                                    pathway=attrs.get("PATHWAY-ID")))
     if not variants:
         raise ManifestError("multivariant playlist lists no EXT-X-STREAM-INF")
+    pathways = [v.pathway for v in variants if v.pathway is not None]
+    if pathways:
+        chosen = pathway if pathway in pathways else pathways[0]
+        variants = [v for v in variants if v.pathway == chosen]
     return variants
 
 
@@ -111,16 +122,21 @@ def _fill(template: str, rep: str, bandwidth: int, number: int, time: int) -> st
     return _TEMPLATE.sub(sub, template).replace("$$", "$")
 
 
-def _base(url: str, *elements: ET.Element) -> str:
+def _base(url: str, *elements: ET.Element, pathway: str | None = None) -> str:
+    """The BaseURL chain; of several, the one whose serviceLocation is the probed CDN's
+    (DASH-IF CTS 001 content steering), else the first."""
     for element in elements:
-        base = element.find(f"{_NS}BaseURL")
+        bases = [b for b in element.findall(f"{_NS}BaseURL") if b.text]
+        base = next((b for b in bases if pathway is not None
+                     and b.get("serviceLocation") == pathway), bases[0] if bases else None)
         if base is not None and base.text:
             url = urljoin(url, base.text.strip())
     return url
 
 
-def parse_mpd(text: str, url: str, count: int) -> list[Variant]:
-    """Video Representations with SegmentTemplate (ISO/IEC 23009-1 §5.3.9.4), first Period."""
+def parse_mpd(text: str, url: str, count: int, pathway: str | None = None) -> list[Variant]:
+    """Video Representations with SegmentTemplate (ISO/IEC 23009-1 §5.3.9.4), first Period;
+    segments under the BaseURL of the probed CDN's `pathway` when the MPD is steered."""
     try:
         mpd = ET.fromstring(text)
     except ET.ParseError as exc:
@@ -141,7 +157,7 @@ def parse_mpd(text: str, url: str, count: int) -> list[Variant]:
             if template is None or template.get("media") is None:
                 raise ManifestError("only SegmentTemplate addressing is supported")
             rep_id, bandwidth = rep.get("id", ""), int(rep.get("bandwidth", "0"))
-            base = _base(url, mpd, period, aset, rep)
+            base = _base(url, mpd, period, aset, rep, pathway=pathway)
             number = int(template.get("startNumber", "1"))
             times = _timeline(template, count)
             media = template.get("media", "")
@@ -182,8 +198,11 @@ def choose(variants: list[Variant], which: str) -> list[Variant]:
 
 
 async def play(fetcher: Fetcher, target: str, url: str, kind: str, renditions: str,
-               segments: int) -> list[Playback]:
-    """Fetch like a player; one Playback per chosen rendition (or one failed Playback)."""
+               segments: int, pathway: str | None = None,
+               locate: Callable[[str], str] | None = None) -> list[Playback]:
+    """Fetch like a player; one Playback per chosen rendition (or one failed Playback).
+    `pathway`: the CDN being probed, followed in a steered manifest, whose absolute URLs
+    `locate` maps to where a viewer of the probed region reaches them (its regional edge)."""
     manifest = await fetcher.fetch(url, keep_body=True)
     first = [Step("manifest", None, manifest)]
     if manifest.error is not None:
@@ -191,12 +210,15 @@ async def play(fetcher: Fetcher, target: str, url: str, kind: str, renditions: s
     try:
         text = manifest.body.decode("utf-8")
         if kind == "hls":
-            variants = parse_hls_multivariant(text, url)
+            variants = parse_hls_multivariant(text, url, pathway)
         else:
-            variants = parse_mpd(text, url, segments)
+            variants = parse_mpd(text, url, segments, pathway)
     except (ManifestError, UnicodeDecodeError, ValueError, KeyError) as exc:
         return [_failed(target, first, "protocol", f"{target}: {exc}")]
     top = max(v.bandwidth for v in variants) or None
+    if locate is not None:
+        variants = [replace(v, url=locate(v.url), init=locate(v.init) if v.init else None,
+                            segments=tuple(locate(u) for u in v.segments)) for v in variants]
     out: list[Playback] = []
     for variant in choose(variants, renditions):
         steps = list(first)

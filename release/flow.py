@@ -13,7 +13,10 @@ back.  The flow:
   3. probe    every configured region probes the candidates through every CDN (the config's
               targets are mapped onto the staged names).
   4. gate     the budgets of regions.yaml against the scorecard.
-  5. publish  on a pass only: the real manifests go up (verified) and are invalidated.
+  5. publish  on a pass only: the real manifests go up (verified) and are invalidated. With
+              steering, the static steering documents planned from these very probe runs go up
+              just before them (steering/publish.py), so a steered manifest never names a
+              steering document that is not there, and a failed gate publishes neither.
 The candidates are deleted on every way out (pass, miss, error, Ctrl-C).
 """
 
@@ -22,12 +25,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from cdn.publish import PHASE_MANIFESTS, PHASES, PushRequest, PushResult, push
 from cdn.s3 import (
     OriginError,
+    S3Location,
     Upload,
     client,
     delete_keys,
@@ -43,6 +48,8 @@ from probes.gate import Verdict, evaluate
 from probes.results import jsonl, parse_records
 from probes.run import ProbeRun, probe_region
 from probes.score import Scorecard, scorecard
+from steering.plan import make_plan
+from steering.publish import PublishRequest, PublishResult, publish
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +67,8 @@ class RolloutRequest:
     config: ProbeConfig
     regions: tuple[str, ...]  # regions probed (their edges and budgets); empty: all of them
     results_dir: Path  # one JSONL per region, kept for `score`/`gate` and the audit trail
+    #: --steering: where the static steering documents go once the gate passes (None: none)
+    steering: S3Location | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +80,7 @@ class RolloutResult:
     card: Scorecard
     verdict: Verdict
     published: PushResult | None  # None: the gate failed, nothing was published
+    steering: PublishResult | None = None  # the steering documents published with them
 
 
 def results_dir_for(output: Path, results_dir: Path | None) -> Path:
@@ -146,11 +156,17 @@ def rollout(request: RolloutRequest, progress: ProgressSink | None = None) -> Ro
             write_atomic(target, jsonl(run.lines))
             runs.append(run)
             results.append(target)
-        card = scorecard(parse_records(
-            (f"run {run.run_id}", line) for run in runs for line in run.lines), config)
+        card_results = parse_records(
+            (f"run {run.run_id}", line) for run in runs for line in run.lines)
+        card = scorecard(card_results, config)
         verdict = evaluate(card, config)
         published = None
+        steering = None
         if verdict.passed:
+            if request.steering is not None:
+                plan = make_plan(card_results, request.config, datetime.now(UTC))
+                steering = publish(PublishRequest(request.steering, request.config, plan,
+                                                  request.push.connection))
             published = push(replace(request.push, stage=False, prune=False), progress)
         else:
             log.info("gate failed: %d budgets missed; manifests not published",
@@ -158,7 +174,7 @@ def rollout(request: RolloutRequest, progress: ProgressSink | None = None) -> Ro
     finally:
         delete_keys(s3, destination.bucket, staged_keys)
     return RolloutResult(staged, {p: destination.key(n) for p, n in candidates.items()}, runs,
-                         results, card, verdict, published)
+                         results, card, verdict, published, steering)
 
 
 def _upload_candidates(s3: Any, request: PushRequest, sha: dict[str, str],

@@ -21,6 +21,10 @@ def rollout_doc(result: RolloutResult) -> dict[str, Any]:
         "scorecard": scorecard_doc(result.card),
         "gate": verdict_doc(result.verdict),
         "published": push_doc(result.published) if result.published else None,
+        "steering": ({"destination": result.steering.destination,
+                      "documents": {d.key: list(d.order) for d in result.steering.documents},
+                      "function": result.steering.function_key}
+                     if result.steering else None),
     }
 
 
@@ -39,5 +43,9 @@ def show_rollout(result: RolloutResult) -> None:
                           "unpublished (staged candidates deleted)")
         return
     held = [p for p in result.published.plan if p.phase == PHASE_MANIFESTS]
+    if result.steering is not None:
+        out_console.print(f"steering documents: {result.steering.destination} "
+                          f"({len(result.steering.documents)} documents, CloudFront Function "
+                          f"{result.steering.function_key})")
     out_console.print(f"[green]published[/green] {', '.join(p.key for p in held)}")
     show_invalidations(result.published)

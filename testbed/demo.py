@@ -1,17 +1,26 @@
 """`cdnpack demo`: the whole release flow on one machine, no network, no cloud account.
 
 An embedded source (lavfi test picture and tone) is packaged with cbcs and generated keys, I-frame
-playlists and thumbnail sheets, a local S3 origin (moto_server) and a CloudFront distribution on
-it stand in for AWS, and twelve emulated edges (two CDNs x the six default regions, each with
-its own latency and bandwidth, pulling from the origin like a CDN) stand in for the CDNs.  Then
+playlists and thumbnail sheets; a local S3 origin (moto_server) and a CloudFront distribution on
+it stand in for AWS, and twelve emulated edges (two CDNs x the six default regions, each with its
+own latency and bandwidth, pulling from the origin like a CDN) stand in for the CDNs. Then
 `rollout` stages, probes, gates and publishes exactly as `cdnpack release` does against real ones.
+The release is steered: its manifests name both CDNs as pathways and a local steering server
+(`steer serve`'s, on a thread) that plans from the probe results as they land. fastly is
+degraded in Europe and Southeast Asia, where it would otherwise lead; the demo reports each
+region's pathway order, and the document the server answers there.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +31,19 @@ from cdn.s3 import S3Location, client
 from packager.encoding.thumbnails import ThumbnailSpec
 from packager.keys.source import keyed_request
 from packager.output.pipeline import PackageRequest, PackageResult, package
-from probes.config import load_config
+from probes.config import ProbeConfig, load_config
+from probes.results import read_results
 from release.flow import RolloutRequest, RolloutResult, rollout
+from steering.documents import manifest_spec
+from steering.feed import Feed
+from steering.plan import Plan, make_plan
+from steering.server import ServeRequest, serve
 from testbed.clips import ClipSpec, make_clip
 from testbed.edges import Edges, EdgeSpec, edge_process
+from testbed.loopthread import LoopThread
 from testbed.origin import (
     create_distribution,
+    free_port,
     local_connection,
     moto_command,
     moto_server,
@@ -46,6 +62,12 @@ EDGE_PROFILE: dict[str, dict[str, tuple[float, float]]] = {
     "fastly": {"na": (0.018, 300), "eu": (0.014, 400), "jpkr": (0.060, 150),
                "sea": (0.065, 120), "latam": (0.140, 60), "me": (0.110, 70)},
 }
+#: Where a CDN is degraded (first-byte delay, bandwidth): fastly, which leads Europe and
+#: Southeast Asia above, answers slowly and thinly there, yet within the regions' budgets
+#: (the gate passes; steering, not the gate, is what moves viewers away).
+DEGRADED: dict[str, dict[str, tuple[float, float]]] = {
+    "fastly": {"eu": (0.150, 30), "sea": (0.250, 20)},
+}
 
 #: Quick but real: every region x CDN x target sampled three times on cold connections.
 PROBE_SETTINGS = {"samples": 3, "connections": "cold", "concurrency": 8, "timeout": "5s",
@@ -59,6 +81,14 @@ ProgressSink = Callable[[str, float, float], None]
 
 
 @dataclass(frozen=True)
+class DemoSteering:
+    url: str  # the local steering server
+    config: ProbeConfig
+    plan: Plan  # made from the demo's probe results
+    served: dict[str, list[str]]  # region -> PATHWAY-PRIORITY the server answered there
+
+
+@dataclass(frozen=True)
 class DemoResult:
     package: PackageResult
     rollout: RolloutResult
@@ -66,10 +96,17 @@ class DemoResult:
     keystore: Path
     distribution: str
     origin: str
+    steering: DemoSteering
 
 
-def demo_config(edges: Edges, shipped: Path, target: Path) -> Path:
-    """The shipped regions and budgets, with the emulated CDNs and the release's manifests."""
+def edge_profile(cdn: str, region: str) -> tuple[float, float]:
+    """(first-byte delay s, bandwidth Mbit/s) of a CDN's edge in a region, degradation applied."""
+    return DEGRADED.get(cdn, {}).get(region, EDGE_PROFILE[cdn][region])
+
+
+def demo_config(edges: Edges, shipped: Path, target: Path, steering_url: str) -> Path:
+    """The shipped regions and budgets, with the emulated CDNs and the release's manifests,
+    steered by the local server at `steering_url`."""
     doc: dict[str, Any] = yaml.safe_load(shipped.read_text())
     cdns = []
     for cdn, regions in EDGE_PROFILE.items():
@@ -82,16 +119,20 @@ def demo_config(edges: Edges, shipped: Path, target: Path) -> Path:
     doc["cdns"] = cdns
     doc["targets"] = [{"path": "master.m3u8"}, {"path": "manifest.mpd"}]
     doc["probe"] = PROBE_SETTINGS
+    doc["steering"] = {**doc.get("steering", {}), "server": steering_url}
     target.write_text("# Written by `cdnpack demo`: the shipped regions and budgets, with the "
                       "demo's emulated CDN edges.\n" + yaml.safe_dump(doc, sort_keys=False))
     return target
 
 
 def edge_specs(origin: str) -> list[EdgeSpec]:
-    return [
-        EdgeSpec(f"{cdn}-{region}", delay=delay, bandwidth=mbps * 1e6, cache=cdn, origin=origin)
-        for cdn, regions in EDGE_PROFILE.items() for region, (delay, mbps) in regions.items()
-    ]
+    specs = []
+    for cdn, regions in EDGE_PROFILE.items():
+        for region in regions:
+            delay, mbps = edge_profile(cdn, region)
+            specs.append(EdgeSpec(f"{cdn}-{region}", delay=delay, bandwidth=mbps * 1e6,
+                                  cache=cdn, origin=origin))
+    return specs
 
 
 @contextmanager
@@ -108,6 +149,23 @@ def local_cdn(workdir: Path) -> Iterator[tuple[str, Edges, str]]:
         yield url, edges, distribution
 
 
+class SteeringThread(LoopThread):
+    """`steer serve`'s server on a thread of the demo, until the demo ends."""
+
+    def __init__(self, request: ServeRequest) -> None:
+        super().__init__()
+        self.request = request
+
+    async def _serve(self, stop: asyncio.Event) -> None:
+        config = load_config(self.request.feed.config_path)
+
+        def ready(url: str) -> None:
+            self.url = url
+            self.ready()
+
+        await serve(self.request, self.request.feed.first(config), ready, stop)
+
+
 def run_demo(workdir: Path, duration: float, shipped_config: Path,
              progress: ProgressSink | None = None) -> DemoResult:
     moto_command()  # the local origin is an extra: say so before any work is done
@@ -116,21 +174,46 @@ def run_demo(workdir: Path, duration: float, shipped_config: Path,
                        ClipSpec(duration=duration, width=1280, height=720))
     output = workdir / "release"
     keystore = workdir / "keys"  # beside the release tree, never inside it
+    results = workdir / "probes"
+    results.mkdir(exist_ok=True)
     encryption = keyed_request("cbcs", "generate", output, keystore=keystore,
                                content_id=CONTENT_ID, drm="widevine,playready,fairplay,clearkey")
-    packaged = package(PackageRequest(source=source, output=output, force=True,
-                                      encryption=encryption, thumbnails=THUMBNAILS), progress)
     with local_cdn(workdir) as (url, edges, distribution):
-        config_path = demo_config(edges, shipped_config, workdir / "regions.yaml")
-        request = RolloutRequest(
-            push=PushRequest(
-                release_dir=output, destination=S3Location(BUCKET, PREFIX),
-                connection=local_connection(url),
-                distribution=distribution, wait=True,
-            ),
-            config=load_config(config_path),
-            regions=(),
-            results_dir=workdir / "probes",
-        )
-        result = rollout(request, progress)
-    return DemoResult(packaged, result, config_path, keystore, distribution, url)
+        port = free_port()
+        config_path = demo_config(edges, shipped_config, workdir / "regions.yaml",
+                                  f"http://127.0.0.1:{port}/")
+        config = load_config(config_path)
+        serving = ServeRequest(Feed(config_path, (str(results),)), "127.0.0.1", port,
+                               refresh=0.2)
+        with SteeringThread(serving) as server:
+            packaged = package(PackageRequest(source=source, output=output, force=True,
+                                              encryption=encryption, thumbnails=THUMBNAILS,
+                                              steering=manifest_spec(config)), progress)
+            request = RolloutRequest(
+                push=PushRequest(
+                    release_dir=output, destination=S3Location(BUCKET, PREFIX),
+                    connection=local_connection(url),
+                    distribution=distribution, wait=True,
+                ),
+                config=config,
+                regions=(),
+                results_dir=results,
+                steering=S3Location(BUCKET, f"{PREFIX}/steering"),
+            )
+            result = rollout(request, progress)
+            plan = make_plan(read_results([str(results)]), config, datetime.now(UTC))
+            served = {r.id: _served(server.url, r.id, plan.for_region(r.id).order)
+                      for r in config.regions}
+    return DemoResult(packaged, result, config_path, keystore, distribution, url,
+                      DemoSteering(server.url, config, plan, served))
+
+
+def _served(url: str, region: str, expected: tuple[str, ...]) -> list[str]:
+    """The server's answer for a region, once it has planned from the probe results."""
+    deadline = time.monotonic() + 10
+    while True:
+        with urllib.request.urlopen(f"{url}/hls.json?region={region}", timeout=5) as answer:
+            priority: list[str] = json.loads(answer.read())["PATHWAY-PRIORITY"]
+        if tuple(priority) == expected or time.monotonic() > deadline:
+            return priority
+        time.sleep(0.1)

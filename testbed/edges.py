@@ -25,6 +25,11 @@ Timers must be exact: asyncio's default epoll loop rounds its timeout up to whol
 (oversleeping ~1-2 ms); `select()` takes microseconds (~0.2 ms), so `serve()` runs on a
 `SelectSelector` loop.  Run as `python -m testbed.edges SPEC.json` (or `edge_process()`); it prints
 {"name": port, ...} and serves until its stdin closes.
+Runtime control (what a test does to a CDN mid-playback): each JSON line on the edge process's
+stdin is a command answered by one JSON line on its stdout (`EdgeControl`): `{"set": NAME,
+"failure": "503", ...}` changes a running edge's delay, bandwidth or failure mode, and
+`{"log": NAME, "since": N}` returns the requests an edge with `record` set has received (its
+loop's monotonic time, which is the machine's CLOCK_MONOTONIC, and the path) from the N-th on.
 """
 
 from __future__ import annotations
@@ -41,16 +46,17 @@ import ssl
 import struct
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from packager.errors import EndpointError
 from packager.output.release import CONTENT_TYPES
-from packager.tools import stop
+from packager.tools import spawn
 from testbed.accesslog import AccessLog, Served
 
 CACHE_STYLES = ("cloudfront", "cloudflare", "fastly", "akamai", "none")
@@ -88,6 +94,7 @@ class EdgeSpec:
     distribution: str = "E2CDNPACKTEST"
     log_flush: float = 0.5  # seconds between log deliveries
     fault_plan: tuple[str, ...] = ()  # per request: a FAILURES name or "" (overrides failure)
+    record: bool = False  # keep (time, path) of every request, for EdgeControl.requests
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> EdgeSpec:
@@ -157,6 +164,8 @@ class _EdgeProtocol(asyncio.Protocol):
                           "target": parts[1] if len(parts) > 1 else "/", "headers": headers,
                           "cs_bytes": len(head) + 4}
         self.edge.requests += 1
+        if self.edge.spec.record:
+            self.edge.log.append((received, path))
         failing = self.edge.spec.failure is not None and (
             self.edge.requests % max(self.edge.spec.failure_every, 1) == 0
         )
@@ -314,6 +323,7 @@ class _Edge:
     def __init__(self, spec: EdgeSpec) -> None:
         self.spec = spec
         self.requests = 0
+        self.log: list[tuple[float, str]] = []  # (loop time, path) when spec.record
         self.root = Path(spec.root).resolve() if spec.root else None
         self.files: dict[str, bytes] = {}
         self.origin = urlsplit(spec.origin) if spec.origin else None
@@ -429,13 +439,21 @@ class _Edge:
 
 async def start_edges(specs: list[EdgeSpec]) -> tuple[list[asyncio.Server], dict[str, int]]:
     """Listen on 127.0.0.1 for every spec; returns the servers and name -> port."""
+    servers, ports, _ = await _start(specs)
+    return servers, ports
+
+
+async def _start(specs: list[EdgeSpec]
+                 ) -> tuple[list[asyncio.Server], dict[str, int], dict[str, _Edge]]:
     loop = asyncio.get_running_loop()
     servers: list[asyncio.Server] = []
     ports: dict[str, int] = {}
+    edges: dict[str, _Edge] = {}
     for spec in specs:
         edge = _Edge(spec)
         if edge.access_log is not None:  # the edge (held by its server) holds the task
             edge.log_task = loop.create_task(edge.deliver_logs())
+        edges[spec.name] = edge
         context = None
         if spec.certfile:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -444,15 +462,48 @@ async def start_edges(specs: list[EdgeSpec]) -> tuple[list[asyncio.Server], dict
                                           spec.port, ssl=context, backlog=1024)
         servers.append(server)
         ports[spec.name] = server.sockets[0].getsockname()[1]
-    return servers, ports
+    return servers, ports, edges
+
+
+#: What a `set` command may change on a running edge.
+_SETTABLE = ("delay", "bandwidth", "failure", "failure_every")
+
+
+def _command(edges: dict[str, _Edge], doc: Any) -> dict[str, Any]:
+    """One runtime control command (module docstring); errors are answers, never a crash."""
+    if not isinstance(doc, dict):
+        return {"error": "a command is a JSON object"}
+    if "set" in doc:
+        edge = edges.get(doc["set"])
+        changes = {k: v for k, v in doc.items() if k in _SETTABLE}
+        if edge is None or len(changes) != len(doc) - 1:
+            return {"error": f"set: unknown edge or field in {sorted(doc)}"}
+        if changes.get("failure") not in (None, *FAILURES):
+            return {"error": f"set: failure must be one of {FAILURES} or null"}
+        edge.spec = replace(edge.spec, **changes)
+        return {"ok": True}
+    if "log" in doc:
+        edge = edges.get(doc["log"])
+        if edge is None or not edge.spec.record:
+            return {"error": "log: unknown edge, or its spec does not record"}
+        since = int(doc.get("since", 0))
+        return {"requests": edge.log[since:], "next": len(edge.log)}
+    return {"error": f"unknown command {sorted(doc)}"}
 
 
 async def _serve_until_stdin_closes(specs: list[EdgeSpec]) -> None:
-    servers, ports = await start_edges(specs)
+    servers, ports, edges = await _start(specs)
     sys.stdout.write(json.dumps(ports) + "\n")
     sys.stdout.flush()
     loop = asyncio.get_running_loop()
-    await loop.run_in_executor(None, sys.stdin.read)  # parent closes stdin (or dies): stop
+    # Each stdin line is a command; the parent closing stdin (or dying) stops the edges.
+    while line := await loop.run_in_executor(None, sys.stdin.readline):
+        try:
+            answer = _command(edges, json.loads(line))
+        except (ValueError, TypeError) as exc:
+            answer = {"error": str(exc)}
+        sys.stdout.write(json.dumps(answer) + "\n")
+        sys.stdout.flush()
     for server in servers:
         server.close()
     # What is still running (log deliveries, origin pulls) ends now: a log delivery's last
@@ -463,11 +514,45 @@ async def _serve_until_stdin_closes(specs: list[EdgeSpec]) -> None:
     await asyncio.gather(*others, return_exceptions=True)
 
 
+class EdgeControl:
+    """Commands to a running edge process (module docstring), one at a time."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.proc = proc
+        self.lock = threading.Lock()
+
+    def command(self, doc: dict[str, Any]) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
+        with self.lock:
+            self.proc.stdin.write(json.dumps(doc) + "\n")
+            self.proc.stdin.flush()
+            line = self.proc.stdout.readline()
+        if not line:
+            raise EndpointError(f"edge process exited ({self.proc.poll()})")
+        answer: dict[str, Any] = json.loads(line)
+        if "error" in answer:
+            raise ValueError(f"edge control: {answer['error']}")
+        return answer
+
+    def set(self, name: str, **changes: Any) -> None:
+        """Change a running edge: delay, bandwidth, failure (None: none), failure_every."""
+        self.command({"set": name, **changes})
+
+    def requests(self, name: str, since: int = 0) -> tuple[list[tuple[float, str]], int]:
+        """(time.monotonic(), path) of the requests a recording edge received from the
+        `since`-th on, and the index to continue from."""
+        answer = self.command({"log": name, "since": since})
+        return [(float(t), str(p)) for t, p in answer["requests"]], int(answer["next"])
+
+
 @dataclass(frozen=True)
 class Edges:
     """Ports of running edges, by spec name."""
 
     ports: dict[str, int]
+    #: Runtime control of the edge process (edge_process sets it).
+    control: EdgeControl | None = field(default=None, compare=False, repr=False)
 
     def url(self, name: str, path: str = "/") -> str:
         return f"http://127.0.0.1:{self.ports[name]}{path}"
@@ -489,20 +574,18 @@ def edge_process(specs: Sequence[EdgeSpec], workdir: Path) -> Iterator[Edges]:
                 doc[key] = str(Path(doc[key]).resolve())
         docs.append(doc)
     spec_file.write_text(json.dumps(docs))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "testbed.edges", str(spec_file)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        if not line:
-            raise EndpointError(f"edge servers did not start (exit {proc.wait()})")
-        yield Edges(json.loads(line))
-    finally:
-        assert proc.stdin is not None
-        proc.stdin.close()  # the edges' signal to stop
-        stop(proc, terminate=False)
+    # Stopped by closing its stdin (it then flushes its logs); spawn waits, then kills.
+    with spawn([sys.executable, "-m", "testbed.edges", str(spec_file)], stdin=subprocess.PIPE,
+               stderr=None, terminate=False) as proc:
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            if not line:
+                raise EndpointError(f"edge servers did not start (exit {proc.wait()})")
+            yield Edges(json.loads(line), EdgeControl(proc))
+        finally:
+            assert proc.stdin is not None
+            proc.stdin.close()  # the edges' signal to stop
 
 
 def serve(specs: list[EdgeSpec]) -> None:

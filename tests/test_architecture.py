@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 #: Each top-level package and what it may import. The flow runs one way: packager (source to
 #: release.json) → cdn (push) → rum (real viewers, from the CDN's logs) → probes (probe, score
 #: and gate, beside the real viewers) → release (the flow) → render/cli.
-PRODUCT = ["packager", "cdn", "rum", "probes", "release"]
+PRODUCT = ["packager", "cdn", "rum", "probes", "steering", "release"]
 LAYERS: dict[str, set[str]] = {
     **{name: set(PRODUCT[:i]) for i, name in enumerate(PRODUCT)},
     "render": set(PRODUCT),

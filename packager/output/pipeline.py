@@ -54,6 +54,7 @@ from packager.output.segmenter import (
     segment_track,
     work_estimate,
 )
+from packager.output.steering import SteeringSpec, steer_files
 from packager.output.trickplay_release import write_trick_play
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,9 @@ class PackageRequest:
     demux: bool = True
     #: --thumbnails: JPEG tile sheets (encoding/thumbnails.py); None draws none.
     thumbnails: ThumbnailSpec | None = None
+    #: --steering: the multivariant playlist and MPD name every CDN pathway and the steering
+    #: server (packager/output/steering.py); None writes single-origin manifests.
+    steering: SteeringSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -429,6 +433,8 @@ def _package_ts(
     multivariant = hls_ts.multivariant_playlist(outputs, trick.stream_infs)
     (build / multivariant.path).write_text(multivariant.text)
     files.append(describe_file(build, multivariant.path, "multivariant", None))
+    if request.steering is not None:
+        files = steer_files(build, files, request.steering)
     return finish_release(
         build,
         source=media.path.name,
@@ -501,6 +507,8 @@ def _write_manifests(
     if "dash" in request.formats:
         (build / dash.MPD_NAME).write_text(dash.mpd(tracks, request.segment_duration, images))
         files.append(describe_file(build, dash.MPD_NAME, "mpd", None))
+    if request.steering is not None:
+        files = steer_files(build, files, request.steering)
     return finish_release(
         build, source=media.path.name, duration=max(t.duration_seconds for t in tracks),
         segment_duration=request.segment_duration, formats=list(request.formats),

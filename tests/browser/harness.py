@@ -80,6 +80,12 @@ class PlayCase:
     #: CTA-5004 CMCD in every request's query (hls.js `cmcd`, dash.js `streaming.cmcd`,
     #: shaka-player `cmcd.enabled`), for the CDN logs to carry.
     cmcd: bool = False
+    #: (URL prefix, headers added to requests under it), like a CDN's viewer headers.
+    headers: tuple[tuple[str, dict[str, str]], ...] = ()
+    #: Host name -> loopback address: CDNs told apart by name, as players tell them apart.
+    hosts: dict[str, str] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)  # per player: shaka, hlsjs, dashjs
+    timeline: bool = False  # sample (wall clock, media time) during playback
 
     def to_json(self) -> str:
         doc: dict[str, Any] = {
@@ -92,6 +98,14 @@ class PlayCase:
             doc["thumbnails"] = list(self.thumbnails)
         if self.cmcd:
             doc["cmcd"] = True
+        if self.headers:
+            doc["headers"] = [{"urlPrefix": p, "set": h} for p, h in self.headers]
+        if self.hosts:
+            doc["hosts"] = self.hosts
+        if self.config:
+            doc["config"] = self.config
+        if self.timeline:
+            doc["timeline"] = True
         return json.dumps(doc)
 
 
@@ -109,6 +123,8 @@ class PlayResult:
     seconds: float
     console: list[str]
     raw: dict[str, Any]
+    #: (epoch seconds, media seconds) samples, when the case asked for a timeline.
+    timeline: tuple[tuple[float, float], ...] = ()
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> PlayResult:
@@ -120,6 +136,7 @@ class PlayResult:
             timed_out=bool(doc.get("timed_out")), media_keys=bool(doc.get("media_keys")),
             seconds=float(doc.get("seconds") or 0.0),
             console=list(doc.get("console") or []), raw=doc,
+            timeline=tuple((t / 1000, float(m)) for t, m in doc.get("timeline") or ()),
         )
 
 

@@ -7,9 +7,15 @@
 //          redirect: {fromSuffix, to} (a request whose URL ends with fromSuffix goes to `to`),
 //          advance: seconds of media to play, timeout: seconds,
 //          thumbnails: optional media times whose thumbnails are asked of the player at the end,
-//          cmcd: true (optional) to send CMCD in the query of every request}
+//          cmcd: true (optional) to send CMCD in the query of every request,
+//          optional: headers: [{urlPrefix, set: {name: value}}] (added to matching requests,
+//          as a CDN adds CloudFront-Viewer-Country), hosts: {name: address} (requests to a
+//          host name go to that address, port kept: CDN host names without name lookups),
+//          config: {shaka, hlsjs, dashjs} (player settings), timeline: true (sample media
+//          time against the wall clock)}
 // A result: {ok, current_time, frames: [first, last], fatal, errors, video_error, timed_out,
-//            media_keys (EME in use), seconds, console; thumbnails: one per time, when asked}
+//            media_keys (EME in use), seconds, console; thumbnails: one per time, when asked;
+//            timeline (when asked): [[epoch ms, currentTime], ...] one per poll}
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -43,6 +49,18 @@ async function play(context, c) {
     await page.route((url) => url.pathname.endsWith(c.redirect.fromSuffix),
       (route) => route.continue({ url: c.redirect.to }));
   }
+  if (c.hosts) {
+    await page.route((url) => Object.hasOwn(c.hosts, url.hostname), (route) => {
+      const url = new URL(route.request().url());
+      url.hostname = c.hosts[url.hostname];
+      return route.continue({ url: url.href });
+    });
+  }
+  for (const added of c.headers || []) {
+    await page.route((url) => url.href.startsWith(added.urlPrefix),
+      (route) => route.continue({ headers: { ...route.request().headers(), ...added.set } }));
+  }
+  const timeline = [];
   try {
     await page.goto(c.page, { timeout: c.timeout * 1000 });
     // Not awaited: a player that never settles its load() is caught by the deadline below.
@@ -53,6 +71,7 @@ async function play(context, c) {
     let fatalAt = null;
     for (;;) {
       const s = await page.evaluate(() => window.cdnpackSample());
+      if (c.timeline) timeline.push([Date.now(), s.current_time]);
       if (s.frames > 0 && first === null) first = s.frames;
       last = s;
       const failed = s.fatal !== null || s.video_error !== null;
@@ -66,6 +85,7 @@ async function play(context, c) {
           fatal: s.fatal, errors: s.errors, video_error: s.video_error, timed_out: timedOut,
           media_keys: s.media_keys,
           seconds: (Date.now() - started) / 1000, console: consoleLines,
+          ...(c.timeline ? { timeline } : {}),
         };
         if (c.thumbnails) {
           result.thumbnails = await page.evaluate(

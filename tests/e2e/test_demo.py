@@ -43,6 +43,17 @@ def test_demo_releases_through_the_local_origin_and_two_cdns(tmp_path: Path) -> 
         "releases/demo/manifest.mpd", "releases/demo/master.m3u8"]
     assert published["invalidations"][0]["status"].lower() == "completed"
     assert (work / "report.html").read_text().lower().startswith("<!doctype html>")
+    # Steered: fastly, degraded in Europe and Southeast Asia, is not first there; the server
+    # answered each region's order; the manifests name both pathways and the server.
+    steering = doc["steering"]
+    plan = {r["region"]: r["order"] for r in steering["plan"]["regions"]}
+    assert plan["eu"][0] == plan["sea"][0] == "cloudfront"
+    assert steering["served"] == plan
+    assert release["steering"]["documents"]["hls/eu.json"] == plan["eu"]
+    master = (work / "release" / "master.m3u8").read_text()
+    assert f'#EXT-X-CONTENT-STEERING:SERVER-URI="{steering["server"]}/hls.json"' in master
+    assert 'PATHWAY-ID="cloudfront"' in master
+    assert 'PATHWAY-ID="fastly"' in master
     # Keys: in the keystore beside the release, never in it.
     keys = [stored.key for stored in Keystore(work / "keys")]
     assert keys

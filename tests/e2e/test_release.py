@@ -232,3 +232,54 @@ def test_release_refuses_bad_input_before_encoding_anything(
     [line] = done.stderr.strip().splitlines()
     assert message in line
     assert sorted(tmp_path.iterdir()) == []  # no release, no keystore, no results
+
+
+STEERING = "steering:\n  server: https://steer.example/title/\n  ttl: 10s\n"
+
+
+def test_release_steering_publishes_the_documents_with_the_manifests(
+    stage: Stage, source_clip: Path, tmp_path: Path
+) -> None:
+    """`release --steering`: steered manifests, each CDN probed through its own pathway, and
+    on a pass the steering documents published beside the manifests."""
+    out = tmp_path / "title"
+    config = stage.config(PASSING)
+    config.write_text(config.read_text() + STEERING)
+    done = release_cli(stage, source_clip, out, config, "--steering", "--json")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["gate"]["passed"] is True
+    steering = doc["steering"]
+    assert steering["destination"] == f"s3://{BUCKET}/{stage.prefix}/steering"
+    assert set(steering["documents"]) == {f"{kind}/{region}.json" for kind in ("hls", "dash")
+                                          for region in ("na", "eu", "_overall")}
+    stored = stage.moto.client().get_object(Bucket=BUCKET,
+                                            Key=f"{stage.prefix}/steering/hls/eu.json")
+    assert json.loads(stored["Body"].read())["PATHWAY-PRIORITY"] == steering["documents"][
+        "hls/eu.json"]
+    master = stage.moto.client().get_object(Bucket=BUCKET, Key=f"{stage.prefix}/master.m3u8")
+    assert b'SERVER-URI="https://steer.example/title/hls.json"' in master["Body"].read()
+    # Each CDN was probed through its own pathway of the steered manifests.
+    hosts = {cdn: {stage.edges.host(f"{cdn}-{r}") for r in ("na", "eu")}
+             for cdn in ("alpha", "beta")}
+    fetched = 0
+    for results in (tmp_path / "title.probes").iterdir():
+        for line in results.read_text().splitlines():
+            record = json.loads(line)
+            if record["type"] == "fetch":
+                fetched += 1
+                assert record["url"].split("/")[2] in hosts[record["cdn"]], record["url"]
+    assert fetched
+
+
+def test_a_failed_gate_publishes_no_steering_documents(
+    stage: Stage, source_clip: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "title"
+    config = stage.config(FAILING)
+    config.write_text(config.read_text() + STEERING)
+    done = release_cli(stage, source_clip, out, config, "--steering")
+    assert done.returncode == 1, done.stderr
+    published = stage.keys()
+    assert not {k for k in published if k.startswith("steering/")}
+    assert not set(MANIFESTS) & stage.keys()
