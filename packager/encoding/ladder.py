@@ -12,6 +12,7 @@ from packager.errors import InputError
 
 if TYPE_CHECKING:
     from packager.encoding.media import MediaInfo
+    from packager.yamlfile import LineMapping, Reader
 
 
 @dataclass(frozen=True)
@@ -106,58 +107,54 @@ def load_ladder(choice: str) -> LadderSpec:
 
 
 def parse_ladder_file(path: Path) -> LadderSpec:
-    import yaml  # noqa: PLC0415 (only ladder files need it; the CLI starts without it)
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ladder file ({exc.strerror})") from exc
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
-    if not isinstance(doc, dict):
-        raise InputError(f"{path}: a ladder file is a mapping with 'video' and 'audio'")
-    video = _mapping(doc.get("video", {}), path, "video")
-    audio = _mapping(doc.get("audio", {}), path, "audio")
-    preset = str(video.get("preset", "veryfast"))
-    if preset not in X264_PRESETS:
-        raise InputError(f"{path}: video.preset {preset!r} is not an x264 preset")
-    rungs_doc = video.get("rungs")
-    if not isinstance(rungs_doc, list) or not rungs_doc:
-        raise InputError(f"{path}: video.rungs must be a non-empty list")
+    """A YAML ladder file; every mistake is an InputError naming file:line: field."""
+    # Only ladder files need YAML: the CLI (which imports PRESETS) starts without it.
+    from packager.yamlfile import Reader, load_yaml  # noqa: PLC0415
+    doc = load_yaml(path, "ladder file")
+    r = Reader(path)
+    r.unknown(doc, "", {"name", "video", "audio"})
+    video = r.mapping(doc, "video", "video")
+    audio = r.mapping(doc, "audio", "audio", required=False)
+    r.unknown(video, "video", {"preset", "rungs"})
+    r.unknown(audio, "audio", {"bitrate", "channels", "sample_rate"})
+    preset = r.choice(video, "preset", "video", X264_PRESETS, "veryfast")
     rungs = []
-    for i, item in enumerate(rungs_doc):
+    for i, rung in enumerate(r.items(video, "rungs", "video.rungs")):
         field = f"video.rungs[{i}]"
-        rung = _mapping(item, path, field)
-        height = rung.get("height")
-        if not isinstance(height, int) or not 64 <= height <= 4320:
-            raise InputError(f"{path}: {field}.height must be an integer from 64 to 4320")
-        profile = str(rung.get("profile", "high" if height >= 720 else "main"))
-        if profile not in H264_PROFILES:
-            raise InputError(f"{path}: {field}.profile must be one of {', '.join(H264_PROFILES)}")
-        rungs.append(VideoRung(height, parse_bitrate(rung.get("bitrate"), path, field), profile))
+        height = int(r.number(rung, "height", field, None, 64, 4320, integer=True))
+        profile = r.choice(rung, "profile", field, H264_PROFILES,
+                           "high" if height >= 720 else "main")
+        rungs.append(VideoRung(height, _bitrate(r, rung, field, None), profile))
     heights = [r.height for r in rungs]
     if len(set(heights)) != len(heights):
-        raise InputError(f"{path}: video.rungs has two rungs of the same height")
+        raise r.fail(video, "rungs", "video.rungs", "two rungs of the same height")
     return LadderSpec(
         name=str(doc.get("name", path.stem)),
         x264_preset=preset,
         rungs=tuple(sorted(rungs, key=lambda r: -r.height)),
-        audio_bitrate=parse_bitrate(audio.get("bitrate", "128k"), path, "audio"),
-        audio_channels=_int_in(audio.get("channels", 2), 1, 8, path, "audio.channels"),
-        audio_sample_rate=_int_in(
-            audio.get("sample_rate", 48000), 8000, 96000, path, "audio.sample_rate"
-        ),
+        audio_bitrate=_bitrate(r, audio, "audio", "128k"),
+        audio_channels=int(r.number(audio, "channels", "audio", 2, 1, 8, integer=True)),
+        audio_sample_rate=int(
+            r.number(audio, "sample_rate", "audio", 48000, 8000, 96000, integer=True)),
     )
 
 
-def parse_bitrate(value: Any, path: Path, field: str) -> int:
-    """'3000k', '3M', or bits per second as an integer."""
+def _bitrate(r: Reader, m: LineMapping, name: str, default: str | None) -> int:
+    try:
+        return parse_bitrate(m.get("bitrate", default))
+    except ValueError as exc:
+        raise r.fail(m, "bitrate", f"{name}.bitrate", str(exc)) from None
+
+
+def parse_bitrate(value: Any) -> int:
+    """'3000k', '3M', or bits per second as an integer; ValueError says what is wrong."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*", str(value))
     if not match:
-        raise InputError(f"{path}: {field}.bitrate {value!r} is not a bitrate like 3000k or 3M")
+        raise ValueError(f"{value!r} is not a bitrate like 3000k or 3M")
     scale = {"": 1, "k": 1000, "m": 1_000_000}[match.group(2).lower()]
     bits = int(float(match.group(1)) * scale)
     if not 16_000 <= bits <= 200_000_000:
-        raise InputError(f"{path}: {field}.bitrate {value!r} is outside 16k..200M")
+        raise ValueError(f"{value!r} is outside 16k..200M")
     return bits
 
 
@@ -217,15 +214,3 @@ def _even_floor(value: int) -> int:
 
 def _even_round(value: Fraction) -> int:
     return max(2, round(value / 2) * 2)
-
-
-def _mapping(value: Any, path: Path, field: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise InputError(f"{path}: {field} must be a mapping")
-    return value
-
-
-def _int_in(value: Any, low: int, high: int, path: Path, field: str) -> int:
-    if not isinstance(value, int) or not low <= value <= high:
-        raise InputError(f"{path}: {field} must be an integer from {low} to {high}")
-    return value
