@@ -11,7 +11,10 @@ from typing import TYPE_CHECKING, Any
 from packager.errors import InputError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from packager.encoding.media import MediaInfo
+    from packager.title.tracks import TitleTrack
     from packager.yamlfile import LineMapping, Reader
 
 
@@ -39,8 +42,8 @@ class Rendition:
     """One encoded output track; its id is its directory name in the release."""
 
     id: str
-    kind: str  # "video" or "audio"
-    codec: str  # "h264" or "aac" (or the source codec in --copy mode)
+    kind: str  # "video", "audio" or "text"
+    codec: str  # "h264", "aac" or "wvtt" (or the source codec in --copy mode)
     bitrate: int
     width: int = 0
     height: int = 0
@@ -51,6 +54,17 @@ class Rendition:
     channels: int = 0
     sample_rate: int = 0
     language: str = "und"
+    #: Audio and text: the title's role (packager/title/model.py), DEFAULT selection and the
+    #: menu name; the file (None: the source) and stream index the track is read from.
+    role: str = ""
+    default: bool = False
+    name: str = ""
+    source: Path | None = None
+    stream: int = -1
+
+    @property
+    def forced(self) -> bool:
+        return self.role == "forced-subtitle"
 
 
 # Bitrates follow the shape of Apple's HLS authoring ladder (16:9, H.264), trimmed to six rungs.
@@ -158,8 +172,11 @@ def parse_bitrate(value: Any) -> int:
     return bits
 
 
-def plan_renditions(spec: LadderSpec, media: MediaInfo) -> list[Rendition]:
-    """The renditions to encode: never upscale, keep the display aspect, even dimensions.
+def plan_renditions(
+    spec: LadderSpec, media: MediaInfo, audio: Sequence[TitleTrack] | None = None
+) -> list[Rendition]:
+    """The renditions to encode: never upscale, keep the display aspect, even dimensions;
+    one audio rendition per audio track of the title (default: the source's own streams).
 
     A source smaller than every rung still gets one rendition at its own size, with the
     bitrate of the smallest rung scaled by pixel count.
@@ -191,21 +208,39 @@ def plan_renditions(spec: LadderSpec, media: MediaInfo) -> list[Rendition]:
                     bufsize=rung.bitrate * BUFSIZE_SECONDS,
                 )
             )
-    if media.audio is not None:
-        a = media.audio
-        channels = min(spec.audio_channels, a.channels or spec.audio_channels)
+    for track in audio if audio is not None else audio_tracks(media):
+        stream = track.audio
+        assert stream is not None
+        channels = min(spec.audio_channels, stream.channels or spec.audio_channels)
         renditions.append(
-            Rendition(
-                id=f"audio_aac_{spec.audio_bitrate // 1000}k",
-                kind="audio",
+            track_rendition(
+                track,
+                id=f"{track.id}_aac_{spec.audio_bitrate // 1000}k",
                 codec="aac",
                 bitrate=spec.audio_bitrate,
                 channels=channels,
                 sample_rate=spec.audio_sample_rate,
-                language=a.language,
             )
         )
     return renditions
+
+
+def audio_tracks(media: MediaInfo) -> list[TitleTrack]:
+    """The audio tracks of a source packaged with no title options."""
+    from packager.title.model import Title  # noqa: PLC0415
+    from packager.title.tracks import plan_tracks  # noqa: PLC0415
+    return [t for t in plan_tracks(Title(), media) if t.kind == "audio"]
+
+
+def track_rendition(track: TitleTrack, **encoding: Any) -> Rendition:
+    """An audio or text track's rendition: its encoding, and the title's language, role,
+    default and name, and the file and stream it is read from."""
+    stream = track.audio.index if track.audio is not None else (
+        track.subtitle.index if track.subtitle is not None else -1)
+    return Rendition(
+        kind=track.kind, language=track.language, role=track.role, default=track.default,
+        name=track.name, source=track.file if track.side else None, stream=stream, **encoding,
+    )
 
 
 def _even_floor(value: int) -> int:

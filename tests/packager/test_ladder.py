@@ -15,8 +15,8 @@ from packager.errors import InputError
 def media(width: int, height: int, sar: Fraction = Fraction(1)) -> MediaInfo:
     video = VideoStream(0, "h264", "High", 40, width, height, sar, Fraction(25), False,
                         "yuv420p", 8)
-    audio = AudioStream(1, "aac", "LC", 6, 48000, "jpn")
-    return MediaInfo(Path("x.mp4"), "mp4", 10.0, 1, video, audio)
+    audio = AudioStream(1, "aac", "LC", 6, 48000, "ja")
+    return MediaInfo(Path("x.mp4"), "mp4", 10.0, 1, video, (audio,))
 
 
 def test_no_rung_is_taller_than_the_source() -> None:
@@ -41,7 +41,7 @@ def test_anamorphic_source_is_scaled_to_square_pixels_at_display_aspect() -> Non
 def test_audio_keeps_language_and_caps_channels_at_the_ladder() -> None:
     (audio,) = [r for r in plan_renditions(PRESETS["default"], media(640, 360))
                 if r.kind == "audio"]
-    assert audio.language == "jpn"
+    assert audio.language == "ja"
     assert audio.channels == 2
 
 
