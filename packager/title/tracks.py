@@ -10,7 +10,9 @@ repeats one is refused; a source stream that repeats one is left out with a warn
 
 Defaults follow Shaka Packager's `--default_language` (the oracle of the tests): the default
 audio is the first track in the default language (else the source's own); a text track is
-DEFAULT only when `--default-language` is given, the first non-forced one in that language.
+DEFAULT only when `--default-language` is given: in that language, its forced narratives
+when it has them (what a viewer listening in that language needs on screen), else its
+subtitles, else its captions.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ log = logging.getLogger(__name__)
 ROLE_MARKS = {DESCRIPTION: "AD", ALTERNATE: "alt", FORCED_SUBTITLE: "forced", CAPTION: "SDH"}
 #: Which audio role is preferred as the default among tracks of the default language.
 _DEFAULT_AUDIO_ORDER = (MAIN, DUB, ALTERNATE)
+_DEFAULT_TEXT_ORDER = (FORCED_SUBTITLE, SUBTITLE, CAPTION)
 
 
 @dataclass(frozen=True)
@@ -138,8 +141,7 @@ def _with_defaults(tracks: list[TitleTrack], language: str, text_too: bool) -> l
     elif audio:
         chosen.add(id(audio[0]))
     if text_too:
-        text = [t for t in tracks if t.kind == "text" and t.language == language
-                and not t.forced]
+        text = [t for t in tracks if t.kind == "text" and t.language == language]
         if text:
-            chosen.add(id(min(text, key=lambda t: t.role != SUBTITLE)))
+            chosen.add(id(min(text, key=lambda t: _DEFAULT_TEXT_ORDER.index(t.role))))
     return [replace(t, default=True) if id(t) in chosen else t for t in tracks]

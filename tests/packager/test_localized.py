@@ -44,8 +44,8 @@ def test_every_audio_stream_side_file_and_text_is_a_track_with_language_role_fla
         ("text", "ar", "subtitle", (), "العربية"),
         ("text", "th", "subtitle", (), "ไทย"),
         ("text", "he", "subtitle", (), "עברית"),
-        ("text", "en", "forced-subtitle", ("forced",), "English (forced)"),
-        ("text", "en", "caption", ("default",), "English (SDH)"),
+        ("text", "en", "forced-subtitle", ("default", "forced"), "English (forced)"),
+        ("text", "en", "caption", (), "English (SDH)"),
     }
 
 
