@@ -1,6 +1,9 @@
 """`cdnpack demo`: the whole release flow on one machine, no network, no cloud account.
 
-An embedded source (lavfi test picture and tone) is packaged with cbcs and generated keys, a local
+An embedded source (lavfi test picture and tone) is packaged as a localized title (English
+original, Latin American Spanish and Japanese dubs; Arabic, Thai, Spanish and Japanese
+subtitles; English forced narratives and captions: demo/title/title.yaml) with cbcs and
+generated keys, a local
 S3 origin (moto_server) and a CloudFront distribution on it stand in for AWS, and twelve emulated
 edges (two CDNs x the six default regions, each with its own latency and bandwidth, pulling from
 the origin like a CDN) stand in for the CDNs.  Then `rollout` stages, probes, gates and publishes
@@ -21,11 +24,14 @@ from cdn.publish import PushRequest
 from cdn.s3 import S3Location, client
 from packager.keys.source import keyed_request
 from packager.output.pipeline import PackageRequest, PackageResult, package
+from packager.title.file import load_title
+from packager.title.model import Title
 from probes.config import load_config
 from release.flow import RolloutRequest, RolloutResult, rollout
-from testbed.clips import ClipSpec, make_clip
+from testbed.clips import ClipSpec, make_clip, make_dub
 from testbed.edges import Edges, EdgeSpec, edge_process
 from testbed.origin import create_distribution, local_connection, moto_server, origin_bucket
+from testbed.subtitles import write_subtitles
 
 BUCKET = "cdnpack-demo"
 PREFIX = "releases/demo"
@@ -98,17 +104,46 @@ def local_cdn(workdir: Path) -> Iterator[tuple[str, Edges, str]]:
         yield url, edges, distribution
 
 
+#: The demo title's dubs (language, tone Hz) and text files (option field, language, format).
+DUBS = (("es-419", 660), ("ja", 880))
+TEXTS = (("subtitles", "ar", "srt"), ("subtitles", "th", "vtt"),
+         ("subtitles", "es-419", "ttml"), ("subtitles", "ja", "ass"),
+         ("forced_subtitles", "en", "vtt"), ("captions", "en", "srt"))
+
+
+def demo_title(directory: Path, duration: float) -> Title:
+    """The demo's side files and the title file that lists them, read back as `--title`
+    reads it: a title a user can copy."""
+    directory.mkdir(parents=True, exist_ok=True)
+    lines = ["# Written by `cdnpack demo`: the languages of the demo release.",
+             "language: en", "default_language: en", "audio:"]
+    for language, tone in DUBS:
+        make_dub(directory / f"dub-{language}.mp4", duration, tone)
+        lines.append(f"  {language}: dub-{language}.mp4")
+    field = ""
+    for option, language, fmt in TEXTS:
+        if option != field:
+            lines.append(f"{option}:")
+            field = option
+        name = f"{option}-{language}.{fmt}"
+        write_subtitles(directory / name, language, fmt)
+        lines.append(f"  {language}: {name}")
+    (directory / "title.yaml").write_text("\n".join(lines) + "\n")
+    return load_title(directory / "title.yaml")
+
+
 def run_demo(workdir: Path, duration: float, shipped_config: Path,
              progress: ProgressSink | None = None) -> DemoResult:
     workdir.mkdir(parents=True, exist_ok=True)
     source = make_clip(workdir / "source.mp4",
-                       ClipSpec(duration=duration, width=1280, height=720))
+                       ClipSpec(duration=duration, width=1280, height=720, language="eng"))
+    title = demo_title(workdir / "title", duration)
     output = workdir / "release"
     keystore = workdir / "keys"  # beside the release tree, never inside it
     encryption = keyed_request("cbcs", "generate", output, keystore=keystore,
                                content_id=CONTENT_ID, drm="widevine,playready,fairplay,clearkey")
     packaged = package(PackageRequest(source=source, output=output, force=True,
-                                      encryption=encryption), progress)
+                                      encryption=encryption, title=title), progress)
     with local_cdn(workdir) as (url, edges, distribution):
         config_path = demo_config(edges, shipped_config, workdir / "regions.yaml")
         request = RolloutRequest(
