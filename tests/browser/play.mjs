@@ -8,6 +8,15 @@
 //          advance: seconds of media to play, timeout: seconds}
 // A result: {ok, current_time, frames: [first, last], fatal, errors, video_error, timed_out,
 //            media_keys (EME in use), seconds, console}
+//
+// Localized releases (optional case fields, acted on once the media has played `advance`):
+//   list_tracks: true          -> result.tracks: {audio: [...], text: [...]} as the player lists
+//   select_audio: {language, role?}, switch_advance: seconds
+//                              -> result.switch: {selected, start, current_time, requests
+//                                 (URLs fetched after the switch), tracks}
+//   select_text: {language, role?}, cue_times: [seconds], cue_wait: seconds
+//                              -> result.cues: [{time, seek_time, texts}] (the cues showing
+//                                 after a paused seek to each time)
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -37,6 +46,10 @@ async function play(context, c) {
     if (m.type() === 'error' && consoleLines.length < 20) consoleLines.push(m.text().slice(0, 300));
   });
   page.on('pageerror', (e) => consoleLines.length < 20 && consoleLines.push(String(e).slice(0, 300)));
+  const requests = [];
+  page.on('request', (r) => requests.push(r.url()));
+  page.on('response', (r) => r.status() >= 400 && consoleLines.length < 20
+    && consoleLines.push(`HTTP ${r.status()} ${r.url()}`));
   if (c.redirect) {
     await page.route((url) => url.pathname.endsWith(c.redirect.fromSuffix),
       (route) => route.continue({ url: c.redirect.to }));
@@ -59,17 +72,70 @@ async function play(context, c) {
       if (advanced || (fatalAt !== null && Date.now() - fatalAt >= SETTLE_MS)
           || Date.now() > deadline) {
         const timedOut = !advanced && fatalAt === null;
-        return {
+        const result = {
           ok: advanced && !failed, current_time: s.current_time, frames: [first ?? 0, s.frames],
           fatal: s.fatal, errors: s.errors, video_error: s.video_error, timed_out: timedOut,
-          media_keys: s.media_keys,
-          seconds: (Date.now() - started) / 1000, console: consoleLines,
+          media_keys: s.media_keys, console: consoleLines,
         };
+        if (result.ok) await localized(page, c, result, requests, deadline);
+        result.seconds = (Date.now() - started) / 1000;
+        return result;
       }
       await new Promise((r) => setTimeout(r, POLL_MS));
     }
   } finally {
     await page.close();
+  }
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const TEXT_SETTLE_MS = 1000;
+
+async function localized(page, c, result, requests, deadline) {
+  if (c.list_tracks) result.tracks = await page.evaluate(() => window.cdnpackTracks());
+  if (c.select_audio) {
+    const start = (await page.evaluate(() => window.cdnpackSample())).current_time;
+    requests.length = 0;
+    const selected = await page.evaluate((w) => window.cdnpackSelect('audio', w), c.select_audio);
+    let s = null;
+    for (;;) {
+      s = await page.evaluate(() => window.cdnpackSample());
+      if (s.current_time >= start + (c.switch_advance ?? 3) || Date.now() > deadline) break;
+      await sleep(POLL_MS);
+    }
+    result.switch = {
+      selected, start, current_time: s.current_time, requests: [...requests],
+      tracks: await page.evaluate(() => window.cdnpackTracks()), fatal: s.fatal,
+    };
+  }
+  if (c.select_text) {
+    const selected = await page.evaluate((w) => window.cdnpackSelect('text', w), c.select_text);
+    // Play on a moment, as a viewer does after picking subtitles: shaka-player loses a text
+    // switch made in the same instant as a seek of a paused video.
+    await sleep(TEXT_SETTLE_MS);
+    result.cues = [];
+    for (const time of c.cue_times || []) {
+      await page.evaluate((t) => {
+        const video = document.getElementById('video');
+        video.pause();
+        video.currentTime = t;
+      }, time);
+      const until = Date.now() + (c.cue_wait ?? 3) * 1000;
+      let texts = [];
+      let seekTime = time;
+      while (Date.now() < until) {
+        await sleep(POLL_MS);
+        const now = await page.evaluate(() => {
+          const video = document.getElementById('video');
+          return { seeking: video.seeking, time: video.currentTime,
+                   texts: window.cdnpackActiveCues() };
+        });
+        seekTime = now.time;
+        texts = now.texts;
+        if (!now.seeking && texts.length) break;
+      }
+      result.cues.push({ time, seek_time: seekTime, texts, selected });
+    }
   }
 }
 
