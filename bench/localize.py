@@ -132,20 +132,25 @@ def compare(title: str, jobs: list[tuple[str, Callable[[], Run]]],
         for name, job in (jobs if i % 2 == 0 else list(reversed(jobs))):
             results.setdefault(name, []).append(job())
     print(f"\n{title}")
-    print(f"{'job':<30}{'median s':>10}{'best s':>8}{'peak RSS MB':>13}   runs")
+    print(f"{'job':<24}{'median s':>10}{'best s':>8}{'CPU s':>8}{'peak RSS MB':>13}   runs")
     for name, done in results.items():
         listed = " ".join(f"{r.seconds:.2f}" for r in done)
-        print(f"{name:<30}{statistics.median(r.seconds for r in done):>10.2f}"
-              f"{min(r.seconds for r in done):>8.2f}{max(r.peak_rss_mb for r in done):>13.0f}"
-              f"   {listed}")
+        print(f"{name:<24}{statistics.median(r.seconds for r in done):>10.2f}"
+              f"{min(r.seconds for r in done):>8.2f}"
+              f"{statistics.median(r.cpu_seconds for r in done):>8.2f}"
+              f"{max(r.peak_rss_mb for r in done):>13.0f}   {listed}")
     return results
 
 
 def ratio(results: dict[str, list[Run]], a: str, b: str) -> str:
-    median = statistics.median(r.seconds for r in results[a]) / statistics.median(
-        r.seconds for r in results[b])
+    """Wall time (median, best) and CPU time (median) of `a` over `b`: on a shared machine
+    the CPU ratio is the steadier figure."""
+    def median(name: str, cpu: bool = False) -> float:
+        return statistics.median(r.cpu_seconds if cpu else r.seconds for r in results[name])
+
     best = min(r.seconds for r in results[a]) / min(r.seconds for r in results[b])
-    return f"{median:.3f} (median), {best:.3f} (best)"
+    return (f"{median(a) / median(b):.3f} (median), {best:.3f} (best), CPU "
+            f"{median(a, True) / median(b, True):.3f}")
 
 
 def main() -> None:

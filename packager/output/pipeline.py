@@ -111,7 +111,7 @@ def package(request: PackageRequest, progress: ProgressSink | None = None) -> Pa
     renditions = (copy_renditions(media, audio) if request.copy
                   else plan_renditions(spec, media, audio))
     renditions += text_renditions(localized.tracks)
-    _check_ts(request, renditions)
+    renditions = _ts_renditions(request, renditions)
     output = request.output.absolute()
     output.parent.mkdir(parents=True, exist_ok=True)
     build = Path(tempfile.mkdtemp(prefix=f".{output.name}.build-", dir=output.parent))
@@ -178,13 +178,23 @@ def copy_renditions(media: MediaInfo, audio: list[TitleTrack]) -> list[Rendition
     return renditions
 
 
-def _check_ts(request: PackageRequest, renditions: list[Rendition]) -> None:
+def _ts_renditions(request: PackageRequest, renditions: list[Rendition]) -> list[Rendition]:
+    """--encrypt aes-128 muxes one audio track into each MPEG-TS rendition: side files are
+    refused; of the source's own languages the default audio is kept, the rest left out with
+    a warning (as before localized releases, which packaged the first audio stream only)."""
     if request.encryption is None or request.encryption.scheme != AES_128:
-        return
-    if any(r.kind == "text" for r in renditions) or sum(r.kind == "audio"
-                                                        for r in renditions) > 1:
+        return renditions
+    if request.title.side_files:
         raise InputError("--encrypt aes-128 makes MPEG-TS with one audio language and no "
                          "text: package a localized title as CMAF (clear, cenc or cbcs)")
+    videos = [r for r in renditions if r.kind == "video"]
+    audio = [r for r in renditions if r.kind == "audio"]
+    kept = [*videos, next((r for r in audio if r.default), audio[0])] if audio else videos
+    left = [r.id for r in renditions if r not in kept]
+    if left:
+        log.warning("--encrypt aes-128 (MPEG-TS) carries one audio language and no text: "
+                    "leaving out %s", ", ".join(left))
+    return kept
 
 
 def _encode_and_segment(

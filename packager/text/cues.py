@@ -84,12 +84,3 @@ def _escape_bare(text: str) -> str:
     """& not starting an entity, and lone < >, escaped (entities already written are kept)."""
     text = re.sub(r"&(?![A-Za-z]+;|#\d+;|#x[0-9A-Fa-f]+;)", "&amp;", text)
     return text.replace("<", "&lt;").replace(">", "&gt;")
-
-
-def plain_text(text: str) -> str:
-    """What a viewer reads: cue text without tags, entities decoded (for checks and tests)."""
-    bare = re.sub(r"<[^>]*>", "", text)
-    for entity, char in (("&lt;", "<"), ("&gt;", ">"), ("&nbsp;", "\u00a0"), ("&lrm;", "\u200e"),
-                         ("&rlm;", "\u200f"), ("&amp;", "&")):
-        bare = bare.replace(entity, char)
-    return bare

@@ -19,8 +19,6 @@ from packager.text.cues import Cue, TextError, TextTrack, keep_vtt_tags, parse_t
 from packager.text.ttml import parse_ttml
 from packager.text.webvtt import SIGNATURE, parse_webvtt
 
-FORMATS = ("webvtt", "srt", "ttml", "ass")
-
 
 def read_text_file(path: Path) -> TextTrack:
     """The cues of a subtitle file, its format told by its content (extensions lie)."""

@@ -23,8 +23,6 @@ DESCRIPTION = "description"  # audio description for the blind
 SUBTITLE = "subtitle"
 FORCED_SUBTITLE = "forced-subtitle"  # forced narratives: signs, foreign dialogue
 CAPTION = "caption"  # SDH / closed captions: dialogue, music and sound
-AUDIO_ROLES = (MAIN, DUB, ALTERNATE, DESCRIPTION)
-TEXT_ROLES = (SUBTITLE, FORCED_SUBTITLE, CAPTION)
 
 #: The side-file options, their title-file fields, and (kind, role) of what they add.
 SIDE_OPTIONS: dict[str, tuple[str, str, str]] = {
@@ -42,7 +40,7 @@ class SideFile:
 
     kind: str  # "audio" or "text"
     language: str  # normalised BCP 47 tag
-    role: str  # one of AUDIO_ROLES / TEXT_ROLES
+    role: str  # an audio role (MAIN ... DESCRIPTION) or a text role (SUBTITLE ... CAPTION)
     path: Path
     #: Where the user said it, for errors: "--audio es-419=dub.mp4" or "title.yaml:7".
     origin: str
@@ -57,7 +55,3 @@ class Title:
     language: str | None = None
     #: The language whose audio (and subtitles) players select by default.
     default_language: str | None = None
-
-    @property
-    def is_plain(self) -> bool:
-        return not self.side_files and self.language is None and self.default_language is None

@@ -3,6 +3,7 @@ for text and title files), exit 2, nothing written."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -128,3 +129,22 @@ def test_title_file_errors_name_file_line_and_field(
     assert f"{title}" in result.stderr
     assert message in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_aes128_refuses_side_files_and_keeps_the_default_language_of_the_source(
+    localized_inputs: LocalizedInputs, tmp_path: Path
+) -> None:
+    refused = cdnpack_cli("package", localized_inputs.source, "-o", tmp_path / "refused",
+                          "--ladder", "compact", "--encrypt", "aes-128", "--format", "hls",
+                          "--key-uri", "https://keys.example/k", "--audio",
+                          localized_inputs.options["--audio"][0],
+                          env={**os.environ, "CDNPACK_KEY": f"{'ab' * 16}:{'cd' * 16}"})
+    assert refused.returncode == 2, refused.stderr
+    assert "package a localized title as CMAF" in refused.stderr
+    assert not (tmp_path / "refused").exists()
+    kept = cdnpack_cli("package", localized_inputs.source, "-o", tmp_path / "ts", "--ladder",
+                       "compact", "--encrypt", "aes-128", "--format", "hls", "--key-uri",
+                       "https://keys.example/k", "--json",
+                       env={**os.environ, "CDNPACK_KEY": f"{'ab' * 16}:{'cd' * 16}"})
+    assert kept.returncode == 0, kept.stderr
+    assert "leaving out audio_es_dub_aac_96k, text_ja" in " ".join(kept.stderr.split())
