@@ -9,13 +9,13 @@ STAMP  := $(VENV)/.installed
 NPM_STAMP := node_modules/.package-lock.json
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint typecheck browser-deps chromium bench clean
+.PHONY: demo test check lint typecheck browser-deps chromium bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
-	$(BIN)/python -m compileall -q cli.py packager cdn probes release render testbed  # as an install would
+	$(BIN)/python -m compileall -q cli.py packager cdn probes release render testbed rum  # as an install would
 	touch $@
 
 demo: $(STAMP)
@@ -29,6 +29,11 @@ typecheck: $(STAMP)
 
 test: lint typecheck browser-deps
 	$(BIN)/pytest
+
+# The edit-test loop: lint, types and the fast tests (no browser, no whole flows, nothing marked
+# slow), about a minute on 2 cores. `make test` stays the full suite CI runs.
+check: lint typecheck
+	$(BIN)/pytest -q -m "not slow"
 
 # Real playback tests (tests/browser): Debian's chromium and the pinned players. `make demo`
 # needs neither. The package index is refreshed only when the install fails without it.
@@ -50,6 +55,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.push
 	$(BIN)/python -m bench.push_concurrency --rtt 40
 	$(BIN)/python bench/probe.py
+	$(BIN)/python -m bench.thumbnails
 
 clean:
 	rm -rf $(VENV) node_modules cdnpack-demo .pytest_cache .mypy_cache .ruff_cache

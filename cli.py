@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from packager.keys.keystore import Keystore
     from packager.output.pipeline import PackageRequest
     from probes.config import ProbeConfig
+    from probes.gate import RumCells
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -126,6 +127,10 @@ PACKAGE_OPTIONS: list[Callable[[Any], Any]] = [
                  help="Manifest formats (repeatable); both by default."),
     click.option("--copy", is_flag=True,
                  help="No transcode: re-package H.264/HEVC + AAC as is."),
+    click.option("--thumbnails", metavar="INTERVAL[:CxR[:HEIGHT]]",
+                 help="JPEG thumbnail tile sheets for scrubbing, e.g. 10s or 10s:5x5:240 "
+                      "(a thumbnail every INTERVAL, C columns x R rows a sheet [5x5], HEIGHT "
+                      "pixels [180]); signalled in HLS and DASH. Default: none."),
     click.option("--encrypt", metavar="cenc|cbcs|aes-128",
                  help="cenc (AES-CTR) or cbcs (AES-CBC 1:9) CMAF; aes-128: HLS MPEG-TS segments."),
     click.option("--key", envvar="CDNPACK_KEY", show_envvar=True, metavar="KID:KEY",
@@ -225,6 +230,7 @@ def _package_request(source: Path, output: Path, force: bool,
                      options: dict[str, Any]) -> PackageRequest:
     """The `package` options (shared by `release`) as a PackageRequest; keys are resolved and
     stored while it is built, before anything is encoded."""
+    from packager.encoding.thumbnails import parse_thumbnails
     from packager.keys.source import KeyOptions, encryption_for
     from packager.output.pipeline import PackageRequest
     from packager.title.file import resolve_title
@@ -235,11 +241,15 @@ def _package_request(source: Path, output: Path, force: bool,
          "--subtitles": options.pop("subtitles"), "--forced-subtitles": options.pop("forced"),
          "--captions": options.pop("captions")},
         options.pop("language"), options.pop("default_language"))
+    # Parsed before any key is made or stored: a bad value leaves nothing behind.
+    thumbnails = options.pop("thumbnails")
+    thumbnail_spec = parse_thumbnails(thumbnails) if thumbnails is not None else None
     keys = KeyOptions(encrypt=options.pop("encrypt"), key_from_env=_from_env("key"), **options)
     return PackageRequest(
         source=source, output=output, ladder=media["ladder"],
         segment_duration=media["segment_duration"], formats=media["formats"] or FORMATS,
         copy=media["copy"], force=force, title=title, encryption=encryption_for(keys, output),
+        thumbnails=thumbnail_spec,
     )
 
 
@@ -381,7 +391,7 @@ def release_command(
 @cdnpack.command("sign")
 @click.argument("url")
 @click.option("--key-pair-id", required=True, help="CloudFront public key id (key group).")
-@click.option("--private-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+@click.option("--private-key", type=click.Path(path_type=Path),
               required=True, help="PEM file: RSA-2048 or ECDSA P-256 private key.")
 @click.option("--expires", required=True,
               help="Expiry: epoch seconds, ISO-8601 time, or +DURATION (+3600s, +90m, +12h, +7d).")
@@ -397,10 +407,10 @@ def sign_command(
     ip_range: str | None, resource: str | None, cookies: bool, hash_name: str, as_json: bool,
 ) -> None:
     """Sign URL for CloudFront (canned or custom policy), or make signed cookies for it."""
-    from cdn.signing import load_private_key, policy_for, signed_cookies, signed_url
+    from cdn.signing import policy_for, read_private_key, signed_cookies, signed_url
     from render.signing import show_cookies
     policy = policy_for(url, expires, starts, ip_range, resource)
-    key = load_private_key(private_key.read_bytes())
+    key = read_private_key(private_key)
     if cookies:
         values = signed_cookies(key_pair_id, key, policy, hash_name)
         if as_json:
@@ -424,8 +434,8 @@ def _probe_config(path: Path | None) -> ProbeConfig:
 
 
 def _s3(endpoint_url: str | None) -> Any:
-    from cdn.s3 import Connection
-    return Connection(endpoint_url=endpoint_url)
+    from probes.s3store import results_connection
+    return results_connection(endpoint_url)
 
 
 @cdnpack.command("probe")
@@ -438,11 +448,22 @@ def _s3(endpoint_url: str | None) -> Any:
               help="Also append this run as a new object under an S3 prefix.")
 @click.option("--endpoint-url", help="S3-compatible endpoint for --results.")
 @click.option("--samples", type=click.IntRange(min=1), help="Override probe.samples.")
+@click.option("--every", metavar="DURATION",
+              help="Run until stopped, one round per DURATION (60s, 5m), each round appended "
+                   "to --output and stored as a new object under --results.")
+@click.option("--jitter", metavar="DURATION",
+              help="--every: wait up to this much more before each round (10s).")
+@click.option("--rounds", type=click.IntRange(min=1),
+              help="--every: stop after this many rounds.")
 @json_option
 def probe_command(region: str, config_path: Path | None, output: Path | None,
                   results_url: str | None, endpoint_url: str | None, samples: int | None,
+                  every: str | None, jitter: str | None, rounds: int | None,
                   as_json: bool) -> None:
-    """Probe every CDN from REGION: timed fetches and player-like video sessions, as JSONL."""
+    """Probe every CDN from REGION: timed fetches and player-like video sessions, as JSONL.
+
+    With --every, rounds run on a schedule until stopped: Ctrl-C or SIGTERM lets the running
+    round finish and write, then exits 0; a failing results bus is retried and reported."""
     from packager.files import write_atomic
     from probes.results import jsonl, parse_records
     from probes.run import probe_region
@@ -453,6 +474,12 @@ def probe_command(region: str, config_path: Path | None, output: Path | None,
     if samples is not None:
         config = config.with_samples(samples)
     config.region(region)  # unknown region: exit 2 before any traffic
+    if every is not None:
+        _probe_every(config, region, every, jitter, rounds, output, results_url, endpoint_url,
+                     as_json)
+        return
+    if jitter is not None or rounds is not None:
+        raise click.UsageError("--jitter and --rounds go with --every")
     with unit_progress(as_json, f"probe {region}") as sink:
         run = probe_region(config, region, sink)
     text = jsonl(run.lines)
@@ -469,6 +496,55 @@ def probe_command(region: str, config_path: Path | None, output: Path | None,
     show_probe(run, card, str(target), stored)
 
 
+def _rum(path: Path | None) -> RumCells | None:
+    """(region, CDN) -> real-viewer summary of a RUM.jsonl; None without --rum."""
+    if path is None:
+        return None
+    from rum.records import load_summaries
+    return load_summaries(path)
+
+
+def _probe_every(config: ProbeConfig, region: str, every: str, jitter: str | None,
+                 rounds: int | None, output: Path | None, results_url: str | None,
+                 endpoint_url: str | None, as_json: bool) -> None:
+    from probes.config import parse_duration
+    from probes.schedule import Schedule, run_schedule
+    from render.probes import show_round
+    schedule = Schedule(every=parse_duration(every, "--every"),
+                        jitter=parse_duration(jitter, "--jitter") if jitter else 0.0,
+                        rounds=rounds)
+    run_schedule(config, region, schedule, output or Path(f"probe-{region}.jsonl"),
+                 results_url, _s3(endpoint_url), lambda r: show_round(r, as_json))
+
+
+@cdnpack.command("exporter")
+@click.option("--config", "config_path", type=click.Path(path_type=Path),
+              help="Regions, CDNs and targets (default: regions.yaml).")
+@click.option("--region", required=True, help="Region id this exporter probes from.")
+@click.option("--listen", default="127.0.0.1:9115", show_default=True, metavar="HOST:PORT",
+              help="Address to serve /probe and /metrics on (port 0: any free port).")
+@json_option
+def exporter_command(config_path: Path | None, region: str, listen: str,
+                     as_json: bool) -> None:
+    """Serve a Prometheus exporter in blackbox_exporter's style: /probe?cdn=ID&target=PATH
+    runs one probe (blackbox metric names, plus startup and sustainable bitrate for hls/dash
+    targets); /metrics is the exporter's own. Runs until Ctrl-C or SIGTERM."""
+    from probes.exporter import parse_listen, serve
+    config = _probe_config(config_path)
+    address = parse_listen(listen)
+    config.region(region)  # unknown region: exit 2 before listening
+
+    def ready(url: str) -> None:
+        if as_json:
+            emit_json({"listen": url, "region": region})
+        else:
+            out_console.print(f"cdnpack exporter ({region}) on {url}: /probe?cdn=ID&target="
+                              "PATH, /metrics")
+        sys.stdout.flush()
+
+    serve(config, region, address, ready)
+
+
 @cdnpack.command("score")
 @click.argument("results", nargs=-1, required=True)
 @click.option("--config", "config_path", type=click.Path(path_type=Path),
@@ -478,9 +554,12 @@ def probe_command(region: str, config_path: Path | None, output: Path | None,
               help="Write Prometheus text exposition here (atomically; textfile collector).")
 @click.option("--html", "html_path", type=click.Path(path_type=Path),
               help="Write an HTML report (heatmap, TTFB distributions) here.")
+@click.option("--rum", "rum_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Real-viewer QoE (RUM.jsonl from `rum ingest`) beside the probes' columns.")
 @json_option
 def score_command(results: tuple[str, ...], config_path: Path | None, endpoint_url: str | None,
-                  prometheus: Path | None, html_path: Path | None, as_json: bool) -> None:
+                  prometheus: Path | None, html_path: Path | None, rum_path: Path | None,
+                  as_json: bool) -> None:
     """Score RESULTS (JSONL files or s3://BUCKET/PREFIX): percentiles, scores, rankings.
 
     score = 100 x availability x (0.4 T + 0.3 S + 0.3 R), each term budget/(budget+p95)
@@ -493,14 +572,15 @@ def score_command(results: tuple[str, ...], config_path: Path | None, endpoint_u
     from render.probes import scorecard_doc, show_scorecard
     config = _probe_config(config_path)
     card = scorecard(read_results(results, _s3(endpoint_url)), config)
+    rum = _rum(rum_path)
     if prometheus is not None:
         write_atomic(prometheus, prometheus_text(card))
     if html_path is not None:
-        write_atomic(html_path, html_report(card))
+        write_atomic(html_path, html_report(card, rum=rum))
     if as_json:
-        emit_json(scorecard_doc(card))
+        emit_json(scorecard_doc(card, rum))
     else:
-        show_scorecard(card, "cdnpack score")
+        show_scorecard(card, "cdnpack score", rum)
 
 
 @cdnpack.command("gate")
@@ -510,9 +590,12 @@ def score_command(results: tuple[str, ...], config_path: Path | None, endpoint_u
 @click.option("--endpoint-url", help="S3-compatible endpoint for s3:// results.")
 @click.option("--junit", type=click.Path(path_type=Path),
               help="Write JUnit XML: one testcase per region x CDN x budget.")
+@click.option("--rum", "rum_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Real-viewer QoE (RUM.jsonl) for the rum_startup_p95 / rum_rebuffer_ratio "
+                   "budgets.")
 @json_option
 def gate_command(results: tuple[str, ...], config_path: Path | None, endpoint_url: str | None,
-                 junit: Path | None, as_json: bool) -> None:
+                 junit: Path | None, rum_path: Path | None, as_json: bool) -> None:
     """Exit 0 when every budget holds for RESULTS, 1 when any is missed, 2 on bad input."""
     from packager.files import write_atomic
     from probes.gate import enforce, evaluate, junit_xml, write_step_summary
@@ -521,7 +604,7 @@ def gate_command(results: tuple[str, ...], config_path: Path | None, endpoint_ur
     from render.probes import show_verdict, verdict_doc
     config = _probe_config(config_path)
     card = scorecard(read_results(results, _s3(endpoint_url)), config)
-    verdict = evaluate(card, config)
+    verdict = evaluate(card, config, _rum(rum_path))
     if junit is not None:
         write_atomic(junit, junit_xml(verdict))
     write_step_summary(verdict, card)
@@ -645,6 +728,69 @@ def keys_import(cpix_file: Path, keystore: Path | None, as_json: bool) -> None:
     else:
         out_console.print(f"imported {len(imported)} key(s) from {cpix_file}"
                           + (f", {len(present)} already present" if present else ""))
+
+
+# --- rum: real-viewer QoE from CDN logs (CMCD) ------------------------------------------------
+
+
+@cdnpack.group("rum")
+def rum_group() -> None:
+    """Real-viewer QoE from CDN access logs (CMCD): sessions, startup, rebuffering, bitrate."""
+
+
+@rum_group.command("ingest")
+@click.argument("logs", nargs=-1, required=True)
+@click.option("--format", "log_format", required=True,
+              type=click.Choice(["cloudfront-standard", "cloudfront-realtime"]),
+              help="CloudFront standard logs (W3C, 33 fields) or real-time logs (cmcd-*).")
+@click.option("--config", "config_path", type=click.Path(path_type=Path),
+              help="Regions (countries) and CDNs (hosts) to map lines to (default: "
+                   "regions.yaml).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="RUM.jsonl to write (new cells are added; files already in it are skipped).")
+@click.option("--cdn", metavar="ID", help="Count every line for this CDN (else from the host).")
+@click.option("--fields", metavar="F1,F2,...",
+              help="cloudfront-realtime: the configuration's fields, in order (default: all "
+                   "documented fields).")
+@click.option("--engine", type=click.Choice(["duckdb", "athena"]), default="duckdb",
+              show_default=True, help="duckdb: here, embedded; athena: on Amazon Athena over "
+                                      "the log bucket (LOGS is its s3:// prefix).")
+@click.option("--database", help="--engine athena: the Glue database holding the log table.")
+@click.option("--workgroup", help="--engine athena: the Athena workgroup.")
+@click.option("--table", help="--engine athena: the log table (default: cloudfront_standard_logs "
+                              "or cloudfront_realtime_logs, as deploy/athena creates them).")
+@click.option("--query-results", metavar="s3://BUCKET/PREFIX",
+              help="--engine athena: where Athena writes results (default: the workgroup's).")
+@click.option("--endpoint-url", help="S3-compatible endpoint for s3:// logs (and Athena's).")
+@click.option("--aws-region", help="AWS region for --engine athena.")
+@json_option
+def rum_ingest(logs: tuple[str, ...], log_format: str, config_path: Path | None, output: Path,
+               cdn: str | None, fields: str | None, engine: str, database: str | None,
+               workgroup: str | None, table: str | None, query_results: str | None,
+               endpoint_url: str | None, aws_region: str | None, as_json: bool) -> None:
+    """Aggregate CDN LOGS (files, directories, s3://BUCKET/PREFIX; gzip or plain) into
+    per (region, CDN, hour) real-viewer QoE in RUM.jsonl. No viewer address or session id is
+    written anywhere: sessions are counted."""
+    from render.console import status
+    from render.rum import ingest_doc, show_ingest
+    from rum.ingest import IngestRequest, ingest
+    config = _probe_config(config_path)
+    request = IngestRequest(
+        logs=logs, log_format=log_format, config=config, output=output, cdn=cdn,
+        fields=tuple(f.strip() for f in fields.split(",") if f.strip()) if fields else None,
+        endpoint_url=endpoint_url)
+    with status(quiet=as_json, message=f"rum ingest ({engine})"):
+        if engine == "athena":
+            from rum.athena import AthenaTarget, ingest_athena
+            target = AthenaTarget(database=database, workgroup=workgroup, table=table,
+                                  query_results=query_results, region=aws_region)
+            result = ingest_athena(request, target)
+        else:
+            result = ingest(request)
+    if as_json:
+        emit_json(ingest_doc(result))
+    else:
+        show_ingest(result)
 
 
 if __name__ == "__main__":

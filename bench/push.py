@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from cdn.s3 import DEFAULT_CONCURRENCY
-from packager.output.release import Release, ReleaseFile, describe_file, write_release
+from packager.output.release import Release, ReleaseFile, describe_file, finish_release
 from testbed.delay import DelayProxy
 from testbed.origin import FAKE_CREDENTIALS
 from testbed.origin import local_origin as moto_server
@@ -64,9 +64,8 @@ def make_release(root: Path, objects: int, seed: int) -> Release:
     files.append(describe_file(root, "master.m3u8", "multivariant", None))
     (root / "manifest.mpd").write_text('<?xml version="1.0"?><MPD type="static"/>\n')
     files.append(describe_file(root, "manifest.mpd", "mpd", None))
-    release = Release(1, "synthetic", per * 4.0, 4.0, ["hls", "dash"], [], files)
-    write_release(root, release)
-    return release
+    return finish_release(root, source="synthetic", duration=per * 4.0, segment_duration=4.0,
+                          formats=["hls", "dash"], renditions=[], files=files)
 
 
 def awscli(workdir: Path) -> Path:

@@ -41,8 +41,15 @@ PHASE_MANIFESTS = 3
 PHASES: dict[str, int] = {
     "init": PHASE_MEDIA, "segment": PHASE_MEDIA, "media-playlist": PHASE_PLAYLISTS,
     "multivariant": PHASE_MANIFESTS, "mpd": PHASE_MANIFESTS,
+    # Trick play: thumbnail sheets go with the media, I-frame and image playlists with the
+    # media playlists (they name only media already stored).
+    "image": PHASE_MEDIA, "iframe-playlist": PHASE_PLAYLISTS, "image-playlist": PHASE_PLAYLISTS,
 }
-MANIFEST_ROLES = frozenset({"media-playlist", "multivariant", "mpd"})
+#: More hashing threads than this wait on the disk, not on a core.
+HASH_THREADS_MAX = 8
+MANIFEST_ROLES = frozenset(
+    {"media-playlist", "multivariant", "mpd", "iframe-playlist", "image-playlist"}
+)
 
 T = TypeVar("T")
 
@@ -210,13 +217,22 @@ def check_tree(root: Path, release: Release, transfer: Transfer) -> dict[str, st
             raise InputError(f"{root}: {entry.path} escapes the release directory")
         if entry.path not in present:
             raise InputError(f"{root}: {entry.path} is listed but missing")
-    # Two threads (hashlib releases the GIL; the machine this runs on has two cores), each
-    # given half of the files at once: a task per file cost more than the hashing itself.
+    # One thread per core (hashlib releases the GIL while it hashes), each given its stripe of
+    # the files at once: a task per file cost more than the hashing itself.
     files = release.files
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        halves = pool.map(lambda part: [_digest(root, f, transfer) for f in part],
-                          (files[0::2], files[1::2]))
-        return dict(pair for half in halves for pair in half)
+    stripes = hash_threads()
+    with ThreadPoolExecutor(max_workers=stripes) as pool:
+        parts = pool.map(lambda part: [_digest(root, f, transfer) for f in part],
+                         (files[i::stripes] for i in range(stripes)))
+        return dict(pair for part in parts for pair in part)
+
+
+def hash_threads(cpus: int | None = None) -> int:
+    """Threads that hash a release before a push: one per core (os.cpu_count(), which counts
+    what this process may use), at most HASH_THREADS_MAX (past that a disk, not the CPU, sets
+    the pace)."""
+    count = cpus if cpus is not None else (os.cpu_count() or 1)
+    return max(1, min(count, HASH_THREADS_MAX))
 
 
 def files_under(root: Path) -> set[str]:

@@ -12,6 +12,7 @@ import base64
 import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,6 +22,7 @@ from Crypto.Signature import DSS, pkcs1_15
 
 from cdn.timeparse import parse_cidr, parse_time
 from packager.errors import InputError
+from packager.files import read_text
 
 HASHES = {"sha1": SHA1, "sha256": SHA256}
 
@@ -46,6 +48,15 @@ class Policy:
             condition["DateGreaterThan"] = {"AWS:EpochTime": self.starts}
         doc = {"Statement": [{"Resource": self.resource, "Condition": condition}]}
         return json.dumps(doc, separators=(",", ":"))
+
+
+def read_private_key(path: Path) -> RSA.RsaKey | ECC.EccKey:
+    """The signing key from a PEM file, every problem one line naming the file."""
+    text = read_text(path, "PEM private key")
+    try:
+        return load_private_key(text.encode())
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from None
 
 
 def load_private_key(pem: bytes) -> RSA.RsaKey | ECC.EccKey:

@@ -56,3 +56,37 @@ def write_atomic(path: Path, content: str | bytes) -> None:
         write_durably(path, payload, temp_prefix=f".{path.name}.", mode=0o666 & ~_umask())
     except OSError as exc:
         raise InputError(f"{path}: cannot write ({exc.strerror or exc})") from exc
+
+
+def read_bytes(path: Path, what: str) -> bytes:
+    """The one way a command reads a file it was given: a missing, unreadable or empty file is
+    one line naming it (exit 2), never an OSError's traceback."""
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, not a {what}") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
+    if not data.strip():
+        raise InputError(f"{path}: empty, not a {what}")
+    return data
+
+
+def read_text(path: Path, what: str) -> str:
+    """A text file a command was given (config, ladder, results, release.json): UTF-8 (a BOM is
+    dropped), nothing else. Random bytes or text in another encoding are one line naming the
+    file and the byte where decoding failed, exit 2 — never a UnicodeDecodeError."""
+    return decode_text(read_bytes(path, what), str(path), what)
+
+
+def decode_text(data: bytes, where: str, what: str) -> str:
+    """UTF-8 text of bytes read from `where` (a path or an s3:// URL), or a one-line error."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise InputError(f"{where}: binary data (a NUL byte at {nul}), not a {what}")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{where}: not UTF-8 text (byte {exc.start}), not a {what}") from None

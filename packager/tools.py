@@ -1,4 +1,5 @@
-"""Locating ffmpeg, ffprobe and Shaka Packager, and running them: the one way to spawn a tool."""
+"""Locating ffmpeg, ffprobe and Shaka Packager, and running them: the one way cdnpack spawns a
+process (the testbed's local origin and edges start through `spawn` too)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import re
 import shlex
 import subprocess
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,28 +89,28 @@ def ffmpeg_encoders(tool: Tool) -> list[str]:
 
 @contextmanager
 def spawn(
-    args: Sequence[str], *, stdout: int | None = subprocess.PIPE
+    args: Sequence[str], *, stdin: int | None = subprocess.DEVNULL,
+    stdout: int | None = subprocess.PIPE, stderr: int | None = subprocess.PIPE,
+    env: Mapping[str, str] | None = None, terminate: bool = True, timeout: float = 5.0,
 ) -> Iterator[subprocess.Popen[str]]:
-    """Start a tool with stdin closed; on any exit path terminate, wait, then kill it.
+    """Start a process (stdin closed unless asked for); on any exit path end it with `stop`:
+    terminate (or, with terminate=False, wait: the caller told it to stop some other way, e.g.
+    by closing its stdin), then kill it after `timeout`.
 
     The command line is logged shell-quoted so it can be pasted into a terminal to reproduce.
     """
     log.debug("run: %s", shlex.join(args))
     try:
         proc = subprocess.Popen(
-            list(args),
-            stdin=subprocess.DEVNULL,
-            stdout=stdout,
-            stderr=subprocess.PIPE,
-            text=True,
-            errors="replace",
+            list(args), stdin=stdin, stdout=stdout, stderr=stderr, text=True,
+            errors="replace", env=None if env is None else dict(env),
         )
     except OSError as exc:
         raise ToolError(f"cannot run {args[0]}: {exc.strerror}") from exc
     try:
         yield proc
     finally:
-        stop(proc)
+        stop(proc, timeout=timeout, terminate=terminate)
 
 
 def stop(proc: subprocess.Popen[Any], timeout: float = 5.0, terminate: bool = True) -> None:

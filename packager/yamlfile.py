@@ -15,9 +15,18 @@ from typing import Any
 import yaml
 
 from packager.errors import InputError
+from packager.files import read_text
 
 _DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(ms|s|m)\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0}
+
+
+def duration_seconds(text: str) -> float | None:
+    """Seconds of a duration written with its unit (`250ms`, `2s`, `5m`); None when it is not
+    one. A bare number is ambiguous (k6 means milliseconds, blackbox_exporter seconds), so
+    it is not a duration."""
+    match = _DURATION.match(text)
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)] if match else None
 
 
 class LineMapping(dict[str, Any]):
@@ -55,14 +64,10 @@ _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _con
 
 
 def load_yaml(path: Path, what: str) -> LineMapping:
-    """The top-level mapping of a YAML file (a SafeLoader: no tags run code); unreadable
-    files, YAML syntax errors and a non-mapping top level are InputErrors naming file:line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read {what} ({exc.strerror or exc})") from exc
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: {what} is not UTF-8 text") from exc
+    """The top-level mapping of a YAML file (a SafeLoader: no tags run code); unreadable,
+    empty or non-UTF-8 files (packager/files.read_text), YAML syntax errors and a non-mapping
+    top level are InputErrors naming the file (and line)."""
+    text = read_text(path, what)
     try:
         doc = yaml.load(text, Loader=_LineLoader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
@@ -150,11 +155,10 @@ class Reader:
         value = m.get(key)
         if value is None:
             return default
-        match = _DURATION.match(value) if isinstance(value, str) else None
-        if match is None:
+        seconds = duration_seconds(value) if isinstance(value, str) else None
+        if seconds is None:
             raise self.fail(m, key, f"{name}.{key}", "must be a duration with a unit (ms, s, m) "
                             f"like 250ms or 2s, got {value!r}")
-        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
         if seconds <= 0:
             raise self.fail(m, key, f"{name}.{key}", "must be > 0")
         return seconds

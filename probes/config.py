@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from packager.errors import InputError
-from packager.yamlfile import LineMapping, Reader, load_yaml
+from packager.yamlfile import LineMapping, Reader, duration_seconds, load_yaml
 
 CONFIG_NAME = "regions.yaml"
 #: The default regions, CDNs and budgets: package data of `probes`, so an installed cdnpack has
@@ -100,6 +100,9 @@ class Budget:
     startup_p95: float | None = None  # seconds
     min_throughput: float | None = None  # x top rendition bitrate (median segment throughput)
     max_error_rate: float | None = None  # fraction 0..1
+    # Real viewers (cdnpack score/gate --rum RUM.jsonl, from CDN logs with CMCD):
+    rum_startup_p95: float | None = None  # seconds
+    rum_rebuffer_ratio: float | None = None  # fraction 0..1 of video requests after a stall
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,15 @@ class ProbeConfig:
         return self.budgets.get(region_id, self.budgets.get("default", Budget()))
 
 
+def parse_duration(text: str, what: str) -> float:
+    """Seconds of a duration typed with its unit (`250ms`, `60s`, `5m`), as in the config."""
+    seconds = duration_seconds(text)
+    if seconds is None:
+        raise InputError(f"{what}: must be a duration with a unit (ms, s, m) like 60s, "
+                         f"got {text!r}")
+    return seconds
+
+
 def default_config_path() -> Path:
     """./regions.yaml, else the shipped one."""
     here = Path(CONFIG_NAME)
@@ -139,7 +151,7 @@ def default_config_path() -> Path:
 
 def load_config(path: Path) -> ProbeConfig:
     """Read and validate a regions.yaml; every mistake is an InputError naming file:line: field."""
-    doc = load_yaml(path, "probe config")
+    doc = load_yaml(path, "regions.yaml config")
     r = Reader(path)
     r.unknown(doc, "", {"regions", "cdns", "targets", "probe", "budgets"})
     regions = _regions(r, doc)
@@ -263,7 +275,8 @@ def _settings(r: Reader, m: LineMapping) -> ProbeSettings:
 
 
 def _budget(r: Reader, m: LineMapping, name: str, base: Budget) -> Budget:
-    r.unknown(m, name, {"ttfb_p95", "startup_p95", "min_throughput", "max_error_rate"})
+    r.unknown(m, name, {"ttfb_p95", "startup_p95", "min_throughput", "max_error_rate",
+                        "rum_startup_p95", "rum_rebuffer_ratio"})
     return Budget(
         ttfb_p95=r.duration(m, "ttfb_p95", name, base.ttfb_p95),
         startup_p95=r.duration(m, "startup_p95", name, base.startup_p95),
@@ -271,6 +284,9 @@ def _budget(r: Reader, m: LineMapping, name: str, base: Budget) -> Budget:
                         if "min_throughput" in m else base.min_throughput),
         max_error_rate=(r.number(m, "max_error_rate", name, None, 0.0, 1.0)
                         if "max_error_rate" in m else base.max_error_rate),
+        rum_startup_p95=r.duration(m, "rum_startup_p95", name, base.rum_startup_p95),
+        rum_rebuffer_ratio=(r.number(m, "rum_rebuffer_ratio", name, None, 0.0, 1.0)
+                            if "rum_rebuffer_ratio" in m else base.rum_rebuffer_ratio),
     )
 
 

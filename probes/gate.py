@@ -4,6 +4,8 @@ A check passes, fails, or is skipped when the results hold no data for it (no vi
 startup budget, say): a missing measurement is reported, never silently counted as a pass.
 The throughput budget compares the median segment throughput (score.py's p50) with
 `min_throughput` x the highest video bitrate the manifest offers.
+Real-viewer budgets (`rum_startup_p95`, `rum_rebuffer_ratio`) judge the RUM.jsonl cells of the
+same region x CDN (`--rum`); a cell real viewers never reached is "no data", never a pass.
 """
 
 from __future__ import annotations
@@ -16,8 +18,12 @@ from pathlib import Path
 from packager.errors import BudgetError
 from probes.config import ProbeConfig
 from probes.score import Cell, Scorecard
+from rum.records import RumSummary
 
-BUDGETS = ("ttfb_p95", "startup_p95", "min_throughput", "max_error_rate")
+BUDGETS = ("ttfb_p95", "startup_p95", "min_throughput", "max_error_rate", "rum_startup_p95",
+           "rum_rebuffer_ratio")
+#: Real-viewer summaries by (region, CDN), from a RUM.jsonl.
+RumCells = dict[tuple[str, str], RumSummary]
 
 
 @dataclass(frozen=True)
@@ -64,7 +70,7 @@ class Verdict:
 def _fmt(budget: str, value: float | None) -> str:
     if value is None:
         return "n/a"
-    if budget in ("ttfb_p95", "startup_p95"):
+    if budget in ("ttfb_p95", "startup_p95", "rum_startup_p95"):
         return f"{value * 1000:.1f} ms"
     if budget == "min_throughput":
         return f"{value:.2f}x top bitrate"
@@ -92,8 +98,31 @@ def _checks(cell: Cell, config: ProbeConfig) -> list[Check]:
     return out
 
 
-def evaluate(card: Scorecard, config: ProbeConfig) -> Verdict:
-    return Verdict([c for r in card.regions for cell in r.cells for c in _checks(cell, config)])
+def evaluate(card: Scorecard, config: ProbeConfig, rum: RumCells | None = None) -> Verdict:
+    checks = [c for r in card.regions for cell in r.cells for c in _checks(cell, config)]
+    if rum is not None:
+        checks += rum_checks(card, config, rum)
+    return Verdict(checks)
+
+
+def rum_checks(card: Scorecard, config: ProbeConfig, rum: RumCells) -> list[Check]:
+    """The real-viewer budgets of every region x CDN the probes or the viewers saw."""
+    probed = [(r.id, c.cdn) for r in card.regions for c in r.cells]
+    known = {r.id for r in config.regions}
+    seen = sorted(set(probed) | {k for k in rum if k[0] in known})
+    out: list[Check] = []
+    for region, cdn in seen:
+        budget = config.budget(region)
+        viewers = rum.get((region, cdn))
+        for name, limit, measured in (
+                ("rum_startup_p95", budget.rum_startup_p95,
+                 viewers.startup_p95 if viewers else None),
+                ("rum_rebuffer_ratio", budget.rum_rebuffer_ratio,
+                 viewers.rebuffer_ratio if viewers else None)):
+            if limit is not None:
+                passed = None if measured is None else measured <= limit
+                out.append(Check(region, cdn, name, limit, measured, passed))
+    return out
 
 
 def junit_xml(verdict: Verdict) -> str:

@@ -24,7 +24,7 @@ import functools
 import socket
 import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from time import perf_counter_ns
 from types import SimpleNamespace, TracebackType
@@ -98,6 +98,8 @@ class FetchResult:
     lag: float  # worst event-loop lag (s) during the fetch
     lagged: bool
     body: builtins.bytes = field(default=b"", repr=False, compare=False)  # kept only when asked
+    content_length: int | None = None  # the Content-Length header, when the response had one
+    http_version: str | None = None  # of the response, e.g. "1.1"
 
 
 class PinnedResolver(AbstractResolver):
@@ -278,6 +280,10 @@ class Fetcher:
             headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
             timeout=aiohttp.ClientTimeout(total=None),
         )
+        # Every request is a record: aiohttp resends an idempotent request once, silently,
+        # when the connection fails before the response (RFC 9112 §9.3.1 allows it), which
+        # hid resets from the error rate. A probe reports what the CDN did, so no resend.
+        self.session._retry_connection = False
 
     async def __aenter__(self) -> Fetcher:
         return self
@@ -301,6 +307,8 @@ class Fetcher:
         chunks: list[bytes] = []
         error: str | None = None
         detail: str | None = None
+        expected: int | None = None
+        version: str | None = None
         try:
             async with asyncio.timeout(self.timeout), self.session.get(
                 url, allow_redirects=False, trace_request_ctx=clock
@@ -314,6 +322,9 @@ class Fetcher:
                 if clock.first_byte is None:
                     clock.first_byte = perf_counter_ns()
                 status = resp.status
+                expected = resp.content_length
+                if resp.version is not None:
+                    version = f"{resp.version.major}.{resp.version.minor}"
                 headers = {k.lower(): v for k, v in resp.headers.items()
                            if k.lower() in CACHE_HEADERS}
                 async for chunk in resp.content.iter_any():
@@ -324,7 +335,6 @@ class Fetcher:
                 if isinstance(clock.handler, _Handler) and clock.last_byte is not None:
                     clock.last_byte = max(clock.first_byte, min(
                         clock.last_byte, clock.handler.last_arrival or clock.last_byte))
-                expected = resp.content_length
                 if expected is not None and nbytes < expected:
                     error, detail = "truncated", f"{nbytes} of {expected} bytes"
                 elif status >= 500:
@@ -336,13 +346,19 @@ class Fetcher:
         except (aiohttp.ClientError, OSError) as exc:
             lost = getattr(clock.handler, "lost", None)
             error, detail = classify(exc, lost), f"{type(exc).__name__}: {exc}"
+            if status is not None:
+                # The headers came, the body was cut (by FIN or RST alike): truncated.
+                # "reset" is a connection that ended before any answer.
+                of = f" of {expected}" if expected is not None else ""
+                error, detail = "truncated", f"{nbytes}{of} bytes, then {error}: {detail}"
         finally:
             _CLOCK.reset(token)
         end = perf_counter_ns()
         if clock.first_byte is not None and clock.last_byte is None and error is None:
             clock.last_byte = clock.first_byte  # empty body
-        return self._result(url, (started_at, _now()), clock, end, status, headers, nbytes,
-                            error, detail, b"".join(chunks))
+        result = self._result(url, (started_at, _now()), clock, end, status, headers, nbytes,
+                              error, detail, b"".join(chunks))
+        return replace(result, content_length=expected, http_version=version)
 
     def _result(self, url: str, wall: tuple[str, str], c: _PhaseClock, end: int,
                 status: int | None, headers: dict[str, str], nbytes: int, error: str | None,

@@ -29,13 +29,23 @@ class StampedSelector(_Base):  # type: ignore[misc,valid-type]
         return events
 
 
+class StampedLoop(asyncio.SelectorEventLoop):
+    """A selector event loop that keeps its StampedSelector where code may read it (asyncio's
+    own reference, `_selector`, is private)."""
+
+    def __init__(self) -> None:
+        self.stamped_selector = StampedSelector()
+        super().__init__(self.stamped_selector)
+
+
 def new_loop() -> asyncio.AbstractEventLoop:
-    return asyncio.SelectorEventLoop(StampedSelector())
+    return StampedLoop()
 
 
 def arrival_clock(loop: asyncio.AbstractEventLoop) -> Callable[[], int]:
-    """A function giving the arrival time of data being handled now (perf_counter_ns)."""
-    selector = getattr(loop, "_selector", None)
-    if isinstance(selector, StampedSelector):
+    """A function giving the arrival time of data being handled now (perf_counter_ns): the
+    selector's stamp on the probe's loop, the clock itself on any other loop."""
+    if isinstance(loop, StampedLoop):
+        selector = loop.stamped_selector
         return lambda: selector.woke_ns
     return perf_counter_ns

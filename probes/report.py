@@ -13,6 +13,7 @@ import math
 from collections.abc import Iterable
 
 from probes.score import Percentiles, Scorecard
+from rum.records import RumSummary
 
 _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
 
@@ -82,6 +83,40 @@ def prometheus_text(card: Scorecard) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _side_by_side(card: Scorecard, rum: dict[tuple[str, str], RumSummary]) -> list[str]:
+    """One row per region x CDN: synthetic columns, then real-viewer ones ('no data' cells)."""
+    esc = html.escape
+    names = {r.id: r.name for r in card.regions}
+    cells = {(r.id, c.cdn): c for r in card.regions for c in r.cells}
+    out = ["<h2>Synthetic probes and real viewers, side by side</h2>",
+           "<table class='rum'><tr><th>region</th><th>CDN</th><th>probe TTFB p95 ms</th>"
+           "<th>probe startup p95 ms</th><th>probe availability</th><th>viewers</th>"
+           "<th>viewer startup p50/p95 ms</th><th>rebuffer ratio</th>"
+           "<th>rebuffering sessions</th><th>throughput p50 (mtp) Mb/s</th>"
+           "<th>delivered p50 Mb/s</th>"
+           "<th>bitrate Mb/s</th><th>viewer error rate</th></tr>"]
+    for key in sorted(set(cells) | set(rum)):
+        c, v = cells.get(key), rum.get(key)
+        probe = (["–"] * 3 if c is None else
+                 [_ms(c.ttfb.p95), _ms(c.startup.p95), f"{c.availability * 100:.2f}%"])
+        if v is None:
+            viewers = ["no data"] + ["–"] * 7
+        else:
+            viewers = [
+                str(v.sessions), f"{_ms(v.startup_p50)}/{_ms(v.startup_p95)}",
+                "–" if v.rebuffer_ratio is None else f"{v.rebuffer_ratio * 100:.1f}%",
+                str(v.rebuffering_sessions),
+                "–" if v.mtp_p50 is None else f"{v.mtp_p50 / 1e6:.2f}",
+                "–" if v.throughput_p50 is None else f"{v.throughput_p50 / 1e6:.2f}",
+                "–" if v.bitrate is None else f"{v.bitrate / 1e6:.2f}",
+                "–" if v.error_rate is None else f"{v.error_rate * 100:.2f}%"]
+        row = [names.get(key[0], key[0]), key[1], *probe, *viewers]
+        out.append(f"<tr data-region='{esc(key[0])}' data-cdn='{esc(key[1])}'>"
+                   + "".join(f"<td>{esc(x)}</td>" for x in row) + "</tr>")
+    out.append("</table>")
+    return out
+
+
 def _heat(score: float) -> str:
     return f"hsl({max(0.0, min(score, 100.0)) * 1.2:.0f}, 65%, 42%)"
 
@@ -121,8 +156,10 @@ def _cdf_svg(series: dict[str, tuple[float, ...]], width: int = 520, height: int
     return "".join(parts)
 
 
-def html_report(card: Scorecard, title: str = "cdnpack delivery scorecard") -> str:
-    """Self-contained HTML: overall ranking, region x CDN heatmap, TTFB CDFs per region."""
+def html_report(card: Scorecard, title: str = "cdnpack delivery scorecard",
+                rum: dict[tuple[str, str], RumSummary] | None = None) -> str:
+    """Self-contained HTML: overall ranking, region x CDN heatmap, TTFB CDFs per region, and
+    with `rum` the probes' and the real viewers' figures side by side."""
     cdns = [r.cdn for r in card.overall]
     esc = html.escape
     out = [
@@ -156,7 +193,10 @@ def html_report(card: Scorecard, title: str = "cdnpack delivery scorecard") -> s
                 f"<small>p95 {_ms(cell.ttfb.p95)} ms · {cell.availability * 100:.1f}%</small>"
                 "</td>")
         out.append("".join(row) + "</tr>")
-    out.append("</table><h2>TTFB distributions (empirical CDF)</h2>")
+    out.append("</table>")
+    if rum is not None:
+        out += _side_by_side(card, rum)
+    out.append("<h2>TTFB distributions (empirical CDF)</h2>")
     for region in card.regions:
         out.append(f"<h3>{esc(region.name)}</h3>")
         out.append(_cdf_svg({c.cdn: c.ttfb_samples for c in region.cells}))

@@ -15,13 +15,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from packager.errors import InputError
+from packager.files import decode_text, read_text
+from probes.config import ProbeConfig, Region
 from probes.http import ERROR_CLASSES, FetchResult
+from probes.lag import LagStats
 from probes.video import Playback
 
 if TYPE_CHECKING:
     from cdn.s3 import Connection
 
 SCHEMA = 1
+#: What a results file is called in errors about one.
+RESULTS_FILE = "probe results file (JSONL)"
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,31 @@ class Results:
     runs: list[RunRecord]
     fetches: list[FetchRecord]
     playbacks: list[PlaybackRecord]
+
+
+def run_line(run_id: str, region: Region, started_at: str, seconds: float, config: ProbeConfig,
+             units: int, completed: int, deadline_hit: bool, lag: LagStats,
+             lines: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run record that heads a run file: who probed, with which settings, and what came of
+    it (counts over the fetch records that follow it)."""
+    settings = config.probe
+    fetches = [x for x in lines if x["type"] == "fetch"]
+    return {
+        "type": "run", "schema": SCHEMA, "run_id": run_id, "region": region.id,
+        "region_name": region.name, "weight": region.weight, "started_at": started_at,
+        "seconds": round(seconds, 4), "config": str(config.path),
+        "settings": {
+            "samples": settings.samples, "connections": settings.connections,
+            "concurrency": settings.concurrency, "timeout_s": settings.timeout,
+            "deadline_s": settings.deadline, "renditions": settings.renditions,
+            "segments": settings.segments,
+        },
+        "cdns": [c.id for c in config.cdns], "targets": [t.path for t in config.targets],
+        "units": units, "completed": completed, "abandoned": units - completed,
+        "deadline_hit": deadline_hit, "fetches": len(fetches),
+        "lag_max_s": round(lag.max, 6), "lag_episodes": lag.episodes,
+        "lagged": sum(1 for x in fetches if x["lagged"]),
+    }
 
 
 def fetch_line(run_id: str, region: str, cdn: str, target: str, sample: int, step: str,
@@ -181,30 +211,16 @@ def merge(parts: Iterable[Results]) -> Results:
 def read_results(sources: Iterable[str], conn: Connection | None = None) -> Results:
     """Read result files and s3://BUCKET/PREFIX locations; at least one record must be found."""
     # boto3 only when s3 is used: reading local files must not pay for it.
-    from cdn.s3 import Connection  # noqa: PLC0415
-    from probes.s3store import read_prefix  # noqa: PLC0415
+    from probes.s3store import read_prefix, results_connection  # noqa: PLC0415
 
     parts: list[Results] = []
     for source in sources:
         if source.startswith("s3://"):
-            for key, body in read_prefix(source, conn or Connection()):
-                parts.append(parse_jsonl(_decode(body, key), key))
+            for key, body in read_prefix(source, conn or results_connection()):
+                parts.append(parse_jsonl(decode_text(body, key, RESULTS_FILE), key))
             continue
-        path = Path(source)
-        try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
-        parts.append(parse_jsonl(_decode(raw, str(path)), str(path)))
+        parts.append(parse_jsonl(read_text(Path(source), RESULTS_FILE), source))
     results = merge(parts)
     if not results.fetches:
         raise InputError("no fetch records in " + ", ".join(sources))
     return results
-
-
-def _decode(raw: bytes, where: str) -> str:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{where}: not UTF-8 text (byte {exc.start}), not a results file"
-                         ) from None

@@ -23,7 +23,7 @@ from probes.config import Cdn, ProbeConfig, Target
 from probes.http import Fetcher
 from probes.lag import LagMonitor, LagStats
 from probes.loop import new_loop
-from probes.results import SCHEMA, fetch_line, playback_line
+from probes.results import fetch_line, playback_line, run_line
 from probes.video import play
 
 log = logging.getLogger(__name__)
@@ -124,22 +124,8 @@ async def probe_region_async(config: ProbeConfig, region_id: str,
     seconds = perf_counter() - start
     fetches = [x for x in lines if x["type"] == "fetch"]
     stats = lag.stats()
-    head = {
-        "type": "run", "schema": SCHEMA, "run_id": run_id, "region": region.id,
-        "region_name": region.name, "weight": region.weight, "started_at": started_at,
-        "seconds": round(seconds, 4), "config": str(config.path),
-        "settings": {
-            "samples": settings.samples, "connections": settings.connections,
-            "concurrency": settings.concurrency, "timeout_s": settings.timeout,
-            "deadline_s": settings.deadline, "renditions": settings.renditions,
-            "segments": settings.segments,
-        },
-        "cdns": [c.id for c in config.cdns], "targets": [t.path for t in config.targets],
-        "units": len(units), "completed": done, "abandoned": len(units) - done,
-        "deadline_hit": deadline_hit, "fetches": len(fetches),
-        "lag_max_s": round(stats.max, 6), "lag_episodes": stats.episodes,
-        "lagged": sum(1 for x in fetches if x["lagged"]),
-    }
+    head = run_line(run_id, region, started_at, seconds, config, len(units), done,
+                    deadline_hit, stats, lines)
     return ProbeRun(
         run_id=run_id, region=region.id, started_at=started_at, seconds=seconds,
         units=len(units), completed=done, abandoned=len(units) - done,

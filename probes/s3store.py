@@ -15,6 +15,14 @@ from cdn.s3 import Connection, S3Location, client, parse_s3_url
 from packager.errors import EndpointError, InputError
 
 
+def results_connection(endpoint_url: str | None = None) -> Connection:
+    """How probe results are stored and read: cdn/s3.py's client (profile, region and endpoint
+    from the usual AWS chain), with botocore's standard retries but three attempts, not a
+    push's ten: a run is one small object, and a results store that is down must not hold a
+    scheduled probe or a CI gate for half a minute before it says so."""
+    return Connection(endpoint_url=endpoint_url, retry_mode="standard", max_attempts=3)
+
+
 def run_key(region: str, started_at: str, run_id: str) -> str:
     """Where a run goes under the prefix: by region, then by start time (sortable, no colons:
     some S3-compatible stores and every Windows checkout of a synced bucket refuse them)."""

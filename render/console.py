@@ -76,3 +76,13 @@ def unit_progress(quiet: bool, label: str) -> Iterator[Callable[[int, int], None
     with Progress(*columns, console=err_console, transient=True) as bar:
         task = bar.add_task(label, total=None)
         yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+@contextmanager
+def status(quiet: bool, message: str) -> Iterator[None]:
+    """A spinner for one long step whose progress cannot be counted (a query) on a terminal."""
+    if quiet or not err_console.is_terminal:
+        yield
+        return
+    with err_console.status(message):
+        yield

@@ -21,6 +21,8 @@ def package_doc(result: PackageResult) -> dict[str, Any]:
         "bytes": release.total_bytes,
         "renditions": [asdict(r) for r in release.renditions],
         "protection": asdict(release.protection) if release.protection else None,
+        "iframes": [asdict(i) for i in release.iframes],
+        "thumbnails": [asdict(t) for t in release.thumbnails],
     }
 
 
@@ -36,6 +38,14 @@ def show_package(result: PackageResult) -> None:
         table.add_row(r.id, language, r.codec, size, f"{r.bandwidth / 1000:.0f}",
                       f"{r.average_bandwidth / 1000:.0f}", str(r.segments))
     out_console.print(table)
+    for t in release.thumbnails:
+        out_console.print(
+            f"thumbnails: one every {t.interval:g} s, {t.width}x{t.height}, "
+            f"{t.columns}x{t.rows} a sheet, {t.sheets} sheet{'s' if t.sheets != 1 else ''} "
+            f"in {t.id}/")
+    if release.iframes:
+        out_console.print(f"trick play: I-frame playlists for "
+                          f"{', '.join(i.rendition for i in release.iframes)}")
     out_console.print(
         f"{len(release.files)} files, {release.total_bytes / 1e6:.1f} MB; "
         "manifests: "

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from typing import Any
 
+import click
 from rich.table import Table
 
-from probes.gate import Verdict
+from probes.gate import RumCells, Verdict
 from probes.run import ProbeRun
+from probes.schedule import RoundReport
 from probes.score import Cell, Scorecard
-from render.console import millis, out_console
+from render.console import fail, millis, out_console
 
 
 def verdict_doc(verdict: Verdict) -> dict[str, Any]:
@@ -34,11 +37,15 @@ def show_verdict(verdict: Verdict) -> None:
         out_console.print(f"gate: all {len(verdict.checks)} budget checks passed")
 
 
-def show_scorecard(card: Scorecard, title: str) -> None:
+def show_scorecard(card: Scorecard, title: str, rum: RumCells | None = None) -> None:
+    """The probes' table; with `rum`, the real viewers' columns beside each region x CDN."""
     table = Table(title=title)
     for col in ("region", "CDN", "rank", "score", "TTFB p50/p95/p99 ms", "startup p50/p95 ms",
                 "Mb/s p50", "avail.", "errors"):
         table.add_column(col, justify="left" if col in ("region", "CDN", "errors") else "right")
+    if rum is not None:
+        for col in RUM_COLUMNS:
+            table.add_column(col, justify="right", style="cyan")
     for region in card.regions:
         for c in region.cells:
             best = " *" if c.cdn == region.best else ""
@@ -49,23 +56,75 @@ def show_scorecard(card: Scorecard, title: str) -> None:
                 f"{millis(c.ttfb.p50)}/{millis(c.ttfb.p95)}/{millis(c.ttfb.p99)}",
                 f"{millis(c.startup.p50)}/{millis(c.startup.p95)}", mbps,
                 f"{c.availability * 100:.2f}%", errors,
+                *(rum_row(rum.get((region.id, c.cdn))) if rum is not None else ()),
             )
     out_console.print(table)
+    if rum is not None:
+        probed = {(r.id, c.cdn) for r in card.regions for c in r.cells}
+        unprobed = sorted(k for k in rum if k not in probed)
+        if unprobed:
+            out_console.print("real viewers only (no probe results): " + ", ".join(
+                f"{region}/{cdn} {rum[region, cdn].sessions} sessions"
+                for region, cdn in unprobed))
     out_console.print("overall (audience-weighted): " + ", ".join(
         f"{r.rank}. {r.cdn} {r.score:.1f}" for r in card.overall))
 
 
-def scorecard_doc(card: Scorecard) -> dict[str, Any]:
+#: The real-viewer columns (CDN logs with CMCD) beside the probes' in the score table.
+RUM_COLUMNS = ("viewers", "RUM startup p50/p95 ms", "rebuffer", "RUM Mb/s mtp/edge", "err.")
+
+
+def rum_row(viewers: Any) -> tuple[str, ...]:
+    """The RUM_COLUMNS of one region x CDN ('no data' when no viewer reached it)."""
+    if viewers is None:
+        return ("no data", "-", "-", "-", "-")
+    ratio = "-" if viewers.rebuffer_ratio is None else f"{viewers.rebuffer_ratio * 100:.1f}%"
+    mbps = "/".join("-" if v is None else f"{v / 1e6:.1f}"
+                    for v in (viewers.mtp_p50, viewers.throughput_p50))
+    errors = "-" if viewers.error_rate is None else f"{viewers.error_rate * 100:.2f}%"
+    return (str(viewers.sessions), f"{millis(viewers.startup_p50)}/{millis(viewers.startup_p95)}",
+            ratio, mbps, errors)
+
+
+def rum_doc(rum: RumCells) -> list[dict[str, Any]]:
+    return [{**asdict(v), "error_rate": v.error_rate} for v in rum.values()]
+
+
+def scorecard_doc(card: Scorecard, rum: RumCells | None = None) -> dict[str, Any]:
     def cell(c: Cell) -> dict[str, Any]:
         doc = asdict(c)
         doc.pop("ttfb_samples")
+        if rum is not None:
+            viewers = rum.get((c.region, c.cdn))
+            doc["rum"] = None if viewers is None else {**asdict(viewers),
+                                                       "error_rate": viewers.error_rate}
         return doc
 
-    return {
+    doc: dict[str, Any] = {
         "overall": [asdict(r) for r in card.overall],
         "regions": [{"id": r.id, "name": r.name, "weight": r.weight, "best": r.best,
                      "cells": [cell(c) for c in r.cells]} for r in card.regions],
     }
+    if rum is not None:
+        doc["rum"] = rum_doc(rum)
+    return doc
+
+
+def show_round(report: RoundReport, as_json: bool) -> None:
+    """One line per scheduled round (a JSON object per line with --json); bus failures on
+    stderr, where a cron mail or a pod log shows them."""
+    if as_json:
+        click.echo(json.dumps({**probe_doc(report.run, report.output, None),
+                               "round": report.round, "stored": report.stored,
+                               "bus_errors": report.bus_errors, "pending": report.pending}))
+    else:
+        run = report.run
+        out_console.print(
+            f"round {report.round}: {run.fetches} fetches, {run.errors} errors in "
+            f"{run.seconds:.1f} s -> {report.output}"
+            + (f", {len(report.stored)} stored" if report.stored else ""))
+    for error in report.bus_errors:
+        fail(f"results bus: round {report.round}: {error} (kept; retried with the next round)")
 
 
 def probe_doc(run: ProbeRun, output: str, stored: str | None) -> dict[str, Any]:

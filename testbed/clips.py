@@ -32,6 +32,8 @@ class ClipSpec:
     more_audio: tuple[tuple[str, int], ...] = ()
     #: Text subtitle streams muxed in (mov_text in MP4): (language tag, SRT file) each.
     subtitles: tuple[tuple[str, Path], ...] = ()
+    #: Frames from one key frame to the next (-g); 0 leaves x264's default (250).
+    keyframe_interval: int = 0
 
 
 def make_clip(path: Path, spec: ClipSpec = ClipSpec()) -> Path:
@@ -56,6 +58,8 @@ def make_clip(path: Path, spec: ClipSpec = ClipSpec()) -> Path:
         if spec.variable_frame_rate:
             args += ["-vf", "select='gt(random(0),0.3)'", "-fps_mode", "vfr"]
         args += ["-c:v", spec.video_codec, "-pix_fmt", spec.pix_fmt, "-preset", "ultrafast"]
+        if spec.keyframe_interval:
+            args += ["-g", str(spec.keyframe_interval)]
         if spec.video_codec == "libx265":
             args += ["-tag:v", "hvc1", "-x265-params", "log-level=error"]
     if spec.audio:

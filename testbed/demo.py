@@ -3,11 +3,11 @@
 An embedded source (lavfi test picture and tone) is packaged as a localized title (English
 original, Latin American Spanish and Japanese dubs; Arabic, Thai, Spanish and Japanese
 subtitles; English forced narratives and captions: demo/title/title.yaml) with cbcs and
-generated keys, a local
-S3 origin (moto_server) and a CloudFront distribution on it stand in for AWS, and twelve emulated
-edges (two CDNs x the six default regions, each with its own latency and bandwidth, pulling from
-the origin like a CDN) stand in for the CDNs.  Then `rollout` stages, probes, gates and publishes
-exactly as `cdnpack release` does against real ones.
+generated keys, I-frame playlists and thumbnail sheets, a local S3 origin (moto_server) and a
+CloudFront distribution on it stand in for AWS, and twelve emulated edges (two CDNs x the six
+default regions, each with its own latency and bandwidth, pulling from the origin like a CDN)
+stand in for the CDNs.  Then `rollout` stages, probes, gates and publishes exactly as
+`cdnpack release` does against real ones.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import yaml
 
 from cdn.publish import PushRequest
 from cdn.s3 import S3Location, client
+from packager.encoding.thumbnails import ThumbnailSpec
 from packager.keys.source import keyed_request
 from packager.output.pipeline import PackageRequest, PackageResult, package
 from packager.title.file import load_title
@@ -30,7 +31,13 @@ from probes.config import load_config
 from release.flow import RolloutRequest, RolloutResult, rollout
 from testbed.clips import ClipSpec, make_clip, make_dub
 from testbed.edges import Edges, EdgeSpec, edge_process
-from testbed.origin import create_distribution, local_connection, moto_server, origin_bucket
+from testbed.origin import (
+    create_distribution,
+    local_connection,
+    moto_command,
+    moto_server,
+    origin_bucket,
+)
 from testbed.subtitles import write_subtitles
 
 BUCKET = "cdnpack-demo"
@@ -50,6 +57,9 @@ EDGE_PROFILE: dict[str, dict[str, tuple[float, float]]] = {
 PROBE_SETTINGS = {"samples": 3, "connections": "cold", "concurrency": 8, "timeout": "5s",
                   "deadline": "60s", "renditions": "lowest", "segments": 2,
                   "tls_verify": True, "lag_threshold": "5ms"}
+
+#: Thumbnails for scrubbing: every 2 s, so that even `--duration 4` has a sheet with two.
+THUMBNAILS = ThumbnailSpec(interval=2.0)
 
 ProgressSink = Callable[[str, float, float], None]
 
@@ -134,6 +144,7 @@ def demo_title(directory: Path, duration: float) -> Title:
 
 def run_demo(workdir: Path, duration: float, shipped_config: Path,
              progress: ProgressSink | None = None) -> DemoResult:
+    moto_command()  # the local origin is an extra: say so before any work is done
     workdir.mkdir(parents=True, exist_ok=True)
     source = make_clip(workdir / "source.mp4",
                        ClipSpec(duration=duration, width=1280, height=720, language="eng"))
@@ -143,7 +154,8 @@ def run_demo(workdir: Path, duration: float, shipped_config: Path,
     encryption = keyed_request("cbcs", "generate", output, keystore=keystore,
                                content_id=CONTENT_ID, drm="widevine,playready,fairplay,clearkey")
     packaged = package(PackageRequest(source=source, output=output, force=True,
-                                      encryption=encryption, title=title), progress)
+                                      encryption=encryption, title=title,
+                                      thumbnails=THUMBNAILS), progress)
     with local_cdn(workdir) as (url, edges, distribution):
         config_path = demo_config(edges, shipped_config, workdir / "regions.yaml")
         request = RolloutRequest(

@@ -6,13 +6,19 @@ from an origin URL (an S3 bucket prefix) like a CDN, plus `/bytes/N` synthetic b
   delay      seconds from the request's last byte to the status line (the first byte)
   bandwidth  bits/s cap: body chunk k leaves at first_byte + bytes_so_far / rate (the instant the
              bytes would have fully crossed such a link), so first->last byte = size / rate
-  failure    503 | reset (RST mid-body) | stall (never answers) | truncate (FIN mid-body), on
-             every `failure_every`-th request
+  failure    503 | reset (RST mid-body) | stall (never answers) | truncate (FIN mid-body) |
+             drop (RST as soon as the request arrives, nothing sent), on every
+             `failure_every`-th request
+  fault_plan or request by request: the n-th request gets plan[(n - 1) % len(plan)], a
+             failure name or "" for none (a seeded plan: tests know what the edge did)
   cache      header style of a CDN: cloudfront, cloudflare, fastly, akamai or none
   origin     http://HOST:PORT/PREFIX/: objects are fetched there on a miss and kept for the
              origin's Cache-Control max-age; origin 404s are kept 10 s (CloudFront's default
              error-caching TTL), which is why a release must never publish a manifest before the
              objects it names
+  access_log a directory: every served request is logged as CloudFront logs it, in its standard
+             and real-time formats (testbed/accesslog.py), flushed as new files every
+             `log_flush` seconds and when the edge stops; `country` is the viewers' c-country
 Every answer carries `Access-Control-Allow-Origin: *` (players on another origin read it), OPTIONS
 preflights are answered, HEAD and single byte ranges (206) work.
 Timers must be exact: asyncio's default epoll loop rounds its timeout up to whole milliseconds
@@ -45,9 +51,10 @@ from urllib.parse import urlsplit
 from packager.errors import EndpointError
 from packager.output.release import CONTENT_TYPES
 from packager.tools import stop
+from testbed.accesslog import AccessLog, Served
 
 CACHE_STYLES = ("cloudfront", "cloudflare", "fastly", "akamai", "none")
-FAILURES = ("503", "reset", "stall", "truncate")
+FAILURES = ("503", "reset", "stall", "truncate", "drop")
 _SYNTHETIC = re.compile(r"^/bytes/(\d+)$")
 _CHUNK_SECONDS = 0.002  # pacing granularity of a capped body
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -75,11 +82,20 @@ class EdgeSpec:
     port: int = 0
     certfile: str | None = None  # TLS when given
     keyfile: str | None = None
+    access_log: str | None = None  # directory for CloudFront-format access logs
+    country: str | None = None  # ISO 3166-1 alpha-2 of the viewers (c-country)
+    edge_location: str = "IAD89-P1"
+    distribution: str = "E2CDNPACKTEST"
+    log_flush: float = 0.5  # seconds between log deliveries
+    fault_plan: tuple[str, ...] = ()  # per request: a FAILURES name or "" (overrides failure)
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> EdgeSpec:
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in doc.items() if k in names})
+        known = {k: v for k, v in doc.items() if k in names}
+        if "fault_plan" in known:
+            known["fault_plan"] = tuple(known["fault_plan"])
+        return cls(**known)
 
 
 def cache_headers(style: str, hit: bool) -> list[tuple[str, str]]:
@@ -103,6 +119,7 @@ class _EdgeProtocol(asyncio.Protocol):
         self.buffer = b""
         self.busy = False
         self.closed = False
+        self.entry: dict[str, Any] | None = None  # the request being answered, for the log
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -135,11 +152,24 @@ class _EdgeProtocol(asyncio.Protocol):
         headers = {k.strip().lower(): v.strip()
                    for k, _, v in (line.partition(":") for line in lines[1:])}
         keep_alive = headers.get("connection", "").lower() != "close"
+        if self.edge.access_log is not None:
+            self.entry = {"wall": time.time(), "received": received, "method": method,
+                          "target": parts[1] if len(parts) > 1 else "/", "headers": headers,
+                          "cs_bytes": len(head) + 4}
         self.edge.requests += 1
         failing = self.edge.spec.failure is not None and (
             self.edge.requests % max(self.edge.spec.failure_every, 1) == 0
         )
         failure = self.edge.spec.failure if failing else None
+        plan = self.edge.spec.fault_plan
+        if plan:
+            failure = plan[(self.edge.requests - 1) % len(plan)] or None
+        if failure == "drop":
+            if self.entry is not None:
+                self.entry.update(status=0, sc_bytes=0, content_type="-", content_length=0,
+                                  hit=None, extra={})
+            self.finish("reset", keep_alive=False)
+            return
         if failure == "stall":
             return  # hold the connection open, say nothing
         if method == "OPTIONS":  # CORS preflight
@@ -205,6 +235,11 @@ class _EdgeProtocol(asyncio.Protocol):
             body = b""
         if failure in ("reset", "truncate"):
             body = body[: len(body) // 2]
+        if self.entry is not None:
+            self.entry.update(status=status, sc_bytes=len(header_bytes) + len(body),
+                              content_type=dict(headers)["Content-Type"],
+                              content_length=int(dict(headers)["Content-Length"]),
+                              hit=hit, extra=dict(extra))
         first_byte = max(received + self.edge.spec.delay, self.loop.time())
         self.loop.call_at(first_byte, self.send_head, header_bytes, body, first_byte,
                           failure, keep_alive)
@@ -213,6 +248,8 @@ class _EdgeProtocol(asyncio.Protocol):
                   keep_alive: bool) -> None:
         if self.closed or self.transport is None:
             return
+        if self.entry is not None:
+            self.entry["first_byte"] = self.loop.time()
         rate = self.edge.spec.bandwidth
         if rate is None or not body:
             self.transport.write(head + body)
@@ -239,6 +276,10 @@ class _EdgeProtocol(asyncio.Protocol):
 
     def finish(self, failure: str | None, keep_alive: bool) -> None:
         assert self.transport is not None
+        if self.entry is not None:
+            self.edge.log_served(self.entry, self.loop.time(),
+                                 self.transport.get_extra_info("peername"))
+            self.entry = None
         if failure == "reset":
             sock = self.transport.get_extra_info("socket")
             if sock is not None:  # SO_LINGER 0: close() sends RST instead of FIN
@@ -279,6 +320,46 @@ class _Edge:
         # path -> (expires at, status, body, content type), like a CDN's object cache
         self.cache: dict[str, tuple[float, int, bytes, str]] = {}
         self.inflight: dict[str, asyncio.Future[tuple[int, bytes, str]]] = {}
+        self.access_log = (AccessLog(Path(spec.access_log), spec.distribution)
+                           if spec.access_log else None)
+        self.log_task: asyncio.Task[None] | None = None
+
+    def log_served(self, entry: dict[str, Any], done: float, peer: Any) -> None:
+        """One access-log entry for a request whose last byte (or cut) was just sent."""
+        assert self.access_log is not None
+        target = str(entry["target"])
+        path, _, query = target.partition("?")
+        headers: dict[str, str] = entry["headers"]
+        content_range = entry["extra"].get("Content-Range", "")
+        span = re.match(r"bytes (\d+)-(\d+)/", content_range)
+        status = int(entry["status"])
+        self.access_log.add(Served(
+            end=entry["wall"] + (done - entry["received"]),
+            time_taken=done - entry["received"],
+            ttfb=entry.get("first_byte", done) - entry["received"],
+            client_ip=peer[0] if peer else "-", client_port=peer[1] if peer else 0,
+            method=entry["method"], host=headers.get("host", "-"), path=path, query=query,
+            status=status, sc_bytes=int(entry["sc_bytes"]),
+            content_type=str(entry["content_type"]),
+            content_length=int(entry["content_length"]),
+            result_type=("Error" if status >= 400 or status == 0
+                         else "Hit" if entry["hit"] else "Miss"),
+            user_agent=headers.get("user-agent", "-"), referer=headers.get("referer", "-"),
+            range_start=int(span.group(1)) if span else None,
+            range_end=int(span.group(2)) if span else None,
+            cs_bytes=int(entry["cs_bytes"]), country=self.spec.country or "-",
+            edge_location=self.spec.edge_location, distribution=self.spec.distribution,
+        ))
+
+    async def deliver_logs(self) -> None:
+        """Flush the access log every `log_flush` seconds, and once more when cancelled."""
+        assert self.access_log is not None
+        try:
+            while True:
+                await asyncio.sleep(self.spec.log_flush)
+                self.access_log.flush()
+        finally:
+            self.access_log.flush()
 
     async def pull(self, path: str) -> tuple[int, bytes, str, bool]:
         """(status, body, content type, cache hit) from the cache or, on a miss, the origin."""
@@ -353,6 +434,8 @@ async def start_edges(specs: list[EdgeSpec]) -> tuple[list[asyncio.Server], dict
     ports: dict[str, int] = {}
     for spec in specs:
         edge = _Edge(spec)
+        if edge.access_log is not None:  # the edge (held by its server) holds the task
+            edge.log_task = loop.create_task(edge.deliver_logs())
         context = None
         if spec.certfile:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -372,6 +455,12 @@ async def _serve_until_stdin_closes(specs: list[EdgeSpec]) -> None:
     await loop.run_in_executor(None, sys.stdin.read)  # parent closes stdin (or dies): stop
     for server in servers:
         server.close()
+    # What is still running (log deliveries, origin pulls) ends now: a log delivery's last
+    # flush writes the requests of its final moments.
+    others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in others:
+        task.cancel()
+    await asyncio.gather(*others, return_exceptions=True)
 
 
 @dataclass(frozen=True)
@@ -395,7 +484,7 @@ def edge_process(specs: Sequence[EdgeSpec], workdir: Path) -> Iterator[Edges]:
     docs = []
     for s in specs:
         doc = asdict(s)
-        for key in ("root", "certfile", "keyfile"):
+        for key in ("root", "certfile", "keyfile", "access_log"):
             if doc[key] is not None:
                 doc[key] = str(Path(doc[key]).resolve())
         docs.append(doc)

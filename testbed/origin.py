@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -14,12 +14,11 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from cdn.s3 import Connection
 from packager.errors import EndpointError, ToolError
-from packager.tools import stop
+from packager.tools import spawn
 
 #: Credentials moto accepts; exported so boto3 in child processes (the CLI) finds them too.
 FAKE_CREDENTIALS = {
@@ -43,13 +42,13 @@ def free_port() -> int:
         return port
 
 
-def moto_executable() -> str:
-    beside = Path(sys.executable).parent / "moto_server"
-    found = str(beside) if beside.exists() else shutil.which("moto_server")
-    if found is None:
-        raise ToolError("no local S3 endpoint: moto_server is missing "
-                        "(pip install 'cdnpack[demo]', or run `make demo`)")
-    return found
+def moto_command() -> list[str]:
+    """moto_server as installed in THIS environment (the [demo] extra): never one that happens
+    to be on PATH from another environment, whose version nobody chose."""
+    if importlib.util.find_spec("moto") is None or importlib.util.find_spec("flask") is None:
+        raise ToolError("the demo's local S3 origin (moto_server) is not installed: "
+                        "pip install 'cdnpack[demo]'")
+    return [sys.executable, "-m", "moto.server"]
 
 
 @dataclass(frozen=True)
@@ -83,12 +82,9 @@ def moto_server(start_timeout: float = 30.0) -> Iterator[str]:
     """Run moto_server on a free loopback port; yields its URL, stops it on the way out."""
     port = free_port()
     env = {**os.environ, **FAKE_CREDENTIALS}
-    proc = subprocess.Popen(
-        [moto_executable(), "-H", "127.0.0.1", "-p", str(port)],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-    )
     url = f"http://127.0.0.1:{port}"
-    try:
+    with spawn([*moto_command(), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
+               stderr=subprocess.DEVNULL, env=env, timeout=10) as proc:
         deadline = time.monotonic() + start_timeout
         while True:
             try:
@@ -99,8 +95,6 @@ def moto_server(start_timeout: float = 30.0) -> Iterator[str]:
                     raise EndpointError(f"moto_server did not start on {url}") from None
                 time.sleep(0.1)
         yield url
-    finally:
-        stop(proc, timeout=10)
 
 
 def origin_bucket(s3: Any, bucket: str) -> None:

@@ -20,6 +20,14 @@ from testbed.clips import ClipSpec, make_clip, make_dub
 from testbed.subtitles import write_subtitles
 from tests.moto import FAKE_CREDENTIALS, MotoServer, moto_server
 
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Whole flows (tests/e2e) and real playback (tests/browser) are slow by nature."""
+    for item in items:
+        if any(part in ("e2e", "browser") for part in item.path.parts):
+            item.add_marker(pytest.mark.slow)
+
+
 #: Small and short: the whole suite must stay well under 20 minutes on 2 cores.
 SOURCE_SPEC = ClipSpec(duration=6.0, width=640, height=360, frame_rate="25")
 SEGMENT_SECONDS = 2.0
@@ -122,10 +130,12 @@ def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
 def cdnpack_cli(
     *args: str | Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """The real command line, in a real process: exit codes and stderr as a user sees them."""
+    """The real command line, in a real process: exit codes and stderr as a user sees them.
+    Its environment is this one plus the local origin's credentials unless `env` is given."""
     return subprocess.run(
         [sys.executable, "-m", "cli", *map(str, args)],
-        capture_output=True, text=True, check=False, env=env,
+        capture_output=True, text=True, check=False,
+        env=env if env is not None else {**os.environ, **FAKE_CREDENTIALS},
         cwd=Path(__file__).resolve().parent.parent,
     )
 
@@ -137,8 +147,9 @@ def concat(parts: Sequence[Path], target: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def moto() -> Iterator[MotoServer]:
-    """One moto_server for the session; use `moto_s3` for a clean one per test."""
-    os.environ.update(FAKE_CREDENTIALS)
+    """One moto_server for the session; use `moto_s3` for a clean one per test. The test
+    process's environment is left alone: the CLI children get moto's credentials from
+    `cdnpack_cli`, in-process clients from `testbed.origin.local_connection`."""
     with moto_server() as server:
         yield server
 

@@ -12,19 +12,26 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 #: Each top-level package and what it may import. The flow runs one way: packager (source to
-#: release.json) → cdn (push) → probes (probe, score, gate) → release (the flow) → render/cli.
+#: release.json) → cdn (push) → rum (real viewers, from the CDN's logs) → probes (probe, score
+#: and gate, beside the real viewers) → release (the flow) → render/cli.
+PRODUCT = ["packager", "cdn", "rum", "probes", "release"]
 LAYERS: dict[str, set[str]] = {
-    "packager": set(),
-    "cdn": {"packager"},
-    "probes": {"packager", "cdn"},
-    "release": {"packager", "cdn", "probes"},
-    "render": {"packager", "cdn", "probes", "release"},
-    "testbed": {"packager", "cdn", "probes", "release"},
-    "cli": {"packager", "cdn", "probes", "release", "render", "testbed"},
-    "tests": {"packager", "cdn", "probes", "release", "render", "testbed", "cli", "tests"},
-    "bench": {"packager", "cdn", "probes", "release", "testbed", "bench"},
+    **{name: set(PRODUCT[:i]) for i, name in enumerate(PRODUCT)},
+    "render": set(PRODUCT),
+    "testbed": set(PRODUCT),
+    "cli": {*PRODUCT, "render", "testbed"},
+    "tests": {*PRODUCT, "render", "testbed", "cli", "tests"},
+    "bench": {*PRODUCT, "testbed", "bench"},
 }
 OURS = set(LAYERS)
+
+
+def top_level_packages() -> set[str]:
+    return {p.parent.name for p in REPO.glob("*/__init__.py")}
+
+
+def test_every_top_level_package_has_a_layer() -> None:
+    assert top_level_packages() - OURS == set(), "a new package needs its place in LAYERS"
 
 
 def modules() -> Iterator[tuple[str, Path]]:
@@ -112,4 +119,24 @@ def test_no_module_finds_files_outside_its_package() -> None:
         text = path.read_text()
         if "__file__" in text and (".parent.parent" in text or ".parents[" in text):
             offenders.append(name)
+    assert offenders == []
+
+
+def test_no_file_points_outside_the_repository() -> None:
+    """The product's docs live in the repository: no link or path into the workplace around
+    it (a reader of the wheel or a clone has neither)."""
+    skip = {".git", ".venv", "node_modules", "build", "bench/out", "cdnpack-demo", ".hypothesis"}
+    offenders = []
+    for path in sorted(REPO.rglob("*")):
+        relative = path.relative_to(REPO).as_posix()
+        if not path.is_file() or any(relative == s or relative.startswith(s + "/") for s in skip):
+            continue
+        if "__pycache__" in relative or "_cache/" in relative:
+            continue
+        if path.suffix not in (".py", ".md", ".toml", ".yaml", ".yml", ".json", ".mjs", ".html",
+                               ".js", ".sql", ".txt", "") or path == Path(__file__):
+            continue
+        text = path.read_text(errors="replace")
+        if "../shared" in text or "/work/" in text:
+            offenders.append(relative)
     assert offenders == []

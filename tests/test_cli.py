@@ -81,6 +81,7 @@ def test_ffmpeg_failure_is_reported_with_its_last_lines(source_clip: Path, tmp_p
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ffmpeg"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_interrupted_package_leaves_nothing_behind(
     sig: signal.Signals, code: int, clips: Path, tmp_path: Path

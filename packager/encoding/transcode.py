@@ -14,6 +14,15 @@ import ffmpeg
 from packager.encoding.ladder import LadderSpec, Rendition
 from packager.encoding.media import MediaInfo
 from packager.encoding.segments import force_key_frames, segment_starts
+from packager.encoding.thumbnails import (
+    SEEK_BATCH,
+    ThumbnailPlan,
+    scaled,
+    seek_input,
+    sheets_output,
+    thumbnail_output,
+    thumbnail_times,
+)
 from packager.errors import InputError, TranscodeError
 from packager.tools import find_tool, run_tool
 
@@ -49,10 +58,12 @@ def build_ladder_command(
     segment_duration: float,
     workdir: Path,
     starts: list[float] | None = None,
+    thumbnails: ThumbnailPlan | None = None,
 ) -> tuple[list[str], list[EncodedTrack]]:
     """The ffmpeg argument list for the whole ladder, and the track each output will hold.
     Key frames are forced at the segment plan's starts (packager/encoding/segments.py), planned
-    from the source's duration when not given."""
+    from the source's duration when not given. `thumbnails`: one more branch of the same decode
+    draws the tile sheets (encoding/thumbnails.py), so they cost no second decode."""
     inputs = Inputs(media)
     source = inputs.source
     outputs: list[Any] = []
@@ -67,6 +78,10 @@ def build_ladder_command(
             .filter("fps", fps=f"{rate.numerator}/{rate.denominator}")
             .filter("format", "yuv420p")
         )
+        if thumbnails is not None:
+            branches = decoded.filter_multi_output("split", 2)
+            decoded = branches.stream(0)
+            outputs.append(thumbnail_output(branches.stream(1), thumbnails))
         # A keyframe exactly at each planned segment start, plus a GOP cap twice the segment
         # length so the encoder never inserts one of its own in between (scenecut off, closed
         # GOP; a folded last segment is at most 1.5 segments long).
@@ -209,6 +224,28 @@ def text_outputs(inputs: Inputs, renditions: list[Rendition], workdir: Path,
         outputs.append(ffmpeg.output(inputs.stream(rendition), str(path),
                                      **{"c:s": "webvtt", "f": "webvtt"}))
         tracks.append(EncodedTrack(rendition, path))
+def draw_thumbnails(media: MediaInfo, plan: ThumbnailPlan, workdir: Path) -> None:
+    """`--copy` has no decode to branch the thumbnails from, and decoding the whole video for
+    one picture in every INTERVAL seconds would cost more than the copy itself. Instead each
+    thumbnail is a seek: ffmpeg decodes from the key frame before its time to it, so about half
+    a GOP per thumbnail (a tenth of the pictures for a 2 s GOP and 10 s thumbnails). Batches of
+    SEEK_BATCH seeks (one ffmpeg each, bounded memory) write the scaled pictures raw to NUT
+    files; one last ffmpeg tiles them into the sheets. Figures in BENCHMARKS.md."""
+    assert media.video is not None  # plan_thumbnails refuses a source without video
+    times = thumbnail_times(media, plan.spec)
+    batches: list[Path] = []
+    for start in range(0, len(times), SEEK_BATCH):
+        pictures = [seek_input(media.path, media.video.index, t)
+                    for t in times[start : start + SEEK_BATCH]]
+        batch = workdir / f"thumbnails_{len(batches):05d}.nut"
+        joined = scaled(ffmpeg.concat(*pictures, v=1, a=0), plan)
+        run_ffmpeg(_finish(ffmpeg.output(joined, str(batch), **{
+            "c:v": "rawvideo", "f": "nut", "fps_mode": "passthrough"})), 0.0, None)
+        batches.append(batch)
+    listing = workdir / "thumbnails.txt"
+    listing.write_text("".join(f"file '{b.name}'\n" for b in batches))
+    run_ffmpeg(_finish(sheets_output(ffmpeg.input(str(listing), f="concat", safe=0), plan)),
+               0.0, None)
 
 
 def _finish(graph: Any) -> list[str]:

@@ -27,7 +27,7 @@ from xml.sax.saxutils import escape, quoteattr
 from packager.drm import pssh as drm
 from packager.drm.systems import PSSH_SYSTEMS
 from packager.errors import InputError
-from packager.files import write_durably
+from packager.files import read_bytes, write_durably
 from packager.keys.model import KEY_BYTES, ClassThresholds, ContentKey, KeySet, TrackClass
 
 CPIX_NS = "urn:dashif:org:cpix"
@@ -216,11 +216,7 @@ def write_cpix(path: Path, document: bytes) -> None:
 
 
 def read_cpix(path: Path, thresholds: ClassThresholds | None = None) -> CpixDocument:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror})") from exc
-    return parse_cpix(data, str(path), thresholds)
+    return parse_cpix(read_bytes(path, "CPIX document"), str(path), thresholds)
 
 
 def parse_cpix(

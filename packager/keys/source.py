@@ -16,7 +16,7 @@ from pathlib import Path
 from packager.drm.systems import SCHEMES, default_systems, parse_systems
 from packager.encryption.spec import EncryptionSpec
 from packager.errors import InputError
-from packager.keys.cpix import read_cpix
+from packager.keys.cpix import CpixDocument, read_cpix
 from packager.keys.keystore import Keystore, keystore_outside
 from packager.keys.model import ClassThresholds, ContentKey, KeyConflictError, KeySet
 from packager.keys.speke import DEFAULT_TIMEOUT, KeyServer, fairplay_uris, fetch_keyset
@@ -215,6 +215,9 @@ def package_encryption(
     elif per_class:
         raise InputError("--per-class is for --keys generate and speke:URL; a CPIX document "
                          "brings its own key per track class (or not)")
+    # A CPIX document is read (and refused) before the keystore is opened: a bad file must
+    # leave nothing behind, not even a new keystore directory.
+    document = read_cpix(Path(target), thresholds) if server is None else None
     store = keystore_outside(keystore, output)
     title = content_id or output.name
     uris: tuple[tuple[bytes, str], ...] = ()
@@ -224,13 +227,16 @@ def package_encryption(
         if "fairplay" in systems:
             uris = fairplay_uris(answer)
     else:
-        keyset = import_cpix_keyset(Path(target), store, content_id, title, thresholds)
+        assert document is not None
+        keyset = import_cpix_keyset(document, Path(target), store, content_id, title,
+                                    thresholds)
     return EncryptionSpec(scheme, keyset.distinct_keys[0], fixed_iv, keyset=keyset,
                           systems=systems, la_url=la_url, widevine_content_id=widevine,
                           fairplay_uris=uris)
 
 
 def import_cpix_keyset(
+    doc: CpixDocument,
     path: Path,
     store: Keystore,
     content_id: str | None,
@@ -240,7 +246,6 @@ def import_cpix_keyset(
     """The key set of a CPIX document, stored in the keystore (all keys checked against it
     before any is written). The document's contentId names the title; without one, --content-id
     or the output's name does."""
-    doc = read_cpix(path, thresholds)
     if doc.content_id and content_id and doc.content_id != content_id:
         raise InputError(f"{path}: holds the keys of content id {doc.content_id!r}, not "
                          f"{content_id!r}")

@@ -1,7 +1,9 @@
 """ISO-BMFF boxes: reading init segments and fragments, writing CMAF media segments.
 
-Only this module (and the NAL parsing it needs) looks at bytes. References: ISO/IEC 14496-12
-(boxes), ISO/IEC 14496-15 (avcC, hvcC), ISO/IEC 14496-14 (esds), RFC 6381 (codec strings).
+Bytes are read and written only in packager/mp4/ (this module; sampletable.py and demux.py for
+progressive MP4 sample tables) and packager/bitstream/ (the NAL and slice-header parsing sample
+encryption needs). References: ISO/IEC 14496-12 (boxes), ISO/IEC 14496-15 (avcC, hvcC),
+ISO/IEC 14496-14 (esds), RFC 6381 (codec strings).
 """
 
 from __future__ import annotations

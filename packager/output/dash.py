@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from fractions import Fraction
 
 from packager.drm.signalling import CENC_NS, MSPR_NS, content_protection
+from packager.encoding.thumbnails import ThumbnailTrack
 from packager.output.bitrate import measure
 from packager.output.segmenter import INIT_NAME, SEGMENT_PATTERN, CmafTrack
+from packager.output.thumbnails import image_adaptation_set
 
 MPD_NAME = "manifest.mpd"
 MPD_NS = "urn:mpeg:dash:schema:mpd:2011"
@@ -22,9 +25,12 @@ def iso_duration(seconds: float) -> str:
     return f"PT{seconds:.3f}S"
 
 
-def mpd(tracks: list[CmafTrack], segment_duration: float) -> str:
+def mpd(
+    tracks: list[CmafTrack], segment_duration: float, images: Sequence[ThumbnailTrack] = ()
+) -> str:
     """A static MPD: one video AdaptationSet, one per audio and per text language and role,
-    explicit timelines.
+    explicit timelines, and an image AdaptationSet for each set of thumbnail sheets
+    (output/thumbnails.py).
 
     @bandwidth is the peak segment bitrate: with minBufferTime equal to one segment, a client
     receiving at @bandwidth then never stalls (ISO/IEC 23009-1 §5.3.5.2).
@@ -90,6 +96,8 @@ def mpd(tracks: list[CmafTrack], segment_duration: float) -> str:
         # CMAF text (ISO/IEC 23000-19 §11.3): WebVTT in fMP4, on the video's timeline.
         _template(_representation(_language_set(period, i, "text", "application/mp4", track),
                                   track), track)
+    for image in images:
+        image_adaptation_set(period, image, duration)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 

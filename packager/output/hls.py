@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -61,8 +62,9 @@ def media_playlist(track: CmafTrack) -> Playlist:
     return Playlist(f"{track.directory}/{MEDIA_PLAYLIST}", "\n".join(lines) + "\n")
 
 
-def multivariant_playlist(tracks: list[CmafTrack]) -> Playlist:
-    """One variant per video rendition, all sharing one audio group (or audio-only variants).
+def multivariant_playlist(tracks: list[CmafTrack], extra_streams: Sequence[str] = ()) -> Playlist:
+    """One variant per video rendition, all sharing one audio group (or audio-only variants);
+    `extra_streams` (EXT-X-I-FRAME-STREAM-INF, EXT-X-IMAGE-STREAM-INF lines) follow the variants.
 
     BANDWIDTH is the video's peak segment bitrate plus the audio's (§4.3.4.2: it must cover
     every rendition that may play with the variant); AVERAGE-BANDWIDTH likewise with averages.
@@ -117,6 +119,7 @@ def multivariant_playlist(tracks: list[CmafTrack]) -> Playlist:
         variants.remove(start)
         variants.insert(0, start)
     lines += [entry for _, entry in variants]
+    lines += extra_streams
     return Playlist(MULTIVARIANT_PLAYLIST, "\n".join(lines) + "\n")
 
 

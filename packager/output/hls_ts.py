@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,8 +143,11 @@ def media_playlist(ts: TsRendition) -> Playlist:
     return Playlist(f"{ts.directory}/{MEDIA_PLAYLIST}", "\n".join(lines) + "\n")
 
 
-def multivariant_playlist(renditions: list[TsRendition]) -> Playlist:
-    """One variant per rendition, lowest first; BANDWIDTH is the measured peak (§4.3.4.2)."""
+def multivariant_playlist(
+    renditions: list[TsRendition], extra_streams: Sequence[str] = ()
+) -> Playlist:
+    """One variant per rendition, lowest first; BANDWIDTH is the measured peak (§4.3.4.2);
+    `extra_streams` (an EXT-X-IMAGE-STREAM-INF line) follow the variants."""
     lines = ["#EXTM3U", f"#EXT-X-VERSION:{TS_VERSION}", "#EXT-X-INDEPENDENT-SEGMENTS"]
     for ts in sorted(renditions, key=lambda r: r.peak_bandwidth):
         attrs = [
@@ -155,4 +159,5 @@ def multivariant_playlist(renditions: list[TsRendition]) -> Playlist:
             attrs.append(f"RESOLUTION={ts.width}x{ts.height}")
         lines.append("#EXT-X-STREAM-INF:" + ",".join(attrs))
         lines.append(f"{ts.directory}/{MEDIA_PLAYLIST}")
+    lines += extra_streams
     return Playlist(MULTIVARIANT_PLAYLIST, "\n".join(lines) + "\n")

@@ -23,11 +23,19 @@ from packager.encoding.ladder import (
 )
 from packager.encoding.media import MediaInfo, probe
 from packager.encoding.segments import segment_starts
+from packager.encoding.thumbnails import (
+    ThumbnailPlan,
+    ThumbnailSpec,
+    ThumbnailTrack,
+    collect_thumbnails,
+    plan_thumbnails,
+)
 from packager.encoding.transcode import (
     EncodedTrack,
     build_copy_command,
     build_ladder_command,
     build_text_command,
+    draw_thumbnails,
     run_ffmpeg,
 )
 from packager.encryption.iv import with_release_iv
@@ -43,7 +51,7 @@ from packager.output.release import (
     ReleaseFile,
     RenditionSummary,
     describe_file,
-    write_release,
+    finish_release,
 )
 from packager.output.segmenter import (
     INIT_NAME,
@@ -54,6 +62,7 @@ from packager.output.segmenter import (
     work_estimate,
 )
 from packager.output.text_track import within, write_text_track
+from packager.output.trickplay_release import write_trick_play
 from packager.text.cues import TextTrack
 from packager.text.read import read_text_file
 from packager.title.localize import localize, text_renditions
@@ -82,6 +91,8 @@ class PackageRequest:
     demux: bool = True
     #: Languages beyond the source's own streams: dubs, descriptions, subtitles, captions.
     title: Title = field(default_factory=Title)
+    #: --thumbnails: JPEG tile sheets (encoding/thumbnails.py); None draws none.
+    thumbnails: ThumbnailSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -123,7 +134,8 @@ def package(request: PackageRequest, progress: ProgressSink | None = None) -> Pa
         else:
             tracks = _encode_and_segment(request, media, spec, renditions, build, work,
                                          progress, localized.texts)
-            release = _write_manifests(request, media, tracks, build)
+            images = _thumbnails(request, media, work, build)
+            release = _write_manifests(request, media, tracks, build, images)
         _move_into_place(build, output, request.force)
     except BaseException:
         shutil.rmtree(build, ignore_errors=True)
@@ -404,11 +416,33 @@ def _encode(
         args, encoded = build_copy_command(media, renditions, work)
     else:
         args, encoded = build_ladder_command(
-            media, renditions, spec, request.segment_duration, work, planned
+            media, renditions, spec, request.segment_duration, work, planned,
+            _thumbnail_plan(request, media, work),
         )
     report = (lambda s: progress("transcode", s, media.duration)) if progress else None
     run_ffmpeg(args, media.duration, report)
     return encoded
+
+
+def _thumbnail_plan(
+    request: PackageRequest, media: MediaInfo, work: Path
+) -> ThumbnailPlan | None:
+    if request.thumbnails is None:
+        return None
+    return plan_thumbnails(request.thumbnails, media, work)
+
+
+def _thumbnails(
+    request: PackageRequest, media: MediaInfo, work: Path, build: Path
+) -> list[ThumbnailTrack]:
+    """The sheets, moved into the release: a transcode drew them in its one ffmpeg graph;
+    --copy decodes nothing else, so they are drawn here (one seek per thumbnail)."""
+    plan = _thumbnail_plan(request, media, work)
+    if plan is None:
+        return []
+    if request.copy:
+        draw_thumbnails(media, plan, work)
+    return [collect_thumbnails(plan, build)]
 
 
 def _package_ts(
@@ -450,13 +484,17 @@ def _package_ts(
         files.append(describe_file(build, playlist.path, "media-playlist", rendition.id))
         if progress:
             progress("segment", done + 1, len(jobs))
-    multivariant = hls_ts.multivariant_playlist(outputs)
+    duration = max(ts.duration for ts in outputs)
+    trick = write_trick_play(build, [], _thumbnails(request, media, work, build), duration,
+                             hls=True)
+    files += trick.files
+    multivariant = hls_ts.multivariant_playlist(outputs, trick.stream_infs)
     (build / multivariant.path).write_text(multivariant.text)
     files.append(describe_file(build, multivariant.path, "multivariant", None))
-    release = Release(
-        schema=1,
+    return finish_release(
+        build,
         source=media.path.name,
-        duration=round(max(ts.duration for ts in outputs), 6),
+        duration=duration,
         segment_duration=request.segment_duration,
         formats=["hls"],
         renditions=[
@@ -478,9 +516,8 @@ def _package_ts(
             systems=[],
             rendition_kids={ts.rendition.id: request.encryption.key.kid_uuid for ts in outputs},
         ),
+        thumbnails=trick.thumbnails,
     )
-    write_release(build, release)
-    return release
 
 
 def _check_complete(media: MediaInfo, track: CmafTrack) -> None:
@@ -494,8 +531,14 @@ def _check_complete(media: MediaInfo, track: CmafTrack) -> None:
 
 
 def _write_manifests(
-    request: PackageRequest, media: MediaInfo, tracks: list[CmafTrack], build: Path
+    request: PackageRequest,
+    media: MediaInfo,
+    tracks: list[CmafTrack],
+    build: Path,
+    images: list[ThumbnailTrack],
 ) -> Release:
+    duration = max(t.duration_seconds for t in tracks)
+    trick = write_trick_play(build, tracks, images, duration, hls="hls" in request.formats)
     files: list[ReleaseFile] = []
     for track in tracks:
         rid = track.rendition.id
@@ -506,6 +549,7 @@ def _write_manifests(
             ReleaseFile(f"{track.directory}/{s.name}", "segment", rid, s.size, s.sha256)
             for s in (*track.segments, *track.webvtt)
         )
+    files += trick.files
     if "hls" in request.formats:
         for track in tracks:
             playlist = hls.media_playlist(track)
@@ -513,24 +557,20 @@ def _write_manifests(
             files.append(
                 describe_file(build, playlist.path, "media-playlist", track.rendition.id)
             )
-        multivariant = hls.multivariant_playlist(tracks)
+        multivariant = hls.multivariant_playlist(tracks, trick.stream_infs)
         (build / multivariant.path).write_text(multivariant.text)
         files.append(describe_file(build, multivariant.path, "multivariant", None))
     if "dash" in request.formats:
-        (build / dash.MPD_NAME).write_text(dash.mpd(tracks, request.segment_duration))
+        (build / dash.MPD_NAME).write_text(dash.mpd(tracks, request.segment_duration, images))
         files.append(describe_file(build, dash.MPD_NAME, "mpd", None))
-    release = Release(
-        schema=1,
-        source=media.path.name,
-        duration=round(max(t.duration_seconds for t in tracks), 6),
-        segment_duration=request.segment_duration,
-        formats=[f for f in FORMATS if f in request.formats],
-        renditions=[_summary(t) for t in tracks],
-        files=files,
+    return finish_release(
+        build, source=media.path.name, duration=max(t.duration_seconds for t in tracks),
+        segment_duration=request.segment_duration, formats=list(request.formats),
+        renditions=[_summary(t) for t in tracks], files=files,
         protection=protection_summary(request.encryption, tracks),
+        iframes=trick.iframes,
+        thumbnails=trick.thumbnails,
     )
-    write_release(build, release)
-    return release
 
 
 def _summary(track: CmafTrack) -> RenditionSummary:

@@ -8,15 +8,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from packager.errors import InputError
+from packager.files import read_text
+
+T = TypeVar("T")
 
 RELEASE_NAME = "release.json"
 SCHEMA_VERSION = 1
-ROLES = ("multivariant", "media-playlist", "mpd", "init", "segment")
+ROLES = ("multivariant", "media-playlist", "mpd", "init", "segment",
+         # Trick play: I-frame playlists (output/trickplay.py); thumbnail sheets and their
+         # image playlists (output/thumbnails.py).
+         "iframe-playlist", "image", "image-playlist")
 FORMATS = ("hls", "dash")
 #: The content type of each kind of release file. Explicit, because Python's mimetypes
 #: (Debian's mime.types) maps .ts to Qt Linguist and knows neither .mpd nor .m4s.
@@ -29,6 +36,7 @@ CONTENT_TYPES = {
     ".ts": "video/mp2t",
     ".vtt": "text/vtt",
     ".aac": "audio/aac",
+    ".jpg": "image/jpeg",
 }
 
 
@@ -75,6 +83,32 @@ class ProtectionSummary:
 
 
 @dataclass(frozen=True)
+class IFrameSummary:
+    """One video rendition's HLS I-frame playlist (output/trickplay.py)."""
+
+    rendition: str
+    playlist: str  # path in the release
+    iframes: int
+    bandwidth: int  # the EXT-X-I-FRAME-STREAM-INF BANDWIDTH, bits/s
+    average_bandwidth: int
+
+
+@dataclass(frozen=True)
+class ThumbnailSummary:
+    """A set of thumbnail tile sheets (--thumbnails) and where manifests point at them."""
+
+    id: str  # its directory, the DASH Representation id
+    interval: float  # seconds between thumbnails
+    columns: int
+    rows: int
+    width: int  # of one thumbnail, pixels
+    height: int
+    sheets: int
+    bandwidth: int  # bits/s, as signalled
+    playlist: str  # the HLS image playlist's path; "" without HLS
+
+
+@dataclass(frozen=True)
 class Release:
     schema: int
     source: str
@@ -85,6 +119,9 @@ class Release:
     files: list[ReleaseFile]
     #: Absent (None) for clear releases and in release.json files written before it existed.
     protection: ProtectionSummary | None = None
+    #: Trick play: empty in release.json files written before it existed.
+    iframes: list[IFrameSummary] = field(default_factory=list)
+    thumbnails: list[ThumbnailSummary] = field(default_factory=list)
 
     @property
     def total_bytes(self) -> int:
@@ -101,6 +138,25 @@ def describe_file(root: Path, relative: str, role: str, rendition: str | None) -
     return ReleaseFile(relative, role, rendition, size, digest.hexdigest())
 
 
+def finish_release(
+    root: Path, *, source: str, duration: float, segment_duration: float,
+    formats: list[str], renditions: list[RenditionSummary], files: list[ReleaseFile],
+    protection: ProtectionSummary | None = None,
+    iframes: list[IFrameSummary] | None = None,
+    thumbnails: list[ThumbnailSummary] | None = None,
+) -> Release:
+    """The one way a Release is made: built from what was written, checked against the tree
+    (it lists exactly the files there) and written as release.json, last."""
+    release = Release(
+        schema=SCHEMA_VERSION, source=source, duration=round(duration, 6),
+        segment_duration=segment_duration, formats=[f for f in FORMATS if f in formats],
+        renditions=renditions, files=files, protection=protection,
+        iframes=iframes or [], thumbnails=thumbnails or [],
+    )
+    write_release(root, release)
+    return release
+
+
 def write_release(root: Path, release: Release) -> None:
     listed = {f.path for f in release.files}
     present = {
@@ -114,27 +170,60 @@ def write_release(root: Path, release: Release) -> None:
 
 
 def read_release(root: Path) -> Release:
+    """release.json, checked field by field against the model: later stages trust it (push
+    uploads exactly what it lists), so a damaged or foreign file is refused in one line."""
     path = root / RELEASE_NAME
+    if not path.is_file() and root.is_dir():
+        raise InputError(f"{root}: no {RELEASE_NAME}; not a cdnpack release")
+    text = read_text(path, RELEASE_NAME)
     try:
-        doc: dict[str, Any] = json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise InputError(f"{root}: no {RELEASE_NAME}; not a cdnpack release") from exc
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: unreadable ({exc})") from exc
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise InputError(f"{path}: not JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise InputError(f"{path}: not a cdnpack {RELEASE_NAME} (a JSON object is expected)")
     if doc.get("schema") != SCHEMA_VERSION:
         raise InputError(f"{path}: schema {doc.get('schema')!r}, expected {SCHEMA_VERSION}")
-    try:
-        return Release(
-            schema=doc["schema"],
-            source=doc["source"],
-            duration=doc["duration"],
-            segment_duration=doc["segment_duration"],
-            formats=list(doc["formats"]),
-            renditions=[RenditionSummary(**r) for r in doc["renditions"]],
-            files=[ReleaseFile(**f) for f in doc["files"]],
-            protection=(
-                ProtectionSummary(**doc["protection"]) if doc.get("protection") else None
-            ),
-        )
-    except (KeyError, TypeError) as exc:
-        raise InputError(f"{path}: malformed ({exc})") from exc
+    return typed(Release, doc, str(path))
+
+
+def typed(cls: type[T], doc: Any, where: str) -> T:
+    """A dataclass from decoded JSON, every field checked against its annotation (str, int,
+    float, bool, None, lists, string-keyed dicts and nested dataclasses): a wrong type is an
+    InputError naming the field, not an AttributeError three stages later."""
+    if not isinstance(doc, dict):
+        raise InputError(f"{where}: must be an object, got {type(doc).__name__}")
+    hints = get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for f in fields(cls):  # type: ignore[arg-type]
+        if f.name not in doc:
+            if f.default is MISSING and f.default_factory is MISSING:
+                raise InputError(f"{where}: {f.name} is missing")
+            continue
+        values[f.name] = _value(doc[f.name], hints[f.name], f"{where}: {f.name}")
+    return cls(**values)
+
+
+def _value(value: Any, hint: Any, where: str) -> Any:
+    origin, args = get_origin(hint), get_args(hint)
+    if origin in (UnionType, Union):
+        for option in args:
+            try:
+                return _value(value, option, where)
+            except InputError:
+                continue
+        raise InputError(f"{where}: {value!r:.40} is not {hint}")
+    if origin is list and isinstance(value, list):
+        return [_value(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict and isinstance(value, dict):
+        return {k: _value(v, args[1], f"{where}.{k}") for k, v in value.items()
+                if isinstance(k, str)}
+    if is_dataclass(hint) and isinstance(hint, type):
+        return typed(hint, value, where)
+    if hint is type(None) and value is None:
+        return None
+    if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if hint in (str, int, bool) and type(value) is hint:
+        return value
+    raise InputError(f"{where}: {value!r:.40} is not {getattr(hint, '__name__', hint)}")

@@ -15,6 +15,7 @@ from packager.encryption.spec import EncryptionSpec
 from packager.errors import BitstreamError
 from packager.mp4.demux import DemuxedSource, SampleReader, TrackTables, read_track
 from packager.mp4.isobmff import (
+    STYP,
     Fragment,
     TrackInfo,
     media_segment_boxes,
@@ -30,6 +31,22 @@ SEGMENT_PATTERN = "seg_{:05d}.m4s"
 
 
 @dataclass(frozen=True)
+class SyncRange:
+    """The bytes of a segment that decode its leading sync sample on its own: the moof that
+    describes it, the mdat header and the sample itself (the trailing samples are left out).
+
+    This is what an HLS I-frame playlist's EXT-X-BYTERANGE points at: Apple's HLS authoring
+    spec (trick play, 6.10) requires an fMP4 I-frame segment to include the moof associated
+    with the I-frame, which allows only the first sync sample of a fragment; Shaka Packager
+    writes the same range (offset of the moof after styp, length up to the end of the sample).
+    """
+
+    offset: int  # of the moof in the segment file (after styp)
+    length: int  # moof + mdat header + the sync sample
+    presentation_time: int  # of the sync sample, in track timescale ticks
+
+
+@dataclass(frozen=True)
 class Segment:
     """One media segment as written: where it sits on the timeline, measured from its boxes."""
 
@@ -41,6 +58,8 @@ class Segment:
     size: int  # bytes on disk, styp + moof + mdat
     sha256: str  # of those bytes, taken while they are in memory (release.json needs it)
     starts_with_sync: bool
+    #: The leading sync sample's byte range (video segments that start with one), else None.
+    sync_range: SyncRange | None = None
 
 
 @dataclass(frozen=True)
@@ -439,6 +458,12 @@ def _write(
         boxes, body = media_segment_boxes(number, info.track_id, protected, aux)
     else:
         boxes, body = media_segment_boxes(number, info.track_id, merged)
+    first = merged.samples[0]
+    sync_range = None
+    if info.handler == "vide" and first.is_sync:
+        # Samples keep their sizes when encrypted (cenc/cbcs encrypt in place).
+        sync_range = SyncRange(len(STYP), len(boxes) - len(STYP) + first.size,
+                               merged.base_decode_time + first.composition_offset)
     name = SEGMENT_PATTERN.format(number)
     with (directory / name).open("wb") as f:
         f.write(boxes)
@@ -453,5 +478,6 @@ def _write(
         duration=merged.duration,
         size=len(boxes) + len(body),
         sha256=digest.hexdigest(),
-        starts_with_sync=merged.samples[0].is_sync,
+        starts_with_sync=first.is_sync,
+        sync_range=sync_range,
     )

@@ -42,6 +42,9 @@ RELEASES: dict[str, tuple[str, ...]] = {
     "cbcs": ("--encrypt", "cbcs", "--keys", "raw", "--drm", "clearkey"),
     "cenc": ("--encrypt", "cenc", "--keys", "raw", "--drm", "clearkey"),
     "aes-128": ("--encrypt", "aes-128", "--format", "hls"),
+    # Trick play: thumbnails every 2 s in 2x2 sheets (the 10 s clip: two full sheets, one
+    # with a single thumbnail), besides the I-frame playlists every CMAF release has.
+    "thumbnails": ("--thumbnails", "2s:2x2:90"),
 }
 
 

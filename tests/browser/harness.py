@@ -83,6 +83,12 @@ class PlayCase:
     switch_advance: float = 3.0
     select_text: dict[str, str] | None = None
     cue_times: tuple[float, ...] = ()
+    #: Media times whose thumbnails are asked of the player once playback has advanced
+    #: (result.raw["thumbnails"]); empty: none asked.
+    thumbnails: tuple[float, ...] = ()
+    #: CTA-5004 CMCD in every request's query (hls.js `cmcd`, dash.js `streaming.cmcd`,
+    #: shaka-player `cmcd.enabled`), for the CDN logs to carry.
+    cmcd: bool = False
 
     def to_json(self) -> str:
         doc: dict[str, Any] = {
@@ -97,6 +103,10 @@ class PlayCase:
             doc.update(select_audio=self.select_audio, switch_advance=self.switch_advance)
         if self.select_text is not None:
             doc.update(select_text=self.select_text, cue_times=list(self.cue_times))
+        if self.thumbnails:
+            doc["thumbnails"] = list(self.thumbnails)
+        if self.cmcd:
+            doc["cmcd"] = True
         return json.dumps(doc)
 
 

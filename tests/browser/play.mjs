@@ -5,9 +5,11 @@
 //
 // A case: {page, player: "shaka"|"hls.js"|"dashjs", manifest, keys: {kidHex: keyHex},
 //          redirect: {fromSuffix, to} (a request whose URL ends with fromSuffix goes to `to`),
-//          advance: seconds of media to play, timeout: seconds}
+//          advance: seconds of media to play, timeout: seconds,
+//          thumbnails: optional media times whose thumbnails are asked of the player at the end,
+//          cmcd: true (optional) to send CMCD in the query of every request}
 // A result: {ok, current_time, frames: [first, last], fatal, errors, video_error, timed_out,
-//            media_keys (EME in use), seconds, console}
+//            media_keys (EME in use), seconds, console; thumbnails: one per time, when asked}
 //
 // Localized releases (optional case fields, acted on once the media has played `advance`):
 //   list_tracks: true          -> result.tracks: {audio: [...], text: [...]} as the player lists
@@ -77,6 +79,10 @@ async function play(context, c) {
           fatal: s.fatal, errors: s.errors, video_error: s.video_error, timed_out: timedOut,
           media_keys: s.media_keys, console: consoleLines,
         };
+        if (c.thumbnails) {
+          result.thumbnails = await page.evaluate(
+            ([player, times]) => window.cdnpackThumbnails(player, times), [c.player, c.thumbnails]);
+        }
         if (result.ok) await localized(page, c, result, requests, deadline);
         result.seconds = (Date.now() - started) / 1000;
         return result;

@@ -41,7 +41,7 @@ def test_push_invalidates_only_the_manifests_it_changed(
     (inv,) = doc["invalidations"]
     manifests = sorted(
         f"/{PREFIX}/{f.path}" for f in packaged.release.files
-        if f.role in ("multivariant", "media-playlist", "mpd")
+        if f.role in ("multivariant", "media-playlist", "mpd", "iframe-playlist")
     )
     assert sorted(inv["paths"]) == manifests
     assert inv["status"].lower() == "completed"

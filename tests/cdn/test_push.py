@@ -18,9 +18,8 @@ from pathlib import Path, PurePosixPath
 import m3u8
 import pytest
 
-from cdn.publish import PushRequest, PushResult, files_under, push
+from cdn.publish import HASH_THREADS_MAX, PushRequest, PushResult, files_under, hash_threads, push
 from cdn.s3 import (
-    Connection,
     Transfer,
     Upload,
     client,
@@ -32,6 +31,7 @@ from cdn.s3 import (
 )
 from packager.output.pipeline import PackageResult
 from packager.output.release import CONTENT_TYPES, describe_file, write_release
+from testbed.origin import local_connection
 from tests.cdn.proxy import FaultProxy, Faults
 from tests.conftest import cdnpack_cli
 from tests.moto import MotoServer
@@ -45,7 +45,7 @@ def push_via(endpoint: str, release: Path, **kw: object) -> PushResult:
     request = PushRequest(
         release_dir=release,
         destination=parse_s3_url(f"s3://{BUCKET}/{PREFIX}"),
-        connection=Connection(endpoint_url=endpoint, region="us-east-1", concurrency=4),
+        connection=replace(local_connection(endpoint), concurrency=4),
         **kw,  # type: ignore[arg-type]
     )
     return push(request)
@@ -103,6 +103,8 @@ def test_a_reader_polling_during_a_push_never_meets_a_missing_object(
 ) -> None:
     s3 = bucket.client()
     problems: list[str] = []
+    seen: list[int] = []  # media playlists checked in each poll that found the manifest
+    crashed: list[BaseException] = []
     stop = threading.Event()
 
     def exists(key: str) -> bool:
@@ -116,20 +118,30 @@ def test_a_reader_polling_during_a_push_never_meets_a_missing_object(
         return body.decode()
 
     def poll() -> None:
-        while not stop.is_set():
-            text = read(f"{PREFIX}/master.m3u8")
-            if text is None:
+        try:
+            while not stop.is_set():
+                check_once()
+            check_once()  # and once after the push: the manifest must be there by then
+        except BaseException as exc:  # a crash must fail the test, not pass it silently
+            crashed.append(exc)
+
+    def check_once() -> None:
+        text = read(f"{PREFIX}/master.m3u8")
+        if text is None:
+            return
+        master = m3u8.loads(text)
+        uris = [p.uri for p in master.playlists] + [m.uri for m in master.media if m.uri]
+        seen.append(len(uris))
+        for uri in uris:
+            media_text = read(f"{PREFIX}/{uri}")
+            if media_text is None:
+                problems.append(f"master names missing {uri}")
                 continue
-            master = m3u8.loads(text)
-            for uri in [p.uri for p in master.playlists] + [m.uri for m in master.media]:
-                media_text = read(f"{PREFIX}/{uri}")
-                if media_text is None:
-                    problems.append(f"master names missing {uri}")
-                    continue
-                base = uri.rsplit("/", 1)[0]
-                for segment in m3u8.loads(media_text).segments:
-                    if not exists(f"{PREFIX}/{base}/{segment.uri}"):
-                        problems.append(f"{uri} names missing {segment.uri}")
+            base = uri.rsplit("/", 1)[0]
+            for segment in m3u8.loads(media_text).segments:
+                if not exists(f"{PREFIX}/{base}/{segment.uri}"):
+                    problems.append(f"{uri} names missing {segment.uri}")
+
 
     with FaultProxy(bucket.url, Faults(delay_all=0.02)) as proxy:
         reader = threading.Thread(target=poll)
@@ -139,6 +151,9 @@ def test_a_reader_polling_during_a_push_never_meets_a_missing_object(
         finally:
             stop.set()
             reader.join()
+    assert crashed == []
+    assert seen, "the reader never saw the multivariant playlist"
+    assert all(seen), "a multivariant playlist named no media playlist"
     assert problems == []
 
 
@@ -200,6 +215,7 @@ def test_a_same_size_change_is_found_by_the_hashes_and_uploaded(
     assert stored(bucket)[f"{PREFIX}/{changed.path}"] == bytes(data)
 
 
+@pytest.mark.slow
 def test_push_completes_and_verifies_through_503s_resets_and_slow_answers(
     packaged: PackageResult, bucket: MotoServer
 ) -> None:
@@ -235,6 +251,7 @@ def cli_env(endpoint: str) -> dict[str, str]:
             "AWS_DEFAULT_REGION": "us-east-1"}
 
 
+@pytest.mark.slow
 def test_sigkill_mid_push_then_rerun_uploads_only_what_is_missing(
     packaged: PackageResult, bucket: MotoServer
 ) -> None:
@@ -264,6 +281,7 @@ def test_sigkill_mid_push_then_rerun_uploads_only_what_is_missing(
     assert len(stored(bucket)) == total
 
 
+@pytest.mark.slow
 def test_ctrl_c_mid_push_cancels_the_uploads_and_exits_130(
     packaged: PackageResult, bucket: MotoServer
 ) -> None:
@@ -401,13 +419,14 @@ def test_a_missing_bucket_is_named_clearly(packaged: PackageResult, moto_s3: Mot
     )
 
 
+@pytest.mark.slow
 def test_listing_sees_every_object_across_pages(bucket: MotoServer, tmp_path: Path) -> None:
     """More than one ListObjectsV2 page (1,000 keys each): the fast path follows the tokens."""
     s3 = bucket.client()
     keys = [f"{PREFIX}/k{i:04d}.m4s" for i in range(1203)]
     for key in keys:
         s3.put_object(Bucket=BUCKET, Key=key, Body=key.encode())
-    found = list_prefix(client(Connection(endpoint_url=bucket.url)), parse_s3_url(
+    found = list_prefix(client(local_connection(bucket.url)), parse_s3_url(
         f"s3://{BUCKET}/{PREFIX}"))
     assert sorted(found) == keys
     assert found[keys[7]].etag == hashlib.md5(keys[7].encode()).hexdigest()
@@ -425,7 +444,7 @@ def test_our_etag_matches_s3_for_single_and_multipart_uploads(
 ) -> None:
     """The skip decision and the verification both rest on predicting S3's ETag."""
     transfer = Transfer(multipart_threshold=5 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024)
-    conn = Connection(endpoint_url=bucket.url)
+    conn = local_connection(bucket.url)
     s3 = client(conn)
     for name, size in (("small.m4s", 40_000), ("large.mp4", 11 * 1024 * 1024)):
         path = tmp_path / name
@@ -446,7 +465,7 @@ def test_bodies_are_bound_by_a_signed_sha256_and_small_ones_skip_100_continue(
     hashes the body for it nor for the signature), that header is signed, and only bodies of
     2 MiB and more wait for "100 Continue"; a multipart upload sends a sha256 per part."""
     transfer = Transfer(multipart_threshold=5 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024)
-    conn = Connection(endpoint_url=bucket.url)
+    conn = local_connection(bucket.url)
     s3 = client(conn)
     sent: list[tuple[str, dict[str, str]]] = []
     s3.meta.events.register("before-send.s3", lambda request, **kw: sent.append(
@@ -477,3 +496,9 @@ def test_bodies_are_bound_by_a_signed_sha256_and_small_ones_skip_100_continue(
     head = s3.head_object(Bucket=BUCKET, Key="x/small.m4s", ChecksumMode="ENABLED")
     assert head["ChecksumSHA256"] == b64["small.m4s"]
     assert head["Metadata"]["sha256"] == hashlib.sha256(files["small.m4s"]).hexdigest()
+
+
+@pytest.mark.parametrize(("cpus", "threads"), [(1, 1), (2, 2), (6, 6), (64, 8)])
+def test_hashing_threads_follow_the_cores(cpus: int, threads: int) -> None:
+    assert hash_threads(cpus) == threads
+    assert 1 <= hash_threads() <= HASH_THREADS_MAX

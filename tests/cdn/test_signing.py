@@ -165,7 +165,8 @@ def test_sign_command_bad_input_is_one_line_exit_2(tmp_path: Path) -> None:
     result = cdnpack_cli("sign", URL, "--key-pair-id", "K2", "--private-key", pem,
                          "--expires", "+1h")
     assert result.returncode == 2
-    assert result.stderr.strip() == "cdnpack: error: private key is not a PEM RSA or EC private key"
+    assert result.stderr.strip() == (
+        f"cdnpack: error: {pem}: private key is not a PEM RSA or EC private key")
     bad_time = cdnpack_cli("sign", URL, "--key-pair-id", "K2", "--private-key", pem,
                            "--expires", "soon")
     assert bad_time.returncode == 2

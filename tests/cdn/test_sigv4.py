@@ -25,6 +25,7 @@ from cdn.s3direct import (
     try_list_direct,
 )
 from cdn.sigv4 import Credentials, sign_s3
+from testbed.origin import local_connection
 from tests.moto import MotoServer, moto_server
 
 EXAMPLE = Credentials("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
@@ -214,6 +215,7 @@ def test_credentials_and_region_are_botocores_or_left_to_it(
     assert listing.region == session.region_name
 
 
+@pytest.mark.slow
 def test_direct_listing_follows_pages_and_decodes_keys(moto_s3: MotoServer) -> None:
     s3 = moto_s3.client()
     s3.create_bucket(Bucket=BUCKET)
@@ -222,7 +224,7 @@ def test_direct_listing_follows_pages_and_decodes_keys(moto_s3: MotoServer) -> N
     for key in keys:
         s3.put_object(Bucket=BUCKET, Key=key, Body=key.encode())
     s3.put_object(Bucket=BUCKET, Key="releases/demo-other/x.m4s", Body=b"not under the prefix")
-    found = try_list_direct(Connection(endpoint_url=moto_s3.url),
+    found = try_list_direct(local_connection(moto_s3.url),
                             parse_s3_url(f"s3://{BUCKET}/releases/demo"))
     assert found is not None
     assert sorted(found) == keys

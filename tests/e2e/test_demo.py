@@ -32,6 +32,11 @@ def test_demo_releases_through_the_local_origin_and_two_cdns(tmp_path: Path) -> 
         "ar", "th", "es-419", "ja"}
     assert {(r["language"], r["role"]) for r in renditions if r["kind"] == "text"} >= {
         ("en", "forced-subtitle"), ("en", "caption")}
+    # Trick play: an I-frame playlist per video rendition, thumbnails every 2 s (three in 6 s).
+    assert len(doc["package"]["iframes"]) == 5
+    (thumbnails,) = doc["package"]["thumbnails"]
+    assert (thumbnails["interval"], thumbnails["sheets"]) == (2.0, 1)
+    assert (work / "release" / thumbnails["id"] / "tile_00001.jpg").stat().st_size > 0
     release = doc["release"]
     assert release["gate"]["passed"] is True
     assert len(release["gate"]["checks"]) == 6 * 2 * 4  # regions x CDNs x budgets

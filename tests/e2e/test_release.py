@@ -128,10 +128,11 @@ def test_a_failing_gate_leaves_the_manifests_unpublished(
     assert missed == {("eu", "ttfb_p95")}
     assert result.published is None
     assert stage.keys() == public_paths(packaged) - set(MANIFESTS)
-    # Staging invalidated the media playlists it changed; nothing named the manifests.
+    # Staging invalidated the media (and I-frame) playlists it changed; nothing named the
+    # manifests.
     invalidated = {path for inv in result.staged.invalidations for path in inv.paths}
     assert invalidated == {f"/{stage.prefix}/{f.path}" for f in packaged.release.files
-                           if f.role == "media-playlist"}
+                           if f.role in ("media-playlist", "iframe-playlist")}
 
 
 def test_a_prefix_publishing_another_release_is_refused_before_any_upload(

@@ -209,7 +209,7 @@ def test_release_json_lists_every_file_with_true_size_and_sha256(packaged: Packa
         assert entry["bytes"] == len(data)
         assert entry["sha256"] == hashlib.sha256(data).hexdigest()
     roles = {f["role"] for f in doc["files"]}
-    assert roles == {"multivariant", "media-playlist", "mpd", "init", "segment"}
+    assert roles == {"multivariant", "media-playlist", "mpd", "init", "segment", "iframe-playlist"}
 
 
 def test_release_json_reads_back_as_the_release_written(packaged: PackageResult) -> None:

@@ -68,6 +68,7 @@ def edges(packaged: PackageResult, certificate: tuple[Path, Path],
         EdgeSpec("fail-reset", delay=0.002, failure="reset"),
         EdgeSpec("fail-stall", failure="stall"),
         EdgeSpec("fail-truncate", delay=0.002, failure="truncate"),
+        EdgeSpec("fail-drop", failure="drop"),
         EdgeSpec("tls", delay=0.010, certfile=cert, keyfile=key),
     ]
     with edge_process(specs, tmp_path_factory.mktemp("edges")) as running:

@@ -88,7 +88,8 @@ async def test_total_is_the_sum_of_the_phases(edges: Edges) -> None:
 @pytest.mark.parametrize(("edge", "path", "expected"), [
     ("fail-503", "/bytes/100", "http_5xx"),
     ("na-fast", "/no/such/file", "http_4xx"),
-    ("fail-reset", "/bytes/200000", "reset"),
+    ("fail-reset", "/bytes/200000", "truncated"),  # RST after the headers: body cut short
+    ("fail-drop", "/bytes/100", "reset"),  # RST before any answer
     ("fail-truncate", "/bytes/200000", "truncated"),
 ])
 async def test_failure_is_classified(edges: Edges, edge: str, path: str, expected: str) -> None:

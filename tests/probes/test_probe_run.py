@@ -38,6 +38,7 @@ def test_run_file_starts_with_the_run_record(probe_runs: ProbeRuns) -> None:
 
 def test_every_fetch_record_has_phases_status_cache_and_address(probe_runs: ProbeRuns) -> None:
     fetches = records(probe_runs.na, "fetch")
+    assert fetches
     for f in fetches:
         assert all(f[p] is None or f[p] >= 0 for p in PHASES)
         assert f["status"] == 200
@@ -49,6 +50,7 @@ def test_every_fetch_record_has_phases_status_cache_and_address(probe_runs: Prob
         assert f["connect_s"] is not None
         assert not f["reused"]
     fast = [f for f in fetches if f["cdn"] == "fast"]
+    assert len(fast) == len(fetches) // 2  # two CDNs, probed alike
     assert all(f["url"].startswith("http://fast.cdn.test:") for f in fast)
     assert all(f["dns_s"] is not None for f in fast)  # a name was resolved (pinned)
     assert {f["step"] for f in fetches} == {"manifest", "playlist", "init", "segment", "file",
@@ -80,6 +82,7 @@ def test_video_sessions_record_startup_as_manifest_then_the_slowest_rendition_to
         assert p["top_bandwidth_bps"] >= p["bandwidth_bps"] > 0
         assert len([f for f in steps if f["step"] == "segment"]) == 2
     hls = [p for p in plays if p["target"] == "master.m3u8" and p["cdn"] == "fast"]
+    assert len(hls) == 4  # one per sample
     # four sequential fetches (multivariant, media playlist, init, segment), each >= 20 ms
     assert all(p["startup_s"] >= 4 * DELAY_FAST for p in hls)
 

@@ -1,0 +1,1 @@
+"""Real-viewer QoE from CDN logs: CMCD decoding, CloudFront log formats, aggregation."""

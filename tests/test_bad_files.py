@@ -1,0 +1,106 @@
+"""Bad bytes never crash: every file a command reads goes through one reader, so random bytes,
+text in another encoding, an empty file or a truncated one end in one line naming the file,
+exit 2, no traceback, and nothing written."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from Crypto.PublicKey import RSA
+
+from packager.keys.cpix import export_cpix
+from packager.keys.model import KeySet
+from probes.config import SHIPPED_CONFIG
+from tests.conftest import cdnpack_cli
+
+LADDER = """\
+name: shorts
+video:
+  preset: veryfast
+  rungs:
+    - {height: 360, bitrate: 800k}
+audio: {bitrate: 128k, channels: 2, sample_rate: 48000}
+"""
+RESULTS = (
+    '{"record": "run", "schema": 1, "run_id": "r1", "region": "eu", "weight": 1.0}\n'
+    '{"record": "fetch", "run_id": "r1", "cdn": "cloudfront", "url": "https://x.example/a"}\n'
+)
+
+
+def variants(valid: bytes) -> dict[str, bytes]:
+    """The four ways a file goes bad, made from a valid one."""
+    return {
+        "random bytes": random.Random(20261204).randbytes(4096),
+        "not UTF-8": "réglage: café\n".encode("latin-1") + valid,
+        "empty": b"",
+        "truncated": valid[: len(valid) // 2],
+    }
+
+
+def valid_pem() -> bytes:
+    return RSA.generate(2048).export_key()
+
+
+def valid_release() -> bytes:
+    return json.dumps({"schema": 1, "source": "s.mp4", "duration": 4.0, "segment_duration": 2.0,
+                       "formats": ["hls"], "renditions": [], "files": [
+                           {"path": "master.m3u8", "role": "multivariant", "rendition": None,
+                            "bytes": 10, "sha256": "0" * 64}]}, indent=2).encode()
+
+
+#: (what the file is, a valid one, its name, the command reading it: {bad} is the file, {out}
+#: where nothing may be written, {source} a good source, {release} a release directory).
+CASES: list[tuple[str, Callable[[], bytes], str, list[str]]] = [
+    ("ladder", LADDER.encode, "ladder.yaml",
+     ["package", "{source}", "-o", "{out}", "--ladder", "{bad}"]),
+    ("config", SHIPPED_CONFIG.read_bytes, "regions.yaml",
+     ["probe", "--region", "eu", "--config", "{bad}", "-o", "{out}"]),
+    ("release config", SHIPPED_CONFIG.read_bytes, "regions.yaml",
+     ["release", "{source}", "s3://bucket/p", "-o", "{out}", "--config", "{bad}",
+      "--endpoint-url", "http://127.0.0.1:9"]),
+    ("results for score", RESULTS.encode, "eu.jsonl", ["score", "{bad}", "--html", "{out}"]),
+    ("results for gate", RESULTS.encode, "eu.jsonl", ["gate", "{bad}", "--junit", "{out}"]),
+    ("release.json", valid_release, "release/release.json",
+     ["push", "{release}", "s3://bucket/p", "--endpoint-url", "http://127.0.0.1:9"]),
+    ("cpix import", lambda: export_cpix(KeySet.generate("t")), "keys.xml",
+     ["keys", "import", "{bad}", "--keystore", "{out}"]),
+    ("cpix keys", lambda: export_cpix(KeySet.generate("t")), "keys.xml",
+     ["package", "{source}", "-o", "{out}", "--encrypt", "cbcs", "--keys", "cpix:{bad}",
+      "--keystore", "{out}.keys"]),
+    ("private key", valid_pem, "key.pem",
+     ["sign", "https://d.example/a", "--key-pair-id", "K", "--private-key", "{bad}",
+      "--expires", "+1h"]),
+]
+
+
+@pytest.mark.parametrize(("what", "valid", "name", "command"), CASES, ids=[c[0] for c in CASES])
+def test_every_bad_file_is_one_line_exit_2_and_nothing_written(
+    what: str, valid: Callable[[], bytes], name: str, command: list[str], source_clip: Path,
+    tmp_path: Path,
+) -> None:
+    runs = []
+    for kind, data in variants(valid()).items():
+        work = tmp_path / kind.replace(" ", "-")
+        release = work / "release"
+        release.mkdir(parents=True)
+        bad = work / name
+        bad.write_bytes(data)
+        places = {"bad": bad, "out": work / "out", "source": source_clip, "release": release}
+        runs.append((kind, work, bad, [a.format(**places) for a in command],
+                     sorted(p.name for p in work.rglob("*"))))
+    with ThreadPoolExecutor(len(runs)) as pool:  # four CLI processes side by side
+        results = list(pool.map(lambda run: cdnpack_cli(*run[3]), runs))
+    for (kind, work, bad, _, before), result in zip(runs, results, strict=True):
+        where = f"{what}, {kind}"
+        assert result.returncode == 2, f"{where}: exit {result.returncode}: {result.stderr}"
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, f"{where}: {result.stderr}"
+        assert lines[0].startswith(f"cdnpack: error: {bad}"), f"{where}: {lines[0]}"
+        assert "Traceback" not in result.stderr
+        assert "internal error" not in result.stderr
+        assert sorted(p.name for p in work.rglob("*")) == before, f"{where}: wrote something"
