@@ -81,6 +81,7 @@ class PlayCase:
     list_tracks: bool = False
     select_audio: dict[str, str] | None = None
     switch_advance: float = 3.0
+    switch_expect: str = ""  # a part of the URL the switch must fetch (waited for)
     select_text: dict[str, str] | None = None
     cue_times: tuple[float, ...] = ()
     #: Media times whose thumbnails are asked of the player once playback has advanced
@@ -100,7 +101,8 @@ class PlayCase:
         if self.list_tracks:
             doc["list_tracks"] = True
         if self.select_audio is not None:
-            doc.update(select_audio=self.select_audio, switch_advance=self.switch_advance)
+            doc.update(select_audio=self.select_audio, switch_advance=self.switch_advance,
+                       switch_expect=self.switch_expect)
         if self.select_text is not None:
             doc.update(select_text=self.select_text, cue_times=list(self.cue_times))
         if self.thumbnails:

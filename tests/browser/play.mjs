@@ -13,9 +13,10 @@
 //
 // Localized releases (optional case fields, acted on once the media has played `advance`):
 //   list_tracks: true          -> result.tracks: {audio: [...], text: [...]} as the player lists
-//   select_audio: {language, role?}, switch_advance: seconds
+//   select_audio: {language, role?}, switch_advance: seconds, switch_expect: URL part
 //                              -> result.switch: {selected, start, current_time, requests
-//                                 (URLs fetched after the switch), tracks}
+//                                 (URLs fetched after the switch), tracks}; it waits (to the
+//                                 case's timeout) for a request with switch_expect in it
 //   select_text: {language, role?}, cue_times: [seconds], cue_wait: seconds
 //                              -> result.cues: [{time, seek_time, texts}] (the cues showing
 //                                 after a paused seek to each time)
@@ -52,6 +53,9 @@ async function play(context, c) {
   page.on('request', (r) => requests.push(r.url()));
   page.on('response', (r) => r.status() >= 400 && consoleLines.length < 20
     && consoleLines.push(`HTTP ${r.status()} ${r.url()}`));
+  // A case that checks what a switch fetches must see every fetch: routing turns the page's
+  // HTTP cache off (an earlier case may have cached the same release's segments).
+  if (c.switch_expect) await page.route('**/*', (route) => route.continue());
   if (c.redirect) {
     await page.route((url) => url.pathname.endsWith(c.redirect.fromSuffix),
       (route) => route.continue({ url: c.redirect.to }));
@@ -106,7 +110,9 @@ async function localized(page, c, result, requests, deadline) {
     let s = null;
     for (;;) {
       s = await page.evaluate(() => window.cdnpackSample());
-      if (s.current_time >= start + (c.switch_advance ?? 3) || Date.now() > deadline) break;
+      const fetched = !c.switch_expect || requests.some((u) => u.includes(c.switch_expect));
+      if ((s.current_time >= start + (c.switch_advance ?? 3) && fetched)
+          || Date.now() > deadline) break;
       await sleep(POLL_MS);
     }
     result.switch = {

@@ -31,6 +31,8 @@ AUDIO = {("en", "main"), ("es", "dub"), ("fr", "dub")}
 TEXT = {("ar", "subtitle", False), ("th", "subtitle", False), ("en", "forced-subtitle", True),
         ("en", "caption", False)}
 CAPTIONS = "public.accessibility.transcribes-spoken-dialog"
+#: What a switch to French must fetch: its segments.
+FRENCH = "/audio_fr_dub_aac_96k/seg_"
 #: A cue neither overlapped nor near a segment edge: the third (3.0-3.5 s).
 CUE = 2
 TOLERANCE = 0.1
@@ -111,7 +113,7 @@ def play(browser: Browser, localized: Localized, case: Case, *, tracks: bool = F
         page=localized.stage.page, player=case.player,
         manifest=localized.manifest(case.release, case.manifest),
         keys=localized.keys[case.release], advance=1.0, timeout=30.0, list_tracks=tracks,
-        select_audio={"language": "fr"} if switch else None,
+        select_audio={"language": "fr"} if switch else None, switch_expect=FRENCH,
         select_text={"language": case.text, "role": "subtitle"} if cues and not case.hls
         else {"language": case.text} if cues else None,
         cue_times=(start - TOLERANCE, start + TOLERANCE, end - TOLERANCE, end + TOLERANCE)))
@@ -156,7 +158,7 @@ def test_players_list_every_language_switch_audio_and_show_cues(
     assert switch["selected"] is True, explain(result)
     assert switch["fatal"] is None, explain(result)
     assert switch["current_time"] >= switch["start"] + 3.0, explain(result)
-    fetched = [u for u in switch["requests"] if "/audio_fr_dub_aac_96k/seg_" in u]
+    fetched = [u for u in switch["requests"] if FRENCH in u]
     assert fetched, switch["requests"]
     assert [t["language"] for t in switch["tracks"]["audio"] if t["active"]] == ["fr"]
     # The selected subtitles show the third cue from its start to its end, to 100 ms.
@@ -192,7 +194,7 @@ def test_encrypted_localized_releases_switch_language_under_per_class_keys(
     switch = result.raw["switch"]
     assert switch["fatal"] is None, explain(result)
     assert switch["current_time"] >= switch["start"] + 3.0, explain(result)
-    assert [u for u in switch["requests"] if "/audio_fr_dub_aac_96k/seg_" in u], explain(result)
+    assert [u for u in switch["requests"] if FRENCH in u], explain(result)
 
 
 @pytest.mark.parametrize("case", [Case("shaka", "master.m3u8", "ar", "loc-cbcs"),
