@@ -162,6 +162,24 @@ PACKAGE_OPTIONS: list[Callable[[Any], Any]] = [
     click.option("--drm", metavar="SYSTEMS",
                  help="widevine,playready,clearkey,fairplay (default: all but fairplay for "
                       "cenc, all for cbcs)."),
+    # Localized releases: languages beyond the source's own streams (packager/title).
+    click.option("--title", "title_file", type=click.Path(path_type=Path), metavar="FILE.yaml",
+                 help="Languages and side files as one YAML file (see README)."),
+    click.option("--audio", "dubs", multiple=True, metavar="LANG=FILE",
+                 help="A dub: the first audio stream of FILE, in BCP 47 language LANG "
+                      "(repeatable)."),
+    click.option("--described-audio", "described", multiple=True, metavar="LANG=FILE",
+                 help="Audio description for the blind (repeatable)."),
+    click.option("--subtitles", multiple=True, metavar="LANG=FILE",
+                 help="Subtitles: WebVTT, SRT, TTML (IMSC1 text) or ASS (repeatable)."),
+    click.option("--forced-subtitles", "forced", multiple=True, metavar="LANG=FILE",
+                 help="Forced narratives (signs, foreign dialogue) (repeatable)."),
+    click.option("--captions", multiple=True, metavar="LANG=FILE",
+                 help="SDH / closed captions (repeatable)."),
+    click.option("--language", metavar="LANG",
+                 help="The source's own audio language, when its tag is missing or wrong."),
+    click.option("--default-language", metavar="LANG",
+                 help="The DEFAULT audio and subtitle language (default: the source's)."),
     click.option("--steering", is_flag=True,
                  help="Content steering: every CDN of the config is a pathway (HLS PATHWAY-ID, "
                       "DASH BaseURL@serviceLocation) and players ask its steering server."),
@@ -221,11 +239,18 @@ def _package_request(source: Path, output: Path, force: bool, options: dict[str,
     from packager.encoding.thumbnails import parse_thumbnails
     from packager.keys.source import KeyOptions, encryption_for
     from packager.output.pipeline import PackageRequest
+    from packager.title.file import resolve_title
     steering = None
     if options.pop("steering"):
         from steering.documents import manifest_spec
         steering = manifest_spec(_probe_config(config_path))
     media = {k: options.pop(k) for k in ("ladder", "segment_duration", "formats", "copy")}
+    title = resolve_title(
+        options.pop("title_file"),
+        {"--audio": options.pop("dubs"), "--described-audio": options.pop("described"),
+         "--subtitles": options.pop("subtitles"), "--forced-subtitles": options.pop("forced"),
+         "--captions": options.pop("captions")},
+        options.pop("language"), options.pop("default_language"))
     # Parsed before any key is made or stored: a bad value leaves nothing behind.
     thumbnails = options.pop("thumbnails")
     thumbnail_spec = parse_thumbnails(thumbnails) if thumbnails is not None else None
@@ -233,7 +258,7 @@ def _package_request(source: Path, output: Path, force: bool, options: dict[str,
     return PackageRequest(
         source=source, output=output, ladder=media["ladder"],
         segment_duration=media["segment_duration"], formats=media["formats"] or FORMATS,
-        copy=media["copy"], force=force, encryption=encryption_for(keys, output),
+        copy=media["copy"], force=force, title=title, encryption=encryption_for(keys, output),
         thumbnails=thumbnail_spec,
         steering=steering,
     )

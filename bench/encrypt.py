@@ -34,6 +34,9 @@ SEGMENT_SECONDS = 4
 class Run:
     seconds: float
     peak_rss_mb: float
+    #: user + system CPU seconds of the process tree: a figure the machine's load disturbs
+    #: far less than wall time (bench/localize.py reports both).
+    cpu_seconds: float = 0.0
 
 
 def timed(args: Sequence[str | Path], env: dict[str, str] | None = None) -> Run:
@@ -50,7 +53,7 @@ def timed(args: Sequence[str | Path], env: dict[str, str] | None = None) -> Run:
         raise SystemExit(f"{args[0]} failed ({proc.returncode}): {stderr[-500:]}")
     if proc.stderr:
         proc.stderr.close()
-    return Run(seconds, usage.ru_maxrss / 1024)
+    return Run(seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime)
 
 
 def make_input(workdir: Path, minutes: int) -> Path:

@@ -67,8 +67,8 @@ class Job:
 
     @property
     def audio_map(self) -> str:
-        assert self.media.audio is not None
-        return f"0:{self.media.audio.index}"
+        assert self.media.audio
+        return f"0:{self.media.audio[0].index}"
 
     def decode_filter(self) -> str:
         rate = self.videos[0].frame_rate

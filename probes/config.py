@@ -12,13 +12,10 @@ import ipaddress
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import yaml
-
 from packager.errors import InputError
-from packager.files import read_text
+from packager.yamlfile import LineMapping, Reader, duration_seconds, load_yaml
 
 CONFIG_NAME = "regions.yaml"
 #: The default regions, CDNs and budgets: package data of `probes`, so an installed cdnpack has
@@ -27,8 +24,6 @@ SHIPPED_CONFIG = Path(__file__).resolve().with_name(CONFIG_NAME)
 CONNECTIONS = ("cold", "warm")
 RENDITION_CHOICES = ("lowest", "highest", "all")
 TARGET_KINDS = ("hls", "dash", "file")
-_DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(ms|s|m)\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0}
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 #: An HTTP field name (RFC 9110 §5.1: a token).
@@ -171,24 +166,15 @@ class ProbeConfig:
         return self.budgets.get(region_id, self.budgets.get("default", Budget()))
 
 
-def duration_seconds(value: object) -> float:
-    """Seconds from a duration with a unit (`250ms`, `2s`, `1m`); ValueError otherwise."""
-    match = _DURATION.match(value) if isinstance(value, str) else None
-    if match is None:
-        raise ValueError("must be a duration with a unit (ms, s, m) like 250ms or 2s, "
-                         f"got {value!r}")
-    seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    if seconds <= 0:
-        raise ValueError("must be > 0")
-    return seconds
-
-
 def parse_duration(text: str, what: str) -> float:
-    """A duration given on the command line (`--every 60s`): one line naming the option."""
-    try:
-        return duration_seconds(text)
-    except ValueError as exc:
-        raise InputError(f"{what}: {exc}") from None
+    """Seconds of a duration typed with its unit (`250ms`, `60s`, `5m`), as in the config."""
+    seconds = duration_seconds(text)
+    if seconds is None:
+        raise InputError(f"{what}: must be a duration with a unit (ms, s, m) like 60s, "
+                         f"got {text!r}")
+    if seconds <= 0:
+        raise InputError(f"{what}: must be > 0, got {text!r}")
+    return seconds
 
 
 def default_config_path() -> Path:
@@ -197,137 +183,10 @@ def default_config_path() -> Path:
     return here if here.exists() else SHIPPED_CONFIG
 
 
-class _Mapping(dict[str, Any]):
-    """A YAML mapping that remembers the line of each key (1-based)."""
-
-    line: int = 0
-    lines: dict[str, int]
-
-
-class _LineLoader(yaml.SafeLoader):
-    pass
-
-
-def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> _Mapping:
-    result = _Mapping()
-    result.line = node.start_mark.line + 1
-    result.lines = {}
-    loader.flatten_mapping(node)
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if str(key) in result:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark)
-        result[str(key)] = loader.construct_object(value_node, deep=True)
-        result.lines[str(key)] = key_node.start_mark.line + 1
-    return result
-
-
-_LineLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    _construct_mapping,
-)
-
-
-class _Reader:
-    """Typed field access with errors that carry file, line and dotted field name."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def fail(self, where: _Mapping, key: str | None, name: str, message: str) -> InputError:
-        line = where.lines.get(key, where.line) if key is not None else where.line
-        return InputError(f"{self.path}:{line}: {name}: {message}")
-
-    def mapping(self, parent: _Mapping, key: str, name: str, required: bool = True) -> _Mapping:
-        value = parent.get(key)
-        if value is None and not required:
-            empty = _Mapping()
-            empty.line, empty.lines = parent.lines.get(key, parent.line), {}
-            return empty
-        if not isinstance(value, _Mapping):
-            what = "missing" if key not in parent else f"must be a mapping, got {value!r}"
-            raise self.fail(parent, key, name, what)
-        return value
-
-    def items(self, parent: _Mapping, key: str, name: str) -> list[_Mapping]:
-        value = parent.get(key)
-        if not isinstance(value, list) or not value:
-            raise self.fail(parent, key, name, "must be a non-empty list")
-        out: list[_Mapping] = []
-        for i, raw in enumerate(value):
-            item = raw
-            if isinstance(raw, str) and key == "targets":
-                item = _Mapping(path=raw)
-                item.line, item.lines = parent.lines.get(key, parent.line), {}
-            if not isinstance(item, _Mapping):
-                raise self.fail(parent, key, f"{name}[{i}]", f"must be a mapping, got {item!r}")
-            out.append(item)
-        return out
-
-    def text(self, m: _Mapping, key: str, name: str, default: str | None = None) -> str:
-        value = m.get(key, default)
-        if not isinstance(value, str) or not value.strip():
-            what = "missing" if key not in m else f"must be a non-empty string, got {value!r}"
-            raise self.fail(m, key, f"{name}.{key}", what)
-        return value.strip()
-
-    def ident(self, m: _Mapping, key: str, name: str) -> str:
-        value = self.text(m, key, name)
-        if not _ID.match(value):
-            raise self.fail(m, key, f"{name}.{key}", f"{value!r} must match {_ID.pattern}")
-        return value
-
-    def number(self, m: _Mapping, key: str, name: str, default: float | None,
-               low: float, high: float = float("inf"), integer: bool = False) -> float:
-        value = m.get(key, default)
-        ok_type = isinstance(value, int) if integer else isinstance(value, int | float)
-        if isinstance(value, bool) or not ok_type:
-            kind = "an integer" if integer else "a number"
-            what = "missing" if key not in m else f"must be {kind}, got {value!r}"
-            raise self.fail(m, key, f"{name}.{key}", what)
-        assert isinstance(value, int | float)
-        if not low <= value <= high:
-            raise self.fail(m, key, f"{name}.{key}", f"must be in [{low}, {high}], got {value}")
-        return float(value)
-
-    def duration(self, m: _Mapping, key: str, name: str, default: float | None) -> float | None:
-        value = m.get(key)
-        if value is None:
-            return default
-        try:
-            return duration_seconds(value)
-        except ValueError as exc:
-            raise self.fail(m, key, f"{name}.{key}", str(exc)) from None
-
-    def choice(self, m: _Mapping, key: str, name: str, choices: tuple[str, ...],
-               default: str) -> str:
-        value = m.get(key, default)
-        if value not in choices:
-            raise self.fail(m, key, f"{name}.{key}", f"must be one of {', '.join(choices)}, "
-                            f"got {value!r}")
-        return str(value)
-
-    def unknown(self, m: _Mapping, name: str, allowed: set[str]) -> None:
-        for key in m:
-            if key not in allowed:
-                raise self.fail(m, key, f"{name}.{key}" if name else key,
-                                f"unknown field (allowed: {', '.join(sorted(allowed))})")
-
-
 def load_config(path: Path) -> ProbeConfig:
     """Read and validate a regions.yaml; every mistake is an InputError naming file:line: field."""
-    text = read_text(path, "regions.yaml config")
-    try:
-        doc = yaml.load(text, Loader=_LineLoader)  # a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise InputError(f"{path}{line}: not valid YAML ({problem})") from exc
-    if not isinstance(doc, _Mapping):
-        raise InputError(f"{path}:1: top level must be a mapping")
-    r = _Reader(path)
+    doc = load_yaml(path, "regions.yaml config")
+    r = Reader(path)
     r.unknown(doc, "", {"regions", "cdns", "targets", "probe", "budgets", "steering"})
     regions = _regions(r, doc)
     region_ids = {x.id for x in regions}
@@ -343,12 +202,12 @@ def load_config(path: Path) -> ProbeConfig:
     )
 
 
-def _regions(r: _Reader, doc: _Mapping) -> list[Region]:
+def _regions(r: Reader, doc: LineMapping) -> list[Region]:
     regions: list[Region] = []
     for i, m in enumerate(r.items(doc, "regions", "regions")):
         name = f"regions[{i}]"
         r.unknown(m, name, {"id", "name", "weight", "countries"})
-        region = Region(r.ident(m, "id", name), r.text(m, "name", name),
+        region = Region(r.pattern(m, "id", name, _ID), r.text(m, "name", name),
                         r.number(m, "weight", name, None, low=0.0),
                         _countries(r, m, name))
         if any(x.id == region.id for x in regions):
@@ -364,7 +223,7 @@ def _regions(r: _Reader, doc: _Mapping) -> list[Region]:
     return regions
 
 
-def _countries(r: _Reader, m: _Mapping, name: str) -> tuple[str, ...]:
+def _countries(r: Reader, m: LineMapping, name: str) -> tuple[str, ...]:
     value = m.get("countries", [])
     where = f"{name}.countries"
     if not isinstance(value, list):
@@ -384,12 +243,12 @@ def _countries(r: _Reader, m: _Mapping, name: str) -> tuple[str, ...]:
     return tuple(codes)
 
 
-def _cdns(r: _Reader, doc: _Mapping, region_ids: set[str]) -> list[Cdn]:
+def _cdns(r: Reader, doc: LineMapping, region_ids: set[str]) -> list[Cdn]:
     cdns: list[Cdn] = []
     for i, m in enumerate(r.items(doc, "cdns", "cdns")):
         name = f"cdns[{i}]"
         r.unknown(m, name, {"id", "base_url", "regions"})
-        cdn_id = r.ident(m, "id", name)
+        cdn_id = r.pattern(m, "id", name, _ID)
         base = r.text(m, "base_url", name)
         parts = urlsplit(base)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -402,7 +261,7 @@ def _cdns(r: _Reader, doc: _Mapping, region_ids: set[str]) -> list[Cdn]:
             where = f"{name}.regions.{region_id}"
             if region_id not in region_ids:
                 raise r.fail(overrides, region_id, where, "no such region")
-            if not isinstance(value, _Mapping):
+            if not isinstance(value, LineMapping):
                 raise r.fail(overrides, region_id, where, "must be a mapping (host, resolve)")
             r.unknown(value, where, {"host", "resolve"})
             host = r.text(value, "host", where) if "host" in value else None
@@ -420,9 +279,9 @@ def _cdns(r: _Reader, doc: _Mapping, region_ids: set[str]) -> list[Cdn]:
     return cdns
 
 
-def _targets(r: _Reader, doc: _Mapping) -> list[Target]:
+def _targets(r: Reader, doc: LineMapping) -> list[Target]:
     targets: list[Target] = []
-    for i, m in enumerate(r.items(doc, "targets", "targets")):
+    for i, m in enumerate(r.items(doc, "targets", "targets", shorthand="path")):
         name = f"targets[{i}]"
         r.unknown(m, name, {"path", "kind"})
         path = r.text(m, "path", name).lstrip("/")
@@ -431,7 +290,7 @@ def _targets(r: _Reader, doc: _Mapping) -> list[Target]:
     return targets
 
 
-def _settings(r: _Reader, m: _Mapping) -> ProbeSettings:
+def _settings(r: Reader, m: LineMapping) -> ProbeSettings:
     d = ProbeSettings()
     r.unknown(m, "probe", {"samples", "connections", "concurrency", "timeout", "deadline",
                            "renditions", "segments", "tls_verify", "lag_threshold"})
@@ -451,7 +310,7 @@ def _settings(r: _Reader, m: _Mapping) -> ProbeSettings:
     )
 
 
-def _budget(r: _Reader, m: _Mapping, name: str, base: Budget) -> Budget:
+def _budget(r: Reader, m: LineMapping, name: str, base: Budget) -> Budget:
     r.unknown(m, name, {"ttfb_p95", "startup_p95", "min_throughput", "max_error_rate",
                         "rum_startup_p95", "rum_rebuffer_ratio"})
     return Budget(
@@ -467,7 +326,7 @@ def _budget(r: _Reader, m: _Mapping, name: str, base: Budget) -> Budget:
     )
 
 
-def _budgets(r: _Reader, m: _Mapping, region_ids: set[str]) -> dict[str, Budget]:
+def _budgets(r: Reader, m: LineMapping, region_ids: set[str]) -> dict[str, Budget]:
     default = _budget(r, r.mapping(m, "default", "budgets.default", required=False),
                       "budgets.default", Budget())
     budgets = {"default": default}
@@ -480,7 +339,7 @@ def _budgets(r: _Reader, m: _Mapping, region_ids: set[str]) -> dict[str, Budget]
     return budgets
 
 
-def _steering(r: _Reader, m: _Mapping) -> SteeringSettings:
+def _steering(r: Reader, m: LineMapping) -> SteeringSettings:
     d = SteeringSettings(server="")
     r.unknown(m, "steering", {"server", "ttl", "region_header", "max_age", "hysteresis",
                               "enabled"})
@@ -497,9 +356,7 @@ def _steering(r: _Reader, m: _Mapping) -> SteeringSettings:
     if not _FIELD_NAME.match(header):
         raise r.fail(m, "region_header", "steering.region_header",
                      f"{header!r} is not an HTTP header name")
-    enabled = m.get("enabled", d.enabled)
-    if not isinstance(enabled, bool):
-        raise r.fail(m, "enabled", "steering.enabled", "must be true or false")
+    enabled = r.flag(m, "enabled", "steering", d.enabled)
     return SteeringSettings(
         server=server if server.endswith("/") else server + "/",
         ttl=int(ttl),

@@ -49,7 +49,7 @@ class FetchRecord:
     region: str
     cdn: str
     target: str
-    step: str  # file | manifest | playlist | init | segment
+    step: str  # file | manifest | playlist | init | segment | audio | text (companions')
     ttfb: float | None
     total: float
     throughput: float | None

@@ -6,12 +6,18 @@ after the other as a player does.  Sustainable bitrate is the rendition's segmen
 the time spent from request written to last byte (ttfb + transfer), i.e. what a player's
 bandwidth estimator sees on a warm connection; its ratio to the rendition's declared bandwidth
 (HLS BANDWIDTH, RFC 8216 §4.3.4.2; DASH @bandwidth, ISO/IEC 23009-1 §5.3.5.2) tells whether the
-rendition can play without stalling.  Only video renditions are played (audio is fetched in
-parallel by players and is small).
+rendition can play without stalling.  Video renditions are the ones played and measured; with
+each, the probe also fetches what a player starts with beside it in the default language
+(`companions`): the default audio rendition (HLS DEFAULT=YES in the variant's AUDIO group; DASH
+the first audio AdaptationSet, the default language's) and, when one is DEFAULT or FORCED in
+that language, its text track, each fetched in parallel with the video as players do. Startup
+then ends when the last of them has its first segment; their segments are not counted as
+throughput (they are small and say nothing about the video's rate).
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -37,6 +43,9 @@ class Variant:
     init: str | None = None
     segments: tuple[str, ...] = ()
     pathway: str | None = None  # HLS content steering PATHWAY-ID
+    kind: str = "video"  # video, or a companion's: audio | text
+    #: The default-language audio and text a player fetches beside this video rendition.
+    companions: tuple[Variant, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -72,14 +81,16 @@ def parse_hls_multivariant(text: str, url: str, pathway: str | None = None) -> l
     if any(line.startswith("#EXTINF") for line in lines):
         return [Variant("media", 0, url)]
     variants: list[Variant] = []
+    media = [_attrs(line) for line in lines if line.startswith("#EXT-X-MEDIA:")]
     for i, line in enumerate(lines):
         if line.startswith("#EXT-X-STREAM-INF:"):
-            attrs = {k: v.strip('"') for k, v in _ATTR.findall(line.split(":", 1)[1])}
+            attrs = _attrs(line)
             uri = next((x for x in lines[i + 1:] if not x.startswith("#")), None)
             if uri is None or "BANDWIDTH" not in attrs:
                 raise ManifestError("EXT-X-STREAM-INF without BANDWIDTH or URI")
             variants.append(Variant(uri, int(attrs["BANDWIDTH"]), urljoin(url, uri),
-                                    pathway=attrs.get("PATHWAY-ID")))
+                                    pathway=attrs.get("PATHWAY-ID"),
+                                    companions=_hls_companions(media, attrs, url)))
     if not variants:
         raise ManifestError("multivariant playlist lists no EXT-X-STREAM-INF")
     pathways = [v.pathway for v in variants if v.pathway is not None]
@@ -87,6 +98,33 @@ def parse_hls_multivariant(text: str, url: str, pathway: str | None = None) -> l
         chosen = pathway if pathway in pathways else pathways[0]
         variants = [v for v in variants if v.pathway == chosen]
     return variants
+
+
+def _attrs(line: str) -> dict[str, str]:
+    return {k: v.strip('"') for k, v in _ATTR.findall(line.split(":", 1)[1])}
+
+
+def _hls_companions(media: list[dict[str, str]], variant: dict[str, str],
+                    url: str) -> tuple[Variant, ...]:
+    """The variant's default audio rendition (DEFAULT=YES, else the group's first) and the
+    text rendition a player shows with it: DEFAULT=YES, else FORCED=YES in its language."""
+    def group(kind: str, attr: str) -> list[dict[str, str]]:
+        return [m for m in media if m.get("TYPE") == kind and m.get("URI")
+                and m.get("GROUP-ID") == variant.get(attr)]
+
+    chosen: list[tuple[str, dict[str, str]]] = []
+    audio = group("AUDIO", "AUDIO")
+    language = None
+    if audio:
+        default = next((m for m in audio if m.get("DEFAULT") == "YES"), audio[0])
+        language = default.get("LANGUAGE")
+        chosen.append(("audio", default))
+    texts = group("SUBTITLES", "SUBTITLES")
+    text = next((m for m in texts if m.get("DEFAULT") == "YES"), None) or next(
+        (m for m in texts if m.get("FORCED") == "YES" and m.get("LANGUAGE") == language), None)
+    if text is not None:
+        chosen.append(("text", text))
+    return tuple(Variant(m["URI"], 0, urljoin(url, m["URI"]), kind=kind) for kind, m in chosen)
 
 
 def parse_hls_media(text: str, url: str, count: int) -> tuple[str | None, list[str]]:
@@ -149,26 +187,51 @@ def parse_mpd(text: str, url: str, count: int, pathway: str | None = None) -> li
         kind = aset.get("contentType") or (aset.get("mimeType") or "").split("/")[0]
         for rep in aset.findall(f"{_NS}Representation"):
             rep_kind = kind or (rep.get("mimeType") or "").split("/")[0]
-            if rep_kind != "video":
-                continue
-            template = rep.find(f"{_NS}SegmentTemplate")
-            if template is None:
-                template = aset.find(f"{_NS}SegmentTemplate")
-            if template is None or template.get("media") is None:
-                raise ManifestError("only SegmentTemplate addressing is supported")
-            rep_id, bandwidth = rep.get("id", ""), int(rep.get("bandwidth", "0"))
-            base = _base(url, mpd, period, aset, rep, pathway=pathway)
-            number = int(template.get("startNumber", "1"))
-            times = _timeline(template, count)
-            media = template.get("media", "")
-            segments = tuple(urljoin(base, _fill(media, rep_id, bandwidth, number + i, t))
-                             for i, t in enumerate(times))
-            init_t = template.get("initialization")
-            init = urljoin(base, _fill(init_t, rep_id, bandwidth, number, 0)) if init_t else None
-            variants.append(Variant(rep_id, bandwidth, base, init, segments))
+            if rep_kind == "video":
+                variants.append(_representation(url, mpd, period, aset, rep, count,
+                                                pathway))
+    companions = tuple(
+        replace(_representation(url, mpd, period, aset, found, 1, pathway), kind=kind)
+        for kind, aset in _dash_companions(period)
+        if (found := aset.find(f"{_NS}Representation")) is not None)
     if not variants:
         raise ManifestError("MPD has no video Representation")
-    return variants
+    return [replace(v, companions=companions) for v in variants]
+
+
+def _dash_companions(period: ET.Element) -> list[tuple[str, ET.Element]]:
+    """The first audio AdaptationSet (the default language's: what a player without a language
+    preference takes) and a forced-subtitle set in its language."""
+    sets = period.findall(f"{_NS}AdaptationSet")
+    audio = next((a for a in sets if a.get("contentType") == "audio"), None)
+    if audio is None:
+        return []
+    text = next((a for a in sets if a.get("contentType") == "text"
+                 and a.get("lang") == audio.get("lang")
+                 and any(r.get("value") == "forced-subtitle" for r in a.findall(f"{_NS}Role"))),
+                None)
+    return [("audio", audio)] + ([("text", text)] if text is not None else [])
+
+
+def _representation(url: str, mpd: ET.Element, period: ET.Element, aset: ET.Element,
+                    rep: ET.Element, count: int, pathway: str | None = None) -> Variant:
+    """A Representation's init and first `count` segment URLs (SegmentTemplate), under the
+    probed CDN's BaseURL when the MPD is steered."""
+    template = rep.find(f"{_NS}SegmentTemplate")
+    if template is None:
+        template = aset.find(f"{_NS}SegmentTemplate")
+    if template is None or template.get("media") is None:
+        raise ManifestError("only SegmentTemplate addressing is supported")
+    rep_id, bandwidth = rep.get("id", ""), int(rep.get("bandwidth", "0"))
+    base = _base(url, mpd, period, aset, rep, pathway=pathway)
+    number = int(template.get("startNumber", "1"))
+    times = _timeline(template, count)
+    media = template.get("media", "")
+    segments = tuple(urljoin(base, _fill(media, rep_id, bandwidth, number + i, t))
+                     for i, t in enumerate(times))
+    init_t = template.get("initialization")
+    init = urljoin(base, _fill(init_t, rep_id, bandwidth, number, 0)) if init_t else None
+    return Variant(rep_id, bandwidth, base, init, segments)
 
 
 def _timeline(template: ET.Element, count: int) -> list[int]:
@@ -217,8 +280,7 @@ async def play(fetcher: Fetcher, target: str, url: str, kind: str, renditions: s
         return [_failed(target, first, "protocol", f"{target}: {exc}")]
     top = max(v.bandwidth for v in variants) or None
     if locate is not None:
-        variants = [replace(v, url=locate(v.url), init=locate(v.init) if v.init else None,
-                            segments=tuple(locate(u) for u in v.segments)) for v in variants]
+        variants = [_relocated(v, locate) for v in variants]
     out: list[Playback] = []
     for variant in choose(variants, renditions):
         steps = list(first)
@@ -226,32 +288,70 @@ async def play(fetcher: Fetcher, target: str, url: str, kind: str, renditions: s
     return out
 
 
-async def _play_variant(fetcher: Fetcher, target: str, kind: str, variant: Variant,
-                        top: int | None, count: int, steps: list[Step]) -> Playback:
+def _relocated(variant: Variant, locate: Callable[[str], str]) -> Variant:
+    """The variant (and its companions) with every URL where the probed region reaches it."""
+    return replace(variant, url=locate(variant.url),
+                   init=locate(variant.init) if variant.init else None,
+                   segments=tuple(locate(u) for u in variant.segments),
+                   companions=tuple(_relocated(c, locate) for c in variant.companions))
+
+
+@dataclass(frozen=True)
+class _Chain:
+    """One rendition's fetches, one after the other: playlist (HLS), init, segments."""
+
+    steps: list[Step]
+    error: tuple[str, str | None] | None = None
+
+    @property
+    def startup(self) -> float:
+        """Seconds until its first segment is in: every fetch up to and with it."""
+        first = next(i for i, s in enumerate(self.steps) if s.step not in ("playlist", "init"))
+        return sum(s.result.total for s in self.steps[: first + 1])
+
+
+async def _chain(fetcher: Fetcher, kind: str, variant: Variant, count: int) -> _Chain:
+    """Fetch a rendition as a player does; a companion's segments are steps named for its
+    kind (audio, text), so that only the video's count as throughput."""
+    steps: list[Step] = []
     init, urls = variant.init, list(variant.segments)
     if kind == "hls":
         playlist = await fetcher.fetch(variant.url, keep_body=True)
         steps.append(Step("playlist", variant.id, playlist))
         if playlist.error is not None:
-            return _failed(target, steps, playlist.error, playlist.error_detail, variant, top)
+            return _Chain(steps, (playlist.error, playlist.error_detail))
         try:
             init, urls = parse_hls_media(playlist.body.decode("utf-8"), variant.url, count)
         except (ManifestError, UnicodeDecodeError, KeyError) as exc:
-            return _failed(target, steps, "protocol", f"{variant.url}: {exc}", variant, top)
-    for step, url in ([("init", init)] if init else []) + [("segment", u) for u in urls[:count]]:
+            return _Chain(steps, ("protocol", f"{variant.url}: {exc}"))
+    segment = "segment" if variant.kind == "video" else variant.kind
+    for step, url in ([("init", init)] if init else []) + [(segment, u) for u in urls[:count]]:
         result = await fetcher.fetch(url)
         steps.append(Step(step, variant.id, result))
         if result.error is not None:
-            return _failed(target, steps, result.error, result.error_detail, variant, top)
-    media = [s.result for s in steps if s.step == "segment"]
-    startup_steps = [s for s in steps if s.step != "segment"] + [
-        next(s for s in steps if s.step == "segment")]
+            return _Chain(steps, (result.error, result.error_detail))
+    return _Chain(steps)
+
+
+async def _play_variant(fetcher: Fetcher, target: str, kind: str, variant: Variant,
+                        top: int | None, count: int, steps: list[Step]) -> Playback:
+    """The video rendition and its companions, fetched side by side; startup is the manifest
+    and then the slowest of them to its first segment."""
+    chains = await asyncio.gather(_chain(fetcher, kind, variant, count),
+                                  *(_chain(fetcher, kind, c, 1) for c in variant.companions))
+    manifest = sum(s.result.total for s in steps)
+    for chain in chains:
+        steps.extend(chain.steps)
+    failed = next((c.error for c in chains if c.error is not None), None)
+    if failed is not None:
+        return _failed(target, steps, failed[0], failed[1], variant, top)
+    media = [s.result for s in chains[0].steps if s.step == "segment"]
     busy = sum((r.ttfb or 0.0) + (r.transfer or 0.0) for r in media)
     sustainable = sum(r.bytes for r in media) * 8 / busy if busy > 0 else None
     bandwidth = variant.bandwidth or None
     return Playback(
         target=target, rendition=variant.id, bandwidth=bandwidth, top_bandwidth=top,
-        startup=sum(s.result.total for s in startup_steps),
+        startup=manifest + max(c.startup for c in chains),
         sustainable=sustainable,
         ratio=sustainable / bandwidth if sustainable is not None and bandwidth else None,
         error=None, error_detail=None, steps=steps,

@@ -29,12 +29,13 @@ def package_doc(result: PackageResult) -> dict[str, Any]:
 def show_package(result: PackageResult) -> None:
     release = result.release
     table = Table(title=f"{result.output} ({release.duration:.2f} s in {result.seconds:.1f} s)")
-    for col in ("rendition", "codec", "size", "peak kb/s", "avg kb/s", "segments"):
-        table.add_column(col, justify="right" if col != "rendition" else "left")
+    for col in ("rendition", "language", "codec", "size", "peak kb/s", "avg kb/s", "segments"):
+        table.add_column(col, justify="left" if col in ("rendition", "language") else "right")
     for r in release.renditions:
-        size = f"{r.width}x{r.height}@{r.frame_rate}" if r.kind == "video" else (
-            f"{r.channels}ch {r.sample_rate} Hz")
-        table.add_row(r.id, r.codec, size, f"{r.bandwidth / 1000:.0f}",
+        size = {"video": f"{r.width}x{r.height}@{r.frame_rate}",
+                "audio": f"{r.channels}ch {r.sample_rate} Hz"}.get(r.kind, "")
+        language = " ".join([r.name, r.role, *r.flags]) if r.kind != "video" else ""
+        table.add_row(r.id, language, r.codec, size, f"{r.bandwidth / 1000:.0f}",
                       f"{r.average_bandwidth / 1000:.0f}", str(r.segments))
     out_console.print(table)
     for t in release.thumbnails:

@@ -24,12 +24,21 @@ class ClipSpec:
     variable_frame_rate: bool = False
     #: ffmpeg -movflags (e.g. +faststart puts moov first, as web uploads usually have).
     movflags: str = ""
+    #: Extra audio streams after the first: (language tag, tone Hz) each, a distinct tone per
+    #: language so that a test can tell which one plays. The first stream's tag is
+    #: `language` ("" leaves it untagged).
+    language: str = ""
+    tone: int = 440  # Hz, the first audio stream's
+    more_audio: tuple[tuple[str, int], ...] = ()
+    #: Text subtitle streams muxed in (mov_text in MP4): (language tag, SRT file) each.
+    subtitles: tuple[tuple[str, Path], ...] = ()
     #: Frames from one key frame to the next (-g); 0 leaves x264's default (250).
     keyframe_interval: int = 0
 
 
 def make_clip(path: Path, spec: ClipSpec = ClipSpec()) -> Path:
-    """Write a clip with a moving test picture and a tone (beeping once a second)."""
+    """Write a clip with a moving test picture and a tone (beeping once a second), and the
+    extra audio languages and subtitle streams the spec asks for."""
     ffmpeg = find_tool("ffmpeg")
     args = [str(ffmpeg.path), "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
     if spec.video:
@@ -38,7 +47,12 @@ def make_clip(path: Path, spec: ClipSpec = ClipSpec()) -> Path:
             "-i", f"testsrc2=size={spec.width}x{spec.height}:rate={spec.frame_rate}",
         ]
     if spec.audio:
-        args += ["-f", "lavfi", "-i", "sine=frequency=440:beep_factor=4:sample_rate=48000"]
+        for tone in (spec.tone, *(tone for _, tone in spec.more_audio)):
+            args += ["-f", "lavfi", "-i", f"sine=frequency={tone}:beep_factor=4:sample_rate=48000"]
+    for _, srt in spec.subtitles:
+        args += ["-i", str(srt)]
+    streams = int(spec.video) + (1 + len(spec.more_audio) if spec.audio else 0)
+    args += [arg for i in range(streams + len(spec.subtitles)) for arg in ("-map", str(i))]
     args += ["-t", str(spec.duration)]
     if spec.video:
         if spec.variable_frame_rate:
@@ -52,6 +66,13 @@ def make_clip(path: Path, spec: ClipSpec = ClipSpec()) -> Path:
         args += ["-c:a", spec.audio_codec, "-ac", "2"]
         if spec.audio_codec == "aac":
             args += ["-b:a", "128k"]
+        tags = [spec.language, *(language for language, _ in spec.more_audio)]
+        args += [arg for i, tag in enumerate(tags) if tag
+                 for arg in (f"-metadata:s:a:{i}", f"language={tag}")]
+    if spec.subtitles:
+        args += ["-c:s", "mov_text"]
+        args += [arg for i, (tag, _) in enumerate(spec.subtitles)
+                 for arg in (f"-metadata:s:s:{i}", f"language={tag}")]
     if spec.movflags:
         args += ["-movflags", spec.movflags]
     args.append(str(path))
@@ -59,3 +80,10 @@ def make_clip(path: Path, spec: ClipSpec = ClipSpec()) -> Path:
     if result.returncode != 0:
         raise TranscodeError(f"could not generate {path}: {'; '.join(result.stderr_tail[-2:])}")
     return path
+
+
+
+def make_dub(path: Path, duration: float, tone: int) -> Path:
+    """An audio-only dub (AAC in MP4) with a tone of its own, beeping once a second like the
+    source's, so that segments of different languages can be told apart by their pitch."""
+    return make_clip(path, ClipSpec(duration=duration, video=False, tone=tone))

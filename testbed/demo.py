@@ -1,10 +1,13 @@
 """`cdnpack demo`: the whole release flow on one machine, no network, no cloud account.
 
-An embedded source (lavfi test picture and tone) is packaged with cbcs and generated keys, I-frame
-playlists and thumbnail sheets; a local S3 origin (moto_server) and a CloudFront distribution on
-it stand in for AWS, and twelve emulated edges (two CDNs x the six default regions, each with its
-own latency and bandwidth, pulling from the origin like a CDN) stand in for the CDNs. Then
-`rollout` stages, probes, gates and publishes exactly as `cdnpack release` does against real ones.
+An embedded source (lavfi test picture and tone) is packaged as a localized title (English
+original, Latin American Spanish and Japanese dubs; Arabic, Thai, Spanish and Japanese
+subtitles; English forced narratives and captions: the title.yaml it writes) with cbcs and
+generated keys, I-frame playlists and thumbnail sheets; a local S3 origin (moto_server) and a
+CloudFront distribution on it stand in for AWS, and twelve emulated edges (two CDNs x the six
+default regions, each with its own latency and bandwidth, pulling from the origin like a CDN)
+stand in for the CDNs. Then `rollout` stages, probes, gates and publishes exactly as
+`cdnpack release` does against real ones.
 The release is steered: its manifests name both CDNs as pathways and a local steering server
 (`steer serve`'s, on a thread) that plans from the probe results as they land. fastly is
 degraded in Europe and Southeast Asia, where it would otherwise lead; the demo reports each
@@ -31,6 +34,8 @@ from cdn.s3 import S3Location, client
 from packager.encoding.thumbnails import ThumbnailSpec
 from packager.keys.source import keyed_request
 from packager.output.pipeline import PackageRequest, PackageResult, package
+from packager.title.file import load_title
+from packager.title.model import Title
 from probes.config import ProbeConfig, load_config
 from probes.results import read_results
 from release.flow import RolloutRequest, RolloutResult, rollout
@@ -38,7 +43,7 @@ from steering.documents import manifest_spec
 from steering.feed import Feed
 from steering.plan import Plan, make_plan
 from steering.server import ServeRequest, serve
-from testbed.clips import ClipSpec, make_clip
+from testbed.clips import ClipSpec, make_clip, make_dub
 from testbed.edges import Edges, EdgeSpec, edge_process
 from testbed.loopthread import LoopThread
 from testbed.origin import (
@@ -49,6 +54,7 @@ from testbed.origin import (
     moto_server,
     origin_bucket,
 )
+from testbed.subtitles import write_subtitles
 
 BUCKET = "cdnpack-demo"
 PREFIX = "releases/demo"
@@ -166,12 +172,41 @@ class SteeringThread(LoopThread):
         await serve(self.request, self.request.feed.first(config), ready, stop)
 
 
+#: The demo title's dubs (language, tone Hz) and text files (option field, language, format).
+DUBS = (("es-419", 660), ("ja", 880))
+TEXTS = (("subtitles", "ar", "srt"), ("subtitles", "th", "vtt"),
+         ("subtitles", "es-419", "ttml"), ("subtitles", "ja", "ass"),
+         ("forced_subtitles", "en", "vtt"), ("captions", "en", "srt"))
+
+
+def demo_title(directory: Path, duration: float) -> Title:
+    """The demo's side files and the title file that lists them, read back as `--title`
+    reads it: a title a user can copy."""
+    directory.mkdir(parents=True, exist_ok=True)
+    lines = ["# Written by `cdnpack demo`: the languages of the demo release.",
+             "language: en", "default_language: en", "audio:"]
+    for language, tone in DUBS:
+        make_dub(directory / f"dub-{language}.mp4", duration, tone)
+        lines.append(f"  {language}: dub-{language}.mp4")
+    field = ""
+    for option, language, fmt in TEXTS:
+        if option != field:
+            lines.append(f"{option}:")
+            field = option
+        name = f"{option}-{language}.{fmt}"
+        write_subtitles(directory / name, language, fmt)
+        lines.append(f"  {language}: {name}")
+    (directory / "title.yaml").write_text("\n".join(lines) + "\n")
+    return load_title(directory / "title.yaml")
+
+
 def run_demo(workdir: Path, duration: float, shipped_config: Path,
              progress: ProgressSink | None = None) -> DemoResult:
     moto_command()  # the local origin is an extra: say so before any work is done
     workdir.mkdir(parents=True, exist_ok=True)
     source = make_clip(workdir / "source.mp4",
-                       ClipSpec(duration=duration, width=1280, height=720))
+                       ClipSpec(duration=duration, width=1280, height=720, language="eng"))
+    title = demo_title(workdir / "title", duration)
     output = workdir / "release"
     keystore = workdir / "keys"  # beside the release tree, never inside it
     results = workdir / "probes"
@@ -187,7 +222,8 @@ def run_demo(workdir: Path, duration: float, shipped_config: Path,
                                refresh=0.2)
         with SteeringThread(serving) as server:
             packaged = package(PackageRequest(source=source, output=output, force=True,
-                                              encryption=encryption, thumbnails=THUMBNAILS,
+                                              encryption=encryption, title=title,
+                                              thumbnails=THUMBNAILS,
                                               steering=manifest_spec(config)), progress)
             request = RolloutRequest(
                 push=PushRequest(

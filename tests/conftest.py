@@ -7,14 +7,17 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from packager.output.pipeline import PackageRequest, PackageResult, package
+from packager.title.file import resolve_title
 from packager.tools import find_tool
-from testbed.clips import ClipSpec, make_clip
+from testbed.clips import ClipSpec, make_clip, make_dub
+from testbed.subtitles import write_subtitles
 from tests.moto import FAKE_CREDENTIALS, MotoServer, moto_server
 
 
@@ -48,6 +51,55 @@ def packaged(source_clip: Path, tmp_path_factory: pytest.TempPathFactory) -> Pac
             source=source_clip, output=out, ladder="compact", segment_duration=SEGMENT_SECONDS
         )
     )
+
+
+@dataclass(frozen=True)
+class LocalizedInputs:
+    """A small localized title: a source with English and Spanish audio and Japanese text
+    streams, a French dub, an English audio description, and side text files in every format
+    (Arabic SRT, Thai WebVTT in UTF-16, Hebrew TTML, English forced WebVTT, English ASS
+    captions)."""
+
+    source: Path
+    options: dict[str, tuple[str, ...]]  # the side-file options, as `cdnpack package` takes
+
+    def args(self) -> list[str]:
+        return [a for option, values in self.options.items() for v in values for a in (option, v)]
+
+
+#: Tones of the localized source's languages (Hz): a test can tell which language plays.
+TONES = {"en": 440, "es": 660, "fr": 880, "en-description": 550}
+
+
+@pytest.fixture(scope="session")
+def localized_inputs(clips: Path) -> LocalizedInputs:
+    d = clips / "localized"
+    d.mkdir()
+    japanese = write_subtitles(d / "embedded-ja.srt", "ja", "srt")
+    source = make_clip(d / "source.mp4", ClipSpec(
+        duration=SOURCE_SPEC.duration, width=320, height=180, frame_rate="25", language="eng",
+        tone=TONES["en"], more_audio=(("spa", TONES["es"]),), subtitles=(("jpn", japanese),)))
+    dub = make_dub(d / "fr.mp4", SOURCE_SPEC.duration + 0.3, TONES["fr"])
+    description = make_dub(d / "en-ad.mp4", SOURCE_SPEC.duration, TONES["en-description"])
+    return LocalizedInputs(source, {
+        "--audio": (f"fr={dub}",),
+        "--described-audio": (f"en={description}",),
+        "--subtitles": (f"ar={write_subtitles(d / 'ar.srt', 'ar', 'srt')}",
+                        f"th={write_subtitles(d / 'th.vtt', 'th', 'vtt', 'utf-16')}",
+                        f"he={write_subtitles(d / 'he.ttml', 'he', 'ttml')}"),
+        "--forced-subtitles": (f"en={write_subtitles(d / 'en-forced.vtt', 'en', 'vtt')}",),
+        "--captions": (f"en={write_subtitles(d / 'en-sdh.ass', 'en', 'ass')}",),
+    })
+
+
+@pytest.fixture(scope="session")
+def localized(localized_inputs: LocalizedInputs,
+              tmp_path_factory: pytest.TempPathFactory) -> PackageResult:
+    """The localized title packaged in the clear, English the default language."""
+    out = tmp_path_factory.mktemp("localized") / "out"
+    title = resolve_title(None, localized_inputs.options, default_language="en")
+    return package(PackageRequest(source=localized_inputs.source, output=out, ladder="compact",
+                                  segment_duration=SEGMENT_SECONDS, title=title))
 
 
 def ffprobe_json(path: Path, *args: str) -> dict[str, Any]:

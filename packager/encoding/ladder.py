@@ -9,10 +9,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from packager.errors import InputError
-from packager.files import read_text
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from packager.encoding.media import MediaInfo
+    from packager.title.tracks import TitleTrack
+    from packager.yamlfile import LineMapping, Reader
 
 
 @dataclass(frozen=True)
@@ -39,8 +42,8 @@ class Rendition:
     """One encoded output track; its id is its directory name in the release."""
 
     id: str
-    kind: str  # "video" or "audio"
-    codec: str  # "h264" or "aac" (or the source codec in --copy mode)
+    kind: str  # "video", "audio" or "text"
+    codec: str  # "h264", "aac" or "wvtt" (or the source codec in --copy mode)
     bitrate: int
     width: int = 0
     height: int = 0
@@ -51,6 +54,17 @@ class Rendition:
     channels: int = 0
     sample_rate: int = 0
     language: str = "und"
+    #: Audio and text: the title's role (packager/title/model.py), DEFAULT selection and the
+    #: menu name; the file (None: the source) and stream index the track is read from.
+    role: str = ""
+    default: bool = False
+    name: str = ""
+    source: Path | None = None
+    stream: int = -1
+
+    @property
+    def forced(self) -> bool:
+        return self.role == "forced-subtitle"
 
 
 # Bitrates follow the shape of Apple's HLS authoring ladder (16:9, H.264), trimmed to six rungs.
@@ -107,62 +121,62 @@ def load_ladder(choice: str) -> LadderSpec:
 
 
 def parse_ladder_file(path: Path) -> LadderSpec:
-    import yaml  # noqa: PLC0415 (only ladder files need it; the CLI starts without it)
-    text = read_text(path, "ladder file")
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
-    if not isinstance(doc, dict):
-        raise InputError(f"{path}: a ladder file is a mapping with 'video' and 'audio'")
-    video = _mapping(doc.get("video", {}), path, "video")
-    audio = _mapping(doc.get("audio", {}), path, "audio")
-    preset = str(video.get("preset", "veryfast"))
-    if preset not in X264_PRESETS:
-        raise InputError(f"{path}: video.preset {preset!r} is not an x264 preset")
-    rungs_doc = video.get("rungs")
-    if not isinstance(rungs_doc, list) or not rungs_doc:
-        raise InputError(f"{path}: video.rungs must be a non-empty list")
+    """A YAML ladder file; every mistake is an InputError naming file:line: field."""
+    # Only ladder files need YAML: the CLI (which imports PRESETS) starts without it.
+    from packager.yamlfile import Reader, load_yaml  # noqa: PLC0415
+    doc = load_yaml(path, "ladder file")
+    r = Reader(path)
+    r.unknown(doc, "", {"name", "video", "audio"})
+    video = r.mapping(doc, "video", "video")
+    audio = r.mapping(doc, "audio", "audio", required=False)
+    r.unknown(video, "video", {"preset", "rungs"})
+    r.unknown(audio, "audio", {"bitrate", "channels", "sample_rate"})
+    preset = r.choice(video, "preset", "video", X264_PRESETS, "veryfast")
     rungs = []
-    for i, item in enumerate(rungs_doc):
+    for i, rung in enumerate(r.items(video, "rungs", "video.rungs")):
         field = f"video.rungs[{i}]"
-        rung = _mapping(item, path, field)
-        height = rung.get("height")
-        if not isinstance(height, int) or not 64 <= height <= 4320:
-            raise InputError(f"{path}: {field}.height must be an integer from 64 to 4320")
-        profile = str(rung.get("profile", "high" if height >= 720 else "main"))
-        if profile not in H264_PROFILES:
-            raise InputError(f"{path}: {field}.profile must be one of {', '.join(H264_PROFILES)}")
-        rungs.append(VideoRung(height, parse_bitrate(rung.get("bitrate"), path, field), profile))
+        height = int(r.number(rung, "height", field, None, 64, 4320, integer=True))
+        profile = r.choice(rung, "profile", field, H264_PROFILES,
+                           "high" if height >= 720 else "main")
+        rungs.append(VideoRung(height, _bitrate(r, rung, field, None), profile))
     heights = [r.height for r in rungs]
     if len(set(heights)) != len(heights):
-        raise InputError(f"{path}: video.rungs has two rungs of the same height")
+        raise r.fail(video, "rungs", "video.rungs", "two rungs of the same height")
     return LadderSpec(
         name=str(doc.get("name", path.stem)),
         x264_preset=preset,
         rungs=tuple(sorted(rungs, key=lambda r: -r.height)),
-        audio_bitrate=parse_bitrate(audio.get("bitrate", "128k"), path, "audio"),
-        audio_channels=_int_in(audio.get("channels", 2), 1, 8, path, "audio.channels"),
-        audio_sample_rate=_int_in(
-            audio.get("sample_rate", 48000), 8000, 96000, path, "audio.sample_rate"
-        ),
+        audio_bitrate=_bitrate(r, audio, "audio", "128k"),
+        audio_channels=int(r.number(audio, "channels", "audio", 2, 1, 8, integer=True)),
+        audio_sample_rate=int(
+            r.number(audio, "sample_rate", "audio", 48000, 8000, 96000, integer=True)),
     )
 
 
-def parse_bitrate(value: Any, path: Path, field: str) -> int:
-    """'3000k', '3M', or bits per second as an integer."""
+def _bitrate(r: Reader, m: LineMapping, name: str, default: str | None) -> int:
+    try:
+        return parse_bitrate(m.get("bitrate", default))
+    except ValueError as exc:
+        raise r.fail(m, "bitrate", f"{name}.bitrate", str(exc)) from None
+
+
+def parse_bitrate(value: Any) -> int:
+    """'3000k', '3M', or bits per second as an integer; ValueError says what is wrong."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*", str(value))
     if not match:
-        raise InputError(f"{path}: {field}.bitrate {value!r} is not a bitrate like 3000k or 3M")
+        raise ValueError(f"{value!r} is not a bitrate like 3000k or 3M")
     scale = {"": 1, "k": 1000, "m": 1_000_000}[match.group(2).lower()]
     bits = int(float(match.group(1)) * scale)
     if not 16_000 <= bits <= 200_000_000:
-        raise InputError(f"{path}: {field}.bitrate {value!r} is outside 16k..200M")
+        raise ValueError(f"{value!r} is outside 16k..200M")
     return bits
 
 
-def plan_renditions(spec: LadderSpec, media: MediaInfo) -> list[Rendition]:
-    """The renditions to encode: never upscale, keep the display aspect, even dimensions.
+def plan_renditions(
+    spec: LadderSpec, media: MediaInfo, audio: Sequence[TitleTrack] | None = None
+) -> list[Rendition]:
+    """The renditions to encode: never upscale, keep the display aspect, even dimensions;
+    one audio rendition per audio track of the title (default: the source's own streams).
 
     A source smaller than every rung still gets one rendition at its own size, with the
     bitrate of the smallest rung scaled by pixel count.
@@ -194,21 +208,39 @@ def plan_renditions(spec: LadderSpec, media: MediaInfo) -> list[Rendition]:
                     bufsize=rung.bitrate * BUFSIZE_SECONDS,
                 )
             )
-    if media.audio is not None:
-        a = media.audio
-        channels = min(spec.audio_channels, a.channels or spec.audio_channels)
+    for track in audio if audio is not None else audio_tracks(media):
+        stream = track.audio
+        assert stream is not None
+        channels = min(spec.audio_channels, stream.channels or spec.audio_channels)
         renditions.append(
-            Rendition(
-                id=f"audio_aac_{spec.audio_bitrate // 1000}k",
-                kind="audio",
+            track_rendition(
+                track,
+                id=f"{track.id}_aac_{spec.audio_bitrate // 1000}k",
                 codec="aac",
                 bitrate=spec.audio_bitrate,
                 channels=channels,
                 sample_rate=spec.audio_sample_rate,
-                language=a.language,
             )
         )
     return renditions
+
+
+def audio_tracks(media: MediaInfo) -> list[TitleTrack]:
+    """The audio tracks of a source packaged with no title options."""
+    from packager.title.model import Title  # noqa: PLC0415
+    from packager.title.tracks import plan_tracks  # noqa: PLC0415
+    return [t for t in plan_tracks(Title(), media) if t.kind == "audio"]
+
+
+def track_rendition(track: TitleTrack, **encoding: Any) -> Rendition:
+    """An audio or text track's rendition: its encoding, and the title's language, role,
+    default and name, and the file and stream it is read from."""
+    stream = track.audio.index if track.audio is not None else (
+        track.subtitle.index if track.subtitle is not None else -1)
+    return Rendition(
+        kind=track.kind, language=track.language, role=track.role, default=track.default,
+        name=track.name, source=track.file if track.side else None, stream=stream, **encoding,
+    )
 
 
 def _even_floor(value: int) -> int:
@@ -217,15 +249,3 @@ def _even_floor(value: int) -> int:
 
 def _even_round(value: Fraction) -> int:
     return max(2, round(value / 2) * 2)
-
-
-def _mapping(value: Any, path: Path, field: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise InputError(f"{path}: {field} must be a mapping")
-    return value
-
-
-def _int_in(value: Any, low: int, high: int, path: Path, field: str) -> int:
-    if not isinstance(value, int) or not low <= value <= high:
-        raise InputError(f"{path}: {field} must be an integer from {low} to {high}")
-    return value

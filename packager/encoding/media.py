@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from packager.errors import InputError
+from packager.title.languages import container_language
 from packager.tools import find_tool, run_tool
 
 
@@ -40,7 +41,25 @@ class AudioStream:
     profile: str
     channels: int
     sample_rate: int
+    language: str  # normalised BCP 47 ('und' when the container says nothing usable)
+    #: Container dispositions (ffprobe): an audio description for the blind, a commentary.
+    visual_impaired: bool = False
+    comment: bool = False
+
+
+@dataclass(frozen=True)
+class SubtitleStream:
+    """A text subtitle stream of the source (bitmap subtitles are not carried)."""
+
+    index: int
+    codec: str  # mov_text, subrip, webvtt, ass, ssa, text
     language: str
+    forced: bool = False
+    hearing_impaired: bool = False
+
+
+#: Subtitle codecs that are text (ffmpeg converts them to WebVTT); DVD/PGS bitmaps are not.
+TEXT_SUBTITLE_CODECS = frozenset({"mov_text", "subrip", "srt", "webvtt", "ass", "ssa", "text"})
 
 
 @dataclass(frozen=True)
@@ -50,7 +69,10 @@ class MediaInfo:
     duration: float
     size: int
     video: VideoStream | None
-    audio: AudioStream | None
+    #: Every audio stream, in stream order (the first is the source's own language).
+    audio: tuple[AudioStream, ...] = ()
+    #: Every text subtitle stream, in stream order.
+    subtitles: tuple[SubtitleStream, ...] = ()
 
 
 #: ABR players and TVs top out at 60 fps.
@@ -85,8 +107,12 @@ def probe(path: Path) -> MediaInfo:
     streams: list[dict[str, Any]] = data.get("streams", [])
     fmt: dict[str, Any] = data.get("format", {})
     video = next((_video(s) for s in streams if _is_video(s)), None)
-    audio = next((_audio(s) for s in streams if s.get("codec_type") == "audio"), None)
-    if video is None and audio is None:
+    audio = tuple(_audio(s) for s in streams if s.get("codec_type") == "audio")
+    subtitles = tuple(
+        _subtitle(s) for s in streams
+        if s.get("codec_type") == "subtitle" and s.get("codec_name") in TEXT_SUBTITLE_CODECS
+    )
+    if video is None and not audio:
         raise InputError(f"{path}: has no audio or video stream")
     duration = _float(fmt.get("duration"))
     if duration <= 0:
@@ -98,6 +124,7 @@ def probe(path: Path) -> MediaInfo:
         size=size,
         video=video,
         audio=audio,
+        subtitles=subtitles,
     )
 
 
@@ -147,13 +174,27 @@ def _video(s: dict[str, Any]) -> VideoStream:
 
 
 def _audio(s: dict[str, Any]) -> AudioStream:
+    disposition = s.get("disposition", {})
     return AudioStream(
         index=int(s["index"]),
         codec=str(s.get("codec_name", "")),
         profile=str(s.get("profile", "")),
         channels=int(s.get("channels") or 0),
         sample_rate=int(s.get("sample_rate") or 0),
-        language=str(s.get("tags", {}).get("language", "und")),
+        language=container_language(str(s.get("tags", {}).get("language", ""))),
+        visual_impaired=bool(disposition.get("visual_impaired")),
+        comment=bool(disposition.get("comment")),
+    )
+
+
+def _subtitle(s: dict[str, Any]) -> SubtitleStream:
+    disposition = s.get("disposition", {})
+    return SubtitleStream(
+        index=int(s["index"]),
+        codec=str(s.get("codec_name", "")),
+        language=container_language(str(s.get("tags", {}).get("language", ""))),
+        forced=bool(disposition.get("forced")),
+        hearing_impaired=bool(disposition.get("hearing_impaired")),
     )
 
 

@@ -64,7 +64,8 @@ def build_ladder_command(
     Key frames are forced at the segment plan's starts (packager/encoding/segments.py), planned
     from the source's duration when not given. `thumbnails`: one more branch of the same decode
     draws the tile sheets (encoding/thumbnails.py), so they cost no second decode."""
-    source = ffmpeg.input(str(media.path))
+    inputs = Inputs(media)
+    source = inputs.source
     outputs: list[Any] = []
     tracks: list[EncodedTrack] = []
     videos = [r for r in renditions if r.kind == "video"]
@@ -114,25 +115,24 @@ def build_ladder_command(
             )
             tracks.append(EncodedTrack(rendition, path))
     for rendition in (r for r in renditions if r.kind == "audio"):
-        assert media.audio is not None
         path = workdir / f"{rendition.id}.mp4"
-        outputs.append(
-            ffmpeg.output(
-                source[str(media.audio.index)],
-                str(path),
-                **{
-                    "c:a": "aac",
-                    "b:a": rendition.bitrate,
-                    "ac": rendition.channels,
-                    "ar": rendition.sample_rate,
-                    "movflags": _AUDIO_MOVFLAGS,
-                    "map_metadata": -1,
-                    "map_chapters": -1,
-                    "f": "mp4",
-                },
-            )
-        )
+        options: dict[str, Any] = {
+            "c:a": "aac",
+            "b:a": rendition.bitrate,
+            "ac": rendition.channels,
+            "ar": rendition.sample_rate,
+            "movflags": _AUDIO_MOVFLAGS,
+            "map_metadata": -1,
+            "map_chapters": -1,
+            "f": "mp4",
+        }
+        if rendition.source is not None:
+            # A dub runs a little longer or shorter than the picture (checked: within one
+            # segment); it is cut at the video's end so that its last segment is the video's.
+            options["t"] = f"{media.duration:.6f}"
+        outputs.append(ffmpeg.output(inputs.stream(rendition), str(path), **options))
         tracks.append(EncodedTrack(rendition, path))
+    text_outputs(inputs, renditions, workdir, outputs, tracks)
     return _finish(ffmpeg.merge_outputs(*outputs)), tracks
 
 
@@ -161,20 +161,21 @@ def build_copy_command(
     media: MediaInfo, renditions: list[Rendition], workdir: Path
 ) -> tuple[list[str], list[EncodedTrack]]:
     """Re-package already-encoded streams: one fragmented MP4 per stream, no decoding."""
-    source = ffmpeg.input(str(media.path))
+    inputs = Inputs(media)
     outputs: list[Any] = []
     tracks: list[EncodedTrack] = []
     for rendition in renditions:
         path = workdir / f"{rendition.id}.mp4"
         if rendition.kind == "video":
             assert media.video is not None
-            stream, movflags = source[str(media.video.index)], _VIDEO_MOVFLAGS
+            stream, movflags = inputs.source[str(media.video.index)], _VIDEO_MOVFLAGS
             # hvc1: parameter sets in the sample entry only, as Apple's HLS spec requires.
             extra = {"tag:v": "hvc1"} if rendition.codec == "hevc" else {}
             extra["video_track_timescale"] = str(VIDEO_TIMESCALE)
+        elif rendition.kind == "audio":
+            stream, movflags, extra = inputs.stream(rendition), _AUDIO_MOVFLAGS, {}
         else:
-            assert media.audio is not None
-            stream, movflags, extra = source[str(media.audio.index)], _AUDIO_MOVFLAGS, {}
+            continue
         outputs.append(
             ffmpeg.output(
                 stream, str(path), c="copy", movflags=movflags, map_metadata=-1,
@@ -182,9 +183,47 @@ def build_copy_command(
             )
         )
         tracks.append(EncodedTrack(rendition, path))
+    text_outputs(inputs, renditions, workdir, outputs, tracks)
     return _finish(ffmpeg.merge_outputs(*outputs)), tracks
 
 
+def build_text_command(
+    media: MediaInfo, renditions: list[Rendition], workdir: Path
+) -> tuple[list[str], list[EncodedTrack]] | None:
+    """The source's text streams as WebVTT, when nothing else runs ffmpeg (a --copy our
+    demuxer reads); None when the source has no text stream to convert."""
+    outputs: list[Any] = []
+    tracks: list[EncodedTrack] = []
+    text_outputs(Inputs(media), renditions, workdir, outputs, tracks)
+    return (_finish(ffmpeg.merge_outputs(*outputs)), tracks) if outputs else None
+
+
+class Inputs:
+    """ffmpeg's inputs: the source first, then each side file a rendition is read from."""
+
+    def __init__(self, media: MediaInfo) -> None:
+        self.source: Any = ffmpeg.input(str(media.path))
+        self._side: dict[Path, Any] = {}
+
+    def stream(self, rendition: Rendition) -> Any:
+        if rendition.source is None:
+            return self.source[str(rendition.stream)]
+        if rendition.source not in self._side:
+            self._side[rendition.source] = ffmpeg.input(str(rendition.source))
+        return self._side[rendition.source][str(rendition.stream)]
+
+
+def text_outputs(inputs: Inputs, renditions: list[Rendition], workdir: Path,
+                 outputs: list[Any], tracks: list[EncodedTrack]) -> None:
+    """The source's own text streams (mov_text, subrip, webvtt, ass) converted to WebVTT by
+    ffmpeg's webvtt encoder in the same process, for packager/text to read like a side file."""
+    for rendition in renditions:
+        if rendition.kind != "text" or rendition.source is not None or rendition.stream < 0:
+            continue
+        path = workdir / f"{rendition.id}.vtt"
+        outputs.append(ffmpeg.output(inputs.stream(rendition), str(path),
+                                     **{"c:s": "webvtt", "f": "webvtt"}))
+        tracks.append(EncodedTrack(rendition, path))
 def draw_thumbnails(media: MediaInfo, plan: ThumbnailPlan, workdir: Path) -> None:
     """`--copy` has no decode to branch the thumbnails from, and decoding the whole video for
     one picture in every INTERVAL seconds would cost more than the copy itself. Instead each

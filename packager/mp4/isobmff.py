@@ -93,7 +93,7 @@ class TrackInfo:
     """What manifests need to know about a track, read from its init segment."""
 
     track_id: int
-    handler: str  # "vide" or "soun"
+    handler: str  # "vide", "soun" or "text"
     timescale: int
     sample_entry: str  # avc1, hvc1, mp4a, ...
     codec: str  # RFC 6381 string, e.g. avc1.64001f, mp4a.40.2
@@ -190,8 +190,10 @@ def parse_track_info(moov: bytes) -> TrackInfo:
         (rate_fixed,) = struct.unpack_from(">I", moov, entry.body + 24)
         sample_rate = rate_fixed >> 16
         children = entry.body + 28
+    elif handler in ("text", "subt"):
+        children = entry.body + 8  # a plain SampleEntry: reserved, data_reference_index
     else:
-        raise BitstreamError(f"track handler {handler!r} is neither video nor audio")
+        raise BitstreamError(f"track handler {handler!r} is not video, audio or text")
     configs = {box.type: moov[box.body : box.end] for box in iter_boxes(moov, children, entry.end)}
     return TrackInfo(
         track_id=track_id,
@@ -218,7 +220,7 @@ def codec_string(fourcc: str, configs: dict[bytes, bytes]) -> str:
         return _mp4a_codec(_config(configs, b"esds", fourcc))
     if fourcc == "Opus":
         return "opus"
-    if fourcc in ("ac-3", "ec-3"):
+    if fourcc in ("ac-3", "ec-3", "wvtt"):
         return fourcc
     raise BitstreamError(f"no codec string known for sample entry {fourcc!r}")
 

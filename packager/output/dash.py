@@ -17,6 +17,8 @@ MPD_NS = "urn:mpeg:dash:schema:mpd:2011"
 #: isoff-live: SegmentTemplate addressing, which every DASH player supports for on-demand too.
 PROFILE = "urn:mpeg:dash:profile:isoff-live:2011"
 AUDIO_CHANNELS_SCHEME = "urn:mpeg:dash:23003:3:audio_channel_configuration:2011"
+ROLE_SCHEME = "urn:mpeg:dash:role:2011"
+AUDIO_PURPOSE_SCHEME = "urn:tva:metadata:cs:AudioPurposeCS:2007"
 
 
 def iso_duration(seconds: float) -> str:
@@ -26,8 +28,9 @@ def iso_duration(seconds: float) -> str:
 def mpd(
     tracks: list[CmafTrack], segment_duration: float, images: Sequence[ThumbnailTrack] = ()
 ) -> str:
-    """A static MPD: one video AdaptationSet, one audio AdaptationSet, explicit timelines, and
-    an image AdaptationSet for each set of thumbnail sheets (output/thumbnails.py).
+    """A static MPD: one video AdaptationSet, one per audio and per text language and role,
+    explicit timelines, and an image AdaptationSet for each set of thumbnail sheets
+    (output/thumbnails.py).
 
     @bandwidth is the peak segment bitrate: with minBufferTime equal to one segment, a client
     receiving at @bandwidth then never stalls (ISO/IEC 23009-1 §5.3.5.2).
@@ -76,21 +79,10 @@ def mpd(
             rep.set("frameRate", _rate(track.rendition.frame_rate))
             rep.set("sar", "1:1")
             _template(rep, track)
+    if any(a.rendition.default for a in audios):  # the default language's set first
+        audios.sort(key=lambda a: not a.rendition.default)
     for i, track in enumerate(audios, start=1):
-        attrs = {
-            "id": str(i),
-            "contentType": "audio",
-            "mimeType": "audio/mp4",
-            "segmentAlignment": "true",
-            "startWithSAP": "1",
-        }
-        if track.rendition.language != "und":
-            attrs["lang"] = track.rendition.language
-        adaptation = ET.SubElement(period, "AdaptationSet", attrs)
-        content_protection(adaptation, track.protection)
-        ET.SubElement(
-            adaptation, "Role", {"schemeIdUri": "urn:mpeg:dash:role:2011", "value": "main"}
-        )
+        adaptation = _language_set(period, i, "audio", "audio/mp4", track)
         rep = _representation(adaptation, track)
         rep.set("audioSamplingRate", str(track.info.sample_rate))
         ET.SubElement(
@@ -99,10 +91,35 @@ def mpd(
             {"schemeIdUri": AUDIO_CHANNELS_SCHEME, "value": str(track.info.channels)},
         )
         _template(rep, track)
+    texts = [t for t in tracks if t.info.handler == "text"]
+    for i, track in enumerate(texts, start=len(audios) + 1):
+        # CMAF text (ISO/IEC 23000-19 §11.3): WebVTT in fMP4, on the video's timeline.
+        _template(_representation(_language_set(period, i, "text", "application/mp4", track),
+                                  track), track)
     for image in images:
         image_adaptation_set(period, image, duration)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _language_set(period: ET.Element, number: int, content: str, mime: str,
+                  track: CmafTrack) -> ET.Element:
+    """An AdaptationSet for one language and role (DASH-IF IOP §3.9): `lang`, its protection,
+    Role (urn:mpeg:dash:role:2011: main, dub, alternate, description; subtitle,
+    forced-subtitle, caption), and for an audio description the Accessibility descriptor
+    players look for (TV-Anytime AudioPurposeCS 1, "for the visually impaired")."""
+    attrs = {"id": str(number), "contentType": content, "mimeType": mime,
+             "segmentAlignment": "true", "startWithSAP": "1"}
+    if track.rendition.language != "und":
+        attrs["lang"] = track.rendition.language
+    adaptation = ET.SubElement(period, "AdaptationSet", attrs)
+    content_protection(adaptation, track.protection)
+    if track.rendition.role == "description":
+        ET.SubElement(adaptation, "Accessibility", {"schemeIdUri": AUDIO_PURPOSE_SCHEME,
+                                                    "value": "1"})
+    role = track.rendition.role or ("main" if content == "audio" else "subtitle")
+    ET.SubElement(adaptation, "Role", {"schemeIdUri": ROLE_SCHEME, "value": role})
+    return adaptation
 
 
 def _representation(adaptation: ET.Element, track: CmafTrack) -> ET.Element:

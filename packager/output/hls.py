@@ -13,6 +13,12 @@ from packager.output.segmenter import INIT_NAME, CmafTrack
 MEDIA_PLAYLIST = "playlist.m3u8"
 MULTIVARIANT_PLAYLIST = "master.m3u8"
 AUDIO_GROUP = "audio"
+SUBTITLES_GROUP = "subs"
+#: CHARACTERISTICS (RFC 8216 §4.3.4.1) of audio description and of SDH / closed captions,
+#: Apple's media characteristic tags (AVMediaCharacteristic).
+DESCRIBES_VIDEO = "public.accessibility.describes-video"
+CAPTION_CHARACTERISTICS = ("public.accessibility.transcribes-spoken-dialog,"
+                           "public.accessibility.describes-music-and-sound")
 #: RFC 8216 §7: EXT-X-MAP in a playlist that is not I-frames-only needs version 6.
 VERSION = 6
 #: Apple's authoring guidance: the first variant listed is the one playback starts on; about
@@ -33,6 +39,8 @@ def target_duration(durations: list[float]) -> int:
 
 
 def media_playlist(track: CmafTrack) -> Playlist:
+    """A track's media playlist; a text track's lists its WebVTT segments (no EXT-X-MAP:
+    WebVTT segments are whole documents, RFC 8216 §3.5)."""
     durations = track.segment_seconds()
     lines = [
         "#EXTM3U",
@@ -41,12 +49,13 @@ def media_playlist(track: CmafTrack) -> Playlist:
         "#EXT-X-MEDIA-SEQUENCE:1",
         "#EXT-X-PLAYLIST-TYPE:VOD",
         "#EXT-X-INDEPENDENT-SEGMENTS",
-        f'#EXT-X-MAP:URI="{INIT_NAME}"',
     ]
+    if not track.webvtt:
+        lines.append(f'#EXT-X-MAP:URI="{INIT_NAME}"')
     if track.protection is not None:
         # After EXT-X-MAP: the init segment itself is clear (RFC 8216 §4.3.2.4).
         lines += [f"#EXT-X-KEY:{a}" for a in track_key_attributes(track.protection)]
-    for segment, seconds in zip(track.segments, durations, strict=True):
+    for segment, seconds in zip(track.webvtt or track.segments, durations, strict=True):
         lines.append(f"#EXTINF:{seconds:.5f},")
         lines.append(segment.name)
     lines.append("#EXT-X-ENDLIST")
@@ -62,6 +71,8 @@ def multivariant_playlist(tracks: list[CmafTrack], extra_streams: Sequence[str] 
     """
     videos = [t for t in tracks if t.info.handler == "vide"]
     audios = [t for t in tracks if t.info.handler == "soun"]
+    if any(a.rendition.default for a in audios):  # the DEFAULT one first: players start there
+        audios.sort(key=lambda a: not a.rendition.default)
     lines = ["#EXTM3U", f"#EXT-X-VERSION:{VERSION}", "#EXT-X-INDEPENDENT-SEGMENTS"]
     # EXT-X-SESSION-KEY (§4.3.4.5): lets a player start the key request before any media
     # playlist; one per distinct key and method, never METHOD=NONE.
@@ -73,22 +84,9 @@ def multivariant_playlist(tracks: list[CmafTrack], extra_streams: Sequence[str] 
     audio_peak = max((measure(a).peak for a in audios), default=0)
     audio_average = max((measure(a).average for a in audios), default=0)
     if videos and audios:
-        for i, audio in enumerate(audios):
-            language = audio.rendition.language
-            attrs = [
-                "TYPE=AUDIO",
-                f'GROUP-ID="{AUDIO_GROUP}"',
-                f'NAME="{_audio_name(language, audio.info.channels)}"',
-            ]
-            if language != "und":
-                attrs.append(f'LANGUAGE="{language}"')
-            attrs += [
-                f"DEFAULT={'YES' if i == 0 else 'NO'}",
-                "AUTOSELECT=YES",
-                f'CHANNELS="{audio.info.channels}"',
-                f'URI="{audio.directory}/{MEDIA_PLAYLIST}"',
-            ]
-            lines.append("#EXT-X-MEDIA:" + ",".join(attrs))
+        lines += [media_line(a, "AUDIO", AUDIO_GROUP, i == 0) for i, a in enumerate(audios)]
+    texts = [t for t in tracks if t.webvtt]
+    lines += [media_line(t, "SUBTITLES", SUBTITLES_GROUP, False) for t in texts]
     variants: list[tuple[int, str]] = []
     audio_codecs = sorted({a.info.codec for a in audios})
     for video in videos:
@@ -102,6 +100,8 @@ def multivariant_playlist(tracks: list[CmafTrack], extra_streams: Sequence[str] 
         ]
         if audios:
             attrs.append(f'AUDIO="{AUDIO_GROUP}"')
+        if texts:
+            attrs.append(f'SUBTITLES="{SUBTITLES_GROUP}"')
         attrs.append("CLOSED-CAPTIONS=NONE")
         entry = "#EXT-X-STREAM-INF:" + ",".join(attrs) + f"\n{video.directory}/{MEDIA_PLAYLIST}"
         variants.append((rates.peak + audio_peak, entry))
@@ -121,6 +121,30 @@ def multivariant_playlist(tracks: list[CmafTrack], extra_streams: Sequence[str] 
     lines += [entry for _, entry in variants]
     lines += extra_streams
     return Playlist(MULTIVARIANT_PLAYLIST, "\n".join(lines) + "\n")
+
+
+def media_line(track: CmafTrack, kind: str, group: str, first: bool) -> str:
+    """EXT-X-MEDIA of an audio or subtitles rendition (RFC 8216 §4.3.4.1): NAME the language's
+    own name, LANGUAGE its BCP 47 tag, DEFAULT from the title (an untitled release: the first
+    audio), AUTOSELECT=YES (a player may pick it by the viewer's language; §4.3.4.1.1 requires
+    it with DEFAULT and FORCED), FORCED for forced narratives, CHARACTERISTICS for audio
+    description and captions, CHANNELS for audio."""
+    r = track.rendition
+    default = r.default or (first and not r.role)
+    attrs = [f"TYPE={kind}", f'GROUP-ID="{group}"',
+             f'NAME="{r.name or _audio_name(r.language, track.info.channels)}"']
+    if r.language != "und":
+        attrs.append(f'LANGUAGE="{r.language}"')
+    attrs += [f"DEFAULT={'YES' if default else 'NO'}", "AUTOSELECT=YES"]
+    if r.forced:
+        attrs.append("FORCED=YES")
+    characteristics = {"description": DESCRIBES_VIDEO, "caption": CAPTION_CHARACTERISTICS}
+    if r.role in characteristics:
+        attrs.append(f'CHARACTERISTICS="{characteristics[r.role]}"')
+    if kind == "AUDIO":
+        attrs.append(f'CHANNELS="{track.info.channels}"')
+    attrs.append(f'URI="{track.directory}/{MEDIA_PLAYLIST}"')
+    return "#EXT-X-MEDIA:" + ",".join(attrs)
 
 
 def _audio_name(language: str, channels: int) -> str:

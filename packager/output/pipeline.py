@@ -9,12 +9,18 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
 from packager.drm import pssh as drm
-from packager.encoding.ladder import LadderSpec, Rendition, load_ladder, plan_renditions
+from packager.encoding.ladder import (
+    LadderSpec,
+    Rendition,
+    load_ladder,
+    plan_renditions,
+    track_rendition,
+)
 from packager.encoding.media import MediaInfo, probe
 from packager.encoding.segments import segment_starts
 from packager.encoding.thumbnails import (
@@ -28,6 +34,7 @@ from packager.encoding.transcode import (
     EncodedTrack,
     build_copy_command,
     build_ladder_command,
+    build_text_command,
     draw_thumbnails,
     run_ffmpeg,
 )
@@ -55,7 +62,13 @@ from packager.output.segmenter import (
     work_estimate,
 )
 from packager.output.steering import SteeringSpec, steer_files
+from packager.output.text_track import within, write_text_track
 from packager.output.trickplay_release import write_trick_play
+from packager.text.cues import TextTrack
+from packager.text.read import read_text_file
+from packager.title.localize import localize, text_renditions
+from packager.title.model import Title
+from packager.title.tracks import TitleTrack
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +90,8 @@ class PackageRequest:
     #: --copy reads an MP4/MOV source's sample tables itself (packager/mp4/demux.py); False
     #: forces the ffmpeg remux it otherwise falls back to (for comparisons and diagnosis).
     demux: bool = True
+    #: Languages beyond the source's own streams: dubs, descriptions, subtitles, captions.
+    title: Title = field(default_factory=Title)
     #: --thumbnails: JPEG tile sheets (encoding/thumbnails.py); None draws none.
     thumbnails: ThumbnailSpec | None = None
     #: --steering: the multivariant playlist and MPD name every CDN pathway and the steering
@@ -104,7 +119,14 @@ def package(request: PackageRequest, progress: ProgressSink | None = None) -> Pa
         request = replace(request, encryption=with_release_iv(request.encryption))
     media = probe(request.source)
     spec = load_ladder(request.ladder)
-    renditions = copy_renditions(media) if request.copy else plan_renditions(spec, media)
+    # Every side file is read (text) or probed (audio) before anything is written: a bad one
+    # is refused while there is nothing to undo.
+    localized = localize(request.title, media, request.segment_duration)
+    audio = [t for t in localized.tracks if t.kind == "audio"]
+    renditions = (copy_renditions(media, audio) if request.copy
+                  else plan_renditions(spec, media, audio))
+    renditions += text_renditions(localized.tracks)
+    renditions = _ts_renditions(request, renditions)
     output = request.output.absolute()
     output.parent.mkdir(parents=True, exist_ok=True)
     build = Path(tempfile.mkdtemp(prefix=f".{output.name}.build-", dir=output.parent))
@@ -114,7 +136,8 @@ def package(request: PackageRequest, progress: ProgressSink | None = None) -> Pa
         if request.encryption is not None and request.encryption.scheme == AES_128:
             release = _package_ts(request, media, spec, renditions, build, work, progress)
         else:
-            tracks = _encode_and_segment(request, media, spec, renditions, build, work, progress)
+            tracks = _encode_and_segment(request, media, spec, renditions, build, work,
+                                         progress, localized.texts)
             images = _thumbnails(request, media, work, build)
             release = _write_manifests(request, media, tracks, build, images)
         _move_into_place(build, output, request.force)
@@ -140,7 +163,7 @@ def _check_request(request: PackageRequest) -> None:
         raise InputError("--encrypt aes-128 makes MPEG-TS for HLS only: add --format hls")
 
 
-def copy_renditions(media: MediaInfo) -> list[Rendition]:
+def copy_renditions(media: MediaInfo, audio: list[TitleTrack]) -> list[Rendition]:
     """--copy keeps the source's encoding: one rendition per stream, if players can take it."""
     renditions = []
     if media.video is not None:
@@ -161,22 +184,33 @@ def copy_renditions(media: MediaInfo) -> list[Rendition]:
                 profile=v.profile.lower(),
             )
         )
-    if media.audio is not None:
-        a = media.audio
+    for track in audio:
+        a = track.audio
+        assert a is not None
         if a.codec not in COPY_AUDIO_CODECS:
-            raise InputError(f"--copy needs AAC audio; {media.path} has {a.codec or 'unknown'}")
-        renditions.append(
-            Rendition(
-                id="audio_aac",
-                kind="audio",
-                codec="aac",
-                bitrate=0,
-                channels=a.channels,
-                sample_rate=a.sample_rate,
-                language=a.language,
-            )
-        )
+            raise InputError(f"--copy needs AAC audio; {track.file} has {a.codec or 'unknown'}")
+        renditions.append(track_rendition(track, id=f"{track.id}_aac", codec="aac", bitrate=0,
+                                          channels=a.channels, sample_rate=a.sample_rate))
     return renditions
+
+
+def _ts_renditions(request: PackageRequest, renditions: list[Rendition]) -> list[Rendition]:
+    """--encrypt aes-128 muxes one audio track into each MPEG-TS rendition: side files are
+    refused; of the source's own languages the default audio is kept, the rest left out with
+    a warning (as before localized releases, which packaged the first audio stream only)."""
+    if request.encryption is None or request.encryption.scheme != AES_128:
+        return renditions
+    if request.title.side_files:
+        raise InputError("--encrypt aes-128 makes MPEG-TS with one audio language and no "
+                         "text: package a localized title as CMAF (clear, cenc or cbcs)")
+    videos = [r for r in renditions if r.kind == "video"]
+    audio = [r for r in renditions if r.kind == "audio"]
+    kept = [*videos, next((r for r in audio if r.default), audio[0])] if audio else videos
+    left = [r.id for r in renditions if r not in kept]
+    if left:
+        log.warning("--encrypt aes-128 (MPEG-TS) carries one audio language and no text: "
+                    "leaving out %s", ", ".join(left))
+    return kept
 
 
 def _encode_and_segment(
@@ -187,9 +221,11 @@ def _encode_and_segment(
     build: Path,
     work: Path,
     progress: ProgressSink | None,
+    texts: dict[str, TextTrack],
 ) -> list[CmafTrack]:
     planned = None if request.copy else planned_starts(media, renditions, request)
-    sources = _track_sources(request, media, spec, renditions, work, progress, planned)
+    sources, extracted = _track_sources(request, media, spec, renditions, work, progress,
+                                        planned)
     # Every track is cut at the video's segment starts, so audio segments line up with video
     # segments to within one audio frame. A transcode forced its key frames at the planned
     # starts; a copy keeps the source's key frames, read from the first video's moof boxes (or
@@ -235,11 +271,29 @@ def _encode_and_segment(
                 if progress:
                     progress("segment", len(sources) * done / len(jobs), len(sources))
     tracks = [join_parts([p for p in track_parts if p is not None]) for track_parts in done_parts]
-    for (_, source), track in zip(sources, tracks, strict=True):
-        _check_complete(media, track)
+    for (rendition, source), track in zip(sources, tracks, strict=True):
+        if rendition.source is None:  # a dub's length was checked against the video's
+            _check_complete(media, track)
         if isinstance(source, Path):
             source.unlink()  # ffmpeg's intermediate file in the work directory
-    return tracks
+    return tracks + _text_tracks(request, renditions, tracks[0], build, texts, extracted)
+
+
+def _text_tracks(request: PackageRequest, renditions: list[Rendition], reference: CmafTrack,
+                 build: Path, texts: dict[str, TextTrack],
+                 extracted: dict[str, Path]) -> list[CmafTrack]:
+    """Every text track cut at the first track's (the video's) segment starts, to its end."""
+    scale = reference.info.timescale
+    starts = [0] + [round(s.presentation_start * 1000 / scale) for s in reference.segments[1:]]
+    last = reference.segments[-1]
+    end = round((last.presentation_start + last.duration) * 1000 / scale)
+    out = []
+    for rendition in (r for r in renditions if r.kind == "text"):
+        origin = rendition.source or extracted[rendition.id]
+        text = texts.get(rendition.id) or read_text_file(extracted[rendition.id])
+        out.append(write_text_track(rendition, within(text, end, origin), build, starts, end,
+                                    webvtt="hls" in request.formats))
+    return out
 
 
 #: Parts per core a demuxed track's work is split into: enough for the cores to finish
@@ -265,24 +319,32 @@ def _track_sources(
     work: Path,
     progress: ProgressSink | None,
     planned: list[float] | None,
-) -> list[tuple[Rendition, Path | DemuxedSource]]:
-    """Where each rendition's samples come from: ffmpeg's fragmented output or, with --copy
-    from an MP4/MOV our demuxer takes, the source itself (no remux pass over the file)."""
+) -> tuple[list[tuple[Rendition, Path | DemuxedSource]], dict[str, Path]]:
+    """Where each audio and video rendition's samples come from: ffmpeg's fragmented output or,
+    with --copy from MP4/MOV files our demuxer takes, the files themselves (no remux pass);
+    and the WebVTT ffmpeg made of each text stream of the source (by rendition id)."""
     if request.copy and request.demux:
-        indexes = {
-            "video": media.video.index if media.video is not None else -1,
-            "audio": media.audio.index if media.audio is not None else -1,
-        }
-        handlers = {"video": "vide", "audio": "soun"}
-        reason = unsupported(media.path, {indexes[r.kind]: handlers[r.kind] for r in renditions})
-        if reason is None:
+        wanted: dict[Path, dict[int, str]] = {}
+        demuxed: list[tuple[Rendition, Path | DemuxedSource]] = []
+        for r in (r for r in renditions if r.kind != "text"):
+            path = r.source or media.path
+            index = r.stream if r.kind == "audio" else media.video.index if media.video else -1
+            wanted.setdefault(path, {})[index] = "soun" if r.kind == "audio" else "vide"
+            demuxed.append((r, DemuxedSource(path, index)))
+        reasons = [(p, why) for p, streams in wanted.items()
+                   if (why := unsupported(p, streams)) is not None]
+        if not reasons:
             log.debug("--copy: reading the sample tables of %s (no ffmpeg remux)", media.path)
+            command = build_text_command(media, renditions, work)
+            if command is not None:
+                run_ffmpeg(command[0], media.duration, None)
             if progress:
                 progress("transcode", media.duration, media.duration)
-            return [(r, DemuxedSource(media.path, indexes[r.kind])) for r in renditions]
-        log.debug("--copy: remuxing %s with ffmpeg (our demuxer: %s)", media.path, reason)
+            return demuxed, {e.rendition.id: e.path for e in (command[1] if command else [])}
+        log.debug("--copy: remuxing %s with ffmpeg (our demuxer: %s)", *reasons[0])
     encoded = _encode(request, media, spec, renditions, work, progress, planned)
-    return [(e.rendition, e.path) for e in encoded]
+    return ([(e.rendition, e.path) for e in encoded if e.rendition.kind != "text"],
+            {e.rendition.id: e.path for e in encoded if e.rendition.kind == "text"})
 
 
 def planned_starts(
@@ -491,7 +553,7 @@ def _write_manifests(
                                  track.init_size, track.init_sha256))
         files.extend(
             ReleaseFile(f"{track.directory}/{s.name}", "segment", rid, s.size, s.sha256)
-            for s in track.segments
+            for s in (*track.segments, *track.webvtt)
         )
     files += trick.files
     if "hls" in request.formats:
@@ -535,6 +597,11 @@ def _summary(track: CmafTrack) -> RenditionSummary:
         sample_rate=track.info.sample_rate,
         segments=len(track.segments),
         duration=round(track.duration_seconds, 6),
+        language=track.rendition.language,
+        role=track.rendition.role,
+        flags=[flag for flag, on in (("default", track.rendition.default),
+                                     ("forced", track.rendition.forced)) if on],
+        name=track.rendition.name,
     )
 
 

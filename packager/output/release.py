@@ -63,6 +63,13 @@ class RenditionSummary:
     sample_rate: int
     segments: int
     duration: float
+    #: Audio and text: the BCP 47 tag, the title's role (main, dub, alternate, description;
+    #: subtitle, forced-subtitle, caption), flags ("default", "forced") and the menu name.
+    #: Defaults: what release.json files written before localized releases mean.
+    language: str = "und"
+    role: str = ""
+    flags: list[str] = field(default_factory=list)
+    name: str = ""
 
 
 @dataclass(frozen=True)

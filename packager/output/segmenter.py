@@ -73,6 +73,9 @@ class CmafTrack:
     init_sha256: str
     segments: list[Segment]
     protection: TrackProtection | None = None
+    #: A text track's HLS form: the same segments as WebVTT documents (RFC 8216 §3.5); the
+    #: fMP4 `segments` (wvtt) are DASH's. Empty for audio and video.
+    webvtt: tuple[Segment, ...] = ()
 
     @property
     def duration_seconds(self) -> float:

@@ -51,6 +51,10 @@ RELEASES: dict[str, tuple[str, ...]] = {
 @dataclass(frozen=True)
 class Stage:
     edges: Edges
+    #: The S3 origin's endpoint (moto_server) and work directory: more releases can be pushed
+    #: onto the stage (tests/browser/test_localized.py does).
+    origin: str = ""
+    work: Path = Path()
 
     @property
     def page(self) -> str:
@@ -106,7 +110,7 @@ def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
     (key_root / "wrong.key").write_bytes(bytes.fromhex(WRONG_KEY))
     with moto_server() as moto, edge_process(edge_specs(moto, page_root, key_root), work) as edges:
         origin_bucket(moto.client("s3"), BUCKET)  # the edges read it unsigned, as through an OAC
-        stage = Stage(edges)
+        stage = Stage(edges, moto.url, base)
         source = make_clip(base / "source.mp4", CLIP)
         env = {**os.environ, **FAKE_CREDENTIALS, "CDNPACK_KEY": f"{KID}:{KEY}"}
 

@@ -74,6 +74,16 @@ class PlayCase:
     redirect: tuple[str, str] | None = None
     advance: float = 5.0  # seconds of media that must play
     timeout: float = 30.0
+    #: Localized releases (play.mjs acts on them once `advance` has played): list the
+    #: tracks; switch audio ({"language", "role"?}) and play `switch_advance` more seconds;
+    #: select a text track and read the cues showing after a paused seek to each of
+    #: `cue_times`.
+    list_tracks: bool = False
+    select_audio: dict[str, str] | None = None
+    switch_advance: float = 3.0
+    switch_expect: str = ""  # a part of the URL the switch must fetch (waited for)
+    select_text: dict[str, str] | None = None
+    cue_times: tuple[float, ...] = ()
     #: Media times whose thumbnails are asked of the player once playback has advanced
     #: (result.raw["thumbnails"]); empty: none asked.
     thumbnails: tuple[float, ...] = ()
@@ -94,6 +104,13 @@ class PlayCase:
         }
         if self.redirect is not None:
             doc["redirect"] = {"fromSuffix": self.redirect[0], "to": self.redirect[1]}
+        if self.list_tracks:
+            doc["list_tracks"] = True
+        if self.select_audio is not None:
+            doc.update(select_audio=self.select_audio, switch_advance=self.switch_advance,
+                       switch_expect=self.switch_expect)
+        if self.select_text is not None:
+            doc.update(select_text=self.select_text, cue_times=list(self.cue_times))
         if self.thumbnails:
             doc["thumbnails"] = list(self.thumbnails)
         if self.cmcd:

@@ -16,6 +16,16 @@
 // A result: {ok, current_time, frames: [first, last], fatal, errors, video_error, timed_out,
 //            media_keys (EME in use), seconds, console; thumbnails: one per time, when asked;
 //            timeline (when asked): [[epoch ms, currentTime], ...] one per poll}
+//
+// Localized releases (optional case fields, acted on once the media has played `advance`):
+//   list_tracks: true          -> result.tracks: {audio: [...], text: [...]} as the player lists
+//   select_audio: {language, role?}, switch_advance: seconds, switch_expect: URL part
+//                              -> result.switch: {selected, start, current_time, requests
+//                                 (URLs fetched after the switch), tracks}; it waits (to the
+//                                 case's timeout) for a request with switch_expect in it
+//   select_text: {language, role?}, cue_times: [seconds], cue_wait: seconds
+//                              -> result.cues: [{time, seek_time, texts}] (the cues showing
+//                                 after a paused seek to each time)
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -45,6 +55,13 @@ async function play(context, c) {
     if (m.type() === 'error' && consoleLines.length < 20) consoleLines.push(m.text().slice(0, 300));
   });
   page.on('pageerror', (e) => consoleLines.length < 20 && consoleLines.push(String(e).slice(0, 300)));
+  const requests = [];
+  page.on('request', (r) => requests.push(r.url()));
+  page.on('response', (r) => r.status() >= 400 && consoleLines.length < 20
+    && consoleLines.push(`HTTP ${r.status()} ${r.url()}`));
+  // A case that checks what a switch fetches must see every fetch: routing turns the page's
+  // HTTP cache off (an earlier case may have cached the same release's segments).
+  if (c.switch_expect) await page.route('**/*', (route) => route.continue());
   if (c.redirect) {
     await page.route((url) => url.pathname.endsWith(c.redirect.fromSuffix),
       (route) => route.continue({ url: c.redirect.to }));
@@ -83,20 +100,74 @@ async function play(context, c) {
         const result = {
           ok: advanced && !failed, current_time: s.current_time, frames: [first ?? 0, s.frames],
           fatal: s.fatal, errors: s.errors, video_error: s.video_error, timed_out: timedOut,
-          media_keys: s.media_keys,
-          seconds: (Date.now() - started) / 1000, console: consoleLines,
+          media_keys: s.media_keys, console: consoleLines,
           ...(c.timeline ? { timeline } : {}),
         };
         if (c.thumbnails) {
           result.thumbnails = await page.evaluate(
             ([player, times]) => window.cdnpackThumbnails(player, times), [c.player, c.thumbnails]);
         }
+        if (result.ok) await localized(page, c, result, requests, deadline);
+        result.seconds = (Date.now() - started) / 1000;
         return result;
       }
       await new Promise((r) => setTimeout(r, POLL_MS));
     }
   } finally {
     await page.close();
+  }
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const TEXT_SETTLE_MS = 1000;
+
+async function localized(page, c, result, requests, deadline) {
+  if (c.list_tracks) result.tracks = await page.evaluate(() => window.cdnpackTracks());
+  if (c.select_audio) {
+    const start = (await page.evaluate(() => window.cdnpackSample())).current_time;
+    requests.length = 0;
+    const selected = await page.evaluate((w) => window.cdnpackSelect('audio', w), c.select_audio);
+    let s = null;
+    for (;;) {
+      s = await page.evaluate(() => window.cdnpackSample());
+      const fetched = !c.switch_expect || requests.some((u) => u.includes(c.switch_expect));
+      if ((s.current_time >= start + (c.switch_advance ?? 3) && fetched)
+          || Date.now() > deadline) break;
+      await sleep(POLL_MS);
+    }
+    result.switch = {
+      selected, start, current_time: s.current_time, requests: [...requests],
+      tracks: await page.evaluate(() => window.cdnpackTracks()), fatal: s.fatal,
+    };
+  }
+  if (c.select_text) {
+    const selected = await page.evaluate((w) => window.cdnpackSelect('text', w), c.select_text);
+    // Play on a moment, as a viewer does after picking subtitles: shaka-player loses a text
+    // switch made in the same instant as a seek of a paused video.
+    await sleep(TEXT_SETTLE_MS);
+    result.cues = [];
+    for (const time of c.cue_times || []) {
+      await page.evaluate((t) => {
+        const video = document.getElementById('video');
+        video.pause();
+        video.currentTime = t;
+      }, time);
+      const until = Date.now() + (c.cue_wait ?? 3) * 1000;
+      let texts = [];
+      let seekTime = time;
+      while (Date.now() < until) {
+        await sleep(POLL_MS);
+        const now = await page.evaluate(() => {
+          const video = document.getElementById('video');
+          return { seeking: video.seeking, time: video.currentTime,
+                   texts: window.cdnpackActiveCues() };
+        });
+        seekTime = now.time;
+        texts = now.texts;
+        if (!now.seeking && texts.length) break;
+      }
+      result.cues.push({ time, seek_time: seekTime, texts, selected });
+    }
   }
 }
 

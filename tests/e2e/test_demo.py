@@ -22,9 +22,16 @@ def test_demo_releases_through_the_local_origin_and_two_cdns(tmp_path: Path) -> 
     assert done.returncode == 0, done.stderr
     doc = json.loads(done.stdout)
     assert doc["package"]["protection"]["scheme"] == "cbcs"
-    kinds = [r["kind"] for r in doc["package"]["renditions"]]
+    renditions = doc["package"]["renditions"]
+    kinds = [r["kind"] for r in renditions]
     assert kinds.count("video") == 5  # 720p source: 720, 540, 480, 360, 240
-    assert kinds.count("audio") == 1
+    # A localized title: three audio languages, four subtitle languages (one right-to-left,
+    # Thai), English forced narratives and captions.
+    assert {r["language"] for r in renditions if r["kind"] == "audio"} == {"en", "es-419", "ja"}
+    assert {r["language"] for r in renditions if r["role"] == "subtitle"} == {
+        "ar", "th", "es-419", "ja"}
+    assert {(r["language"], r["role"]) for r in renditions if r["kind"] == "text"} >= {
+        ("en", "forced-subtitle"), ("en", "caption")}
     # Trick play: an I-frame playlist per video rendition, thumbnails every 2 s (three in 6 s).
     assert len(doc["package"]["iframes"]) == 5
     (thumbnails,) = doc["package"]["thumbnails"]
@@ -35,6 +42,12 @@ def test_demo_releases_through_the_local_origin_and_two_cdns(tmp_path: Path) -> 
     assert len(release["gate"]["checks"]) == 6 * 2 * 4  # regions x CDNs x budgets
     assert {p["region"] for p in release["probes"]} == {"na", "eu", "jpkr", "sea", "latam", "me"}
     assert all(p["errors"] == 0 for p in release["probes"])
+    # The probe's start fetched the default (English) audio and forced narratives too.
+    results = work / "probes"
+    steps = {(json.loads(line).get("step"), json.loads(line).get("rendition"))
+             for path in results.glob("*.jsonl") for line in path.read_text().splitlines()}
+    assert ("audio", "audio_en_aac_128k/playlist.m3u8") in steps
+    assert ("text", "text_en_forced-subtitle/playlist.m3u8") in steps
     cells = [c for r in release["scorecard"]["regions"] for c in r["cells"]]
     assert {c["cdn"] for c in cells} == {"cloudfront", "fastly"}
     published = release["published"]

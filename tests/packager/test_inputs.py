@@ -116,12 +116,14 @@ def test_existing_output_is_refused_without_force_and_replaced_with_it(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
-def test_bad_ladder_file_names_the_file_and_field(source_clip: Path, tmp_path: Path) -> None:
+def test_bad_ladder_file_names_the_file_line_and_field(
+    source_clip: Path, tmp_path: Path
+) -> None:
     ladder = tmp_path / "ladder.yaml"
     ladder.write_text("video:\n  rungs:\n    - {height: 720, bitrate: fast}\n")
     result = cdnpack_cli("package", source_clip, "-o", tmp_path / "out", "--ladder", ladder)
     assert result.returncode == 2
-    assert f"{ladder}: video.rungs[0].bitrate 'fast' is not a bitrate" in result.stderr
+    assert f"{ladder}:3: video.rungs[0].bitrate: 'fast' is not a bitrate" in result.stderr
 
 
 def package_small(source: Path, tmp_path: Path, **kw: object) -> PackageResult:

@@ -15,8 +15,8 @@ from packager.errors import InputError
 def media(width: int, height: int, sar: Fraction = Fraction(1)) -> MediaInfo:
     video = VideoStream(0, "h264", "High", 40, width, height, sar, Fraction(25), False,
                         "yuv420p", 8)
-    audio = AudioStream(1, "aac", "LC", 6, 48000, "jpn")
-    return MediaInfo(Path("x.mp4"), "mp4", 10.0, 1, video, audio)
+    audio = AudioStream(1, "aac", "LC", 6, 48000, "ja")
+    return MediaInfo(Path("x.mp4"), "mp4", 10.0, 1, video, (audio,))
 
 
 def test_no_rung_is_taller_than_the_source() -> None:
@@ -41,7 +41,7 @@ def test_anamorphic_source_is_scaled_to_square_pixels_at_display_aspect() -> Non
 def test_audio_keeps_language_and_caps_channels_at_the_ladder() -> None:
     (audio,) = [r for r in plan_renditions(PRESETS["default"], media(640, 360))
                 if r.kind == "audio"]
-    assert audio.language == "jpn"
+    assert audio.language == "ja"
     assert audio.channels == 2
 
 
@@ -55,27 +55,30 @@ def test_vbv_cap_is_set_on_every_rung() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("[1, 2]", "a ladder file is a mapping"),
-        ("video: {rungs: []}", "video.rungs must be a non-empty list"),
-        ("video: {rungs: [{height: 10, bitrate: 1M}]}", "video.rungs[0].height must be"),
+        ("[1, 2]", ":1: ladder file: top level must be a mapping"),
+        ("video: {rungs: []}", ":1: video.rungs: must be a non-empty list"),
+        ("video: {rungs: [{height: 10, bitrate: 1M}]}", ":1: video.rungs[0].height: must be"),
         ("video: {rungs: [{height: 720, bitrate: 1M, profile: ultra}]}",
-         "video.rungs[0].profile must be"),
-        ("video: {preset: warp, rungs: [{height: 720, bitrate: 1M}]}", "video.preset 'warp'"),
+         ":1: video.rungs[0].profile: must be one of"),
+        ("video: {preset: warp, rungs: [{height: 720, bitrate: 1M}]}",
+         ":1: video.preset: must be one of"),
         ("video: {rungs: [{height: 720, bitrate: 1M}]}\naudio: {channels: 12}",
-         "audio.channels must be"),
-        ("video: {rungs: [{height: 720, bitrate: 1M}, {height: 720, bitrate: 2M}]}",
-         "two rungs of the same height"),
+         ":2: audio.channels: must be in"),
+        ("video:\n  rungs:\n    - {height: 720, bitrate: 1M}\n    - {height: 720, bitrate: 2M}\n",
+         ":2: video.rungs: two rungs of the same height"),
+        ("video:\n  rungs:\n    - height: 720\n      bitrate: fast\n",
+         ":4: video.rungs[0].bitrate: 'fast' is not a bitrate"),
         ("video: [", "not valid YAML"),
     ],
 )
-def test_ladder_file_errors_name_the_file_and_field(
+def test_ladder_file_errors_name_the_file_line_and_field(
     text: str, message: str, tmp_path: Path
 ) -> None:
     path = tmp_path / "ladder.yaml"
     path.write_text(text)
     with pytest.raises(InputError, match=r".*") as info:
         load_ladder(str(path))
-    assert str(info.value).startswith(f"{path}: ")
+    assert str(info.value).startswith(f"{path}:")
     assert message in str(info.value)
 
 

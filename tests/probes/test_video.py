@@ -88,3 +88,44 @@ async def test_failed_manifest_fetch_is_a_failed_playback(edges: Edges) -> None:
     assert missing.startup is None
     assert garbage.error == "protocol"
     assert "EXTM3U" in (garbage.error_detail or "")
+
+
+def test_hls_start_fetches_the_default_audio_and_the_default_text_of_a_localized_release(
+    localized: PackageResult,
+) -> None:
+    """What a player fetches for the default language (English): the DEFAULT audio rendition
+    and the DEFAULT text track (here the English forced narratives)."""
+    text = (localized.output / "master.m3u8").read_text()
+    variants = parse_hls_multivariant(text, BASE + "master.m3u8")
+    assert variants
+    for variant in variants:
+        assert [(c.kind, c.url) for c in variant.companions] == [
+            ("audio", BASE + "audio_en_aac_96k/playlist.m3u8"),
+            ("text", BASE + "text_en_forced-subtitle/playlist.m3u8"),
+        ]
+
+
+def test_hls_start_takes_a_forced_track_of_the_audio_language_when_none_is_default() -> None:
+    master = "\n".join([
+        "#EXTM3U",
+        '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="a",LANGUAGE="fr",DEFAULT=NO,URI="fr.m3u8"',
+        '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="a",LANGUAGE="ja",DEFAULT=YES,URI="ja.m3u8"',
+        '#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="s",LANGUAGE="fr",FORCED=YES,URI="t-fr.m3u8"',
+        '#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="s",LANGUAGE="ja",FORCED=YES,URI="t-ja.m3u8"',
+        '#EXT-X-STREAM-INF:BANDWIDTH=1000,AUDIO="a",SUBTITLES="s"', "v.m3u8", ""])
+    (variant,) = parse_hls_multivariant(master, BASE)
+    assert [c.id for c in variant.companions] == ["ja.m3u8", "t-ja.m3u8"]
+
+
+def test_dash_start_fetches_the_default_audio_and_its_forced_text(
+    localized: PackageResult,
+) -> None:
+    variants = parse_mpd((localized.output / "manifest.mpd").read_text(),
+                         BASE + "manifest.mpd", 2)
+    assert variants
+    for variant in variants:
+        assert [(c.kind, c.id, c.init) for c in variant.companions] == [
+            ("audio", "audio_en_aac_96k", BASE + "audio_en_aac_96k/init.mp4"),
+            ("text", "text_en_forced-subtitle", BASE + "text_en_forced-subtitle/init.mp4"),
+        ]
+        assert [len(c.segments) for c in variant.companions] == [1, 1]

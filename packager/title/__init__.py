@@ -1,0 +1,1 @@
+"""The title: the languages a release carries (audio, subtitles, captions) and their files."""
