@@ -22,7 +22,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 from probes.http import Fetcher, FetchResult
 
@@ -88,7 +88,7 @@ def parse_hls_multivariant(text: str, url: str, pathway: str | None = None) -> l
             uri = next((x for x in lines[i + 1:] if not x.startswith("#")), None)
             if uri is None or "BANDWIDTH" not in attrs:
                 raise ManifestError("EXT-X-STREAM-INF without BANDWIDTH or URI")
-            variants.append(Variant(uri, int(attrs["BANDWIDTH"]), urljoin(url, uri),
+            variants.append(Variant(_rendition_id(uri), int(attrs["BANDWIDTH"]), urljoin(url, uri),
                                     pathway=attrs.get("PATHWAY-ID"),
                                     companions=_hls_companions(media, attrs, url)))
     if not variants:
@@ -124,7 +124,18 @@ def _hls_companions(media: list[dict[str, str]], variant: dict[str, str],
         (m for m in texts if m.get("FORCED") == "YES" and m.get("LANGUAGE") == language), None)
     if text is not None:
         chosen.append(("text", text))
-    return tuple(Variant(m["URI"], 0, urljoin(url, m["URI"]), kind=kind) for kind, m in chosen)
+    return tuple(Variant(_rendition_id(m["URI"]), 0, urljoin(url, m["URI"]), kind=kind)
+                 for kind, m in chosen)
+
+
+def _rendition_id(uri: str) -> str:
+    """How a rendition is named in the records: its URI as the playlist writes it, except that
+    a steered playlist's absolute URI (one per CDN pathway) is named by its last two path
+    segments (`video_240p/playlist.m3u8`), the same under every CDN."""
+    parts = urlsplit(uri)
+    if not parts.scheme:
+        return uri
+    return "/".join(parts.path.rstrip("/").split("/")[-2:])
 
 
 def parse_hls_media(text: str, url: str, count: int) -> tuple[str | None, list[str]]:
