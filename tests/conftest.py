@@ -20,11 +20,17 @@ from testbed.clips import ClipSpec, make_clip, make_dub
 from testbed.subtitles import write_subtitles
 from tests.moto import FAKE_CREDENTIALS, MotoServer, moto_server
 
+#: Fixtures that run servers in processes of their own (the local S3 origin, the emulated edges,
+#: a browser): a test that needs one is an integration test, left out of `make check`.
+SERVER_FIXTURES = frozenset({"moto", "signing_moto", "edges", "browser", "stage"})
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Whole flows (tests/e2e) and real playback (tests/browser) are slow by nature."""
+    """Whole flows (tests/e2e), real playback (tests/browser) and tests against servers in
+    other processes are slow by nature; `make check` runs the rest (`-m "not slow"`)."""
     for item in items:
-        if any(part in ("e2e", "browser") for part in item.path.parts):
+        uses = set(getattr(item, "fixturenames", ()))
+        if any(part in ("e2e", "browser") for part in item.path.parts) or uses & SERVER_FIXTURES:
             item.add_marker(pytest.mark.slow)
 
 

@@ -49,6 +49,9 @@ from tests.packager.speke_server import (
     speke_server,
 )
 
+#: A live SPEKE key server on a thread, and packaging through it.
+pytestmark = pytest.mark.slow
+
 C = f"{{{CPIX_NS}}}"
 SYSTEMS = ("widevine", "playready", "clearkey", "fairplay")
 

@@ -15,8 +15,13 @@ import random
 from pathlib import Path
 from urllib.parse import quote
 
+import pytest
+
 from tests.steering.results import Delivery, write_run
 from tests.steering.serving import steer_serve
+
+#: Ten thousand requests to a live server.
+pytestmark = pytest.mark.slow
 
 REQUESTS = 10_000
 WARM_UP = 2_000  # requests before the first memory reading (caches filled, pools sized)

@@ -22,6 +22,9 @@ from tests.steering.conftest import CONFIG, write_config
 from tests.steering.results import TOP_BANDWIDTH, Delivery, run_lines, write_run
 from tests.steering.serving import Served, steer_serve
 
+#: A live steering server per test (aiohttp on a thread, the CLI in processes).
+pytestmark = pytest.mark.slow
+
 FAST = Delivery(ttfb=0.03, startup=0.3)
 SLOW = Delivery(ttfb=0.20, startup=1.5)
 FR = {"CloudFront-Viewer-Country": "FR"}
