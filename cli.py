@@ -23,7 +23,6 @@ from render.console import emit_json, err_console, fail, out_console, progress, 
 
 if TYPE_CHECKING:
     from cdn.publish import PushRequest
-    from cdn.s3 import S3Location
     from packager.keys.keystore import Keystore
     from packager.output.pipeline import PackageRequest
     from probes.config import ProbeConfig
@@ -359,7 +358,7 @@ def _push_request(
               help="Write the HTML scorecard here.")
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the gate as JUnit XML here.")
-@click.option("--steering-destination", metavar="s3://BUCKET/PREFIX",
+@click.option("--steering-destination", "steering_override", metavar="s3://BUCKET/PREFIX",
               help="--steering: where the steering documents go once the gate passes "
                    "(default: DESTINATION/steering).")
 @_options(PACKAGE_OPTIONS)
@@ -368,7 +367,7 @@ def _push_request(
 def release_command(
     source: Path, destination: str, output: Path, force: bool, config_path: Path | None,
     probe_regions: tuple[str, ...], results_dir: Path | None, html_path: Path | None,
-    junit: Path | None, steering_destination: str | None, as_json: bool, **options: Any,
+    junit: Path | None, steering_override: str | None, as_json: bool, **options: Any,
 ) -> None:
     """Package SOURCE, stage it at DESTINATION (s3://BUCKET/PREFIX), probe the staged release
     through every CDN of the config, and publish its multivariant playlist and MPD only when
@@ -380,7 +379,13 @@ def release_command(
     from packager.output.pipeline import package
     from probes.gate import enforce, junit_xml, write_step_summary
     from probes.report import html_report
-    from release.flow import RolloutRequest, check_regions, results_dir_for, rollout
+    from release.flow import (
+        RolloutRequest,
+        check_regions,
+        results_dir_for,
+        rollout,
+        steering_destination,
+    )
     from render.package import package_doc, show_package
     from render.release import rollout_doc, show_rollout
     push_options = _split(options, _PUSH_NAMES)
@@ -390,7 +395,7 @@ def release_command(
     check_regions(config, probe_regions)
     push_request = _push_request(output, destination, dry_run=False, prune=False,
                                  **push_options)
-    steering = _steering_destination(options["steering"], destination, steering_destination)
+    steering = steering_destination(options["steering"], destination, steering_override)
     request = _package_request(source, output, force, _split(options, _PACKAGE_NAMES),
                                config_path)
     with progress(quiet=as_json) as sink:
@@ -408,20 +413,6 @@ def release_command(
         show_package(packaged)
         show_rollout(result)
     enforce(result.verdict)
-
-
-def _steering_destination(steering: bool, destination: str,
-                          override: str | None) -> S3Location | None:
-    """Where `release --steering` publishes the steering documents."""
-    from cdn.s3 import S3Location, parse_s3_url
-    if override is not None and not steering:
-        raise click.UsageError("--steering-destination needs --steering")
-    if not steering:
-        return None
-    if override is not None:
-        return parse_s3_url(override)
-    release = parse_s3_url(destination)
-    return S3Location(release.bucket, release.key("steering"))
 
 
 @cdnpack.command("sign")

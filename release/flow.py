@@ -38,6 +38,7 @@ from cdn.s3 import (
     delete_keys,
     file_facts,
     object_args,
+    parse_s3_url,
     upload_all,
 )
 from packager.errors import InputError
@@ -81,6 +82,20 @@ class RolloutResult:
     verdict: Verdict
     published: PushResult | None  # None: the gate failed, nothing was published
     steering: PublishResult | None = None  # the steering documents published with them
+
+
+def steering_destination(steering: bool, destination: str,
+                         override: str | None) -> S3Location | None:
+    """Where `release --steering` publishes the steering documents: `--steering-destination`,
+    else `steering/` under the release's own prefix."""
+    if override is not None and not steering:
+        raise InputError("--steering-destination needs --steering")
+    if not steering:
+        return None
+    if override is not None:
+        return parse_s3_url(override)
+    release = parse_s3_url(destination)
+    return S3Location(release.bucket, release.key("steering"))
 
 
 def results_dir_for(output: Path, results_dir: Path | None) -> Path:
