@@ -93,10 +93,11 @@ class Reader:
     def mapping(self, parent: LineMapping, key: str, name: str,
                 required: bool = True) -> LineMapping:
         value = parent.get(key)
-        if value is None and not required:
-            return LineMapping.at(parent.lines.get(key, parent.line))
-        if not isinstance(value, LineMapping):
-            what = "missing" if key not in parent else f"must be a mapping, got {value!r}"
+        if key not in parent and not required:
+            return LineMapping.at(parent.line)
+        if not isinstance(value, LineMapping):  # a key with nothing under it is a cut-off file
+            what = ("missing" if key not in parent else "is empty" if value is None
+                    else f"must be a mapping, got {value!r}")
             raise self.fail(parent, key, name, what)
         return value
 

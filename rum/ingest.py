@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from packager.errors import InputError
-from packager.files import write_atomic
+from packager.files import read_text, write_atomic
 from rum.aggregate import Mapping_, cells_and_files, mapping_for, quote, render, rows_as_dicts
 from rum.cloudfront import (
     REALTIME_CMCD,
@@ -38,7 +38,7 @@ from rum.cloudfront import (
     column,
 )
 from rum.geography import Geography
-from rum.records import LogFile, RumCell, RumData, jsonl, lines_of, parse_rum
+from rum.records import RUM_FILE, LogFile, RumCell, RumData, jsonl, lines_of, parse_rum
 from rum.sources import LogSource, head_lines, local_sources, s3_sources, salvage_gzip
 
 ENGINES = ("duckdb", "athena")
@@ -95,7 +95,7 @@ def realtime_fields(fields: Sequence[str] | None) -> tuple[str, ...]:
 def load_ledger(output: Path) -> RumData:
     if not output.exists():
         return RumData([], [])
-    return parse_rum(output.read_text(), str(output))
+    return parse_rum(read_text(output, RUM_FILE), str(output))
 
 
 def ingest(request: IngestRequest) -> IngestResult:

@@ -25,8 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from packager.errors import InputError
+from packager.files import read_text
 
 SCHEMA = 1
+#: What a RUM file is called in errors about one.
+RUM_FILE = "RUM file (JSONL from cdnpack rum ingest)"
 
 
 @dataclass(frozen=True)
@@ -103,11 +106,7 @@ _FILE_FIELDS = dict(LogFile.__annotations__)
 
 def read_rum(path: Path) -> RumData:
     """Every record of a RUM.jsonl; a line that is not one is an InputError naming file:line."""
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
-    return parse_rum(text, str(path))
+    return parse_rum(read_text(path, RUM_FILE), str(path))
 
 
 def parse_rum(text: str, where: str) -> RumData:

@@ -16,7 +16,10 @@ from Crypto.PublicKey import RSA
 from packager.keys.cpix import export_cpix
 from packager.keys.model import KeySet
 from probes.config import SHIPPED_CONFIG
+from probes.results import jsonl
+from rum.records import RumCell
 from tests.conftest import cdnpack_cli
+from tests.steering.results import Delivery, run_lines
 
 LADDER = """\
 name: shorts
@@ -48,6 +51,29 @@ def valid_pem() -> bytes:
     return RSA.generate(2048).export_key()
 
 
+def valid_rum() -> bytes:
+    cell = RumCell("eu", "cloudfront", "2026-12-04T10:00:00Z", 3, 40, 0, 4_000_000, 0.4, 0.9,
+                   30, 2, 1, 5e6, 4e6, 1.2e6, "b1")
+    return jsonl([cell.line(), cell.line()]).encode()
+
+
+TITLE = """\
+language: en
+default_language: en
+subtitles:
+  fr: subs.srt
+"""
+SRT = """\
+1
+00:00:00,500 --> 00:00:01,500
+Bonjour
+
+2
+00:00:02,000 --> 00:00:03,000
+Au revoir
+"""
+
+
 def valid_release() -> bytes:
     return json.dumps({"schema": 1, "source": "s.mp4", "duration": 4.0, "segment_duration": 2.0,
                        "formats": ["hls"], "renditions": [], "files": [
@@ -56,7 +82,8 @@ def valid_release() -> bytes:
 
 
 #: (what the file is, a valid one, its name, the command reading it: {bad} is the file, {out}
-#: where nothing may be written, {source} a good source, {release} a release directory).
+#: where nothing may be written, {source} a good source, {release} a release directory,
+#: {results} good probe results).
 CASES: list[tuple[str, Callable[[], bytes], str, list[str]]] = [
     ("ladder", LADDER.encode, "ladder.yaml",
      ["package", "{source}", "-o", "{out}", "--ladder", "{bad}"]),
@@ -67,6 +94,11 @@ CASES: list[tuple[str, Callable[[], bytes], str, list[str]]] = [
       "--endpoint-url", "http://127.0.0.1:9"]),
     ("results for score", RESULTS.encode, "eu.jsonl", ["score", "{bad}", "--html", "{out}"]),
     ("results for gate", RESULTS.encode, "eu.jsonl", ["gate", "{bad}", "--junit", "{out}"]),
+    ("results for steer plan", RESULTS.encode, "eu.jsonl", ["steer", "plan", "{bad}"]),
+    ("rum for score", valid_rum, "rum.jsonl",
+     ["score", "{results}", "--rum", "{bad}", "--html", "{out}"]),
+    ("rum for gate", valid_rum, "rum.jsonl",
+     ["gate", "{results}", "--rum", "{bad}", "--junit", "{out}"]),
     ("release.json", valid_release, "release/release.json",
      ["push", "{release}", "s3://bucket/p", "--endpoint-url", "http://127.0.0.1:9"]),
     ("cpix import", lambda: export_cpix(KeySet.generate("t")), "keys.xml",
@@ -77,7 +109,16 @@ CASES: list[tuple[str, Callable[[], bytes], str, list[str]]] = [
     ("private key", valid_pem, "key.pem",
      ["sign", "https://d.example/a", "--key-pair-id", "K", "--private-key", "{bad}",
       "--expires", "+1h"]),
+    ("title", TITLE.encode, "title.yaml",
+     ["package", "{source}", "-o", "{out}", "--title", "{bad}"]),
+    ("subtitles", SRT.encode, "subs.srt",
+     ["package", "{source}", "-o", "{out}", "--subtitles", "fr={bad}"]),
 ]
+#: Where a valid file is cut to make a truncated one, when its middle could still be whole:
+#: half of regions.yaml is a valid config, half a subtitle file a shorter valid one, half of two
+#: equal JSON lines one whole line.
+CUTS = {"regions.yaml": b"\ncdns:\n", "subs.srt": b"--> 00:00:0", "title.yaml": b"subtitles:",
+        "rum.jsonl": b'"cdn":'}
 
 
 @pytest.mark.parametrize(("what", "valid", "name", "command"), CASES, ids=[c[0] for c in CASES])
@@ -86,19 +127,23 @@ def test_every_bad_file_is_one_line_exit_2_and_nothing_written(
     tmp_path: Path,
 ) -> None:
     runs = []
-    cut = b"\ncdns:\n" if name == "regions.yaml" else None  # regions without their CDNs
-    for kind, data in variants(valid(), cut).items():
+    good_results = tmp_path / "results.jsonl"
+    good_results.write_text(jsonl(run_lines("eu", {"cloudfront": Delivery()})))
+    for kind, data in variants(valid(), CUTS.get(Path(name).name)).items():
         work = tmp_path / kind.replace(" ", "-")
         release = work / "release"
         release.mkdir(parents=True)
         bad = work / name
         bad.write_bytes(data)
-        places = {"bad": bad, "out": work / "out", "source": source_clip, "release": release}
+        if name == "title.yaml":  # the title names a subtitle file beside it: a good one
+            (work / "subs.srt").write_text(SRT)
+        places = {"bad": bad, "out": work / "out", "source": source_clip, "release": release,
+                  "results": good_results}
         runs.append((kind, work, bad, [a.format(**places) for a in command],
                      sorted(p.name for p in work.rglob("*"))))
     with ThreadPoolExecutor(len(runs)) as pool:  # four CLI processes side by side
-        results = list(pool.map(lambda run: cdnpack_cli(*run[3]), runs))
-    for (kind, work, bad, _, before), result in zip(runs, results, strict=True):
+        done = list(pool.map(lambda run: cdnpack_cli(*run[3]), runs))
+    for (kind, work, bad, _, before), result in zip(runs, done, strict=True):
         where = f"{what}, {kind}"
         assert result.returncode == 2, f"{where}: exit {result.returncode}: {result.stderr}"
         lines = result.stderr.strip().splitlines()

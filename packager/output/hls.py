@@ -38,18 +38,19 @@ def target_duration(durations: list[float]) -> int:
                default=1) or 1
 
 
+def vod_head(durations: list[float], *tags: str, version: int = VERSION) -> list[str]:
+    """The lines every VOD media playlist starts with (RFC 8216 §4.3.3), then `tags`: its
+    EXT-X-TARGETDURATION is the longest segment rounded (§4.3.3.1, target_duration)."""
+    return ["#EXTM3U", f"#EXT-X-VERSION:{version}",
+            f"#EXT-X-TARGETDURATION:{target_duration(durations)}",
+            "#EXT-X-MEDIA-SEQUENCE:1", "#EXT-X-PLAYLIST-TYPE:VOD", *tags]
+
+
 def media_playlist(track: CmafTrack) -> Playlist:
     """A track's media playlist; a text track's lists its WebVTT segments (no EXT-X-MAP:
     WebVTT segments are whole documents, RFC 8216 §3.5)."""
     durations = track.segment_seconds()
-    lines = [
-        "#EXTM3U",
-        f"#EXT-X-VERSION:{VERSION}",
-        f"#EXT-X-TARGETDURATION:{target_duration(durations)}",
-        "#EXT-X-MEDIA-SEQUENCE:1",
-        "#EXT-X-PLAYLIST-TYPE:VOD",
-        "#EXT-X-INDEPENDENT-SEGMENTS",
-    ]
+    lines = vod_head(durations, "#EXT-X-INDEPENDENT-SEGMENTS")
     if not track.webvtt:
         lines.append(f'#EXT-X-MAP:URI="{INIT_NAME}"')
     if track.protection is not None:

@@ -20,7 +20,7 @@ from packager.encryption.iv import ts_segment_iv
 from packager.encryption.spec import EncryptionSpec
 from packager.errors import BitstreamError, TranscodeError
 from packager.mp4.isobmff import TrackInfo, parse_track_info, read_exact, read_top_level
-from packager.output.hls import MEDIA_PLAYLIST, MULTIVARIANT_PLAYLIST, Playlist, target_duration
+from packager.output.hls import MEDIA_PLAYLIST, MULTIVARIANT_PLAYLIST, Playlist, vod_head
 from packager.tools import run_tool
 
 #: IV attribute needs version 2, floating-point EXTINF version 3 (RFC 8216 §7).
@@ -124,17 +124,10 @@ def write_ts_rendition(
 
 
 def media_playlist(ts: TsRendition) -> Playlist:
-    durations = [s.duration for s in ts.segments]
-    lines = [
-        "#EXTM3U",
-        f"#EXT-X-VERSION:{TS_VERSION}",
-        f"#EXT-X-TARGETDURATION:{target_duration(durations)}",
-        "#EXT-X-MEDIA-SEQUENCE:1",
-        "#EXT-X-PLAYLIST-TYPE:VOD",
-        # Each segment starts on a key frame with its own PAT/PMT (RFC 8216 §4.3.5.1), as in
-        # the fMP4 playlists: players may switch variants at any segment.
-        "#EXT-X-INDEPENDENT-SEGMENTS",
-    ]
+    # Each segment starts on a key frame with its own PAT/PMT (RFC 8216 §4.3.5.1), as in the
+    # fMP4 playlists: players may switch variants at any segment.
+    lines = vod_head([s.duration for s in ts.segments], "#EXT-X-INDEPENDENT-SEGMENTS",
+                     version=TS_VERSION)
     for segment in ts.segments:
         lines.append(f'#EXT-X-KEY:METHOD=AES-128,URI="{ts.key_uri}",IV=0x{segment.iv.hex()}')
         lines.append(f"#EXTINF:{segment.duration:.5f},")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from packager.drm.signalling import track_key_attributes
 from packager.output.bitrate import Bitrates
-from packager.output.hls import VERSION, Playlist, target_duration
+from packager.output.hls import Playlist, vod_head
 from packager.output.segmenter import INIT_NAME, CmafTrack
 
 IFRAME_PLAYLIST = "iframes.m3u8"
@@ -49,16 +49,9 @@ def iframe_playlist(track: CmafTrack) -> Playlist:
     """EXT-X-I-FRAMES-ONLY with the media playlist's EXT-X-MAP and, for an encrypted track,
     the same EXT-X-KEY lines: the ranges hold the encrypted samples and their senc."""
     entries = iframes(track)
-    lines = [
-        "#EXTM3U",
-        # §7: EXT-X-MAP in an I-frames-only playlist needs version 5; the media playlists' 6.
-        f"#EXT-X-VERSION:{VERSION}",
-        f"#EXT-X-TARGETDURATION:{target_duration([e.seconds for e in entries])}",
-        "#EXT-X-MEDIA-SEQUENCE:1",
-        "#EXT-X-PLAYLIST-TYPE:VOD",
-        "#EXT-X-I-FRAMES-ONLY",
-        f'#EXT-X-MAP:URI="{INIT_NAME}"',
-    ]
+    # §7: EXT-X-MAP in an I-frames-only playlist needs version 5; the media playlists' 6.
+    lines = vod_head([e.seconds for e in entries], "#EXT-X-I-FRAMES-ONLY",
+                     f'#EXT-X-MAP:URI="{INIT_NAME}"')
     if track.protection is not None:
         lines += [f"#EXT-X-KEY:{a}" for a in track_key_attributes(track.protection)]
     for entry in entries:

@@ -15,6 +15,7 @@ import codecs
 import re
 from pathlib import Path
 
+from packager.files import read_bytes
 from packager.text.cues import Cue, TextError, TextTrack, keep_vtt_tags, parse_time
 from packager.text.ttml import parse_ttml
 from packager.text.webvtt import SIGNATURE, parse_webvtt
@@ -22,11 +23,7 @@ from packager.text.webvtt import SIGNATURE, parse_webvtt
 
 def read_text_file(path: Path) -> TextTrack:
     """The cues of a subtitle file, its format told by its content (extensions lie)."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise TextError(f"{path}: cannot read ({exc.strerror or exc})") from exc
-    text = decode(raw, path)
+    text = decode(read_bytes(path, "subtitle file"), path)
     if not text.strip():
         raise TextError(f"{path}: has no subtitles (the file is blank)")
     kind = sniff(text)
