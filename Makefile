@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 NPM_STAMP := node_modules/.package-lock.json
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test check lint typecheck browser-deps chromium bench clean
+.PHONY: demo test check lint typecheck browser-deps chromium bench bench-tools clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,14 +49,23 @@ $(NPM_STAMP): package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
-bench: $(STAMP)
-	$(BIN)/python bench/ladder.py
+# The steering bench loads its server with wrk and hey, pinned to one core with taskset.
+bench-tools:
+	@command -v wrk >/dev/null 2>&1 && command -v hey >/dev/null 2>&1 || \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y wrk hey util-linux || \
+		{ $(SUDO) apt-get update && \
+		  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y wrk hey util-linux; }
+
+bench: $(STAMP) bench-tools
+	$(BIN)/python -m bench.ladder
 	$(BIN)/python -m bench.encrypt
 	$(BIN)/python -m bench.push
 	$(BIN)/python -m bench.push_concurrency --rtt 40
-	$(BIN)/python bench/probe.py
+	$(BIN)/python -m bench.probe
+	$(BIN)/python -m bench.localize
 	$(BIN)/python -m bench.thumbnails
 	$(BIN)/python -m bench.steering
+	$(BIN)/python -m bench.rum
 
 clean:
 	rm -rf $(VENV) node_modules cdnpack-demo .pytest_cache .mypy_cache .ruff_cache

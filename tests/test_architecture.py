@@ -140,3 +140,18 @@ def test_no_file_points_outside_the_repository() -> None:
         if "../shared" in text or "/work/" in text:
             offenders.append(relative)
     assert offenders == []
+
+
+def test_benchmarks_run_as_modules() -> None:
+    """`python bench/probe.py` puts bench/ first on sys.path, where bench/rum.py and
+    bench/steering.py shadow the product's rum and steering packages: every documented bench
+    command is `python -m bench.NAME`, and names a bench that exists."""
+    commands = []
+    for doc in ("Makefile", "BENCHMARKS.md", "README.md"):
+        text = (REPO / doc).read_text()
+        assert "python bench/" not in text, f"{doc} runs a bench as a script"
+        commands += [(doc, word) for word in text.split() if word.startswith("bench.")]
+    assert len(commands) >= 10
+    for doc, word in commands:
+        name = word.strip("`.,;:)").removeprefix("bench.")
+        assert (REPO / "bench" / f"{name}.py").is_file(), f"{doc}: {word}"
