@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
+from functools import cache
 from pathlib import Path
 from types import UnionType
 from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
@@ -193,20 +194,33 @@ def typed(cls: type[T], doc: Any, where: str) -> T:
     InputError naming the field, not an AttributeError three stages later."""
     if not isinstance(doc, dict):
         raise InputError(f"{where}: must be an object, got {type(doc).__name__}")
-    hints = get_type_hints(cls)
     values: dict[str, Any] = {}
-    for f in fields(cls):  # type: ignore[arg-type]
-        if f.name not in doc:
-            if f.default is MISSING and f.default_factory is MISSING:
-                raise InputError(f"{where}: {f.name} is missing")
+    for name, hint, required in _fields_of(cls):
+        if name not in doc:
+            if required:
+                raise InputError(f"{where}: {name} is missing")
             continue
-        values[f.name] = _value(doc[f.name], hints[f.name], f"{where}: {f.name}")
+        values[name] = _value(doc[name], hint, f"{where}: {name}")
     return cls(**values)
 
 
+@cache
+def _fields_of(cls: type) -> tuple[tuple[str, Any, bool], ...]:
+    """(name, annotation, required) per field: resolving annotations costs more than checking
+    a value, and a release lists thousands of files of one class."""
+    hints = get_type_hints(cls)
+    return tuple((f.name, hints[f.name],
+                  f.default is MISSING and f.default_factory is MISSING)
+                 for f in fields(cls))
+
+
 def _value(value: Any, hint: Any, where: str) -> Any:
+    if type(value) is hint and hint in (str, int, bool, float):  # most values, first
+        return value
     origin, args = get_origin(hint), get_args(hint)
     if origin in (UnionType, Union):
+        if value is None and type(None) in args:  # the common optional field, without a retry
+            return None
         for option in args:
             try:
                 return _value(value, option, where)
@@ -224,6 +238,4 @@ def _value(value: Any, hint: Any, where: str) -> Any:
         return None
     if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
-    if hint in (str, int, bool) and type(value) is hint:
-        return value
     raise InputError(f"{where}: {value!r:.40} is not {getattr(hint, '__name__', hint)}")
