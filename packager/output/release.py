@@ -12,7 +12,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from functools import cache
 from pathlib import Path
 from types import UnionType
-from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import Any, TypeVar, Union, cast, get_args, get_origin, get_type_hints
 
 from packager.errors import InputError
 from packager.files import read_text
@@ -195,7 +195,7 @@ def typed(cls: type[T], doc: Any, where: str) -> T:
     if not isinstance(doc, dict):
         raise InputError(f"{where}: must be an object, got {type(doc).__name__}")
     values: dict[str, Any] = {}
-    for name, hint, required in _fields_of(cls):
+    for name, hint, required in _fields_of(cast(type, cls)):
         if name not in doc:
             if required:
                 raise InputError(f"{where}: {name} is missing")
