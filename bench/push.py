@@ -135,7 +135,8 @@ def main() -> None:
     # awscli's modules were byte-compiled when pip installed them; ours live in an editable
     # tree, and PYTHONDONTWRITEBYTECODE (set on some machines) would have every run compile
     # them from source. Compile them once, as an install would.
-    trees = [REPO / "cli.py", REPO / "packager", REPO / "cdn", REPO / "probes"]
+    trees = [REPO / "cli.py", *(init.parent for init in REPO.glob("*/__init__.py")
+                                 if init.parent.name not in ("tests", "bench"))]
     if args.baseline:
         trees.append(args.baseline)
     subprocess.run([sys.executable, "-m", "compileall", "-q", *map(str, trees)], check=True)
