@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -126,6 +127,15 @@ def decode_errors(path: Path) -> str:
         capture_output=True, text=True, check=False,
     )
     return result.stderr.strip() + ("" if result.returncode == 0 else f" exit {result.returncode}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C reaches the CLI processes the tests interrupt, as in a terminal. A shell starts
+    a background job (`make test &`, some CI runners) with SIGINT ignored; an ignored signal
+    stays ignored across exec, and Python then installs no KeyboardInterrupt handler, so the
+    tests' Ctrl-C would be lost. A handled signal is reset to its default across exec."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
