@@ -39,7 +39,7 @@ from rum.cloudfront import (
 )
 from rum.geography import Geography
 from rum.records import RUM_FILE, LogFile, RumCell, RumData, jsonl, lines_of, parse_rum
-from rum.sources import LogSource, head_lines, local_sources, s3_sources, salvage_gzip
+from rum.sources import LogSource, head, local_sources, s3_sources, salvage_gzip
 
 ENGINES = ("duckdb", "athena")
 #: Trino's names for what DuckDB spells otherwise: the shared SQL calls these.
@@ -50,7 +50,7 @@ TRINO_MACROS = (
 #: Real-time columns the SQL reads; a configuration without them gets NULLs.
 _REALTIME_USED = ("timestamp", "time-taken", "c-country", "x-edge-location", "cs-host",
                   "x-host-header", "sc-status", "sc-bytes", "cs-uri-query", *REALTIME_CMCD)
-_FILE_IN_ERROR = re.compile(r"GZIP|gzip|Unexpected end|corrupt|decompress", re.IGNORECASE)
+_GZIP_DAMAGE = re.compile(r"GZIP|gzip|Unexpected end|corrupt|decompress", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -168,11 +168,17 @@ def run_duckdb(sources: Sequence[LogSource], log_format: str, fields: tuple[str,
                                  mapping)
                     rows = rows_as_dicts(con.execute(sql).fetchall())
                     break
-                except duckdb.IOException as exc:
-                    broken = _broken_file(str(exc), paths)
+                except (duckdb.IOException, duckdb.InvalidInputException) as exc:
+                    # DuckDB stops the whole scan at one bad file and names it: that file is
+                    # salvaged (a damaged gzip) or set aside, and the scan runs again.
+                    broken = _named_file(str(exc), paths)
                     if broken is None:
                         raise InputError(f"cannot read the logs: {exc}") from exc
                     source = paths.pop(broken)
+                    if not _GZIP_DAMAGE.search(str(exc)):
+                        problems[source.path] = ("not a tab-separated log (the CSV reader gave "
+                                                 "up on it): skipped")
+                        continue
                     salvaged = Path(tmp) / f"salvaged-{len(problems)}.log"
                     kept = salvage_gzip(broken, salvaged)
                     problems[source.path] = (
@@ -237,10 +243,10 @@ def read_csv_source(paths: Sequence[Path], log_format: str, fields: tuple[str, .
     return f"(SELECT *{extra} FROM {reader})"
 
 
-def _broken_file(message: str, paths: dict[Path, LogSource]) -> Path | None:
-    if not _FILE_IN_ERROR.search(message):
-        return None
-    return next((p for p in paths if str(p) in message), None)
+def _named_file(message: str, paths: dict[Path, LogSource]) -> Path | None:
+    """The file a DuckDB error names (the longest match: log1 is a prefix of log10)."""
+    return max((p for p in paths if str(p) in message), key=lambda p: len(str(p)),
+               default=None)
 
 
 def _rejects(con: Any) -> dict[str, int]:
@@ -260,12 +266,15 @@ def _rejects(con: Any) -> dict[str, int]:
 def _header_problem(path: Path, log_format: str) -> str | None:
     """Why a file cannot be read as `log_format` (a standard log's #Fields line), else None."""
     try:
-        head = head_lines(path, 2)
+        start = head(path)
     except (EOFError, OSError) as exc:
         return f"unreadable: {exc}"
+    if b"\x00" in start:
+        return "binary data, not a CloudFront log: skipped"
     if log_format != STANDARD:
         return None
-    declared = next((h for h in head if h.startswith("#Fields:")), None)
+    lines = start.decode("utf-8", "replace").splitlines()[:2]
+    declared = next((h for h in lines if h.startswith("#Fields:")), None)
     if declared is not None and tuple(declared.split()[1:]) != STANDARD_FIELDS:
         count = len(declared.split()) - 1
         return (f"#Fields lists {count} fields, not CloudFront's {len(STANDARD_FIELDS)} in "

@@ -21,6 +21,8 @@ from typing import Any
 from packager.errors import EndpointError, InputError
 
 _CHUNK = 1 << 20
+#: What is read of a file's start: its header lines are well under 1 KiB.
+_HEAD = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -108,16 +110,13 @@ def is_gzip(path: Path) -> bool:
         return f.read(2) == b"\x1f\x8b"
 
 
-def head_lines(path: Path, count: int = 2) -> list[str]:
-    """The first lines of a (gzip or plain) log file; a gzip cut before them raises EOFError."""
+def head(path: Path, size: int = _HEAD) -> bytes:
+    """The first `size` bytes of a (gzip or plain) log file, decompressed: enough for its
+    header lines and to tell text from binary, bounded whatever the file holds. A gzip cut
+    before then raises EOFError."""
     opener = gzip.open if is_gzip(path) else open
-    lines: list[str] = []
-    with opener(path, "rt", encoding="utf-8", errors="replace") as f:
-        for line in f:
-            lines.append(line.rstrip("\n"))
-            if len(lines) >= count:
-                break
-    return lines
+    with opener(path, "rb") as f:
+        return f.read(size)
 
 
 def salvage_gzip(path: Path, target: Path) -> int:

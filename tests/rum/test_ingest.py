@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import random
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +130,13 @@ def test_damage_is_counted_per_file_and_never_fatal(tmp_path: Path,
                                           for i in range(3000)])
     whole = next(p for p in many if p.parent.name == "standard").read_bytes()
     (logs / "E2.2026-12-04-12.00000003.gz").write_bytes(whole[: len(whole) // 2])
+    # 4. random bytes, plain and gzipped: a NUL in the first lines, and where the first lines
+    # hold none, bytes DuckDB's reader gives up on (seeds 0..7 make both kinds)
+    noise = random.Random(20261204)
+    for n in range(4, 12):
+        data = noise.randbytes(4096).replace(b"\x00", b"") if n % 2 else noise.randbytes(4096)
+        (logs / f"E2.2026-12-04-12.{n:08d}.gz").write_bytes(gzip.compress(data) if n > 7
+                                                             else data)
     out = tmp_path / "RUM.jsonl"
     done = cdnpack_cli("rum", "ingest", logs, "--format", "cloudfront-standard", "--config",
                        config.path, "-o", out, "--json")
@@ -139,6 +147,10 @@ def test_damage_is_counted_per_file_and_never_fatal(tmp_path: Path,
     assert files["00000002"]["bad_cmcd"] == 1
     assert "truncated or damaged gzip" in str(files["00000003"]["problem"])
     assert 0 < int(files["00000003"]["lines"]) < 3000
+    for n in range(4, 12):
+        assert files[f"{n:08d}"]["problem"] or files[f"{n:08d}"]["rejected"], files[f"{n:08d}"]
+    assert files["00000004"]["problem"] == "binary data, not a CloudFront log: skipped"
+    assert any("gave up" in str(files[f"{n:08d}"]["problem"]) for n in range(4, 12))
     assert read_rum(out).files  # the ledger names every file
 
 
