@@ -556,9 +556,10 @@ def exporter_command(config_path: Path | None, region: str, listen: str,
     """Serve a Prometheus exporter in blackbox_exporter's style: /probe?cdn=ID&target=PATH
     runs one probe (blackbox metric names, plus startup and sustainable bitrate for hls/dash
     targets); /metrics is the exporter's own. Runs until Ctrl-C or SIGTERM."""
-    from probes.exporter import parse_listen, serve
+    from probes.exporter import serve
+    from probes.serving import parse_listen
     config = _probe_config(config_path)
-    address = parse_listen(listen)
+    address = parse_listen(listen, "127.0.0.1:9115")
     config.region(region)  # unknown region: exit 2 before listening
 
     def ready(url: str) -> None:

@@ -22,11 +22,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from aiohttp.web_request import BaseRequest
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -38,28 +39,15 @@ from prometheus_client import (
     generate_latest,
 )
 
-from packager.errors import InputError
 from probes.config import ProbeConfig, Target
 from probes.http import Fetcher, FetchResult
 from probes.loop import new_loop
+from probes.serving import Listen, QuietServer, fixed
 from probes.video import Playback, play
 
 TIMEOUT_OFFSET = 0.5  # seconds kept for answering the scrape (blackbox --timeout-offset)
 MIN_TIMEOUT = 0.1
 PHASES = ("resolve", "connect", "tls", "processing", "transfer")
-
-
-@dataclass(frozen=True)
-class Listen:
-    host: str
-    port: int
-
-
-def parse_listen(text: str) -> Listen:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise InputError(f"--listen: {text!r} is not HOST:PORT")
-    return Listen(host.strip("[]") or "127.0.0.1", int(port))
 
 
 @dataclass(frozen=True)
@@ -193,15 +181,17 @@ def probe_exposition(outcome: ProbeOutcome) -> bytes:
     return generate_latest(registry)
 
 
-def make_app(config: ProbeConfig, region: str) -> web.Application:
+def make_handler(config: ProbeConfig, region: str
+                 ) -> Callable[[BaseRequest], Awaitable[web.StreamResponse]]:
+    """The one handler of the exporter's server: /probe, /metrics and / (GET or HEAD)."""
     config.region(region)
     metrics = SelfMetrics()
     targets = {t.path: t for t in config.targets}
+    known = [c.id for c in config.cdns]
 
-    async def probe(request: web.Request) -> web.Response:
+    async def probe(request: BaseRequest) -> web.StreamResponse:
         cdn_id = request.query.get("cdn", "")
         path = request.query.get("target", "").lstrip("/")
-        known = [c.id for c in config.cdns]
         if cdn_id not in known or not path:
             metrics.bad.inc()
             reason = (f"cdn must be one of {', '.join(known)}" if cdn_id not in known
@@ -217,17 +207,20 @@ def make_app(config: ProbeConfig, region: str) -> web.Application:
         return web.Response(body=probe_exposition(outcome),
                             headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    async def own(_request: web.Request) -> web.Response:
-        return web.Response(body=generate_latest(metrics.registry),
-                            headers={"Content-Type": CONTENT_TYPE_LATEST})
+    async def handle(request: BaseRequest) -> web.StreamResponse:
+        if request.method not in ("GET", "HEAD"):
+            return fixed(405, {"Allow": "GET, HEAD"})
+        if request.path == "/probe":
+            return await probe(request)
+        if request.path == "/metrics":
+            return web.Response(body=generate_latest(metrics.registry),
+                                headers={"Content-Type": CONTENT_TYPE_LATEST})
+        if request.path == "/":
+            return web.Response(text=f"cdnpack exporter, region {region}: /probe?cdn=ID&target="
+                                     "PATH, /metrics\n")
+        return fixed(404)
 
-    async def index(_request: web.Request) -> web.Response:
-        return web.Response(text=f"cdnpack exporter, region {region}: /probe?cdn=ID&target="
-                                 "PATH, /metrics\n")
-
-    app = web.Application()
-    app.add_routes([web.get("/probe", probe), web.get("/metrics", own), web.get("/", index)])
-    return app
+    return handle
 
 
 def _guess(path: str) -> Target:
@@ -239,7 +232,8 @@ def serve(config: ProbeConfig, region: str, listen: Listen,
           ready: Callable[[str], None]) -> None:
     """Serve until SIGINT/SIGTERM (aiohttp's runner handles both and returns)."""
     async def main() -> None:
-        runner = web.AppRunner(make_app(config, region), handle_signals=True)
+        server = QuietServer(make_handler(config, region), access_log=None)
+        runner = web.ServerRunner(server, handle_signals=True)
         await runner.setup()
         site = web.TCPSite(runner, listen.host, listen.port)
         await site.start()

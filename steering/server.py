@@ -9,8 +9,7 @@ refresh keeps the last good plan. With `steering.enabled: false` every document 
 they are on.
 
 Nothing a request carries is ever written into a response: documents come from the plan,
-errors are fixed texts. aiohttp's own answer to a malformed request would echo the parser's
-message (with the offending bytes), so the protocol's error page is replaced by a fixed one.
+errors are fixed texts, malformed requests' included (probes/serving.QuietServer).
 SIGINT and SIGTERM stop the server cleanly: the listener closes, open connections finish,
 the refresh thread is abandoned (daemon), and `run` returns a summary.
 """
@@ -25,17 +24,16 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from http import HTTPStatus
 from pathlib import Path
 from typing import TypeVar
 
 from aiohttp import web
-from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
-from aiohttp.web_server import Server
 
 from packager.errors import InputError
 from probes.config import ProbeConfig, load_config, parse_duration
+from probes.serving import QuietServer, parse_listen
+from probes.serving import fixed as fixed_text
 from steering.answers import Answers
 from steering.documents import DOCUMENTS
 from steering.feed import Feed, Snapshot
@@ -74,26 +72,8 @@ class ServeResult:
 
 
 def fixed(status: int, headers: dict[str, str] = TEXT_HEADERS) -> web.Response:
-    """A plain answer whose text depends on the status only."""
-    phrase = HTTPStatus(status).phrase
-    return web.Response(status=status, text=f"{status} {phrase}\n", headers=headers)
-
-
-class _FixedErrors(RequestHandler):
-    """aiohttp's protocol handler with error pages that never echo the request."""
-
-    def handle_error(self, request: BaseRequest, status: int = 500,
-                     exc: BaseException | None = None,
-                     message: str | None = None) -> web.StreamResponse:
-        log.debug("protocol error %d from %s: %s", status, request.remote, exc)
-        response = fixed(status)
-        response.force_close()
-        return response
-
-
-class _Server(Server):
-    def __call__(self) -> RequestHandler:
-        return _FixedErrors(self, loop=self._loop, **self._kwargs)
+    """A plain answer whose text depends on the status only, with the common headers."""
+    return fixed_text(status, headers)
 
 
 class SteeringService:
@@ -203,7 +183,8 @@ async def serve(request: ServeRequest, snapshot: Snapshot, on_ready: Callable[[s
     """Listen, answer and refresh until `stop` is set; then close everything."""
     started = time.monotonic()
     service = SteeringService(snapshot)
-    server = _Server(service.handle, access_log=None, keepalive_timeout=75.0)
+    server = QuietServer(service.handle, error_headers=TEXT_HEADERS, access_log=None,
+                         keepalive_timeout=75.0)
     runner = web.ServerRunner(server, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, request.host, request.port, backlog=1024, reuse_address=True,
@@ -258,9 +239,7 @@ def _config(feed: Feed) -> ProbeConfig:
 def serve_request(config_path: Path, results: tuple[str, ...], listen: str, refresh: str,
                   endpoint_url: str | None) -> ServeRequest:
     """`steer serve`'s options checked before anything listens (exit 2 on a mistake)."""
-    host, _, port_text = listen.rpartition(":")
-    if not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise InputError(f"--listen {listen!r}: expected HOST:PORT, like 127.0.0.1:8900")
+    address = parse_listen(listen, "127.0.0.1:8900")
     interval = parse_duration(refresh, "--refresh")
     connection = None
     for source in results:
@@ -272,5 +251,5 @@ def serve_request(config_path: Path, results: tuple[str, ...], listen: str, refr
             connection = Connection(endpoint_url=endpoint_url, max_attempts=2)
         elif not Path(source).exists():
             raise InputError(f"--results {source}: no such file or directory")
-    return ServeRequest(Feed(config_path, results, connection), host.strip("[]"),
-                        int(port_text), interval)
+    return ServeRequest(Feed(config_path, results, connection), address.host, address.port,
+                        interval)

@@ -1,9 +1,11 @@
 """`cdnpack exporter`: blackbox_exporter's metric names and labels for the same phases (parsed
-with prometheus_client's own parser), our video metrics, and a stalled target that costs only
-its own scrape."""
+with prometheus_client's own parser), our video metrics, a stalled target that costs only
+its own scrape, and fuzzed requests that never make it answer 5xx or echo them."""
 
 from __future__ import annotations
 
+import asyncio
+import random
 import re
 import subprocess
 import sys
@@ -18,6 +20,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from testbed.edges import Edges
+from tests.fuzz import exchange, fuzzed, reflected, rss_kb
 from tests.probes.conftest import DELAY_FAST
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,7 +39,9 @@ BLACKBOX_PHASES = {"resolve", "connect", "tls", "processing", "transfer"}
 
 
 @pytest.fixture(scope="module")
-def exporter(edges: Edges, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def exporter_process(edges: Edges, tmp_path_factory: pytest.TempPathFactory
+                     ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """The exporter's URL and process, for the whole module."""
     d = tmp_path_factory.mktemp("exporter")
     config = d / "regions.yaml"
     config.write_text(f"""\
@@ -56,10 +61,16 @@ probe: {{timeout: 5s, segments: 1}}
         line = proc.stdout.readline()
         match = re.search(r"on (http://\S+):", line)
         assert match, line + (proc.stderr.read() if proc.stderr else "")
-        yield match.group(1)
+        yield match.group(1), proc
+        assert proc.poll() is None, "the exporter died"
     finally:
         proc.terminate()
         assert proc.wait(timeout=15) == 0  # SIGTERM: a clean exit
+
+
+@pytest.fixture
+def exporter(exporter_process: tuple[str, subprocess.Popen[str]]) -> str:
+    return exporter_process[0]
 
 
 def scrape(url: str, timeout_header: float | None = None) -> dict[str, list[tuple[
@@ -147,3 +158,35 @@ def test_a_bad_probe_request_is_400(exporter: str, query: str) -> None:
     with pytest.raises(urllib.error.HTTPError) as caught:
         urllib.request.urlopen(f"{exporter}/probe?{query}", timeout=10)
     assert caught.value.code == 400
+
+
+def test_fuzzed_requests_get_no_5xx_and_nothing_echoed(
+    exporter_process: tuple[str, subprocess.Popen[str]],
+) -> None:
+    """3,000 fuzzed requests (tests/fuzz.py; cdn and target among junk, a third of the values
+    ones the exporter knows, so many run a real probe): never a 5xx, never a value echoed,
+    and the exporter still answers a real probe after them."""
+    rng = random.Random(20261204)
+    known = ["fast", "release.json", "master.m3u8", "manifest.mpd", "/release.json"]
+    paths = ["/probe"] * 4 + ["/probe?cdn=fast"] * 4 + [
+        "/probe?cdn=fast&target=release.json", "/probe?cdn=fast&target=master.m3u8",
+        "/probe?target=manifest.mpd", "/metrics", "/", "/probe/", "/%2e%2e/probe",
+        "/probe%00"]
+    requests = [fuzzed(rng, i, paths, ["cdn", "target"], values=known) for i in range(3_000)]
+    exporter, proc = exporter_process
+    pid = proc.pid
+    answers = asyncio.run(exchange(exporter, requests[:500]))
+    before = rss_kb(pid)
+    answers += asyncio.run(exchange(exporter, requests[500:]))
+    after = rss_kb(pid)
+    statuses = sorted({status for status, _ in answers})
+    assert all(status < 500 for status in statuses), statuses
+    ran = [raw for status, raw in answers if status == 200 and b"\nprobe_success " in raw]
+    assert len(ran) > 100, len(ran)  # the fuzz reached real probes, not only the 400s
+    assert any(b"\nprobe_success 1.0" in raw for raw in ran)  # some of a known target
+    assert 400 in statuses
+    echoed = reflected(answers)
+    assert not echoed, echoed[:3]
+    assert after - before < 3_000, (before, after)  # kB: nothing kept per request
+    assert value(scrape(f"{exporter}/probe?cdn=fast&target=release.json"),
+                 "probe_success") == 1.0
