@@ -31,6 +31,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from urllib.parse import quote
 
+from bench.encrypt import timed
 from probes.config import SHIPPED_CONFIG, load_config
 from rum.aggregate import mapping_for
 from rum.cloudfront import STANDARD_HEADER, standard_file_name
@@ -137,18 +138,6 @@ def generate(total: int, seed: int) -> list[Path]:
     return paths
 
 
-def peak_rss(command: list[str]) -> tuple[float, int]:
-    """Seconds and peak RSS (bytes) of one command, from wait4's rusage of that child alone."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - started
-    if status:
-        said = proc.stderr.read().decode()[-400:] if proc.stderr else ""
-        raise SystemExit(f"{command[:4]} failed: {said}")
-    return seconds, usage.ru_maxrss * 1024
-
-
 def floor(files: list[Path]) -> float:
     started = time.perf_counter()
     done = subprocess.run(f"zcat {' '.join(map(str, files))} | wc -l", shell=True,
@@ -159,9 +148,10 @@ def floor(files: list[Path]) -> float:
 
 def ingest(files: list[Path]) -> tuple[float, int]:
     with tempfile.TemporaryDirectory() as tmp:
-        return peak_rss([sys.executable, "-m", "cli", "rum", "ingest", *map(str, files),
-                         "--format", "cloudfront-standard", "-o", str(Path(tmp) / "RUM.jsonl"),
-                         "--cdn", "cloudfront"])
+        run = timed([sys.executable, "-m", "cli", "rum", "ingest", *map(str, files),
+                     "--format", "cloudfront-standard", "-o", str(Path(tmp) / "RUM.jsonl"),
+                     "--cdn", "cloudfront"])
+    return run.seconds, int(run.peak_rss_mb * 1024 * 1024)  # bytes, as ru_maxrss measured
 
 
 def engine(files: list[Path]) -> float:
