@@ -130,10 +130,17 @@ def scaled(stream: Any, plan: ThumbnailPlan) -> Any:
 
 def sheets_output(thumbnails: Any, plan: ThumbnailPlan) -> Any:
     """Scaled thumbnails, in time order, tiled into the sheets. passthrough: image2 must not
-    duplicate or drop the sheets to fit a frame rate."""
+    duplicate or drop the sheets to fit a frame rate.
+
+    Thumbnail k is stamped k x interval (in ms) before tiling, whatever time it came with: the
+    pictures of --copy's seeks, joined by concat, arrive 1/51200 s apart, and sheets made of
+    them reached the JPEG encoder with equal time stamps at random (ffmpeg's "Invalid pts (0)
+    <= last (0)", exit 234, in about one run in four)."""
     plan.directory.mkdir(parents=True, exist_ok=True)
+    numbered = thumbnails.filter("settb", "1/1000").filter(
+        "setpts", f"N*{round(plan.spec.interval * 1000)}")
     return ffmpeg.output(
-        thumbnails.filter("tile", f"{plan.spec.columns}x{plan.spec.rows}"),
+        numbered.filter("tile", f"{plan.spec.columns}x{plan.spec.rows}"),
         str(plan.directory / SHEET_PATTERN.replace("{:05d}", "%05d")),
         **{"f": "image2", "start_number": 1, "c:v": "mjpeg", "q:v": JPEG_QUALITY,
            "fps_mode": "passthrough", "map_metadata": -1},
