@@ -9,7 +9,7 @@ ISO/IEC 14496-14 (esds), RFC 6381 (codec strings).
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -459,9 +459,9 @@ class SampleEncryption:
 
     iv_size: int
     use_subsamples: bool
-    entries: list[tuple[bytes, list[tuple[int, int]]]]
+    entries: Sequence[tuple[bytes, Sequence[tuple[int, int]]]]
 
-    def _entry(self, iv: bytes, subsamples: list[tuple[int, int]]) -> bytes:
+    def _entry(self, iv: bytes, subsamples: Sequence[tuple[int, int]]) -> bytes:
         if len(iv) != self.iv_size:
             raise BitstreamError(f"IV of {len(iv)} bytes where tenc says {self.iv_size}")
         if not self.use_subsamples:
