@@ -153,7 +153,7 @@ class TrackEncryptor:
         return Fragment(fragment.base_decode_time, fragment.samples, bytes(data)), aux
 
     def encrypt_samples(
-        self, data: bytearray, sizes: Sequence[int]
+        self, data: bytearray | memoryview, sizes: Sequence[int]
     ) -> isobmff.SampleEncryption:
         """Encrypt in place the samples that lie back to back in `data` (one segment's, in
         decode order), and describe them: the senc entries (IV, subsamples) of each."""

@@ -9,6 +9,8 @@ ISO/IEC 14496-14 (esds), RFC 6381 (codec strings).
 from __future__ import annotations
 
 import struct
+import sys
+from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -400,24 +402,52 @@ def media_segment_boxes(
 ) -> tuple[bytes, bytes]:
     """styp + moof + mdat for one CMAF fragment; every sample described explicitly in trun v1.
     Returned as (styp + moof + mdat header, sample data): written one after the other, the
-    sample data (megabytes per segment) is never copied into one more buffer.
+    sample data (megabytes per segment) is never copied into one more buffer."""
+    samples = fragment.samples
+    entries = trun_entries([s.duration for s in samples], [s.size for s in samples],
+                           [s.flags for s in samples], [s.composition_offset for s in samples])
+    header = media_segment_header(sequence, track_id, fragment.base_decode_time, len(samples),
+                                  entries, len(fragment.data), encryption)
+    return header, fragment.data
+
+
+def trun_entries(
+    durations: Sequence[int], sizes: Sequence[int], flags: Sequence[int],
+    composition_offsets: Sequence[int],
+) -> bytes:
+    """The sample entries of a version 1 trun that gives every field: duration, size, flags
+    and (signed) composition offset, four big-endian 32-bit words per sample (§8.8.8)."""
+    words = array("I", bytes(16 * len(sizes)))
+    lanes = memoryview(words)
+    lanes[0::4] = array("I", durations)
+    lanes[1::4] = array("I", sizes)
+    lanes[2::4] = array("I", flags)
+    lanes.cast("B").cast("i")[3::4] = array("i", composition_offsets)
+    lanes.release()
+    if sys.byteorder == "little":
+        words.byteswap()
+    return words.tobytes()
+
+
+def media_segment_header(
+    sequence: int, track_id: int, base_decode_time: int, sample_count: int, entries: bytes,
+    data_size: int, encryption: SampleEncryption | None = None,
+) -> bytes:
+    """styp + moof + mdat header of a CMAF fragment of `sample_count` samples whose trun
+    entries are `entries` (`trun_entries`) and whose sample data, `data_size` bytes, follows.
 
     With `encryption`, the traf also carries saiz, saio and senc (ISO/IEC 23001-7 §7.2), and
     saio points at the first senc entry, counted from the moof start (default-base-is-moof,
     ISO/IEC 14496-12 §8.7.9); trun's data_offset accounts for the extra boxes.
     """
     trun_flags = TRUN_DATA_OFFSET | TRUN_DURATION | TRUN_SIZE | TRUN_FLAGS | TRUN_CTO
-    entries = b"".join(
-        struct.pack(">IIIi", s.duration, s.size, s.flags, s.composition_offset)
-        for s in fragment.samples
-    )
     tfhd = full_box(b"tfhd", 0, TFHD_DEFAULT_BASE_IS_MOOF, struct.pack(">I", track_id))
-    tfdt = full_box(b"tfdt", 1, 0, struct.pack(">Q", fragment.base_decode_time))
+    tfdt = full_box(b"tfdt", 1, 0, struct.pack(">Q", base_decode_time))
     mfhd = full_box(b"mfhd", 0, 0, struct.pack(">I", sequence))
     trun_size = 8 + 4 + 4 + 4 + len(entries)
     protection: list[bytes] = []
     if encryption is not None:
-        if len(encryption.entries) != len(fragment.samples):
+        if len(encryption.entries) != sample_count:
             raise BitstreamError("one senc entry per sample is required")
         senc = encryption.senc()
         if encryption.iv_size == 0 and not encryption.use_subsamples:
@@ -439,11 +469,11 @@ def media_segment_boxes(
     moof_size = 8 + len(mfhd) + traf_size
     data_offset = moof_size + 8  # first sample byte, counted from the start of the moof
     trun = full_box(
-        b"trun", 1, trun_flags, struct.pack(">Ii", len(fragment.samples), data_offset), entries
+        b"trun", 1, trun_flags, struct.pack(">Ii", sample_count, data_offset), entries
     )
     moof = box(b"moof", mfhd, box(b"traf", tfhd, tfdt, trun, *protection))
-    mdat_header = struct.pack(">I4s", 8 + len(fragment.data), b"mdat")
-    return STYP + moof + mdat_header, fragment.data
+    mdat_header = struct.pack(">I4s", 8 + data_size, b"mdat")
+    return STYP + moof + mdat_header
 
 
 # --- Common Encryption boxes (ISO/IEC 23001-7) ---------------------------------------------

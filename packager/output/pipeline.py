@@ -8,7 +8,6 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
@@ -41,7 +40,8 @@ from packager.encoding.transcode import (
 from packager.encryption.iv import with_release_iv
 from packager.encryption.spec import AES_128, EncryptionSpec
 from packager.errors import InputError, OutputExistsError
-from packager.mp4.demux import DemuxedSource, track_load, unsupported
+from packager.fork_executor import ForkExecutor
+from packager.mp4.demux import DemuxedSource, TrackTables, read_moov, read_track, unsupported
 from packager.output import dash, hls, hls_ts
 from packager.output.bitrate import measure
 from packager.output.release import (
@@ -56,10 +56,12 @@ from packager.output.release import (
 from packager.output.segmenter import (
     INIT_NAME,
     CmafTrack,
+    TrackPlan,
     join_parts,
     plan_cut_times,
+    plan_track,
+    segment_part,
     segment_track,
-    work_estimate,
 )
 from packager.output.steering import SteeringSpec, steer_files
 from packager.output.text_track import within, write_text_track
@@ -224,52 +226,53 @@ def _encode_and_segment(
     texts: dict[str, TextTrack],
 ) -> list[CmafTrack]:
     planned = None if request.copy else planned_starts(media, renditions, request)
-    sources, extracted = _track_sources(request, media, spec, renditions, work, progress,
-                                        planned)
+    sources, extracted, tables = _track_sources(request, media, spec, renditions, work,
+                                                progress, planned)
     # Every track is cut at the video's segment starts, so audio segments line up with video
     # segments to within one audio frame. A transcode forced its key frames at the planned
     # starts; a copy keeps the source's key frames, read from the first video's moof boxes (or
     # sample tables) up front. Either way all tracks can then be cut (and encrypted) at once,
     # one process per track or per part of a track, across the cores.
     sources.sort(key=lambda s: s[0].kind != "video")
-    cut_times: list[float] = []
-    if planned is not None:
-        cut_times = planned
-    elif sources and sources[0][0].kind == "video":
-        cut_times = plan_cut_times(sources[0][1], request.segment_duration)
-    cpus = os.cpu_count() or 1
-    effort = [
-        work_estimate(*track_load(source)) if isinstance(source, DemuxedSource) else 0.0
-        for _, source in sources
-    ]
+    plans: list[TrackPlan | None] = []
+    cut_times: list[float] = [] if planned is None else planned
+    for index, (_, source) in enumerate(sources):
+        if isinstance(source, DemuxedSource):
+            own = [] if index == 0 and planned is None else cut_times
+            plans.append(plan_track(source, own, request.segment_duration, tables[source]))
+        else:
+            plans.append(None)
+        if index == 0 and planned is None and sources[0][0].kind == "video":
+            first = plans[0]
+            cut_times = (first.cut_times if first is not None
+                         else plan_cut_times(source, request.segment_duration))
+    effort = [plan.work() if plan is not None else 0.0 for plan in plans]
+    # A short source is cut in this process: forking would cost more than it saves.
+    cpus = (os.cpu_count() or 1) if sum(effort) >= _FORK_WORK or not all(effort) else 1
     parts = _parts(effort, cpus)
-    jobs = [
-        _SegmentJob(source, rendition, build, request.segment_duration,
-                    [] if index == 0 and planned is None else cut_times,
-                    track_encryption(request.encryption, rendition), index,
-                    (part, parts[index]), effort[index] / parts[index])
-        for index, (rendition, source) in enumerate(sources)
-        for part in range(parts[index])
-    ]
-    # Largest parts first: the pool takes them in this order, which keeps the cores busy
+    jobs = []
+    for index, ((rendition, source), plan) in enumerate(zip(sources, plans, strict=True)):
+        runs = plan.parts(parts[index]) if plan is not None else [range(0)]
+        jobs += [
+            _SegmentJob(source, plan, run, rendition, build, request.segment_duration,
+                        [] if index == 0 and planned is None else cut_times,
+                        track_encryption(request.encryption, rendition), index, part,
+                        plan.work(run) if plan is not None else 0.0)
+            for part, run in enumerate(runs)
+        ]
+    # Largest parts first: the workers take them in this order, which keeps the cores busy
     # until the end (longest-processing-time-first). A whole track from ffmpeg's output has
     # no estimate (0) and keeps its place: the sort is stable.
     jobs.sort(key=lambda job: -job.effort)
-    workers = min(len(jobs), cpus)
+
+    def report(done: int, total: int) -> None:
+        if progress is not None:
+            progress("segment", len(sources) * done / total, len(sources))
+
     done_parts: list[list[CmafTrack | None]] = [[None] * n for n in parts]
-    if workers <= 1:
-        for done, job in enumerate(jobs, 1):
-            done_parts[job.index][job.part[0]] = _segment_job(job)
-            if progress:
-                progress("segment", len(sources) * done / len(jobs), len(sources))
-    else:
-        with ProcessPoolExecutor(workers) as pool:
-            futures = {pool.submit(_segment_job, job): job for job in jobs}
-            for done, future in enumerate(as_completed(futures), 1):
-                job = futures[future]
-                done_parts[job.index][job.part[0]] = future.result()
-                if progress:
-                    progress("segment", len(sources) * done / len(jobs), len(sources))
+    for job, part in zip(jobs, ForkExecutor(cpus).map(_segment_job, jobs, report),
+                         strict=True):
+        done_parts[job.index][job.part] = part
     tracks = [join_parts([p for p in track_parts if p is not None]) for track_parts in done_parts]
     for (rendition, source), track in zip(sources, tracks, strict=True):
         if rendition.source is None:  # a dub's length was checked against the video's
@@ -296,9 +299,14 @@ def _text_tracks(request: PackageRequest, renditions: list[Rendition], reference
     return out
 
 
-#: Parts per core a demuxed track's work is split into: enough for the cores to finish
-#: together, few enough that each part's own set-up (reading the tables) stays small.
-_PARTS_PER_CPU = 2
+#: Parts per core a demuxed track's work is split into: the workers take parts from one
+#: queue as they become free, so with a few per core they finish together; a part's own
+#: set-up (a file descriptor, a cipher) is next to nothing.
+_PARTS_PER_CPU = 4
+#: Estimated seconds of cutting and encrypting (segmenter.work_estimate) below which the
+#: tracks are cut in this process: a fork and the results' way back cost more than the
+#: second core saves on a source of a few seconds.
+_FORK_WORK = 0.05
 
 
 def _parts(work: list[float], cpus: int) -> list[int]:
@@ -319,10 +327,12 @@ def _track_sources(
     work: Path,
     progress: ProgressSink | None,
     planned: list[float] | None,
-) -> tuple[list[tuple[Rendition, Path | DemuxedSource]], dict[str, Path]]:
+) -> tuple[list[tuple[Rendition, Path | DemuxedSource]], dict[str, Path],
+           dict[DemuxedSource, TrackTables]]:
     """Where each audio and video rendition's samples come from: ffmpeg's fragmented output or,
     with --copy from MP4/MOV files our demuxer takes, the files themselves (no remux pass);
-    and the WebVTT ffmpeg made of each text stream of the source (by rendition id)."""
+    the WebVTT ffmpeg made of each text stream of the source (by rendition id); and the sample
+    tables of each demuxed track, read once (one moov read per file)."""
     if request.copy and request.demux:
         wanted: dict[Path, dict[int, str]] = {}
         demuxed: list[tuple[Rendition, Path | DemuxedSource]] = []
@@ -331,20 +341,24 @@ def _track_sources(
             index = r.stream if r.kind == "audio" else media.video.index if media.video else -1
             wanted.setdefault(path, {})[index] = "soun" if r.kind == "audio" else "vide"
             demuxed.append((r, DemuxedSource(path, index)))
+        moovs = {p: read_moov(p) for p in wanted}
         reasons = [(p, why) for p, streams in wanted.items()
-                   if (why := unsupported(p, streams)) is not None]
+                   if (why := unsupported(p, streams, moovs[p])) is not None]
         if not reasons:
+            tables = {source: read_track(source, moovs[source.path])
+                      for _, source in demuxed if isinstance(source, DemuxedSource)}
             log.debug("--copy: reading the sample tables of %s (no ffmpeg remux)", media.path)
             command = build_text_command(media, renditions, work)
             if command is not None:
                 run_ffmpeg(command[0], media.duration, None)
             if progress:
                 progress("transcode", media.duration, media.duration)
-            return demuxed, {e.rendition.id: e.path for e in (command[1] if command else [])}
+            texts = {e.rendition.id: e.path for e in (command[1] if command else [])}
+            return demuxed, texts, tables
         log.debug("--copy: remuxing %s with ffmpeg (our demuxer: %s)", *reasons[0])
     encoded = _encode(request, media, spec, renditions, work, progress, planned)
     return ([(e.rendition, e.path) for e in encoded if e.rendition.kind != "text"],
-            {e.rendition.id: e.path for e in encoded if e.rendition.kind == "text"})
+            {e.rendition.id: e.path for e in encoded if e.rendition.kind == "text"}, {})
 
 
 def planned_starts(
@@ -386,24 +400,30 @@ def protection_summary(
 
 @dataclass(frozen=True)
 class _SegmentJob:
-    """One track, or one part of one, for a worker process (pickled: plain fields only)."""
+    """One track, or one part of a demuxed one, for a worker (inherited by fork, not pickled:
+    a plan holds the track's sample tables)."""
 
     source: Path | DemuxedSource
+    plan: TrackPlan | None  # a demuxed track's; None for a whole track of ffmpeg's output
+    segments: range  # of the plan's segments, this part's
     rendition: Rendition
     build: Path
     segment_duration: float
     cut_times: list[float]
     encryption: EncryptionSpec | None
     index: int
-    part: tuple[int, int]  # (part, parts)
-    effort: float  # estimated seconds (work_estimate); 0 for a whole track of ffmpeg's output
+    part: int
+    effort: float  # estimated seconds (TrackPlan.work); 0 for a whole track of ffmpeg's output
 
 
 def _segment_job(job: _SegmentJob) -> CmafTrack:
     """One track's (or one part of a track's) segmentation and encryption, in a worker."""
+    if job.plan is not None:
+        return segment_part(job.plan, job.segments, job.rendition, job.build, job.encryption,
+                            job.index, write_init=job.part == 0)
     return segment_track(
         job.source, job.rendition, job.build, job.segment_duration, job.cut_times,
-        encryption=job.encryption, track_index=job.index, part=job.part,
+        encryption=job.encryption, track_index=job.index,
     )
 
 
