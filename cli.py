@@ -19,7 +19,7 @@ import click
 from packager.encoding.ladder import PRESETS
 from packager.errors import CdnpackError, ToolError
 from packager.output.release import FORMATS
-from render.console import emit_json, err_console, fail, out_console, progress, unit_progress
+from render.console import emit_json, fail, progress, unit_progress
 
 if TYPE_CHECKING:
     from cdn.publish import PushRequest
@@ -65,11 +65,26 @@ def _terminate(signum: int, frame: object) -> None:
 @click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug with commands).")
 def cdnpack(verbose: int) -> None:
     """Package, push and probe video releases for worldwide multi-CDN delivery."""
-    from rich.logging import RichHandler
     level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(
-        level=level, format="%(message)s", handlers=[RichHandler(console=err_console)]
-    )
+    logging.basicConfig(level=level, format="%(message)s", handlers=[_RichOnFirstRecord()])
+
+
+class _RichOnFirstRecord(logging.Handler):
+    """rich's log handler, made when the first record is emitted: most runs log nothing, and
+    rich's logging costs every command 10 ms to import."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._rich: logging.Handler | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self._rich is None:
+            from rich.logging import RichHandler
+
+            from render.console import err_console
+            self._rich = RichHandler(console=err_console)
+            self._rich.setFormatter(self.formatter)
+        self._rich.handle(record)
 
 
 def json_option(f: F) -> F:
@@ -296,6 +311,7 @@ def demo(output: Path, duration: float, as_json: bool) -> None:
         show_package(result.package)
         show_rollout(result.rollout)
         show_demo_steering(steering.url, steering.plan, steering.config, steering.served)
+        from render.console import out_console
         out_console.print(
             f"report: {report}; probe results: {result.rollout.results[0].parent}; "
             f"config: {result.config}; keys: {result.keystore} (outside the release tree)")
@@ -566,6 +582,7 @@ def exporter_command(config_path: Path | None, region: str, listen: str,
         if as_json:
             emit_json({"listen": url, "region": region})
         else:
+            from render.console import out_console
             out_console.print(f"cdnpack exporter ({region}) on {url}: /probe?cdn=ID&target="
                               "PATH, /metrics")
         sys.stdout.flush()
@@ -827,6 +844,7 @@ def keys_export(content_id: str, cpix_path: Path, scheme: str, la_url: str | Non
     if as_json:
         emit_json({"path": str(cpix_path), "content_id": content_id, "kids": kids})
     else:
+        from render.console import out_console
         out_console.print(f"wrote {cpix_path}: {len(kids)} key(s) of {content_id}")
 
 
@@ -847,6 +865,7 @@ def keys_import(cpix_file: Path, keystore: Path | None, as_json: bool) -> None:
         emit_json({"content_id": doc.content_id, "imported": imported,
                    "already_present": present, "keyset": doc.keyset is not None})
     else:
+        from render.console import out_console
         out_console.print(f"imported {len(imported)} key(s) from {cpix_file}"
                           + (f", {len(present)} already present" if present else ""))
 

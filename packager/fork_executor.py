@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import pickle
 import signal
 import struct
 import threading
@@ -59,6 +58,12 @@ class ForkExecutor:
                     progress(done, len(jobs))
             return results
         return _SharedMap(fn, jobs, progress).run(forks)
+
+
+# pickle (4 ms to import) only where results travel: a run that never forks needs none.
+def _pickle() -> Any:
+    import pickle
+    return pickle
 
 
 class _SharedMap:
@@ -117,7 +122,7 @@ class _SharedMap:
         with os.fdopen(fd, "rb", closefd=False) as stream:
             while True:
                 try:
-                    number, ok, value = pickle.load(stream)
+                    number, ok, value = _pickle().load(stream)
                 except EOFError:
                     return
                 self._record(number, ok, value)
@@ -157,7 +162,7 @@ def _work(fn: Callable[[Any], Any], jobs: Sequence[Any], queue: int, results: in
                     report: tuple[int, bool, Any] = (number, True, fn(jobs[number]))
                 except Exception as e:
                     report = (number, False, _picklable(e))
-                pickle.dump(report, out, pickle.HIGHEST_PROTOCOL)
+                _pickle().dump(report, out, -1)
                 out.flush()
                 if not report[1]:
                     break
@@ -170,6 +175,6 @@ def _work(fn: Callable[[Any], Any], jobs: Sequence[Any], queue: int, results: in
 
 def _picklable(error: Exception) -> Exception:
     try:
-        return cast("Exception", pickle.loads(pickle.dumps(error)))
+        return cast("Exception", _pickle().loads(_pickle().dumps(error)))
     except Exception:
         return RuntimeError(f"{type(error).__name__}: {error}")

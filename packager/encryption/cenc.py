@@ -15,9 +15,6 @@ from array import array
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from Crypto.Cipher import AES
-from Crypto.Util.strxor import strxor
-
 from packager.bitstream.nal import (
     AVC_SLICE_IDR,
     AVC_SLICE_NON_IDR,
@@ -34,6 +31,7 @@ from packager.bitstream.nal_hevc import (
 )
 from packager.drm.protection import TrackProtection
 from packager.drm.systems import COMMON_SYSTEM_ID
+from packager.encryption.aes import AES, strxor
 from packager.encryption.iv import cbcs_constant_iv, cenc_first_iv
 from packager.encryption.spec import EncryptionSpec
 from packager.errors import BitstreamError, InputError

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from packager.drm import pssh as drm
 from packager.encoding.ladder import (
@@ -42,7 +43,7 @@ from packager.encryption.spec import AES_128, EncryptionSpec
 from packager.errors import InputError, OutputExistsError
 from packager.fork_executor import ForkExecutor
 from packager.mp4.demux import DemuxedSource, TrackTables, read_moov, read_track, unsupported
-from packager.output import dash, hls, hls_ts
+from packager.output import dash, hls
 from packager.output.bitrate import measure
 from packager.output.release import (
     FORMATS,
@@ -63,14 +64,17 @@ from packager.output.segmenter import (
     segment_part,
     segment_track,
 )
-from packager.output.steering import SteeringSpec, steer_files
-from packager.output.text_track import within, write_text_track
 from packager.output.trickplay_release import write_trick_play
-from packager.text.cues import TextTrack
-from packager.text.read import read_text_file
 from packager.title.localize import localize, text_renditions
 from packager.title.model import Title
 from packager.title.tracks import TitleTrack
+
+if TYPE_CHECKING:
+    # Text, steering and MPEG-TS are loaded by the runs that make them (a release of video
+    # and audio alone starts sooner without their modules).
+    from packager.output import hls_ts
+    from packager.output.steering import SteeringSpec
+    from packager.text.cues import TextTrack
 
 log = logging.getLogger(__name__)
 
@@ -286,6 +290,8 @@ def _text_tracks(request: PackageRequest, renditions: list[Rendition], reference
                  build: Path, texts: dict[str, TextTrack],
                  extracted: dict[str, Path]) -> list[CmafTrack]:
     """Every text track cut at the first track's (the video's) segment starts, to its end."""
+    from packager.output.text_track import within, write_text_track
+    from packager.text.read import read_text_file
     scale = reference.info.timescale
     starts = [0] + [round(s.presentation_start * 1000 / scale) for s in reference.segments[1:]]
     last = reference.segments[-1]
@@ -480,6 +486,7 @@ def _package_ts(
 ) -> Release:
     """--encrypt aes-128: encode as usual, then one muxed MPEG-TS rendition per video rung
     (audio-only when there is no video), whole segments encrypted, HLS playlists."""
+    from packager.output import hls_ts
     assert request.encryption is not None
     planned = planned_starts(media, renditions, request)
     encoded = _encode(request, media, spec, renditions, work, progress,
@@ -516,6 +523,7 @@ def _package_ts(
     (build / multivariant.path).write_text(multivariant.text)
     files.append(describe_file(build, multivariant.path, "multivariant", None))
     if request.steering is not None:
+        from packager.output.steering import steer_files
         files = steer_files(build, files, request.steering)
     return finish_release(
         build,
@@ -590,6 +598,7 @@ def _write_manifests(
         (build / dash.MPD_NAME).write_text(dash.mpd(tracks, request.segment_duration, images))
         files.append(describe_file(build, dash.MPD_NAME, "mpd", None))
     if request.steering is not None:
+        from packager.output.steering import steer_files
         files = steer_files(build, files, request.steering)
     return finish_release(
         build, source=media.path.name, duration=max(t.duration_seconds for t in tracks),
