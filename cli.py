@@ -239,6 +239,8 @@ _PUSH_NAMES = _names(PUSH_OPTIONS)
 def package_command(source: Path, output: Path, force: bool, config_path: Path | None,
                     as_json: bool, **options: Any) -> None:
     """Package SOURCE into an ABR release (CMAF segments, HLS and DASH) at OUTPUT."""
+    from packager.encoding.media import probe_early
+    probe_early(source)  # ffprobe runs on another core while the packager loads
     from packager.output.pipeline import package
     from render.package import package_doc, show_package
     request = _package_request(source, output, force, options, config_path)

@@ -320,6 +320,8 @@ def _text_tracks(request: PackageRequest, renditions: list[Rendition], reference
                  build: Path, texts: dict[str, TextTrack],
                  extracted: dict[str, Path]) -> list[CmafTrack]:
     """Every text track cut at the first track's (the video's) segment starts, to its end."""
+    if not any(r.kind == "text" for r in renditions):
+        return []
     from packager.output.text_track import within, write_text_track
     from packager.text.read import read_text_file
     scale = reference.info.timescale
