@@ -16,9 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from packager.encoding.ladder import PRESETS
 from packager.errors import CdnpackError, ToolError
-from packager.output.release import FORMATS
 from render.console import emit_json, fail, progress, unit_progress
 
 if TYPE_CHECKING:
@@ -29,6 +27,13 @@ if TYPE_CHECKING:
     from probes.gate import RumCells
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+#: The ladder presets (packager.encoding.ladder.PRESETS) and manifest formats
+#: (packager.output.release.FORMATS) the options offer, written out so that the CLI's start
+#: (every --help, every push) does not load the packager for them; tests/test_cli.py holds
+#: them together.
+PRESET_NAMES = ("default", "compact")
+FORMATS = ("hls", "dash")
 
 
 def main() -> None:
@@ -135,7 +140,7 @@ def doctor(as_json: bool) -> None:
 
 PACKAGE_OPTIONS: list[Callable[[Any], Any]] = [
     click.option("--ladder", default="default", show_default=True,
-                 help=f"Preset ({', '.join(PRESETS)}) or a YAML ladder file."),
+                 help=f"Preset ({', '.join(PRESET_NAMES)}) or a YAML ladder file."),
     click.option("--codec", "codecs", multiple=True, metavar="h264|hevc|av1",
                  help="Video codec of every rung (repeatable: one set of renditions per codec, "
                       "sharing audio, text and the segment plan). Default: the ladder's "

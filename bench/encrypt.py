@@ -31,6 +31,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from bench.bytecode import compile_ours
 from bench.machine import machine_doc, machine_line
 from packager.tools import find_tool
 
@@ -179,6 +180,7 @@ def main() -> None:
     workdir: Path = options.workdir
     workdir.mkdir(parents=True, exist_ok=True)
     sources = {n: make_input(workdir, n, options.height) for n in options.lengths}
+    compile_ours()
     machine_before = machine_line()
     results: dict[tuple[int, str, str], list[Run]] = {}
     for length, source in sources.items():

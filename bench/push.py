@@ -27,6 +27,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
+from bench.bytecode import compile_ours
 from cdn.s3 import DEFAULT_CONCURRENCY
 from packager.output.release import Release, ReleaseFile, describe_file, finish_release
 from testbed.delay import DelayProxy
@@ -132,14 +133,8 @@ def main() -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
     aws = awscli(args.workdir)
     cdnpack = Path(sys.executable).parent / "cdnpack"
-    # awscli's modules were byte-compiled when pip installed them; ours live in an editable
-    # tree, and PYTHONDONTWRITEBYTECODE (set on some machines) would have every run compile
-    # them from source. Compile them once, as an install would.
-    trees = [REPO / "cli.py", *(init.parent for init in REPO.glob("*/__init__.py")
-                                 if init.parent.name not in ("tests", "bench"))]
-    if args.baseline:
-        trees.append(args.baseline)
-    subprocess.run([sys.executable, "-m", "compileall", "-q", *map(str, trees)], check=True)
+    # awscli's modules were byte-compiled when pip installed them: ours too (bench/bytecode.py).
+    compile_ours(*([args.baseline] if args.baseline else []))
     env = {**os.environ, **FAKE_CREDENTIALS}
     aws_env = dict(env)
     if args.aws_concurrency:

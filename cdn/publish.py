@@ -10,9 +10,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from cdn import cloudfront as cf
 from cdn.s3 import (
     IMMUTABLE,
     Connection,
@@ -31,6 +30,9 @@ from cdn.s3 import (
 from cdn.s3direct import try_list_direct
 from packager.errors import InputError
 from packager.output.release import CONTENT_TYPES, RELEASE_NAME, Release, ReleaseFile, read_release
+
+if TYPE_CHECKING:
+    from cdn import cloudfront as cf
 
 #: Upload order. A phase starts only when the one before is stored in full, so a reader who
 #: polls the manifests never finds one that names an object not yet there.
@@ -132,6 +134,7 @@ def push(request: PushRequest, progress: ProgressSink | None = None) -> PushResu
         changed = [p.key for p in plan if p.action == "upload" and p.role in MANIFEST_ROLES]
         changed += [k for k in pruned if PurePosixPath(k).suffix in (".m3u8", ".mpd")]
         if changed:
+            from cdn import cloudfront as cf  # only a push that invalidates needs it
             invalidations = cf.invalidate(
                 client(request.connection, "cloudfront"), request.distribution,
                 cf.invalidation_paths(changed), request.wait,
@@ -209,11 +212,13 @@ def check_tree(root: Path, release: Release, transfer: Transfer) -> dict[str, st
             f"{root}: refusing to push files release.json does not list: "
             + ", ".join(unlisted[:5]) + (" ..." if len(unlisted) > 5 else "")
         )
+    # posixpath and str.split, not PurePosixPath: the same verdicts at a tenth of the cost,
+    # for every file of the release on a no-op push's critical path.
     for entry in release.files:
-        suffix = PurePosixPath(entry.path).suffix
+        suffix = posixpath.splitext(entry.path)[1]
         if entry.role not in PHASES or suffix not in CONTENT_TYPES:
             raise InputError(f"{root}: {entry.path} ({entry.role}) is not a public release file")
-        if ".." in PurePosixPath(entry.path).parts or entry.path.startswith("/"):
+        if ".." in entry.path.split("/") or entry.path.startswith("/"):
             raise InputError(f"{root}: {entry.path} escapes the release directory")
         if entry.path not in present:
             raise InputError(f"{root}: {entry.path} is listed but missing")

@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 
 from cdn.s3 import DEFAULT_CONCURRENCY, Connection
-from cli import cdnpack
-from packager.output.release import read_release
+from cli import FORMATS as CLI_FORMATS
+from cli import PRESET_NAMES, cdnpack
+from packager.encoding.ladder import PRESETS
+from packager.output.release import FORMATS, read_release
 from packager.tools import find_tool
 from testbed.clips import ClipSpec, make_clip
 from tests.conftest import cdnpack_cli
@@ -76,6 +78,12 @@ def test_push_concurrency_default_is_the_library_default() -> None:
     for command in ("push", "release"):
         params = {p.name: p for p in cdnpack.commands[command].params}
         assert params["concurrency"].default == DEFAULT_CONCURRENCY == Connection().concurrency
+
+
+def test_the_cli_offers_the_packager_presets_and_formats() -> None:
+    """Written out in cli.py (its start loads no packager module for them)."""
+    assert tuple(PRESETS) == PRESET_NAMES
+    assert CLI_FORMATS == FORMATS
 
 
 def test_ffmpeg_failure_is_reported_with_its_last_lines(source_clip: Path, tmp_path: Path) -> None:
