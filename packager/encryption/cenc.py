@@ -183,8 +183,7 @@ class TrackEncryptor:
         else:
             assert self._chains is not None
             crypt, skip = self.protection.crypt_byte_block, self.protection.skip_byte_block
-            for sample_ranges in ranges:
-                _cbcs(self._chains, view, sample_ranges, crypt, skip)
+            _cbcs(self._chains, view, [span for r in ranges for span in r], crypt, skip)
         view.release()
         return isobmff.SampleEncryption(
             iv_size=self.protection.per_sample_iv_size,
@@ -321,22 +320,83 @@ class _CbcChains:
 
     def __init__(self, key: bytes, iv: bytes) -> None:
         self._cipher = AES.new(key, AES.MODE_CBC, iv=iv)
-        self._reset = int.from_bytes(AES.new(key, AES.MODE_ECB).decrypt(iv), "big")
+        self._ecb = AES.new(key, AES.MODE_ECB)
+        self._iv = iv
+        self._reset = int.from_bytes(self._ecb.decrypt(iv), "big")
         self._last = int.from_bytes(iv, "big")
+        self._rows = bytearray()
+        self._column = bytearray()
 
     def encrypt(self, chain: bytearray) -> memoryview:
         """Encrypt chain[BLOCK:] (whole blocks) as one chain from the IV; chain[:BLOCK] is
         room for the re-pointing block. Returns the encrypted chain (without that block)."""
         chain[:BLOCK] = (self._reset ^ self._last).to_bytes(BLOCK, "big")
-        out = self._cipher.encrypt(chain)
+        out = self._cipher.encrypt(bytes(chain))  # bytes: pycryptodome's cheapest argument
         self._last = int.from_bytes(out[-BLOCK:], "big")
         return memoryview(out)[BLOCK:]
+
+    def encrypt_side_by_side(self, data: memoryview, chains: list[tuple[int, int]]) -> None:
+        """Encrypt in place many short chains, each (start, blocks) in `data`, a block of
+        every chain at a time.
+
+        Block k of a chain is E(P_k xor C_k-1), C_-1 the IV: block k of all the chains is one
+        XOR and one ECB call, their blocks k-1 done. The chains are copied into the rows of
+        a matrix, longest first, so that block k of the chains that have one is a strided
+        slice of its first rows; an AAC frame (25 blocks; 190 a segment) then costs two
+        copies and a share of 25 calls, instead of a call of its own (3 microseconds)."""
+        order = sorted(chains, key=lambda chain: -chain[1])
+        longest = order[0][1]
+        width = longest * BLOCK
+        if len(self._rows) < len(order) * width:
+            self._rows = bytearray(len(order) * width)
+        if len(self._column) < len(order) * BLOCK:
+            self._column = bytearray(len(order) * BLOCK)
+        rows = memoryview(self._rows)
+        for row, (start, blocks) in enumerate(order):
+            rows[row * width : row * width + blocks * BLOCK] = data[start : start + blocks * BLOCK]
+        words = rows.cast("Q")
+        stride = 2 * longest
+        column = memoryview(self._column)
+        lanes = column.cast("Q")
+        previous = self._iv * len(order)  # C_-1 of every chain
+        active = len(order)
+        for k in range(longest):
+            while order[active - 1][1] <= k:
+                active -= 1
+            blocks_k = words[2 * k : 2 * k + stride * active : stride]
+            lanes[0 : 2 * active : 2] = blocks_k
+            lanes[1 : 2 * active : 2] = words[2 * k + 1 : 2 * k + 1 + stride * active : stride]
+            # bytes in and out: pycryptodome's ctypes binding costs microseconds per writable
+            # buffer it is handed, more than the AES of a column.
+            mixed = strxor(bytes(column[: active * BLOCK]), previous[: active * BLOCK])
+            previous = self._ecb.encrypt(mixed)
+            encrypted = memoryview(previous).cast("Q")
+            words[2 * k : 2 * k + stride * active : stride] = encrypted[0::2]
+            words[2 * k + 1 : 2 * k + 1 + stride * active : stride] = encrypted[1::2]
+            encrypted.release()
+        lanes.release()
+        words.release()
+        for row, (start, blocks) in enumerate(order):
+            data[start : start + blocks * BLOCK] = rows[row * width : row * width + blocks * BLOCK]
+
+
+#: Whole-block chains (cbcs audio) are encrypted side by side when there are at least this
+#: many: each takes then a share of one AES call per block position instead of a call.
+SIDE_BY_SIDE = 8
 
 
 def _cbcs(chains: _CbcChains, sample: memoryview, ranges: list[tuple[int, int]], crypt: int,
           skip: int) -> None:
     """AES-CBC with the constant IV, the chain restarting at every subsample (§10.4), on the
-    1:9 pattern for video or on every whole block for audio; partial trailing blocks clear."""
+    1:9 pattern for video or on every whole block for audio; partial trailing blocks clear.
+    `ranges`: the protected ranges of one or more samples, each a chain."""
+    if crypt == 0:
+        whole = [(start, (end - start) // BLOCK) for start, end in ranges
+                 if end - start >= BLOCK]
+        longest = max((blocks for _, blocks in whole), default=0)
+        if len(whole) >= SIDE_BY_SIDE and 2 * longest <= len(whole):
+            chains.encrypt_side_by_side(sample, whole)
+            return
     for start, end in ranges:
         blocks = (end - start) // BLOCK
         if not blocks:

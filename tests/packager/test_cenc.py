@@ -124,6 +124,34 @@ def test_one_cipher_restarted_per_chain_equals_a_new_cipher_per_chain(
         assert bytes(buf) == _reference_cbcs(data, 0, len(data), crypt, skip)
 
 
+@settings(max_examples=40, deadline=None)
+@given(samples=st.lists(st.binary(min_size=0, max_size=700), min_size=1, max_size=60),
+       then=st.binary(min_size=16, max_size=300), direct=st.booleans())
+def test_audio_chains_side_by_side_equal_a_cipher_per_chain(
+    samples: list[bytes], then: bytes, direct: bool
+) -> None:
+    """Many whole-block chains at once (_CbcChains.encrypt_side_by_side, called here directly
+    or taken by _cbcs when there are enough of them), samples back to back as in a segment:
+    each sample as a fresh CBC cipher from the IV encrypts it, its partial last block clear;
+    and the same object then encrypts a lone chain as a fresh cipher would."""
+    chains = _CbcChains(KEY, IV16)
+    data = b"".join(samples)
+    buf = bytearray(data)
+    ranges, pos = [], 0
+    for sample in samples:
+        ranges.append((pos, pos + len(sample)))
+        pos += len(sample)
+    whole = [(start, (end - start) // BLOCK) for start, end in ranges if end - start >= BLOCK]
+    if direct and whole:
+        chains.encrypt_side_by_side(memoryview(buf), whole)
+    else:
+        _cbcs(chains, memoryview(buf), ranges, 0, 0)
+    assert bytes(buf) == b"".join(_reference_cbcs(s, 0, len(s), 0, 0) for s in samples)
+    lone = bytearray(then)
+    _cbcs(chains, memoryview(lone), [(0, len(then))], 0, 0)
+    assert bytes(lone) == _reference_cbcs(then, 0, len(then), 0, 0)
+
+
 @given(data=st.binary(min_size=0, max_size=500))
 def test_cbcs_audio_encrypts_whole_blocks_and_leaves_the_tail_clear(data: bytes) -> None:
     buf = bytearray(data)
