@@ -7,7 +7,7 @@ import posixpath
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -107,10 +107,17 @@ def push(request: PushRequest, progress: ProgressSink | None = None) -> PushResu
         raise InputError("--prune needs a prefix: at a bucket root it would delete all else")
     if request.prune and request.stage:
         raise InputError("--prune deletes what the release no longer lists: not while staging")
-    release = read_release(request.release_dir)
-    # The listing waits on the origin while hashing the release waits on the CPU: run them
-    # side by side. A refused tree is reported at once, without waiting for the origin.
-    listing = _in_background(lambda: _connect_and_list(request, release))
+    # The listing waits on the origin while reading and hashing the release wait on the CPU:
+    # the listing goes first and runs beside them. A refused tree is reported at once,
+    # without waiting for the origin.
+    release_read: Future[Release] = Future()
+    listing = _in_background(lambda: _connect_and_list(request, release_read.result))
+    try:
+        release = read_release(request.release_dir)
+    except BaseException as exc:
+        release_read.set_exception(exc)
+        raise
+    release_read.set_result(release)
     digests = check_tree(request.release_dir, release, request.transfer)
     s3, remote = listing()
     plan = make_plan(release, request, remote, digests)
@@ -146,9 +153,10 @@ def push(request: PushRequest, progress: ProgressSink | None = None) -> PushResu
 
 
 def _connect_and_list(
-    request: PushRequest, release: Release
+    request: PushRequest, read: Callable[[], Release]
 ) -> tuple[Any | None, dict[str, RemoteObject]]:
-    """The prefix's objects and, if anything will be written, an S3 client.
+    """The prefix's objects and, if anything will be written, an S3 client (`read` gives the
+    release, which the listing itself does not need).
 
     The listing is signed without botocore when the credentials allow it (cdn/s3direct.py):
     a no-op push then never imports boto3. The client (half a second to import and build) is
@@ -162,6 +170,7 @@ def _connect_and_list(
         return s3, list_prefix(s3, request.destination)
     if request.dry_run:
         return None, remote
+    release = read()
     sizes = {
         request.destination.key(f.path): f.bytes
         for f in release.files
