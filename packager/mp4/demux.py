@@ -113,6 +113,7 @@ class SampleReader:
         self.sample_sizes, self._offsets = tables.sizes, tables.offsets
         self._fd = os.open(path, os.O_RDONLY)
         self._buffer = bytearray()
+        self._gap = bytearray(_GAP)
 
     def __enter__(self) -> SampleReader:
         return self
@@ -122,13 +123,21 @@ class SampleReader:
 
     def read_into(self, first: int, count: int) -> memoryview:
         """The samples' bytes, read straight into this reader's buffer (no copies; the buffer
-        is reused, so the view is good until the next call)."""
+        is reused, so the view is good until the next call).
+
+        Runs of samples that lie back to back are read whole; runs a few bytes apart (an
+        interleaved file puts an AAC frame between two video frames) are read in one call
+        too, the bytes between them landing in a scratch buffer: one system call per segment
+        instead of one per frame."""
         sizes, offsets = self.sample_sizes, self._offsets
         end = first + count
         total = sum(sizes[first:end])
         if len(self._buffer) < total:
             self._buffer = bytearray(total)
         view = memoryview(self._buffer)[:total]
+        gap = memoryview(self._gap)
+        group: list[memoryview] = []
+        group_start = group_end = 0
         i, at = first, 0
         while i < end:
             start = offsets[i]
@@ -137,11 +146,29 @@ class SampleReader:
             while i < end and offsets[i] == stop:
                 stop += sizes[i]
                 i += 1
-            if os.preadv(self._fd, [view[at : at + stop - start]], start) != stop - start:
-                raise InputError("source is corrupt or truncated: sample data ends past the "
-                                 "end of the file")
+            between = start - group_end
+            if not group or not 0 <= between <= len(gap) or len(group) >= _IOV_MAX - 1:
+                self._read(group, group_start, group_end)
+                group, group_start = [], start
+            elif between:
+                group.append(gap[:between])
+            group.append(view[at : at + stop - start])
             at += stop - start
+            group_end = stop
+        self._read(group, group_start, group_end)
         return view
+
+    def _read(self, buffers: list[memoryview], start: int, stop: int) -> None:
+        if buffers and os.preadv(self._fd, buffers, start) != stop - start:
+            raise InputError("source is corrupt or truncated: sample data ends past the end of "
+                             "the file")
+
+
+#: Bytes between two runs of samples that are read (into a scratch buffer) rather than
+#: skipped with a system call of their own.
+_GAP = 4096
+#: Buffers per preadv (Linux's IOV_MAX).
+_IOV_MAX = 1024
 
 
 def read_moov(path: Path) -> bytes:

@@ -338,9 +338,10 @@ def _text_tracks(request: PackageRequest, renditions: list[Rendition], reference
 
 
 #: Parts per core a demuxed track's work is split into: the workers take parts from one
-#: queue as they become free, so with a few per core they finish together; a part's own
-#: set-up (a file descriptor, a cipher) is next to nothing.
-_PARTS_PER_CPU = 4
+#: queue as they become free, so the last part to finish is small and the cores finish
+#: within a sixteenth of the work of each other; a part's own set-up (a file descriptor, a
+#: cipher) is next to nothing.
+_PARTS_PER_CPU = 8
 #: Estimated seconds of cutting and encrypting (segmenter.work_estimate) below which the
 #: tracks are cut in this process: a fork and the results' way back cost more than the
 #: second core saves on a source of a few seconds.

@@ -149,11 +149,12 @@ def join_parts(parts: Sequence[CmafTrack]) -> CmafTrack:
 
 def work_estimate(samples: int, size: int) -> float:
     """Seconds of segmenting and encrypting work for so many samples and bytes: a per-sample
-    cost (cipher setup, slice headers, boxes) and a per-byte one (AES, copies, hashing,
-    writes), fitted to segment_track's CPU time on the bench input (bench/encrypt.py, cbcs:
-    1080p H.264 2.2 s for 15,000 samples and 380 MB, AAC 0.7 s for 28,000 samples and
-    10 MB). Only the ratios matter: they split tracks into parts of equal work."""
-    return samples * 24e-6 + size * 5e-9
+    cost (slice headers, subsample maps, AES calls, boxes) and a per-byte one (AES, reads,
+    hashing, writes), fitted to segment_track's CPU time on the bench input (bench/encrypt.py,
+    10 min of 720p, cbcs and cenc alike: H.264 0.74 s for 15,000 samples and 240 MB, AAC
+    0.2 s for 28,000 samples and 10 MB). Its ratios split tracks into parts of equal work;
+    the pipeline cuts a source estimated under _FORK_WORK seconds in one process."""
+    return samples * 6e-6 + size * 2.7e-9
 
 
 @dataclass(frozen=True)
