@@ -12,8 +12,8 @@ from __future__ import annotations
 import itertools
 import sys
 from array import array
-from collections.abc import Sequence
-from typing import NamedTuple
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from packager.bitstream.nal import (
     AVC_SLICE_IDR,
@@ -23,12 +23,6 @@ from packager.bitstream.nal import (
     avc_slice_header_size,
     iter_nal_units,
 )
-from packager.bitstream.nal_hevc import (
-    HEVC_SLICE_TYPES,
-    HevcParameterSets,
-    hevc_parameter_sets,
-    hevc_slice_header_size,
-)
 from packager.drm.protection import TrackProtection
 from packager.drm.systems import COMMON_SYSTEM_ID
 from packager.encryption.aes import AES, strxor
@@ -37,6 +31,9 @@ from packager.encryption.spec import EncryptionSpec
 from packager.errors import BitstreamError, InputError
 from packager.mp4 import isobmff
 from packager.mp4.isobmff import Fragment
+
+if TYPE_CHECKING:
+    from packager.bitstream.nal_hevc import HevcParameterSets
 
 AVC_SLICE_TYPES = (AVC_SLICE_NON_IDR, AVC_SLICE_IDR)
 BLOCK = 16
@@ -123,12 +120,19 @@ class TrackEncryptor:
         self._nal_prefix = 0
         self._sets: AvcParameterSets | HevcParameterSets | None = None
         self._hevc = info.sample_entry in ("hvc1", "hev1")
+        # The slice header parser of the codec (HEVC's is loaded only for HEVC).
+        self._slice_types: frozenset[int] | tuple[int, ...] = ()
+        self._header_size: Callable[[memoryview, Any], int] = avc_slice_header_size
         if info.sample_entry in ("avc1", "avc3"):
             config = isobmff.sample_entry_config(moov, b"avcC")
             self._nal_prefix, self._sets = avc_parameter_sets(config)
+            self._slice_types = AVC_SLICE_TYPES
         elif self._hevc:
+            from packager.bitstream import nal_hevc
             config = isobmff.sample_entry_config(moov, b"hvcC")
-            self._nal_prefix, self._sets = hevc_parameter_sets(config)
+            self._nal_prefix, self._sets = nal_hevc.hevc_parameter_sets(config)
+            self._slice_types = nal_hevc.HEVC_SLICE_TYPES
+            self._header_size = nal_hevc.hevc_slice_header_size
         elif info.handler == "vide":
             raise InputError(f"encryption of {info.sample_entry} video is not supported yet")
         # cenc: one step per sample from the track's origin (packager/encryption/iv.py).
@@ -195,15 +199,12 @@ class TrackEncryptor:
         """The subsamples of the sample at data[start:end], from its NAL units."""
         sets = self._sets
         assert sets is not None
-        hevc = isinstance(sets, HevcParameterSets)
         regions: list[tuple[int, int]] = []
         for offset, prefix, size, kind in iter_nal_units(data, self._nal_prefix, self._hevc,
                                                          start, end):
             nal = data[offset + prefix : offset + prefix + size]
-            if hevc and kind in HEVC_SLICE_TYPES:
-                header = hevc_slice_header_size(nal, sets)  # type: ignore[arg-type]
-            elif not hevc and kind in AVC_SLICE_TYPES:
-                header = avc_slice_header_size(nal, sets)  # type: ignore[arg-type]
+            if kind in self._slice_types:
+                header = self._header_size(nal, sets)
             else:
                 # Non-VCL units (parameter sets, SEI, AUD, ...) stay clear; parameter sets
                 # sent in-band (avc3/hev1) update the state later slices are parsed with.
