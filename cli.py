@@ -72,6 +72,28 @@ def cdnpack(verbose: int) -> None:
     )
 
 
+class Duration(click.ParamType[float]):
+    """A duration option, read by the one parser (packager/durations.py) into seconds; a
+    mistake is one line naming the option, exit 2 (an InputError, not click's usage text)."""
+
+    name = "duration"
+
+    def __init__(self, **limits: Any) -> None:
+        self.limits = limits
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> float:
+        from packager.durations import parse_duration
+        if isinstance(value, float):
+            return value
+        option = param.opts[0] if param is not None and param.opts else "duration"
+        return parse_duration(value, option, **self.limits)
+
+
+#: Options whose help has always said seconds: a bare number still means seconds.
+SECONDS = Duration(bare_seconds=True)
+
+
 def json_option(f: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")(f)
 
@@ -121,8 +143,9 @@ def doctor(as_json: bool) -> None:
 PACKAGE_OPTIONS: list[Callable[[Any], Any]] = [
     click.option("--ladder", default="default", show_default=True,
                  help=f"Preset ({', '.join(PRESETS)}) or a YAML ladder file."),
-    click.option("--segment-duration", type=float, default=4.0, show_default=True,
-                 help="Target segment duration in seconds (keyframe every segment)."),
+    click.option("--segment-duration", type=SECONDS, default="4s", show_default=True,
+                 metavar="DURATION",
+                 help="Target segment duration (keyframe every segment): 4s, 2.5s, 6 (seconds)."),
     click.option("--format", "formats", type=click.Choice(FORMATS), multiple=True,
                  help="Manifest formats (repeatable); both by default."),
     click.option("--copy", is_flag=True,
@@ -146,8 +169,8 @@ PACKAGE_OPTIONS: list[Callable[[Any], Any]] = [
                  help="--keys generate|speke: one key per track class (AUDIO, SD, HD, UHD)."),
     click.option("--class-thresholds", metavar="SD=H,HD=H",
                  help="Largest frame height of the SD and HD classes (default SD=576,HD=1080)."),
-    click.option("--key-server-timeout", type=click.FloatRange(min=0, min_open=True),
-                 metavar="SECONDS", help="--keys speke: total time for the exchange [30]."),
+    click.option("--key-server-timeout", type=SECONDS, metavar="DURATION",
+                 help="--keys speke: total time for the exchange [30s]."),
     click.option("--speke-sigv4-region", metavar="REGION",
                  help="--keys speke: sign with AWS SigV4 (execute-api) for API Gateway in REGION."),
     click.option("--playready-la-url", metavar="URL",
@@ -189,9 +212,11 @@ PUSH_OPTIONS: list[Callable[[Any], Any]] = [
     click.option("--distribution",
                  help="CloudFront distribution id: invalidate changed manifests."),
     click.option("--wait", is_flag=True, help="Wait until the invalidation has completed."),
-    click.option("--manifest-max-age", type=click.IntRange(0, 86400), default=30,
-                 show_default=True,
-                 help="Cache-Control max-age of playlists and MPD (segments are immutable)."),
+    click.option("--manifest-max-age", default="30s", show_default=True, metavar="DURATION",
+                 type=Duration(bare_seconds=True, allow_minimum=True, maximum=86400,
+                               whole=True),
+                 help="Cache-Control max-age of playlists and MPD, whole seconds up to 1d "
+                      "(segments are immutable)."),
     # 32 is cdn.s3.DEFAULT_CONCURRENCY (tests/test_cli.py holds them together), written out so
     # that the CLI's start does not import botocore for every command.
     click.option("--concurrency", type=click.IntRange(1, 256), default=32, show_default=True,
@@ -266,8 +291,8 @@ def _package_request(source: Path, output: Path, force: bool, options: dict[str,
 @cdnpack.command()
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("cdnpack-demo"),
               show_default=True, help="Work directory: source, release, keys, results, report.")
-@click.option("--duration", type=float, default=20.0, show_default=True,
-              help="Length of the generated source in seconds.")
+@click.option("--duration", type=SECONDS, default="20s", show_default=True,
+              metavar="DURATION", help="Length of the generated source (20s, 1m).")
 @json_option
 def demo(output: Path, duration: float, as_json: bool) -> None:
     """The release flow on this machine alone: an embedded source packaged with cbcs and
@@ -326,7 +351,7 @@ def push_command(release_dir: Path, destination: str, dry_run: bool, prune: bool
 
 def _push_request(
     release_dir: Path, destination: str, *, distribution: str | None, wait: bool,
-    dry_run: bool, prune: bool, manifest_max_age: int, concurrency: int, retry_mode: str,
+    dry_run: bool, prune: bool, manifest_max_age: float, concurrency: int, retry_mode: str,
     max_attempts: int, endpoint_url: str | None, profile: str | None, region: str | None,
 ) -> PushRequest:
     from cdn.publish import PushRequest
@@ -337,7 +362,7 @@ def _push_request(
         connection=Connection(endpoint_url=endpoint_url, profile=profile, region=region,
                               retry_mode=retry_mode, max_attempts=max_attempts,
                               concurrency=concurrency),
-        manifest_max_age=manifest_max_age, distribution=distribution, wait=wait,
+        manifest_max_age=int(manifest_max_age), distribution=distribution, wait=wait,
         dry_run=dry_run, prune=prune,
     )
 
@@ -475,17 +500,17 @@ def _s3(endpoint_url: str | None) -> Any:
               help="Also append this run as a new object under an S3 prefix.")
 @click.option("--endpoint-url", help="S3-compatible endpoint for --results.")
 @click.option("--samples", type=click.IntRange(min=1), help="Override probe.samples.")
-@click.option("--every", metavar="DURATION",
-              help="Run until stopped, one round per DURATION (60s, 5m), each round appended "
-                   "to --output and stored as a new object under --results.")
-@click.option("--jitter", metavar="DURATION",
+@click.option("--every", type=Duration(), metavar="DURATION",
+              help="Run until stopped, one round per DURATION (60s, 5m, 1h), each round "
+                   "appended to --output and stored as a new object under --results.")
+@click.option("--jitter", type=Duration(), metavar="DURATION",
               help="--every: wait up to this much more before each round (10s).")
 @click.option("--rounds", type=click.IntRange(min=1),
               help="--every: stop after this many rounds.")
 @json_option
 def probe_command(region: str, config_path: Path | None, output: Path | None,
                   results_url: str | None, endpoint_url: str | None, samples: int | None,
-                  every: str | None, jitter: str | None, rounds: int | None,
+                  every: float | None, jitter: float | None, rounds: int | None,
                   as_json: bool) -> None:
     """Probe every CDN from REGION: timed fetches and player-like video sessions, as JSONL.
 
@@ -531,15 +556,12 @@ def _rum(path: Path | None) -> RumCells | None:
     return load_summaries(path)
 
 
-def _probe_every(config: ProbeConfig, region: str, every: str, jitter: str | None,
+def _probe_every(config: ProbeConfig, region: str, every: float, jitter: float | None,
                  rounds: int | None, output: Path | None, results_url: str | None,
                  endpoint_url: str | None, as_json: bool) -> None:
-    from probes.config import parse_duration
     from probes.schedule import Schedule, run_schedule
     from render.probes import show_round
-    schedule = Schedule(every=parse_duration(every, "--every"),
-                        jitter=parse_duration(jitter, "--jitter") if jitter else 0.0,
-                        rounds=rounds)
+    schedule = Schedule(every=every, jitter=jitter or 0.0, rounds=rounds)
     run_schedule(config, region, schedule, output or Path(f"probe-{region}.jsonl"),
                  results_url, _s3(endpoint_url), lambda r: show_round(r, as_json))
 
@@ -682,11 +704,12 @@ def steer_plan(results: tuple[str, ...], config_path: Path | None, endpoint_url:
               metavar="DIR|s3://BUCKET/PREFIX", help="Probe results to plan from (repeatable).")
 @click.option("--listen", default="127.0.0.1:8900", show_default=True, metavar="HOST:PORT",
               help="Address to answer on (port 0: any free port, printed when ready).")
-@click.option("--refresh", default="30s", show_default=True, metavar="DURATION",
-              help="How often config and results are re-read (250ms, 30s, 5m).")
+@click.option("--refresh", type=Duration(), default="30s", show_default=True,
+              metavar="DURATION", help="How often config and results are re-read (250ms, 30s, "
+                                       "5m).")
 @click.option("--endpoint-url", help="S3-compatible endpoint for s3:// results.")
 @json_option
-def steer_serve(config_path: Path | None, results: tuple[str, ...], listen: str, refresh: str,
+def steer_serve(config_path: Path | None, results: tuple[str, ...], listen: str, refresh: float,
                 endpoint_url: str | None, as_json: bool) -> None:
     """Serve /hls.json and /dash.json per viewer region, /metrics and /healthz until Ctrl-C."""
     from render.steering import show_listening, show_stopped

@@ -31,7 +31,7 @@ from aiohttp import web
 from aiohttp.web_request import BaseRequest
 
 from packager.errors import InputError
-from probes.config import ProbeConfig, load_config, parse_duration
+from probes.config import ProbeConfig, load_config
 from probes.serving import QuietServer, parse_listen
 from probes.serving import fixed as fixed_text
 from steering.answers import Answers
@@ -236,11 +236,10 @@ def _config(feed: Feed) -> ProbeConfig:
     return config
 
 
-def serve_request(config_path: Path, results: tuple[str, ...], listen: str, refresh: str,
+def serve_request(config_path: Path, results: tuple[str, ...], listen: str, refresh: float,
                   endpoint_url: str | None) -> ServeRequest:
     """`steer serve`'s options checked before anything listens (exit 2 on a mistake)."""
     address = parse_listen(listen, "127.0.0.1:8900")
-    interval = parse_duration(refresh, "--refresh")
     connection = None
     for source in results:
         if source.startswith("s3://"):
@@ -252,4 +251,4 @@ def serve_request(config_path: Path, results: tuple[str, ...], listen: str, refr
         elif not Path(source).exists():
             raise InputError(f"--results {source}: no such file or directory")
     return ServeRequest(Feed(config_path, results, connection), address.host, address.port,
-                        interval)
+                        refresh)

@@ -219,7 +219,8 @@ def test_ctrl_c_stops_the_server_cleanly(config_path: Path, results: Path) -> No
 
 @pytest.mark.parametrize(("args", "message"), [
     (("--listen", "nowhere"), "--listen 'nowhere': expected HOST:PORT"),
-    (("--refresh", "5"), "--refresh: must be a duration with a unit (ms, s, m) like 60s, got '5'"),
+    (("--refresh", "5"), "--refresh: must be a duration with a unit (ms, s, m, h, d) like "
+                         "250ms, 30s, 5m, 1h or 7d, got '5'"),
     (("--results", "/no/such/dir"), "--results /no/such/dir: no such file or directory"),
     (("--results", "s3://Bad_Bucket/x"), "is not a valid S3 bucket name"),
 ])
