@@ -252,36 +252,6 @@ def cli_env(endpoint: str) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_sigkill_mid_push_then_rerun_uploads_only_what_is_missing(
-    packaged: PackageResult, bucket: MotoServer
-) -> None:
-    total = len(packaged.release.files)
-    with FaultProxy(bucket.url, Faults(delay_all=0.08)) as slow:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "cli", "push", str(packaged.output), f"s3://{BUCKET}/{PREFIX}",
-             "--endpoint-url", slow.url, "--concurrency", "1", "--json"],
-            cwd=REPO, env=cli_env(slow.url), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 60
-        while slow.log.count("PUT") < total // 3:
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    before = len(stored(bucket))
-    assert 0 < before < total
-    with FaultProxy(bucket.url) as proxy:
-        result = cdnpack_cli("push", packaged.output, f"s3://{BUCKET}/{PREFIX}",
-                             "--endpoint-url", proxy.url, "--json", env=cli_env(proxy.url))
-    assert result.returncode == 0, result.stderr
-    doc = json.loads(result.stdout)
-    assert doc["uploaded"] == total - before
-    assert doc["verified"] is True
-    assert proxy.log.count("PUT") == total - before
-    assert len(stored(bucket)) == total
-
-
-@pytest.mark.slow
 def test_ctrl_c_mid_push_cancels_the_uploads_and_exits_130(
     packaged: PackageResult, bucket: MotoServer
 ) -> None:
