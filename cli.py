@@ -8,6 +8,7 @@ looks like, for people and for `--json`, is render/'s job.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -18,6 +19,8 @@ import click
 
 from packager.encoding.ladder import PRESETS
 from packager.errors import CdnpackError, ToolError
+from packager.interrupts import Interrupted, stopped_by
+from packager.interrupts import install as install_interrupts
 from packager.output.release import FORMATS
 from render.console import emit_json, err_console, fail, out_console, progress, unit_progress
 
@@ -32,33 +35,35 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def main() -> None:
-    """Console-script entry: every CdnpackError becomes one line on stderr and its exit code."""
-    # SIGTERM (Kubernetes, CI cancel) unwinds like Ctrl-C: temp trees removed, children stopped.
-    signal.signal(signal.SIGTERM, _terminate)
+    """Console-script entry: every CdnpackError becomes one line on stderr and its exit code;
+    Ctrl-C and SIGTERM (Kubernetes, CI cancel) unwind alike, then say so in one line
+    (packager/interrupts.py)."""
+    install_interrupts()
     try:
-        cdnpack(standalone_mode=False)
-    except click.exceptions.Abort:
-        fail("interrupted")
-        sys.exit(130)
+        _run(sys.argv[1:])
+    except Interrupted as exc:
+        if exc.signum == signal.SIGINT and sys.stderr.isatty():
+            click.echo(err=True)  # the terminal's ^C echo ends its own line
+        fail(exc.message)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(2)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except BrokenPipeError:  # `cdnpack ... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit
+        sys.exit(1)
     except CdnpackError as exc:
         fail(f"error: {exc}")
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # raised by Python's own handler (asyncio's, a library's)
         fail("interrupted")
         sys.exit(130)
     except Exception as exc:
         logging.getLogger("cdnpack").debug("internal error", exc_info=True)
         fail(f"internal error: {type(exc).__name__}: {exc} (run with -v for details)")
         sys.exit(4)
-
-
-def _terminate(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -92,6 +97,14 @@ class Duration(click.ParamType[float]):
 
 #: Options whose help has always said seconds: a bare number still means seconds.
 SECONDS = Duration(bare_seconds=True)
+
+
+def _run(args: list[str]) -> None:
+    """click's Command.main without its handling of Ctrl-C: it writes a blank line to stderr
+    and raises Abort, and which signal stopped the command is lost. `main` says how a command
+    ended, in one line."""
+    with cdnpack.make_context("cdnpack", args) as ctx:
+        cdnpack.invoke(ctx)
 
 
 def json_option(f: F) -> F:
@@ -577,7 +590,8 @@ def exporter_command(config_path: Path | None, region: str, listen: str,
                      as_json: bool) -> None:
     """Serve a Prometheus exporter in blackbox_exporter's style: /probe?cdn=ID&target=PATH
     runs one probe (blackbox metric names, plus startup and sustainable bitrate for hls/dash
-    targets); /metrics is the exporter's own. Runs until Ctrl-C or SIGTERM."""
+    targets); /metrics is the exporter's own. Runs until Ctrl-C or SIGTERM (exit 130 or 143,
+    once the probes running have answered)."""
     from probes.exporter import serve
     from probes.serving import parse_listen
     config = _probe_config(config_path)
@@ -592,7 +606,7 @@ def exporter_command(config_path: Path | None, region: str, listen: str,
                               "PATH, /metrics")
         sys.stdout.flush()
 
-    serve(config, region, address, ready)
+    stopped_by(serve(config, region, address, ready))
 
 
 @cdnpack.command("score")
@@ -711,7 +725,8 @@ def steer_plan(results: tuple[str, ...], config_path: Path | None, endpoint_url:
 @json_option
 def steer_serve(config_path: Path | None, results: tuple[str, ...], listen: str, refresh: float,
                 endpoint_url: str | None, as_json: bool) -> None:
-    """Serve /hls.json and /dash.json per viewer region, /metrics and /healthz until Ctrl-C."""
+    """Serve /hls.json and /dash.json per viewer region, /metrics and /healthz until Ctrl-C or
+    SIGTERM (exit 130 or 143, after open requests are answered)."""
     from render.steering import show_listening, show_stopped
     from steering.server import run as run_server
     from steering.server import serve_request
@@ -719,6 +734,8 @@ def steer_serve(config_path: Path | None, results: tuple[str, ...], listen: str,
                             endpoint_url)
     result = run_server(request, lambda url: show_listening(url, as_json))
     show_stopped(result, as_json)
+    if result.signal is not None:
+        stopped_by(result.signal)
 
 
 @steer_group.command("publish")

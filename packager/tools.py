@@ -132,13 +132,19 @@ def spawn(
     terminate (or, with terminate=False, wait: the caller told it to stop some other way, e.g.
     by closing its stdin), then kill it after `timeout`.
 
+    The child gets a process group of its own: a terminal's Ctrl-C signals the whole foreground
+    group, and a child stopped by it at the same moment as cdnpack would fail under the
+    clean-up that still needs it (the demo's origin, answering the deletion of staged
+    manifests) and print its own complaint. cdnpack stops it on the way out
+    (packager/interrupts.py).
+
     The command line is logged shell-quoted so it can be pasted into a terminal to reproduce.
     """
     log.debug("run: %s", shlex.join(args))
     try:
         proc = subprocess.Popen(
             list(args), stdin=stdin, stdout=stdout, stderr=stderr, text=True,
-            errors="replace", env=None if env is None else dict(env),
+            errors="replace", env=None if env is None else dict(env), process_group=0,
         )
     except OSError as exc:
         raise ToolError(f"cannot run {args[0]}: {exc.strerror}") from exc
@@ -146,6 +152,12 @@ def spawn(
         yield proc
     finally:
         stop(proc, timeout=timeout, terminate=terminate)
+
+
+def own_process_group() -> None:
+    """Run in a worker process (a pool's initializer): leave the terminal's foreground process
+    group, as `spawn` does for a tool, so only cdnpack gets Ctrl-C and stops its workers."""
+    os.setpgid(0, 0)
 
 
 def stop(proc: subprocess.Popen[Any], timeout: float = 5.0, terminate: bool = True) -> None:

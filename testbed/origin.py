@@ -19,6 +19,7 @@ from typing import Any
 from cdn.s3 import Connection
 from packager.errors import EndpointError, ToolError
 from packager.tools import spawn
+from testbed.moto_server import EXIT_WITH_STDIN
 
 #: Credentials moto accepts; exported so boto3 in child processes (the CLI) finds them too.
 FAKE_CREDENTIALS = {
@@ -83,8 +84,9 @@ def moto_server(start_timeout: float = 30.0) -> Iterator[str]:
     port = free_port()
     env = {**os.environ, **FAKE_CREDENTIALS}
     url = f"http://127.0.0.1:{port}"
-    with spawn([*moto_command(), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
-               stderr=subprocess.DEVNULL, env=env, timeout=10) as proc:
+    with spawn([*moto_command(), "-H", "127.0.0.1", "-p", str(port), EXIT_WITH_STDIN],
+               stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+               env=env, timeout=10) as proc:
         deadline = time.monotonic() + start_timeout
         while True:
             try:

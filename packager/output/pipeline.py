@@ -69,6 +69,7 @@ from packager.text.read import read_text_file
 from packager.title.localize import localize, text_renditions
 from packager.title.model import Title
 from packager.title.tracks import TitleTrack
+from packager.tools import own_process_group
 
 log = logging.getLogger(__name__)
 
@@ -263,13 +264,18 @@ def _encode_and_segment(
             if progress:
                 progress("segment", len(sources) * done / len(jobs), len(sources))
     else:
-        with ProcessPoolExecutor(workers) as pool:
+        # Workers in a process group of their own (a terminal's Ctrl-C is ours to handle);
+        # on the way out the jobs not started are cancelled, not run to the end.
+        pool = ProcessPoolExecutor(workers, initializer=own_process_group)
+        try:
             futures = {pool.submit(_segment_job, job): job for job in jobs}
             for done, future in enumerate(as_completed(futures), 1):
                 job = futures[future]
                 done_parts[job.index][job.part[0]] = future.result()
                 if progress:
                     progress("segment", len(sources) * done / len(jobs), len(sources))
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
     tracks = [join_parts([p for p in track_parts if p is not None]) for track_parts in done_parts]
     for (rendition, source), track in zip(sources, tracks, strict=True):
         if rendition.source is None:  # a dub's length was checked against the video's

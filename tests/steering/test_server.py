@@ -4,6 +4,7 @@ results flagged, the last good plan kept, sessions moved off slow pathways, 410 
 from __future__ import annotations
 
 import json
+import signal
 import socket
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
@@ -17,6 +18,7 @@ from cdn.s3 import client
 from probes.results import jsonl
 from testbed.origin import local_connection, moto_server, origin_bucket
 from tests.conftest import cdnpack_cli
+from tests.interrupts import assert_stopped_cleanly, interrupt, start
 from tests.moto import FAKE_CREDENTIALS
 from tests.steering.conftest import CONFIG, write_config
 from tests.steering.results import TOP_BANDWIDTH, Delivery, run_lines, write_run
@@ -208,13 +210,33 @@ def test_steering_disabled_answers_410_gone(tmp_path: Path, results: Path) -> No
 
 
 def test_ctrl_c_stops_the_server_cleanly(config_path: Path, results: Path) -> None:
-    """steer_serve sends SIGINT on the way out and checks exit 0, a `stopped` event and no
+    """steer_serve sends SIGINT on the way out and checks exit 130, a `stopped` event and no
     traceback; here nothing listens on the port any more."""
     with steer_serve(config_path, str(results)) as served:
         port = int(served.url.rsplit(":", 1)[1])
         assert served.get("/healthz")[0] == 200
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=5).close()
+
+
+@pytest.mark.parametrize(("moment", "sig"), [("serving", signal.SIGINT),
+                                             ("mid-request", signal.SIGTERM)])
+def test_a_signal_stops_the_server_in_one_line_even_mid_request(
+        config_path: Path, results: Path, moment: str, sig: signal.Signals) -> None:
+    """A request still arriving (its headers half sent) does not hold the server past its
+    shutdown time: it closes, says why in one line and exits 128 + the signal."""
+    command = start(["steer", "serve", "--config", config_path, "--results", results,
+                     "--listen", "127.0.0.1:0", "--json"])
+    command.wait_until(lambda: bool(command.stdout), "listening")
+    url = json.loads(command.stdout[0])["url"]
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    with ExitStack() as stack:
+        if moment == "mid-request":
+            client = stack.enter_context(socket.create_connection((host, int(port)), timeout=30))
+            client.sendall(b"GET /hls.json?region=eu HTTP/1.1\r\nHost: steer\r\n")
+        ended = interrupt(command, sig)
+    assert_stopped_cleanly(ended, sig)
+    assert json.loads(command.stdout[-1])["event"] == "stopped"
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -1,0 +1,134 @@
+"""Ctrl-C and SIGTERM: how every command stops, at any moment, in one line.
+
+`install()` (cli.main) makes the first SIGINT or SIGTERM raise `Interrupted` where the main
+thread is. It is a KeyboardInterrupt, so every `finally` and `with` written for Ctrl-C (work
+trees removed, children stopped, staged manifests deleted, uploads cancelled) runs for SIGTERM
+alike; cli.main then prints one line and exits 128 + the signal (130, 143). Signals after the
+first are ignored: the clean-up they would cut short is bounded, and cut short it would leave
+children or staged objects behind.
+
+Children run in process groups of their own (packager/tools.spawn): a terminal's Ctrl-C, which
+signals the whole foreground process group, reaches cdnpack alone, and cdnpack stops its
+children after the clean-up that may still need them (the demo's local origin answers the
+deletion of the staged manifests).
+
+The servers and the probe schedule stop gracefully instead (`stop_on_signals`): they take the
+signals over while they run, finish or close what is open, then raise `Interrupted` for the
+signal that stopped them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Iterator
+from types import FrameType
+from typing import Any, NoReturn
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Interrupted(KeyboardInterrupt):
+    """The command was stopped by `signum`; what it had begun is cleaned up on the way out."""
+
+    def __init__(self, signum: int = signal.SIGINT) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+    @property
+    def message(self) -> str:
+        return "interrupted" if self.signum == signal.SIGINT else "terminated"
+
+
+def install() -> None:
+    """The first SIGINT or SIGTERM raises `Interrupted`; later ones are ignored."""
+    for sig in SIGNALS:
+        signal.signal(sig, _first_signal)
+
+
+def _first_signal(signum: int, frame: FrameType | None) -> None:
+    stopped_by(signum)
+
+
+def stopped_by(signum: int) -> NoReturn:
+    """Unwind as the first signal does: signals ignored from now on, `Interrupted` raised."""
+    ignore()
+    raise Interrupted(signum)
+
+
+def ignore() -> None:
+    """From now on SIGINT and SIGTERM change nothing: a clean-up is running."""
+    for sig in SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+
+
+class Stop:
+    """Set by the first signal while a server or schedule runs: which one, and an event."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def set(self, signum: int) -> None:
+        if self.signum is None:
+            self.signum = signum
+
+    def raise_if_set(self) -> None:
+        if self.signum is not None:
+            stopped_by(self.signum)
+
+
+@contextlib.contextmanager
+def stop_on_signals(on_signal: Any = None) -> Iterator[Stop]:
+    """Python-level handlers for a blocking loop (probe --every): the first signal sets the
+    `Stop` (and calls `on_signal`); a second one raises `Interrupted` at once. The handlers
+    in place before are restored on the way out."""
+    stop = Stop()
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if stop.signum is not None:
+            _first_signal(signum, frame)
+        stop.set(signum)
+        if on_signal is not None:
+            on_signal()
+
+    previous = {sig: signal.getsignal(sig) for sig in SIGNALS}
+    for sig in SIGNALS:
+        signal.signal(sig, handler)
+    try:
+        yield stop
+    finally:
+        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # not unwinding a 2nd one
+            _restore(previous)
+
+
+@contextlib.contextmanager
+def loop_stops_on_signals(loop: asyncio.AbstractEventLoop,
+                          event: asyncio.Event) -> Iterator[Stop]:
+    """The same for a server on an event loop: the first signal sets `event` (the server
+    closes its listener and answers what is open), later ones change nothing. asyncio resets
+    a removed handler to the default; the handlers in place before are restored instead."""
+    stop = Stop()
+    previous = {sig: signal.getsignal(sig) for sig in SIGNALS}
+
+    def handler(signum: int) -> None:
+        stop.set(signum)
+        event.set()
+
+    for sig in SIGNALS:
+        loop.add_signal_handler(sig, handler, sig)
+    try:
+        yield stop
+    finally:
+        for sig in SIGNALS:
+            loop.remove_signal_handler(sig)
+        _restore(previous)
+
+
+def _restore(previous: dict[signal.Signals, Any]) -> None:
+    for sig, old in previous.items():
+        signal.signal(sig, old if old is not None else signal.SIG_DFL)
