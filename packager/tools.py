@@ -127,10 +127,13 @@ def spawn(
     args: Sequence[str], *, stdin: int | None = subprocess.DEVNULL,
     stdout: int | None = subprocess.PIPE, stderr: int | None = subprocess.PIPE,
     env: Mapping[str, str] | None = None, terminate: bool = True, timeout: float = 5.0,
+    kill_on_error: bool = False,
 ) -> Iterator[subprocess.Popen[str]]:
     """Start a process (stdin closed unless asked for); on any exit path end it with `stop`:
     terminate (or, with terminate=False, wait: the caller told it to stop some other way, e.g.
-    by closing its stdin), then kill it after `timeout`.
+    by closing its stdin), then kill it after `timeout`. With `kill_on_error`, an exception
+    (a failure, Ctrl-C) kills it at once: what it was making is thrown away anyway, and ffmpeg
+    told to terminate first flushes its encoders (seconds).
 
     The child gets a process group of its own: a terminal's Ctrl-C signals the whole foreground
     group, and a child stopped by it at the same moment as cdnpack would fail under the
@@ -150,8 +153,12 @@ def spawn(
         raise ToolError(f"cannot run {args[0]}: {exc.strerror}") from exc
     try:
         yield proc
-    finally:
+    except BaseException:
+        if kill_on_error and proc.poll() is None:
+            proc.kill()
         stop(proc, timeout=timeout, terminate=terminate)
+        raise
+    stop(proc, timeout=timeout, terminate=terminate)
 
 
 def own_process_group() -> None:
@@ -186,7 +193,7 @@ def run_tool(
     """
     tail: collections.deque[str] = collections.deque(maxlen=tail_lines)
     out: list[str] = []
-    with spawn(args) as proc:
+    with spawn(args, kill_on_error=True) as proc:
         assert proc.stdout is not None
         assert proc.stderr is not None
         stderr = proc.stderr
