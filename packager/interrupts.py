@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any, NoReturn
 
@@ -46,9 +46,16 @@ class Interrupted(KeyboardInterrupt):
 
 
 def install() -> None:
-    """The first SIGINT or SIGTERM raises `Interrupted`; later ones are ignored."""
-    for sig in SIGNALS:
+    """The first SIGINT or SIGTERM raises `Interrupted`; later ones are ignored. A signal the
+    shell made us ignore stays ignored: a job started in the background (`cdnpack push ... &`)
+    is not the terminal's to interrupt, as Python itself would have it."""
+    for sig in _heeded():
         signal.signal(sig, _first_signal)
+
+
+def _heeded() -> list[signal.Signals]:
+    """The signals not ignored by whoever started us."""
+    return [sig for sig in SIGNALS if signal.getsignal(sig) is not signal.SIG_IGN]
 
 
 def _first_signal(signum: int, frame: FrameType | None) -> None:
@@ -68,10 +75,11 @@ def ignore() -> None:
 
 
 class Stop:
-    """Set by the first signal while a server or schedule runs: which one, and an event."""
+    """Which signal stopped a server or a schedule (None: none yet)."""
 
     def __init__(self) -> None:
         self.signum: int | None = None
+        self.unwinding = False  # a second signal: stopping at once
 
     def set(self, signum: int) -> None:
         if self.signum is None:
@@ -83,7 +91,7 @@ class Stop:
 
 
 @contextlib.contextmanager
-def stop_on_signals(on_signal: Any = None) -> Iterator[Stop]:
+def stop_on_signals(on_signal: Callable[[], None] | None = None) -> Iterator[Stop]:
     """Python-level handlers for a blocking loop (probe --every): the first signal sets the
     `Stop` (and calls `on_signal`); a second one raises `Interrupted` at once. The handlers
     in place before are restored on the way out."""
@@ -91,18 +99,19 @@ def stop_on_signals(on_signal: Any = None) -> Iterator[Stop]:
 
     def handler(signum: int, frame: FrameType | None) -> None:
         if stop.signum is not None:
-            _first_signal(signum, frame)
+            stop.unwinding = True  # the handlers stay ignored: see stopped_by
+            stopped_by(signum)
         stop.set(signum)
         if on_signal is not None:
             on_signal()
 
-    previous = {sig: signal.getsignal(sig) for sig in SIGNALS}
-    for sig in SIGNALS:
+    previous = {sig: signal.getsignal(sig) for sig in _heeded()}
+    for sig in previous:
         signal.signal(sig, handler)
     try:
         yield stop
     finally:
-        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # not unwinding a 2nd one
+        if stop.unwinding is False:
             _restore(previous)
 
 
@@ -113,18 +122,18 @@ def loop_stops_on_signals(loop: asyncio.AbstractEventLoop,
     closes its listener and answers what is open), later ones change nothing. asyncio resets
     a removed handler to the default; the handlers in place before are restored instead."""
     stop = Stop()
-    previous = {sig: signal.getsignal(sig) for sig in SIGNALS}
+    previous = {sig: signal.getsignal(sig) for sig in _heeded()}
 
     def handler(signum: int) -> None:
         stop.set(signum)
         event.set()
 
-    for sig in SIGNALS:
+    for sig in previous:
         loop.add_signal_handler(sig, handler, sig)
     try:
         yield stop
     finally:
-        for sig in SIGNALS:
+        for sig in previous:
             loop.remove_signal_handler(sig)
         _restore(previous)
 

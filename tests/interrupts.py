@@ -70,9 +70,13 @@ class Command:
             time.sleep(0.01)
 
 
-def start(args: Sequence[str | Path], env: dict[str, str] | None = None) -> Command:
+def start(args: Sequence[str | Path], env: dict[str, str] | None = None,
+          shell: str | None = None) -> Command:
+    """`python -m cli ARGS` in a session of its own (with `shell`: `SHELL ARGS`, the shell
+    exec-ing the command, so the process signalled is the command)."""
+    command_line = [shell] if shell else [sys.executable, "-m", "cli"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cli", *map(str, args)], cwd=REPO, text=True,
+        [*command_line, *map(str, args)], cwd=REPO, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
         env=env if env is not None else {**os.environ, **FAKE_CREDENTIALS, "COLUMNS": "1000"})
     command = Command(proc)

@@ -4,8 +4,11 @@ results flagged, the last good plan kept, sessions moved off slow pathways, 410 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
+import sys
+import urllib.request
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -237,6 +240,22 @@ def test_a_signal_stops_the_server_in_one_line_even_mid_request(
         ended = interrupt(command, sig)
     assert_stopped_cleanly(ended, sig)
     assert json.loads(command.stdout[-1])["event"] == "stopped"
+
+
+def test_a_background_job_started_with_sigint_ignored_keeps_ignoring_it(
+        config_path: Path, results: Path) -> None:
+    """A shell starts `cmd &` with SIGINT ignored, so that the terminal's Ctrl-C is not for it;
+    cdnpack keeps it so (as Python would) and still stops on SIGTERM."""
+    args: list[str | Path] = ["steer", "serve", "--config", config_path, "--results", results,
+                              "--listen", "127.0.0.1:0", "--json"]
+    command = start(["-c", 'trap "" INT; exec "$0" -m cli "$@"', sys.executable, *args],
+                    shell="/bin/sh")
+    command.wait_until(lambda: bool(command.stdout), "listening")
+    os.killpg(command.proc.pid, signal.SIGINT)
+    url = json.loads(command.stdout[0])["url"]
+    with urllib.request.urlopen(f"{url}/healthz", timeout=10) as answer:  # still serving
+        assert answer.status == 200
+    assert_stopped_cleanly(interrupt(command, signal.SIGTERM), signal.SIGTERM)
 
 
 @pytest.mark.parametrize(("args", "message"), [
