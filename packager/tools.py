@@ -186,6 +186,7 @@ def run_tool(
     *,
     on_stdout_line: Callable[[str], None] | None = None,
     tail_lines: int = 20,
+    env: Mapping[str, str] | None = None,
 ) -> ToolRun:
     """Run a tool to completion, streaming stdout lines to a callback and keeping stderr's tail.
 
@@ -193,7 +194,7 @@ def run_tool(
     """
     tail: collections.deque[str] = collections.deque(maxlen=tail_lines)
     out: list[str] = []
-    with spawn(args, kill_on_error=True) as proc:
+    with spawn(args, env=env, kill_on_error=True) as proc:
         assert proc.stdout is not None
         assert proc.stderr is not None
         stderr = proc.stderr
