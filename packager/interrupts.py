@@ -12,9 +12,14 @@ signals the whole foreground process group, reaches cdnpack alone, and cdnpack s
 children after the clean-up that may still need them (the demo's local origin answers the
 deletion of the staged manifests).
 
-The servers and the probe schedule stop gracefully instead (`stop_on_signals`): they take the
-signals over while they run, finish or close what is open, then raise `Interrupted` for the
-signal that stopped them.
+The servers and the probe schedule stop gracefully instead (`loop_stops_on_signals`,
+`stop_on_signals`): they take the signals over while they run, finish or close what is open,
+then raise `Interrupted` for the signal that stopped them.
+
+A job on an event loop (a probe run, a key server exchange) runs through `run_async`: a signal
+there cancels its main task, so its tasks unwind as cancelled (connections closed, nothing
+left pending) instead of meeting the signal's exception in whichever callback was running,
+which asyncio would then report as a task exception never retrieved, traceback and all.
 """
 
 from __future__ import annotations
@@ -22,9 +27,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Coroutine, Iterator
 from types import FrameType
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
+
+T = TypeVar("T")
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -141,3 +149,53 @@ def loop_stops_on_signals(loop: asyncio.AbstractEventLoop,
 def _restore(previous: dict[signal.Signals, Any]) -> None:
     for sig, old in previous.items():
         signal.signal(sig, old if old is not None else signal.SIG_DFL)
+
+
+def run_async(main: Coroutine[Any, Any, T],
+              loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None) -> T:
+    """`main` on a fresh event loop (asyncio.Runner). A signal is put to the policy in force
+    (the first-signal handler, or a schedule's that lets its round finish); where that policy
+    would raise, the main task is cancelled instead and, once it has unwound, `Interrupted` is
+    raised for the signal."""
+    if threading.current_thread() is not threading.main_thread():
+        with asyncio.Runner(loop_factory=loop_factory) as runner:  # signals are the main's
+            return runner.run(main)
+    stop = Stop()
+    previous = {sig: signal.getsignal(sig) for sig in _heeded()}
+    tasks: list[asyncio.Task[T]] = []
+
+    def on_signal(signum: int) -> None:
+        policy = previous[signal.Signals(signum)]
+        try:
+            if callable(policy):
+                policy(signum, None)
+            else:  # SIG_DFL would end the process on the spot: unwind instead
+                raise Interrupted(signum)
+        except KeyboardInterrupt:
+            stop.set(signum)
+            stop.unwinding = True
+            for task in tasks:
+                task.cancel()
+
+    async def guarded() -> T:
+        tasks.append(asyncio.ensure_future(main))
+        return await tasks[0]
+
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        loop = runner.get_loop()
+        for sig in previous:
+            loop.add_signal_handler(sig, on_signal, sig)
+        try:
+            return runner.run(guarded())
+        except asyncio.CancelledError:
+            if stop.signum is None:
+                raise
+        finally:
+            for sig in previous:
+                loop.remove_signal_handler(sig)
+            if stop.unwinding:
+                ignore()
+            else:
+                _restore(previous)
+            stop.raise_if_set()
+    raise AssertionError("unreachable: a cancelled run raised Interrupted above")

@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from probes.results import read_results
 from probes.schedule import append_round
 from testbed.edges import Edges
@@ -63,18 +65,23 @@ def test_a_signal_while_waiting_for_the_next_round_stops_at_once(
     assert len(runs_in(out)) == 1
 
 
+def held_config(path: Path, port: int, timeout: str) -> Path:
+    """One fetch, from a server that accepts the connection and never answers."""
+    path.write_text(f"""\
+regions: [{{id: na, name: North America, weight: 1}}]
+cdns: [{{id: held, base_url: "http://127.0.0.1:{port}/"}}]
+targets: [{{path: release.json, kind: file}}]
+probe: {{samples: 1, timeout: {timeout}, deadline: 30s}}
+""")
+    return path
+
+
 def test_a_signal_mid_round_lets_the_round_finish_and_write(tmp_path: Path) -> None:
     """The round's one fetch hangs on a server that never answers (probe.timeout 1s): the
     signal comes while it hangs; the round still ends and is written whole, then the command
     stops in one line."""
     with socket.create_server(("127.0.0.1", 0)) as held:
-        config = tmp_path / "regions.yaml"
-        config.write_text(f"""\
-regions: [{{id: na, name: North America, weight: 1}}]
-cdns: [{{id: held, base_url: "http://127.0.0.1:{held.getsockname()[1]}/"}}]
-targets: [{{path: release.json, kind: file}}]
-probe: {{samples: 1, timeout: 1s, deadline: 10s}}
-""")
+        config = held_config(tmp_path / "regions.yaml", held.getsockname()[1], "1s")
         out = tmp_path / "na.jsonl"
         command = start(["probe", "--region", "na", "--config", config, "-o", out, "--every",
                          "1h", "--json"])
@@ -85,6 +92,22 @@ probe: {{samples: 1, timeout: 1s, deadline: 10s}}
     assert [json.loads(line)["round"] for line in command.stdout] == [1]
     assert len(runs_in(out)) == 1
     assert out.read_text().endswith("\n")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_single_probe_run_stopped_mid_fetch_writes_nothing(
+        tmp_path: Path, sig: signal.Signals) -> None:
+    """Without --every a signal cancels the run: its tasks unwind as cancelled (no 'task
+    exception never retrieved' from asyncio after the line), and no results file is written."""
+    with socket.create_server(("127.0.0.1", 0)) as held:
+        config = held_config(tmp_path / "regions.yaml", held.getsockname()[1], "20s")
+        out = tmp_path / "na.jsonl"
+        command = start(["probe", "--region", "na", "--config", config, "-o", out, "--json"])
+        held.settimeout(60)
+        connection, _ = held.accept()
+        with connection:
+            assert_stopped_cleanly(interrupt(command, sig), sig)
+    assert not out.exists()
 
 
 def test_a_failing_results_bus_is_retried_and_reported(
