@@ -76,6 +76,7 @@ probe: {{samples: 1, timeout: {timeout}, deadline: 30s}}
     return path
 
 
+@pytest.mark.slow
 def test_a_signal_mid_round_lets_the_round_finish_and_write(tmp_path: Path) -> None:
     """The round's one fetch hangs on a server that never answers (probe.timeout 1s): the
     signal comes while it hangs; the round still ends and is written whole, then the command
@@ -94,6 +95,7 @@ def test_a_signal_mid_round_lets_the_round_finish_and_write(tmp_path: Path) -> N
     assert out.read_text().endswith("\n")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_single_probe_run_stopped_mid_fetch_writes_nothing(
         tmp_path: Path, sig: signal.Signals) -> None:

@@ -222,6 +222,7 @@ def test_ctrl_c_stops_the_server_cleanly(config_path: Path, results: Path) -> No
         socket.create_connection(("127.0.0.1", port), timeout=5).close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("moment", "sig"), [("serving", signal.SIGINT),
                                              ("mid-request", signal.SIGTERM)])
 def test_a_signal_stops_the_server_in_one_line_even_mid_request(
@@ -242,6 +243,7 @@ def test_a_signal_stops_the_server_in_one_line_even_mid_request(
     assert json.loads(command.stdout[-1])["event"] == "stopped"
 
 
+@pytest.mark.slow
 def test_a_background_job_started_with_sigint_ignored_keeps_ignoring_it(
         config_path: Path, results: Path) -> None:
     """A shell starts `cmd &` with SIGINT ignored, so that the terminal's Ctrl-C is not for it;
