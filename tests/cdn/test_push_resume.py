@@ -92,12 +92,15 @@ def one_manifest(keys: list[str], log: RequestLog, total: int) -> bool:
 
 #: Each request waits this long at the proxy: the push takes a few seconds to kill it in.
 SLOW = Faults(delay_all=0.03)
+#: The same, but the requests in flight at the kill are dropped: at 90 % the media playlists
+#: are stored and the manifests just sent; landing, they would finish the push.
+SLOW_DROPPED = Faults(delay_all=0.03, drop_on_disconnect=True)
 #: The MPD waits longer and is dropped when its client dies: the kill leaves the multivariant
 #: playlist stored and the MPD not, half of the manifest phase.
 MPD_LAST = Faults(delay_all=0.03, delay_paths=(("manifest.mpd", 3.0),), drop_on_disconnect=True)
 MOMENTS: dict[str, tuple[Moment, Faults]] = {
     "first-object": (stored_share(0.0), SLOW), "20%": (stored_share(0.2), SLOW),
-    "50%": (stored_share(0.5), SLOW), "90%": (stored_share(0.9), SLOW),
+    "50%": (stored_share(0.5), SLOW), "90%": (stored_share(0.9), SLOW_DROPPED),
     "mid-multipart": (mid_multipart, SLOW), "manifest-phase": (one_manifest, MPD_LAST),
 }
 #: Moments that need the object in parts; the others push the session's release as it is.
