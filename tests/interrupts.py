@@ -10,14 +10,18 @@ the signal, whatever its process group) outlives it.
 
 from __future__ import annotations
 
+import fcntl
 import os
+import select
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.moto import FAKE_CREDENTIALS
@@ -51,14 +55,57 @@ def alive(pid: int) -> bool:
     return "zombie" not in status
 
 
+class Lines:
+    """A pipe's lines as they come, read on a thread. `settled()` holds the lock while nothing
+    written so far is left unread: what the command wrote before that moment is in `lines`."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.lines: list[str] = []
+        self.lock = threading.Lock()
+        self._partial = b""
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        while True:
+            select.select([self.fd], [], [])
+            with self.lock:
+                data = os.read(self.fd, 65536)
+                if not data:
+                    if self._partial:
+                        self.lines.append(self._partial.decode(errors="replace"))
+                    return
+                *complete, self._partial = (self._partial + data).split(b"\n")
+                self.lines.extend(line.decode(errors="replace") + "\n" for line in complete)
+
+    def settled(self) -> int:
+        """How many lines were written before now (waits for the reader to catch up, and a
+        while for a line begun to end)."""
+        deadline = time.monotonic() + 10
+        while True:
+            with self.lock:
+                unread = struct.unpack("i", fcntl.ioctl(self.fd, termios.FIONREAD, b"\0" * 4))[0]
+                if unread == 0 and (not self._partial or time.monotonic() > deadline):
+                    return len(self.lines)
+            time.sleep(0.005)
+
+
 @dataclass
 class Command:
     """A running `cdnpack ...`; its stdout and stderr lines are read as they come."""
 
-    proc: subprocess.Popen[str]
-    stdout: list[str] = field(default_factory=list)
-    stderr: list[str] = field(default_factory=list)
-    readers: list[threading.Thread] = field(default_factory=list)
+    proc: subprocess.Popen[bytes]
+    out: Lines
+    err: Lines
+
+    @property
+    def stdout(self) -> list[str]:
+        return self.out.lines
+
+    @property
+    def stderr(self) -> list[str]:
+        return self.err.lines
 
     def wait_until(self, moment: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
         """Poll for the moment to signal at; fails if the command ends or it never comes."""
@@ -76,17 +123,12 @@ def start(args: Sequence[str | Path], env: dict[str, str] | None = None,
     exec-ing the command, so the process signalled is the command)."""
     command_line = [shell] if shell else [sys.executable, "-m", "cli"]
     proc = subprocess.Popen(
-        [*command_line, *map(str, args)], cwd=REPO, text=True,
+        [*command_line, *map(str, args)], cwd=REPO,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
         env=env if env is not None else {**os.environ, **FAKE_CREDENTIALS, "COLUMNS": "1000"})
-    command = Command(proc)
-    for stream, lines in ((proc.stdout, command.stdout), (proc.stderr, command.stderr)):
-        assert stream is not None
-        reader = threading.Thread(target=lambda s=stream, into=lines: into.extend(s),
-                                  daemon=True)
-        reader.start()
-        command.readers.append(reader)
-    return command
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    return Command(proc, Lines(proc.stdout.fileno()), Lines(proc.stderr.fileno()))
 
 
 @dataclass(frozen=True)
@@ -102,7 +144,7 @@ def interrupt(command: Command, sig: signal.Signals) -> Ended:
     """Send `sig` (SIGINT to the process group, SIGTERM to the process) and wait for the end."""
     proc = command.proc
     children = descendants(proc.pid)
-    written = len(command.stderr)
+    written = command.err.settled()
     sent = time.monotonic()
     if sig == signal.SIGINT:
         os.killpg(proc.pid, sig)
@@ -114,8 +156,8 @@ def interrupt(command: Command, sig: signal.Signals) -> Ended:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     seconds = time.monotonic() - sent
-    for reader in command.readers:
-        reader.join(10)
+    for lines in (command.out, command.err):
+        lines.thread.join(10)
     survivors = sorted(pid for pid in children if alive(pid))
     for pid in survivors:  # the test fails; nothing of it may linger
         os.kill(pid, signal.SIGKILL)
