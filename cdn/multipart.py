@@ -93,7 +93,10 @@ def resume_uploads(
     completed: dict[str, str] = {}
     for item in uploads:
         candidates = unfinished.get(item.key, [])
-        usable = next((u for u in candidates if u.checksum == "SHA256"), None)
+        # Below the threshold the object goes up in one PUT (its ETag a plain MD5): an open
+        # upload of it (another tool's) is only aborted.
+        large = item.size >= transfer.multipart_threshold
+        usable = next((u for u in candidates if u.checksum == "SHA256" and large), None)
         for stale in candidates:
             if stale is not usable:
                 _abort(s3, bucket, stale)
