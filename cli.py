@@ -182,6 +182,10 @@ PACKAGE_OPTIONS: list[Callable[[Any], Any]] = [
     click.option("--steering", is_flag=True,
                  help="Content steering: every CDN of the config is a pathway (HLS PATHWAY-ID, "
                       "DASH BaseURL@serviceLocation) and players ask its steering server."),
+    click.option("--rights", "rights_file", type=click.Path(path_type=Path),
+                 metavar="FILE.yaml",
+                 help="Territories and windows (a title file's `rights:` does the same): a "
+                      "multivariant playlist and an MPD per grant, holding what it allows."),
 ]
 _PACKAGE_NAMES = _names(PACKAGE_OPTIONS)
 
@@ -214,7 +218,8 @@ _PUSH_NAMES = _names(PUSH_OPTIONS)
               help="Release directory to create (built aside, renamed into place).")
 @click.option("--force", is_flag=True, help="Replace an existing output directory.")
 @click.option("--config", "config_path", type=click.Path(path_type=Path),
-              help="--steering: the CDNs and steering server (default: regions.yaml).")
+              help="--steering: the CDNs and steering server; --rights: the regions a grant "
+                   "may name (default: regions.yaml).")
 @_options(PACKAGE_OPTIONS)
 @json_option
 def package_command(source: Path, output: Path, force: bool, config_path: Path | None,
@@ -238,18 +243,21 @@ def _package_request(source: Path, output: Path, force: bool, options: dict[str,
     from packager.encoding.thumbnails import parse_thumbnails
     from packager.keys.source import KeyOptions, encryption_for
     from packager.output.pipeline import PackageRequest
+    from packager.rights.file import rights_for
     from packager.title.file import resolve_title
     steering = None
     if options.pop("steering"):
         from steering.documents import manifest_spec
         steering = manifest_spec(_probe_config(config_path))
     media = {k: options.pop(k) for k in ("ladder", "segment_duration", "formats", "copy")}
+    title_file = options.pop("title_file")
     title = resolve_title(
-        options.pop("title_file"),
+        title_file,
         {"--audio": options.pop("dubs"), "--described-audio": options.pop("described"),
          "--subtitles": options.pop("subtitles"), "--forced-subtitles": options.pop("forced"),
          "--captions": options.pop("captions")},
         options.pop("language"), options.pop("default_language"))
+    rights = rights_for(options.pop("rights_file"), title_file, lambda: _regions(config_path))
     # Parsed before any key is made or stored: a bad value leaves nothing behind.
     thumbnails = options.pop("thumbnails")
     thumbnail_spec = parse_thumbnails(thumbnails) if thumbnails is not None else None
@@ -260,6 +268,7 @@ def _package_request(source: Path, output: Path, force: bool, options: dict[str,
         copy=media["copy"], force=force, title=title, encryption=encryption_for(keys, output),
         thumbnails=thumbnail_spec,
         steering=steering,
+        rights=rights,
     )
 
 
@@ -458,6 +467,11 @@ def sign_command(
 def _probe_config(path: Path | None) -> ProbeConfig:
     from probes.config import default_config_path, load_config
     return load_config(path if path is not None else default_config_path())
+
+
+def _regions(path: Path | None) -> dict[str, tuple[str, ...]]:
+    """Region id -> countries of the config: what a grant's territories may name."""
+    return {r.id: r.countries for r in _probe_config(path).regions}
 
 
 def _s3(endpoint_url: str | None) -> Any:

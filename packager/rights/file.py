@@ -17,6 +17,7 @@ lines: at the edge a viewer must have one answer.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -36,6 +37,18 @@ GRANT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 def has_rights(path: Path) -> bool:
     """Whether a title (or rights) file has a `rights:` section."""
     return KEY in load_yaml(path, "title file")
+
+
+def rights_for(rights_file: Path | None, title_file: Path | None,
+               regions: Callable[[], RegionCountries]) -> Rights | None:
+    """`--rights FILE`, else the title file's `rights:`, else none (an unrestricted release);
+    `regions` is asked for only when there are rights to read."""
+    in_title = title_file is not None and has_rights(title_file)
+    if rights_file is not None and in_title:
+        raise InputError(f"--rights {rights_file}: the title file {title_file} has rights: "
+                         "too; keep one of them")
+    path = rights_file or (title_file if in_title else None)
+    return load_rights(path, regions()) if path is not None else None
 
 
 def load_rights(path: Path, regions: RegionCountries) -> Rights:
