@@ -384,6 +384,8 @@ def release_command(
 
     Takes every `package` and `push` option (encryption, keys, ladder; endpoint, distribution).
     """
+    from datetime import UTC, datetime
+
     from packager.files import write_atomic
     from packager.output.pipeline import package
     from probes.gate import enforce, junit_xml, write_step_summary
@@ -391,6 +393,7 @@ def release_command(
     from release.flow import (
         RolloutRequest,
         check_regions,
+        refuse_unlicensed,
         results_dir_for,
         rollout,
         steering_destination,
@@ -407,6 +410,7 @@ def release_command(
     steering = steering_destination(options["steering"], destination, steering_override)
     request = _package_request(source, output, force, _split(options, _PACKAGE_NAMES),
                                config_path)
+    refuse_unlicensed(request.rights, datetime.now(UTC))
     with progress(quiet=as_json) as sink:
         packaged = package(request, sink)
         result = rollout(RolloutRequest(push_request, config, probe_regions, results,
@@ -748,6 +752,124 @@ def steer_publish(destination: str, config_path: Path | None, results: tuple[str
 def _default_config() -> Path:
     from probes.config import default_config_path
     return default_config_path()
+
+
+# --- rights: territories and windows, enforced at the edge -------------------------------------
+
+
+@cdnpack.group("rights")
+def rights_group() -> None:
+    """Territories and windows: where and when a release may play, checked, drawn and enforced
+    at the CloudFront edge."""
+
+
+def _instant(at: str | None) -> Any:
+    from datetime import UTC, datetime
+
+    from packager.rights.instants import InstantError, parse_instant
+    if at is None:
+        return datetime.now(UTC)
+    try:
+        return parse_instant(at)
+    except InstantError as exc:
+        raise click.BadParameter(str(exc), param_hint="--at") from None
+
+
+@rights_group.command("check")
+@click.argument("source", type=click.Path(path_type=Path), metavar="RELEASE_DIR|TITLE.yaml")
+@click.option("--at", "at", metavar="TIME", help="RFC 3339 instant to check (default: now).")
+@click.option("--require", "required", multiple=True, metavar="TERRITORY|REGION",
+              help="A country code or region id that must be licensed then (repeatable): "
+                   "exit 1 when one is not.")
+@click.option("--config", "config_path", type=click.Path(path_type=Path),
+              help="The regions --require and a title file's grants may name (default: "
+                   "regions.yaml).")
+@json_option
+def rights_check(source: Path, at: str | None, required: tuple[str, ...],
+                 config_path: Path | None, as_json: bool) -> None:
+    """Per territory, the grant in force at TIME and what it allows, when it opens or
+    closes, or "not licensed"; exit 1 when a --require'd territory is not licensed then."""
+    from packager.errors import UnlicensedError
+    from packager.rights.instants import format_instant
+    from packager.rights.source import read_rights
+    from packager.rights.standing import required_countries, standings
+    from render.rights import check_doc, show_check
+    moment = _instant(at)
+    rights = read_rights(source, lambda: _regions(config_path))
+    must = required_countries(required, _regions(config_path)) if required else ()
+    table = standings(rights, moment, must)
+    if as_json:
+        emit_json(check_doc(table, moment))
+    else:
+        show_check(table, moment)
+    missing = [s.territory for s in table if s.required and not s.licensed]
+    if missing:
+        raise UnlicensedError(f"not licensed at {format_instant(moment)}: {', '.join(missing)}")
+
+
+@rights_group.command("report")
+@click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path),
+                metavar="RELEASE_DIR|TITLE.yaml...")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path),
+              required=True, help="The HTML report to write.")
+@click.option("--at", "at", metavar="TIME", help="The instant marked as today (default: now).")
+@click.option("--config", "config_path", type=click.Path(path_type=Path),
+              help="The regions a title file's grants may name (default: regions.yaml).")
+@json_option
+def rights_report(sources: tuple[Path, ...], html_path: Path, at: str | None,
+                  config_path: Path | None, as_json: bool) -> None:
+    """The rights matrix as a picture: territories as rows, time as the axis, each title's
+    windows as bars (max height and languages), today marked."""
+    from packager.files import write_atomic
+    from packager.rights.source import read_rights, title_name
+    from render.rights_report import report_html, report_summary
+    moment = _instant(at)
+    titles = [(title_name(s), read_rights(s, lambda: _regions(config_path))) for s in sources]
+    write_atomic(html_path, report_html(titles, moment))
+    summary = report_summary(titles, moment, html_path)
+    if as_json:
+        emit_json(summary)
+    else:
+        out_console.print(f"wrote {html_path}: {len(titles)} titles, "
+                          f"{len(summary['territories'])} territories")
+
+
+@rights_group.command("publish")
+@click.argument("release_dir", type=click.Path(path_type=Path))
+@click.argument("destination", metavar="s3://BUCKET/PREFIX")
+@click.option("--distribution", required=True, help="CloudFront distribution id.")
+@click.option("--function-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the CloudFront Function's code here.")
+@click.option("--kvs-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write its KeyValueStore data here (the import format).")
+@click.option("--dry-run", is_flag=True, help="Write the files; call nothing.")
+@click.option("--url-path", metavar="/PATH/",
+              help="The path viewers request the release under (default: /PREFIX/).")
+@click.option("--name", metavar="NAME",
+              help="Of the function and its store (default: cdnpack-rights-<distribution>).")
+@click.option("--endpoint-url", help="S3 and CloudFront endpoint (a local stand-in).")
+@click.option("--profile", help="AWS profile.")
+@json_option
+def rights_publish(release_dir: Path, destination: str, distribution: str,
+                   function_file: Path | None, kvs_file: Path | None, dry_run: bool,
+                   url_path: str | None, name: str | None, endpoint_url: str | None,
+                   profile: str | None, as_json: bool) -> None:
+    """The rights function (cloudfront-js-2.0, viewer request) and its KeyValueStore data for
+    RELEASE_DIR, pushed to DESTINATION and served by DISTRIBUTION: viewers get their grant's
+    manifests, 451 where and when it is not licensed, 403 beyond their grant."""
+    from cdn.s3 import Connection, parse_s3_url
+    from render.rights import publish_doc, show_publish
+    from steering.rights_publish import RightsPublishRequest, publish_rights
+    request = RightsPublishRequest(
+        release_dir=release_dir, destination=parse_s3_url(destination),
+        distribution=distribution, url_path=url_path,
+        connection=Connection(endpoint_url=endpoint_url, profile=profile, region="us-east-1"),
+        function_file=function_file, kvs_file=kvs_file, dry_run=dry_run, name=name)
+    result = publish_rights(request)
+    if as_json:
+        emit_json(publish_doc(result))
+    else:
+        show_publish(result)
 
 
 # --- keys: the local keystore and CPIX exchange -----------------------------------------------
