@@ -23,84 +23,25 @@ from urllib.parse import quote, unquote
 import pytest
 
 from packager.output.grants import grant_manifest
-from packager.output.release import Release, ReleaseFile, RenditionSummary
-from packager.rights.allowance import allowed
-from packager.rights.file import load_rights
+from packager.output.release import Release
 from packager.rights.instants import epoch_ms, parse_instant
 from packager.rights.model import Rights
-from packager.rights.summary import summarize
 from steering.rights_data import entries, import_document
 from testbed.cloudfront_runtime import Call, run_calls, viewer_request
+from tests.steering.rights_release import read_rights, synthetic_release
 
 FUNCTION = Path(__file__).resolve().parents[2] / "steering" / "rights_function.js"
 ROOT = "/releases/Demo-Title"
-RIGHTS = """\
-rights:
-  - id: jp-hd
-    territories: [JP, KR]
-    start: 2025-03-01T00:00:00Z
-    end: 2026-03-01T00:00:00Z
-    max_height: 720
-    audio: [ja, en]
-    subtitles: [ja]
-  - id: latam-sd
-    territories: [latam]
-    start: 2025-06-01T12:30:00.500Z
-    max_height: 480
-    audio: [es-419]
-    subtitles: []
-  - id: jp-late
-    territories: [JP]
-    start: 2026-03-01T00:00:00Z
-    end: 2027-01-01T00:00:00Z
-"""
-REGIONS = {"latam": ("BR", "MX")}
-
-
-def rendition(rid: str, kind: str, height: int = 0, language: str = "und") -> RenditionSummary:
-    return RenditionSummary(rid, kind, "c", 1, 1, 0, height, "", 0, 0, 2, 4.0, language)
-
-
-RENDITIONS = [
-    rendition("video_1080p", "video", 1080), rendition("video_720p", "video", 720),
-    rendition("video_480p", "video", 480), rendition("audio_en", "audio", language="en"),
-    rendition("audio_ja_dub", "audio", language="ja"),
-    rendition("audio_es-419_dub", "audio", language="es-419"),
-    rendition("text_ja", "text", language="ja"), rendition("text_en", "text", language="en"),
-    rendition("thumbnails_180p", "image", 180),
-]
-MEDIA = {"video": ("init.mp4", "playlist.m3u8", "seg_00001.m4s", "iframes.m3u8"),
-         "audio": ("init.mp4", "playlist.m3u8", "seg_00002.m4s"),
-         "text": ("init.mp4", "playlist.m3u8", "seg_00001.vtt", "seg_00001.m4s"),
-         "image": ("images.m3u8", "tile_00001.jpg")}
-
-
-def file(path: str, role: str, rid: str | None = None) -> ReleaseFile:
-    return ReleaseFile(path, role, rid, 1, "0" * 64)
 
 
 @pytest.fixture(scope="module")
 def rights(tmp_path_factory: pytest.TempPathFactory) -> Rights:
-    path = tmp_path_factory.mktemp("rights") / "rights.yaml"
-    path.write_text(RIGHTS)
-    return load_rights(path, REGIONS)
+    return read_rights(tmp_path_factory.mktemp("rights"))
 
 
 @pytest.fixture(scope="module")
 def release(rights: Rights) -> Release:
-    files = [file(f"{r.id}/{name}", "segment", r.id) for r in RENDITIONS
-             for name in MEDIA[r.kind]]
-    files += [file("master.m3u8", "multivariant"), file("manifest.mpd", "mpd")]
-    grants = []
-    for g in rights.grants:
-        kept = allowed(g, RENDITIONS)
-        manifests = {"hls": grant_manifest("master.m3u8", g.id),
-                     "dash": grant_manifest("manifest.mpd", g.id)}
-        files += [file(manifests["hls"], "multivariant"), file(manifests["dash"], "mpd")]
-        grants.append(summarize(g, [r.id for r in kept],
-                                [r.language for r in kept if r.kind == "audio"],
-                                [r.language for r in kept if r.kind == "text"], manifests))
-    return Release(1, "s.mp4", 4.0, 2.0, ["hls", "dash"], RENDITIONS, files, rights=grants)
+    return synthetic_release(rights)
 
 
 @pytest.fixture(scope="module")
