@@ -111,7 +111,7 @@ async function handler(event) {
   // The nearest ancestor that is a rendition directory or a release root.
   var depth = 0;
   var found = null;
-  for (var end = lower.length - 1; end > 0 && depth < MAX_DEPTH; end--, depth++) {
+  for (var end = lower.length - 1; end >= 0 && depth < MAX_DEPTH; end--, depth++) {
     found = await value('/' + lower.slice(0, end).join('/'));
     if (found !== null && (found.slice(0, 3) === 'R1|' || found.slice(0, 2) === 'D|')) {
       break;

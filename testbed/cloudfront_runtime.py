@@ -7,6 +7,7 @@ never a re-implementation of it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import subprocess
@@ -76,3 +77,48 @@ def viewer_request(uri: str, country: str | None = None,
                     "querystring": {k: {"value": v} for k, v in (query or {}).items()},
                     "headers": headers, "cookies": {}},
     }
+
+
+class FunctionProcess:
+    """The runtime as one long-lived node process, for an asyncio server (the edges): each
+    call is one line out and one line back, one at a time, as CloudFront runs one event per
+    invocation."""
+
+    def __init__(self, function: Path, kvs: Path | None = None) -> None:
+        self.args = command(function, kvs)
+        self.proc: asyncio.subprocess.Process | None = None
+        self.lock = asyncio.Lock()
+        self.calls = 0
+
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            *self.args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
+
+    async def run(self, event: dict[str, Any]) -> dict[str, Any]:
+        """{"result": ...} or {"error": ...}: what the function answered for this event."""
+        async with self.lock:
+            proc = self.proc
+            assert proc is not None
+            assert proc.stdin is not None
+            assert proc.stdout is not None
+            self.calls += 1
+            proc.stdin.write((json.dumps({"id": self.calls, "event": event}) + "\n").encode())
+            await proc.stdin.drain()
+            line = await proc.stdout.readline()
+        if not line:
+            err = await proc.stderr.read() if proc.stderr else b""
+            return {"error": f"the function runtime exited: {err.decode()[-300:]}"}
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    async def close(self) -> None:
+        if self.proc is None or self.proc.returncode is not None:
+            return
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        try:
+            await asyncio.wait_for(self.proc.wait(), 5)
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()

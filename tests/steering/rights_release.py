@@ -4,6 +4,7 @@ writes it. What the edge tests and `rights publish`'s need, in milliseconds."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from packager.output.grants import grant_manifest
@@ -17,6 +18,7 @@ from packager.output.release import (
 )
 from packager.rights.allowance import allowed
 from packager.rights.file import load_rights
+from packager.rights.instants import format_instant
 from packager.rights.model import Rights
 from packager.rights.summary import summarize
 
@@ -62,6 +64,18 @@ MEDIA = {"video": (("init.mp4", "init"), ("playlist.m3u8", "media-playlist"),
          "text": (("init.mp4", "init"), ("playlist.m3u8", "media-playlist"),
                   ("seg_00001.vtt", "segment"), ("seg_00001.m4s", "segment")),
          "image": (("images.m3u8", "image-playlist"), ("tile_00001.jpg", "image"))}
+
+
+def current_rights(now: datetime) -> str:
+    """Grants around `now`: one in force (BR, MX: up to 480p, Spanish), one long closed
+    (JP), one not open yet (KR): what the edge answers does not depend on the day it runs."""
+    def at(days: float) -> str:
+        return format_instant(now + timedelta(days=days))
+    return (f"rights:\n  - id: latam-sd\n    territories: [latam]\n    start: {at(-1)}\n"
+            f"    max_height: 480\n    audio: [es-419]\n    subtitles: []\n"
+            f"  - id: jp-old\n    territories: [JP]\n    start: {at(-400)}\n"
+            f"    end: {at(-300)}\n"
+            f"  - id: kr-next\n    territories: [KR]\n    start: {at(30)}\n")
 
 
 def read_rights(directory: Path, text: str = RIGHTS) -> Rights:
