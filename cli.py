@@ -297,6 +297,7 @@ def demo(output: Path, duration: float, as_json: bool) -> None:
     from probes.report import html_report
     from render.package import package_doc, show_package
     from render.release import rollout_doc, show_rollout
+    from render.rights import demo_rights_doc, show_demo_rights
     from render.steering import demo_steering_doc, show_demo_steering
     from testbed.demo import run_demo
     with progress(quiet=as_json) as sink:
@@ -309,11 +310,14 @@ def demo(output: Path, duration: float, as_json: bool) -> None:
                    "report": str(report), "config": str(result.config),
                    "keystore": str(result.keystore), "distribution": result.distribution,
                    "steering": demo_steering_doc(steering.url, steering.plan, steering.config,
-                                                 steering.served)})
+                                                 steering.served),
+                   "rights": demo_rights_doc(result.rights.published, result.rights.viewers,
+                                             result.rights.note)})
     else:
         show_package(result.package)
         show_rollout(result.rollout)
         show_demo_steering(steering.url, steering.plan, steering.config, steering.served)
+        show_demo_rights(result.rights.published, result.rights.viewers, result.rights.note)
         out_console.print(
             f"report: {report}; probe results: {result.rollout.results[0].parent}; "
             f"config: {result.config}; keys: {result.keystore} (outside the release tree)")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import asdict, is_dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -86,3 +88,25 @@ def publish_doc(result: RightsPublishResult) -> dict[str, Any]:
 def show_publish(result: RightsPublishResult) -> None:
     for line in result.lines():
         out_console.print(line)
+
+
+def demo_rights_doc(published: RightsPublishResult, viewers: Sequence[Any],
+                    note: str) -> dict[str, Any]:
+    """The demo's publish and what each region's viewers got (testbed/demo.py's answers)."""
+    return {"published": published.doc(),
+            "viewers": [asdict(v) for v in viewers
+                        if is_dataclass(v) and not isinstance(v, type)], "note": note}
+
+
+def show_demo_rights(published: RightsPublishResult, viewers: Sequence[Any],
+                     note: str) -> None:
+    show_publish(published)
+    if note:
+        out_console.print(note)
+        return
+    table = Table(title="what each region's viewers get (edges running the published function)")
+    for column in ("region", "viewer country", "master.m3u8", "grant", "top rung"):
+        table.add_column(column)
+    for v in viewers:
+        table.add_row(v.region, v.country, str(v.manifest), v.grant or "-", str(v.top))
+    out_console.print(table)

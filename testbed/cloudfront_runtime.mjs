@@ -8,7 +8,8 @@
 // reads one JSON line per request, {"id": ..., "event": {...}, "now": MS (optional)}, and
 // answers one JSON line each, {"id": ..., "result": ...} or {"id": ..., "error": "..."} (a
 // function that throws: CloudFront answers the viewer 503). Requests run one at a time.
-// As a module: `await load(code, kvsFile)` returns {handler, setNow} (the benchmarks').
+// As a module: `await load(code, kvsFile)` returns {handler, setNow, reads} (the benchmarks';
+// reads.count: the KeyValueStore reads so far).
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { pathToFileURL } from 'node:url';
@@ -43,10 +44,11 @@ export function readStore(path) {
 }
 
 // The `cloudfront` module's kvs() handle over a Map: get() rejects for a missing key, as
-// CloudFront's does; formats string (default), json and bytes.
-function kvsHandle(store) {
+// CloudFront's does; formats string (default), json and bytes. `reads` counts the calls.
+function kvsHandle(store, reads) {
   return {
     async get(key, options) {
+      reads.count += 1;
       if (!store.has(key)) throw new Error(`KeyValueStore: key not found: ${key}`);
       const value = store.get(key);
       const format = (options && options.format) || 'string';
@@ -55,6 +57,7 @@ function kvsHandle(store) {
       return value;
     },
     async exists(key) {
+      reads.count += 1;
       return store.has(key);
     },
     async meta() {
@@ -81,7 +84,8 @@ export async function load(code, kvsFile) {
   const context = vm.createContext({});
   const setNow = vm.runInContext(CLOCK, context);
   const store = kvsFile ? readStore(kvsFile) : new Map();
-  const cloudfront = { kvs: () => kvsHandle(store) };
+  const reads = { count: 0 };
+  const cloudfront = { kvs: () => kvsHandle(store, reads) };
   // CloudFront calls the module's top-level `handler`; exporting it is how we reach it.
   const module = new vm.SourceTextModule(`${code}\nexport { handler };`,
     { context, identifier: 'cloudfront-function.js' });
@@ -92,7 +96,7 @@ export async function load(code, kvsFile) {
     }, { context });
   });
   await module.evaluate();
-  return { handler: module.namespace.handler, setNow };
+  return { handler: module.namespace.handler, setNow, reads };
 }
 
 async function main() {
