@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -33,6 +34,7 @@ MAX_KEYS_PER_UPDATE = 50
 #: ListKeys pages (its MaxResults maximum).
 LIST_PAGE = 50
 COUNTRY_HEADER = "cloudfront-viewer-country"
+T = TypeVar("T")
 
 
 class ConcurrentUpdateError(CdnpackError):
@@ -68,6 +70,21 @@ def _code(exc: Exception) -> str:
         exc, ClientError) else ""
 
 
+def _call(action: Callable[[], T], context: str, conflict: str | None = None) -> T:
+    """One API call, its errors as ours: `conflict` (the service's error for an If-Match that
+    is no longer current: someone else wrote first) is ConcurrentUpdateError, the rest
+    origin_error's one line."""
+    try:
+        return action()
+    except ClientError as exc:
+        if conflict is not None and _code(exc) == conflict:
+            raise ConcurrentUpdateError(f"{context}: changed meanwhile by someone else "
+                                        "(another publish?): run again") from exc
+        raise origin_error(exc, context) from exc
+    except BotoCoreError as exc:
+        raise origin_error(exc, context) from exc
+
+
 # --- KeyValueStores -----------------------------------------------------------------------
 
 
@@ -100,10 +117,8 @@ def ensure_store(cf: Any, name: str, comment: str, timeout: float = 300.0,
             raise OriginError(f"key value store {name} is {doc['Status']}, not READY")
         time.sleep(poll)
         poll = min(poll * 2, 5.0)
-        try:
-            doc = cf.describe_key_value_store(Name=name)["KeyValueStore"]
-        except (ClientError, BotoCoreError) as exc:
-            raise origin_error(exc, f"cannot describe key value store {name}") from exc
+        doc = _call(lambda: cf.describe_key_value_store(Name=name),
+                    f"cannot describe key value store {name}")["KeyValueStore"]
     return Store(name, doc["ARN"], created)
 
 
@@ -111,16 +126,14 @@ def store_keys(kvs: Any, arn: str) -> dict[str, str]:
     """Every key and value in the store (ListKeys, page by page)."""
     out: dict[str, str] = {}
     token: str | None = None
-    try:
-        while True:
-            page = kvs.list_keys(KvsARN=arn, MaxResults=LIST_PAGE,
-                                 **({"NextToken": token} if token else {}))
-            out.update({item["Key"]: item["Value"] for item in page.get("Items", [])})
-            token = page.get("NextToken")
-            if not token:
-                return out
-    except (ClientError, BotoCoreError) as exc:
-        raise origin_error(exc, f"cannot list the keys of {arn}") from exc
+    while True:
+        paging = {"NextToken": token} if token else {}
+        page = _call(partial(kvs.list_keys, KvsARN=arn, MaxResults=LIST_PAGE, **paging),
+                     f"cannot list the keys of {arn}")
+        out.update({item["Key"]: item["Value"] for item in page.get("Items", [])})
+        token = page.get("NextToken")
+        if not token:
+            return out
 
 
 @dataclass(frozen=True)
@@ -135,29 +148,19 @@ def update_store(kvs: Any, arn: str, puts: Sequence[tuple[str, str]],
                  deletes: Sequence[str]) -> StoreUpdate:
     """Puts (in the order given), then deletes, in batches of at most 50 keys, each chained on
     the previous batch's ETag; a store changed meanwhile by someone else stops us."""
-    try:
-        described = kvs.describe_key_value_store(KvsARN=arn)
-    except (ClientError, BotoCoreError) as exc:
-        raise origin_error(exc, f"cannot describe {arn}") from exc
+    described = _call(lambda: kvs.describe_key_value_store(KvsARN=arn),
+                      f"cannot describe {arn}")
     etag = described["ETag"]
     items, size = described["ItemCount"], described["TotalSizeInBytes"]
     operations = [("put", k, v) for k, v in puts] + [("delete", k, "") for k in deletes]
     batches = [operations[i:i + MAX_KEYS_PER_UPDATE]
                for i in range(0, len(operations), MAX_KEYS_PER_UPDATE)]
     for batch in batches:
-        try:
-            answer = kvs.update_keys(
-                KvsARN=arn, IfMatch=etag,
-                Puts=[{"Key": k, "Value": v} for kind, k, v in batch if kind == "put"],
-                Deletes=[{"Key": k} for kind, k, _ in batch if kind == "delete"])
-        except ClientError as exc:
-            if _code(exc) == "ConflictException":
-                raise ConcurrentUpdateError(
-                    f"{arn} changed while it was being written (another publish?): run "
-                    "again") from exc
-            raise origin_error(exc, f"cannot update the keys of {arn}") from exc
-        except BotoCoreError as exc:
-            raise origin_error(exc, f"cannot update the keys of {arn}") from exc
+        answer = _call(partial(
+            kvs.update_keys, KvsARN=arn, IfMatch=etag,
+            Puts=[{"Key": k, "Value": v} for kind, k, v in batch if kind == "put"],
+            Deletes=[{"Key": k} for kind, k, _ in batch if kind == "delete"]),
+            f"the keys of {arn}", conflict="ConflictException")
         etag, items, size = answer["ETag"], answer["ItemCount"], answer["TotalSizeInBytes"]
     return StoreUpdate(etag, items, size, len(batches))
 
@@ -327,17 +330,9 @@ def associate(cf: Any, plan: AssociationPlan, function_arn: str) -> Association:
         behaviour["FunctionAssociations"] = {"Quantity": len(items), "Items": items}
         changed = True
     if changed:
-        try:
-            cf.update_distribution(Id=plan.distribution, IfMatch=plan.etag,
-                                   DistributionConfig=plan.config)
-        except ClientError as exc:
-            if _code(exc) == "PreconditionFailed":
-                raise ConcurrentUpdateError(
-                    f"distribution {plan.distribution} changed while it was being updated: "
-                    "run again") from exc
-            raise origin_error(exc, f"cannot update distribution {plan.distribution}") from exc
-        except BotoCoreError as exc:
-            raise origin_error(exc, f"cannot update distribution {plan.distribution}") from exc
+        _call(lambda: cf.update_distribution(Id=plan.distribution, IfMatch=plan.etag,
+                                             DistributionConfig=plan.config),
+              f"distribution {plan.distribution}", conflict="PreconditionFailed")
     return Association(plan.distribution, [_name(b) for b in plan.behaviours], changed)
 
 

@@ -56,7 +56,6 @@ from steering.plan import Plan, make_plan
 from steering.rights_publish import RightsPublishRequest, RightsPublishResult, publish_rights
 from steering.server import ServeRequest, serve
 from testbed.clips import ClipSpec, make_clip, make_dub
-from testbed.cloudfront_api import CloudFrontStandIn
 from testbed.cloudfront_runtime import node
 from testbed.edges import Edges, EdgeSpec, edge_process
 from testbed.loopthread import LoopThread
@@ -179,6 +178,10 @@ def local_cdn(workdir: Path) -> Iterator[tuple[str, str, Edges, str]]:
     """moto_server with the demo bucket, the CloudFront stand-in in front of it with a
     distribution, and the edges pulling from the bucket: yields (AWS endpoint URL, S3 URL,
     edges, distribution id); everything stops on the way out."""
+    # Imported here: it parses requests with moto's parsers, and moto is the demo's extra,
+    # whose absence run_demo reports in one line first.
+    from testbed.cloudfront_api import CloudFrontStandIn  # noqa: PLC0415
+
     with ExitStack() as stack:
         s3 = stack.enter_context(moto_server())
         url = stack.enter_context(CloudFrontStandIn(s3)).url

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import cdnpack_cli
+from tests.packager.test_rights_model import write as write_file
 
 RIGHTS = """\
 rights:
@@ -27,9 +28,7 @@ rights:
 
 
 def write(directory: Path, text: str, name: str = "rights.yaml") -> Path:
-    path = directory / name
-    path.write_text(text)
-    return path
+    return write_file(directory, text, name)
 
 
 def test_check_gates_on_the_required_territories_at_an_instant(tmp_path: Path) -> None:
