@@ -22,6 +22,8 @@ from packager.output.release import FORMATS
 from render.console import emit_json, err_console, fail, out_console, progress, unit_progress
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from cdn.publish import PushRequest
     from packager.keys.keystore import Keystore
     from packager.output.pipeline import PackageRequest
@@ -776,7 +778,7 @@ def rights_group() -> None:
     at the CloudFront edge."""
 
 
-def _instant(at: str | None) -> Any:
+def _instant(at: str | None) -> datetime:
     from datetime import UTC, datetime
 
     from packager.rights.instants import InstantError, parse_instant

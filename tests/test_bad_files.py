@@ -123,7 +123,13 @@ CASES: list[tuple[str, Callable[[], bytes], str, list[str]]] = [
      ["package", "{source}", "-o", "{out}", "--subtitles", "fr={bad}"]),
     ("rights", RIGHTS.encode, "rights.yaml",
      ["package", "{source}", "-o", "{out}", "--rights", "{bad}"]),
+    ("rights for release", RIGHTS.encode, "rights.yaml",
+     ["release", "{source}", "s3://bucket/p", "-o", "{out}", "--rights", "{bad}",
+      "--endpoint-url", "http://127.0.0.1:9"]),
     ("rights for check", RIGHTS.encode, "rights.yaml", ["rights", "check", "{bad}"]),
+    ("release.json for rights publish", valid_release, "release/release.json",
+     ["rights", "publish", "{release}", "s3://bucket/p", "--distribution", "E1",
+      "--kvs-file", "{out}", "--endpoint-url", "http://127.0.0.1:9"]),
     ("rights for report", RIGHTS.encode, "rights.yaml",
      ["rights", "report", "{bad}", "--html", "{out}"]),
 ]

@@ -2,8 +2,8 @@
 
 Video up to the grant's max_height; audio and text in its licensed languages (all roles of a
 language: a licensed English includes its description and captions); thumbnails no taller than
-max_height. One rule, used to write the grant's manifests, to check a title's rights before
-anything is encoded, and (from release.json) to build the edge's data.
+max_height. One rule, used to check a title's rights before anything is encoded and to write
+each grant's manifests; release.json records what it allowed, which is what the edge enforces.
 """
 
 from __future__ import annotations
