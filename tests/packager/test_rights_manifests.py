@@ -14,6 +14,7 @@ from lxml import etree
 
 from packager.encryption.spec import EncryptionSpec
 from packager.keys.model import ClassThresholds, KeySet
+from packager.keys.source import parse_key
 from packager.output.grants import grant_manifest
 from packager.output.pipeline import PackageRequest, PackageResult, package
 from packager.output.release import read_release
@@ -191,3 +192,27 @@ def test_a_grant_of_everything_signals_protection_as_the_release_does(
 
     assert protection(licensed.output / grant_manifest("manifest.mpd", "world")) == protection(
         licensed.output / "manifest.mpd")
+
+
+def test_mpeg_ts_releases_get_a_playlist_per_grant_too(
+        source_clip: Path, tmp_path: Path) -> None:
+    """--encrypt aes-128 (one audio muxed into each rung): a grant's playlist lists its rungs,
+    with the release's key line on every media playlist it names."""
+    (tmp_path / "rights.yaml").write_text(
+        "rights:\n  - {id: sd, territories: [FR], start: 2020-01-01T00:00:00Z, "
+        "max_height: 240}\n  - {id: all, territories: [DE], start: 2020-01-01T00:00:00Z}\n")
+    spec = EncryptionSpec("aes-128", parse_key(f"{'1' * 32}:{'2' * 32}"), None,
+                          "https://keys.example/1")
+    result = package(PackageRequest(
+        source=source_clip, output=tmp_path / "out", ladder="compact", segment_duration=2.0,
+        formats=("hls",), encryption=spec,
+        rights=load_rights(tmp_path / "rights.yaml", REGIONS)))
+    heights = {r.id: r.height for r in result.release.renditions}
+    assert sorted(heights.values()) == [240, 360]
+    for grant in result.release.rights:
+        playlist = m3u8.load(str(result.output / grant.manifests["hls"]))
+        listed = {p.uri.split("/")[0] for p in playlist.playlists}
+        assert listed == {r for r, h in heights.items()
+                          if grant.id == "all" or h <= 240}, grant.id
+        assert set(grant.renditions) == listed
+        assert grant.manifests == {"hls": f"master.grant-{grant.id}.m3u8"}
