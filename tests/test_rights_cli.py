@@ -31,6 +31,7 @@ def write(directory: Path, text: str, name: str = "rights.yaml") -> Path:
     return write_file(directory, text, name)
 
 
+@pytest.mark.slow  # four CLI runs
 def test_check_gates_on_the_required_territories_at_an_instant(tmp_path: Path) -> None:
     rights = write(tmp_path, RIGHTS)
     ok = cdnpack_cli("rights", "check", rights, "--at", "2025-10-01T00:00:00Z",
