@@ -1,6 +1,7 @@
 """A release with rights and no media to speak of: renditions of every kind in directories
-of small files, its grants' manifests beside its own, release.json written as the packager
-writes it. What the edge tests and `rights publish`'s need, in milliseconds."""
+of small files (each naming itself), its grants' manifests beside its own, release.json
+written as the packager writes it. What the edge tests and `rights publish`'s need, in
+milliseconds."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from packager.output.grants import grant_manifest
 from packager.output.release import (
     GrantSummary,
     Release,
-    ReleaseFile,
     RenditionSummary,
     describe_file,
     finish_release,
@@ -102,16 +102,8 @@ def release_files(rights: Rights
     return files, grants
 
 
-def synthetic_release(rights: Rights) -> Release:
-    """In memory only (the edge tests)."""
-    files, grants = release_files(rights)
-    return Release(1, "s.mp4", 4.0, 2.0, ["hls", "dash"], RENDITIONS,
-                   [ReleaseFile(p, role, rid, 1, "0" * 64) for p, role, rid in files],
-                   rights=grants)
-
-
 def write_release(root: Path, rights: Rights) -> Release:
-    """On disk, each file a few bytes naming itself (`rights publish` checks the origin)."""
+    """On disk (`rights publish` checks the origin; the edges serve it)."""
     files, grants = release_files(rights)
     described = []
     for path, role, rid in files:

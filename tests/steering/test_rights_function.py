@@ -26,29 +26,49 @@ from packager.output.grants import grant_manifest
 from packager.output.release import Release
 from packager.rights.instants import epoch_ms, parse_instant
 from packager.rights.model import Rights
-from steering.rights_data import entries, import_document
 from testbed.cloudfront_runtime import Call, run_calls, viewer_request
-from tests.steering.rights_release import read_rights, synthetic_release
+from tests.conftest import cdnpack_cli
+from tests.steering.rights_release import read_rights, write_release
 
 FUNCTION = Path(__file__).resolve().parents[2] / "steering" / "rights_function.js"
 ROOT = "/releases/Demo-Title"
 
 
 @pytest.fixture(scope="module")
-def rights(tmp_path_factory: pytest.TempPathFactory) -> Rights:
-    return read_rights(tmp_path_factory.mktemp("rights"))
+def published(tmp_path_factory: pytest.TempPathFactory) -> tuple[Rights, Release, Path, Path]:
+    """The release's rights, and the function and KeyValueStore data `rights publish
+    --dry-run` writes for it (--function-file, --kvs-file): what the edge would run."""
+    work = tmp_path_factory.mktemp("rights")
+    rights = read_rights(work)
+    (work / "release").mkdir()
+    release = write_release(work / "release", rights)
+    function, kvs = work / "function.js", work / "kvs.json"
+    done = cdnpack_cli("rights", "publish", work / "release", "s3://bucket-x" + ROOT.lower(),
+                       "--distribution", "E1", "--url-path", ROOT + "/", "--dry-run",
+                       "--function-file", function, "--kvs-file", kvs)
+    assert done.returncode == 0, done.stderr
+    return rights, release, function, kvs
 
 
 @pytest.fixture(scope="module")
-def release(rights: Rights) -> Release:
-    return synthetic_release(rights)
+def rights(published: tuple[Rights, Release, Path, Path]) -> Rights:
+    return published[0]
 
 
 @pytest.fixture(scope="module")
-def kvs_file(release: Release, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("kvs") / "kvs.json"
-    path.write_text(import_document(entries(release, ROOT + "/")))
-    return path
+def release(published: tuple[Rights, Release, Path, Path]) -> Release:
+    return published[1]
+
+
+@pytest.fixture(scope="module")
+def function(published: tuple[Rights, Release, Path, Path]) -> Path:
+    assert published[2].read_text() == FUNCTION.read_text()  # published as written
+    return published[2]
+
+
+@pytest.fixture(scope="module")
+def kvs_file(published: tuple[Rights, Release, Path, Path]) -> Path:
+    return published[3]
 
 
 def canonical(uri: str) -> list[str]:
@@ -141,13 +161,13 @@ COUNTRIES = ("JP", "KR", "BR", "MX", "jp", " kr ", "FR", "US", "ZZ", "", "J", "J
 
 @pytest.mark.slow  # some 10,000 requests through node
 def test_every_territory_instant_and_path_class_gets_its_answer(
-        release: Release, rights: Rights, kvs_file: Path) -> None:
+        release: Release, rights: Rights, function: Path, kvs_file: Path) -> None:
     cases = [(uri, country, now) for uri in paths(release) for country in COUNTRIES
              for now in instants(rights)]
     queries: tuple[dict[str, str], ...] = ({}, {"grant": "jp-hd", "x": "../video_1080p/x"})
     calls = [Call(viewer_request(uri, country, queries[i % 2]), now)
              for i, (uri, country, now) in enumerate(cases)]
-    answers = run_calls(FUNCTION, kvs_file, calls)
+    answers = run_calls(function, kvs_file, calls)
     outcomes: dict[int, int] = {}
     for (uri, country, now), answer in zip(cases, answers, strict=True):
         assert "error" not in answer, (uri, country, answer)
@@ -167,9 +187,9 @@ def test_every_territory_instant_and_path_class_gets_its_answer(
 
 
 def test_a_licensed_viewers_manifest_is_its_grants_and_exists(
-        release: Release, kvs_file: Path) -> None:
+        release: Release, function: Path, kvs_file: Path) -> None:
     now = epoch_ms(release_start(release, "jp-hd") + timedelta(days=1))
-    [hls, dash] = run_calls(FUNCTION, kvs_file, [
+    [hls, dash] = run_calls(function, kvs_file, [
         Call(viewer_request(f"{ROOT}/master.m3u8", "KR"), now),
         Call(viewer_request(f"{ROOT}/manifest.mpd", "JP"), now)])
     listed = {f"{ROOT}/{f.path}" for f in release.files}
@@ -182,8 +202,8 @@ def release_start(release: Release, grant_id: str) -> datetime:
     return parse_instant(next(g.start for g in release.rights if g.id == grant_id))
 
 
-def test_malformed_escapes_are_refused(kvs_file: Path) -> None:
-    [answer] = run_calls(FUNCTION, kvs_file, [Call(viewer_request(f"{ROOT}/%E0%A4%A", "JP"))])
+def test_malformed_escapes_are_refused(function: Path, kvs_file: Path) -> None:
+    [answer] = run_calls(function, kvs_file, [Call(viewer_request(f"{ROOT}/%E0%A4%A", "JP"))])
     assert answer["result"]["statusCode"] == 400
 
 
