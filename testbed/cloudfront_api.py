@@ -121,7 +121,7 @@ class Distribution:
 
 
 class CloudFrontApi:
-    """The state and the operations; `Server` puts them on HTTP."""
+    """The state and the operations; CloudFrontStandIn puts them on HTTP."""
 
     def __init__(self) -> None:
         self.functions: dict[str, Function] = {}

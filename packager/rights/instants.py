@@ -8,7 +8,7 @@ rather than rounded. A time without an offset names no instant (whose midnight?)
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
 #: RFC 3339 §5.6 date-time (a space for the "T" is allowed, §5.6 NOTE).
 _DATE_TIME = re.compile(
@@ -56,6 +56,3 @@ def epoch_ms(moment: datetime) -> int:
     delta = moment.astimezone(UTC) - EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
 
-
-def from_epoch_ms(ms: int) -> datetime:
-    return EPOCH + timedelta(milliseconds=ms)

@@ -13,7 +13,7 @@ from packager.encoding.ladder import Rendition
 from packager.errors import InputError
 from packager.rights.allowance import allowed, check_rights
 from packager.rights.file import load_rights
-from packager.rights.instants import epoch_ms, format_instant, from_epoch_ms, parse_instant
+from packager.rights.instants import epoch_ms, format_instant, parse_instant
 from packager.title.file import load_title
 
 REGIONS = {"jpkr": ("JP", "KR"), "latam": ("BR", "AR", "MX"), "empty": ()}
@@ -85,8 +85,7 @@ def test_the_grant_in_force_at_each_edge_of_its_window(tmp_path: Path) -> None:
 
 def test_instants_are_rfc3339_with_an_offset_to_the_millisecond() -> None:
     assert format_instant(at("2025-01-01 10:00:00.5+01:00")) == "2025-01-01T09:00:00.500Z"
-    moment = at("2025-01-01T00:00:00.001Z")
-    assert from_epoch_ms(epoch_ms(moment)) == moment
+    assert epoch_ms(at("2025-01-01T00:00:00.001+00:00")) == 1_735_689_600_001
     assert epoch_ms(at("1970-01-01T00:00:01Z")) == 1000
     for bad in ("2025-01-01", "2025-01-01T00:00:00", "2025-01-01T00:00:00.0001Z", "tomorrow",
                 "2025-02-30T00:00:00Z", 20250101):
