@@ -38,8 +38,11 @@ class ForkExecutor:
     """Runs a job function over jobs in this process and `workers - 1` forked copies of it;
     results in the jobs' order. Jobs are taken in the order given (put the longest first)."""
 
-    def __init__(self, workers: int | None = None) -> None:
+    def __init__(self, workers: int | None = None,
+                 initializer: Callable[[], None] | None = None) -> None:
+        """`initializer`: run first in each forked worker (as a process pool's is)."""
         self._workers = max(1, workers if workers is not None else os.cpu_count() or 1)
+        self._initializer = initializer
 
     @property
     def workers(self) -> int:
@@ -57,7 +60,7 @@ class ForkExecutor:
                 if progress:
                     progress(done, len(jobs))
             return results
-        return _SharedMap(fn, jobs, progress).run(forks)
+        return _SharedMap(fn, jobs, progress, self._initializer).run(forks)
 
 
 # pickle (4 ms to import) only where results travel: a run that never forks needs none.
@@ -68,8 +71,10 @@ def _pickle() -> Any:
 
 class _SharedMap:
     def __init__(self, fn: Callable[[Any], Any], jobs: Sequence[Any],
-                 progress: Callable[[int, int], None] | None) -> None:
+                 progress: Callable[[int, int], None] | None,
+                 initializer: Callable[[], None] | None = None) -> None:
         self.fn, self.jobs, self.progress = fn, jobs, progress
+        self.initializer = initializer
         self.results: dict[int, Any] = {}
         self.failure: BaseException | None = None
         self.lock = threading.Lock()
@@ -88,7 +93,7 @@ class _SharedMap:
                 pid = os.fork()
                 if pid == 0:  # pragma: no cover (a worker: coverage does not follow it)
                     os.close(results_r)
-                    _work(self.fn, self.jobs, queue_r, results_w)
+                    _work(self.fn, self.jobs, queue_r, results_w, self.initializer)
                 children.append(pid)
             os.close(results_w)
             results_w = -1
@@ -150,12 +155,15 @@ def _kill(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
-def _work(fn: Callable[[Any], Any], jobs: Sequence[Any], queue: int, results: int) -> None:
+def _work(fn: Callable[[Any], Any], jobs: Sequence[Any], queue: int, results: int,
+          initializer: Callable[[], None] | None) -> None:
     """A forked worker: take job numbers until the queue is empty, report each result (or the
     first error) pickled, and leave with os._exit: nothing of the parent's (atexit, stdio
     buffers, `finally` blocks up the stack) runs here."""
     code = 1
     try:
+        if initializer is not None:
+            initializer()
         with os.fdopen(results, "wb") as out:
             while (number := _take(queue)) is not None:
                 try:

@@ -74,12 +74,14 @@ from packager.output.trickplay_release import write_trick_play
 from packager.title.localize import localize, text_renditions
 from packager.title.model import Title
 from packager.title.tracks import TitleTrack
+from packager.tools import own_process_group
 
 if TYPE_CHECKING:
-    # Text, steering and MPEG-TS are loaded by the runs that make them (a release of video
-    # and audio alone starts sooner without their modules).
+    # Text, steering, rights and MPEG-TS are loaded by the runs that make them (a release of
+    # video and audio alone starts sooner without their modules).
     from packager.output import hls_ts
     from packager.output.steering import SteeringSpec
+    from packager.rights.model import Rights
     from packager.text.cues import TextTrack
 
 log = logging.getLogger(__name__)
@@ -109,6 +111,9 @@ class PackageRequest:
     #: --steering: the multivariant playlist and MPD name every CDN pathway and the steering
     #: server (packager/output/steering.py); None writes single-origin manifests.
     steering: SteeringSpec | None = None
+    #: Territories and windows (packager/rights): a multivariant playlist and an MPD per grant
+    #: beside the unrestricted ones; None writes no grant manifests.
+    rights: Rights | None = None
     #: --codec: the video codecs every rung is encoded in (packager/encoding/codecs.py);
     #: None: the ladder's own (`codecs:` in a ladder file; h264).
     codecs: tuple[str, ...] | None = None
@@ -142,6 +147,9 @@ def package(request: PackageRequest, progress: ProgressSink | None = None) -> Pa
                   else plan_renditions(spec, media, audio, request.codecs))
     renditions += text_renditions(localized.tracks)
     renditions = _ts_renditions(request, renditions)
+    if request.rights is not None:  # refused while there is nothing to undo
+        from packager.rights.allowance import check_rights
+        check_rights(request.rights, renditions)
     _check_tools(request, media, renditions)
     output = request.output.absolute()
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -304,8 +312,10 @@ def _encode_and_segment(
             progress("segment", len(sources) * done / total, len(sources))
 
     done_parts: list[list[CmafTrack | None]] = [[None] * n for n in parts]
-    for job, part in zip(jobs, ForkExecutor(cpus).map(_segment_job, jobs, report),
-                         strict=True):
+    # Workers in a process group of their own (a terminal's Ctrl-C is ours to handle: it
+    # stops them); whichever way the map ends, none outlives it (packager/fork_executor.py).
+    for job, part in zip(jobs, ForkExecutor(cpus, initializer=own_process_group)
+                         .map(_segment_job, jobs, report), strict=True):
         done_parts[job.index][job.part] = part
     tracks = [join_parts([p for p in track_parts if p is not None]) for track_parts in done_parts]
     for (rendition, source), track in zip(sources, tracks, strict=True):
@@ -546,12 +556,18 @@ def _package_ts(
         if progress:
             progress("segment", done + 1, len(jobs))
     duration = max(ts.duration for ts in outputs)
-    trick = write_trick_play(build, [], _thumbnails(request, media, work, build), duration,
-                             hls=True)
+    images = _thumbnails(request, media, work, build)
+    trick = write_trick_play(build, [], images, duration, hls=True)
     files += trick.files
     multivariant = hls_ts.multivariant_playlist(outputs, trick.stream_infs)
     (build / multivariant.path).write_text(multivariant.text)
     files.append(describe_file(build, multivariant.path, "multivariant", None))
+    grants = None
+    if request.rights is not None:
+        from packager.output.grants import write_ts_grant_manifests
+        written = write_ts_grant_manifests(build, request.rights, outputs, trick, images,
+                                           audio.rendition.language if audio else None)
+        files, grants = files + written.files, written.grants
     if request.steering is not None:
         from packager.output.steering import steer_files
         files = steer_files(build, files, request.steering)
@@ -581,6 +597,7 @@ def _package_ts(
             rendition_kids={ts.rendition.id: request.encryption.key.kid_uuid for ts in outputs},
         ),
         thumbnails=trick.thumbnails,
+        rights=grants,
     )
 
 
@@ -627,6 +644,12 @@ def _write_manifests(
     if "dash" in request.formats:
         (build / dash.MPD_NAME).write_text(dash.mpd(tracks, request.segment_duration, images))
         files.append(describe_file(build, dash.MPD_NAME, "mpd", None))
+    grants = None
+    if request.rights is not None:
+        from packager.output.grants import write_grant_manifests
+        written = write_grant_manifests(build, request.rights, tracks, trick, images,
+                                        request.formats, request.segment_duration)
+        files, grants = files + written.files, written.grants
     if request.steering is not None:
         from packager.output.steering import steer_files
         files = steer_files(build, files, request.steering)
@@ -637,6 +660,7 @@ def _write_manifests(
         protection=protection_summary(request.encryption, tracks),
         iframes=trick.iframes,
         thumbnails=trick.thumbnails,
+        rights=grants,
     )
 
 
