@@ -1134,5 +1134,18 @@ def rum_ingest(logs: tuple[str, ...], log_format: str, config_path: Path | None,
         show_ingest(result)
 
 
+
+def command_paths(group: click.Group | None = None,
+                  prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """The words of every command, `cdnpack` itself first (() is the group): what `--help`
+    can be asked of (bench/startup.py times them, tests/test_startup.py checks their imports)."""
+    group = cdnpack if group is None else group
+    paths = [prefix]
+    for name, command in sorted(group.commands.items()):
+        paths += (command_paths(command, (*prefix, name)) if isinstance(command, click.Group)
+                  else [(*prefix, name)])
+    return paths
+
+
 if __name__ == "__main__":
     main()

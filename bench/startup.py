@@ -16,22 +16,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import click
-
 import cli
 from bench.bytecode import compile_ours
 from bench.encrypt import Run, timed
 from bench.machine import machine_doc, machine_line
 
 GOAL = 0.15
-
-
-def every_command(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
-    out = [prefix]
-    for name, command in sorted(group.commands.items()):
-        out += (every_command(command, (*prefix, name)) if isinstance(command, click.Group)
-                else [(*prefix, name)])
-    return out
 
 
 def main() -> None:
@@ -42,7 +32,7 @@ def main() -> None:
     compile_ours()
     script = Path(sys.executable).parent / "cdnpack"
     jobs: dict[str, list[str | Path]] = {"python -c pass (anchor)": [sys.executable, "-c", "pass"]}
-    for path in every_command(cli.cdnpack):
+    for path in cli.command_paths():
         jobs[" ".join(("cdnpack", *path, "--help"))] = [script, *path, "--help"]
     before = machine_line()
     runs: dict[str, list[Run]] = {name: [] for name in jobs}

@@ -13,7 +13,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import click
 import pytest
 
 import cli
@@ -46,14 +45,6 @@ FORBIDDEN_FOR_PACKAGE = (
 )
 
 
-def every_command(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
-    out = [prefix]
-    for name, command in sorted(group.commands.items()):
-        out += (every_command(command, (*prefix, name)) if isinstance(command, click.Group)
-                else [(*prefix, name)])
-    return out
-
-
 def loaded(modules: list[str], forbidden: tuple[str, ...]) -> list[str]:
     return sorted(m for m in modules
                   if any(m == f or m.startswith(f + ".") for f in forbidden))
@@ -62,7 +53,7 @@ def loaded(modules: list[str], forbidden: tuple[str, ...]) -> list[str]:
 def test_help_of_every_command_loads_nothing_heavy() -> None:
     """One fresh interpreter imports the CLI, then forks once per command to run its --help,
     so every command starts from what `cdnpack` itself loads."""
-    commands = every_command(cli.cdnpack)
+    commands = cli.command_paths()
     assert ("package",) in commands
     assert ("steer", "serve") in commands
     script = textwrap.dedent("""
