@@ -11,7 +11,7 @@ machine's other jobs disturb far less than wall time), and each tool's peak RSS 
 process of its tree). Goals (issue 25): wall <= 0.8, CPU <= 1.0, memory flat in input length.
 
 Usage: .venv/bin/python -m bench.encrypt [--runs 5] [--short-runs 15] [--lengths 600 2]
-       [--height 720] [--schemes cbcs cenc] [--json]
+       [--height 720] [--schemes cbcs cenc] [--baseline DIR] [--json]
 """
 
 from __future__ import annotations
@@ -57,12 +57,14 @@ class Run:
     cpu_seconds: float = 0.0
 
 
-def timed(args: Sequence[str | Path], env: dict[str, str] | None = None) -> Run:
+def timed(args: Sequence[str | Path], env: dict[str, str] | None = None,
+          cwd: Path | None = None) -> Run:
     """Wall time, peak RSS (largest process in the tree) and CPU time (user + system of the
     tree) of one command, from wait4."""
     started = time.perf_counter()
     proc = subprocess.Popen(
-        [str(a) for a in args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
+        [str(a) for a in args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+        cwd=cwd,
     )
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - started
@@ -107,15 +109,17 @@ def make_input(workdir: Path, seconds: int, height: int = 720) -> Path:
     return target
 
 
-def ours(source: Path, out: Path, scheme: str) -> Run:
+def ours(source: Path, out: Path, scheme: str, tree: Path = ROOT) -> Run:
+    """`cdnpack package` of this source tree, or of another one (`--baseline`: run from its
+    directory, its modules come first on the path)."""
     # The previous run's output is removed before timing, as for Shaka Packager.
     shutil.rmtree(out, ignore_errors=True)
     env = {**os.environ, "CDNPACK_KEY": f"{KID}:{KEY}"}
     return timed(
-        [sys.executable, "-m", "cli", "package", source, "-o", out, "--copy",
-         "--encrypt", scheme, "--iv", IV if scheme == "cbcs" else IV[:16],
+        [sys.executable, "-m", "cli", "package", source.absolute(), "-o", out.absolute(),
+         "--copy", "--encrypt", scheme, "--iv", IV if scheme == "cbcs" else IV[:16],
          "--segment-duration", str(SEGMENT_SECONDS), "--json"],
-        env=env,
+        env=env, cwd=tree,
     )
 
 
@@ -176,11 +180,14 @@ def main() -> None:
     parser.add_argument("--schemes", nargs="+", default=["cbcs", "cenc"])
     parser.add_argument("--workdir", type=Path, default=ROOT / "bench" / "out" / "encrypt")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--baseline", type=Path,
+                        help="another cdnpack source tree timed in the same runs (e.g. `git "
+                             "archive <commit> | tar -x -C DIR`): a change against its parent")
     options = parser.parse_args()
     workdir: Path = options.workdir
     workdir.mkdir(parents=True, exist_ok=True)
     sources = {n: make_input(workdir, n, options.height) for n in options.lengths}
-    compile_ours()
+    compile_ours(*([options.baseline] if options.baseline else []))
     machine_before = machine_line()
     results: dict[tuple[int, str, str], list[Run]] = {}
     for length, source in sources.items():
@@ -191,8 +198,10 @@ def main() -> None:
                     ("cdnpack", partial(ours, source, workdir / "ours", scheme)),
                     ("shaka", partial(shaka, source, workdir / "shaka", scheme)),
                 ]
-                if i % 2:
-                    jobs.reverse()
+                if options.baseline:
+                    jobs.append(("baseline", partial(ours, source, workdir / "baseline",
+                                                     scheme, options.baseline)))
+                jobs = jobs[i % len(jobs):] + jobs[:i % len(jobs)]  # the order rotates
                 for name, job in jobs:
                     results.setdefault((length, scheme, name), []).append(job())
             results.setdefault((length, "-", "cp"), []).append(
@@ -209,6 +218,10 @@ def main() -> None:
                                               results[(n, scheme, "shaka")])
                     for n in sources for scheme in options.schemes},
     }
+    if options.baseline:
+        doc["baseline"] = {f"{n}s {scheme}": summary(results[(n, scheme, "baseline")],
+                                                     results[(n, scheme, "shaka")])
+                           for n in sources for scheme in options.schemes}
     if options.json:
         print(json.dumps(doc, indent=2))
         return
@@ -231,6 +244,11 @@ def main() -> None:
         verdict = "met" if s["wall_met"] and s["cpu_met"] else "NOT met"
         print(f"{key:<26}{s['wall_ratio']:>8.2f}{s['cpu_ratio']:>8.2f}   {verdict}; peak RSS "
               f"{s['ours']['peak_rss_mb']:.0f} vs {s['shaka']['peak_rss_mb']:.0f} MB")
+        if options.baseline:
+            b = doc["baseline"][key]
+            print(f"{'  baseline':<26}{b['wall_ratio']:>8.2f}{b['cpu_ratio']:>8.2f}   "
+                  f"(this tree / baseline: wall {s['ours']['wall'] / b['ours']['wall']:.2f}, "
+                  f"CPU {s['ours']['cpu'] / b['ours']['cpu']:.2f})")
 
 
 if __name__ == "__main__":
