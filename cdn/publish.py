@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from cdn.digest_cache import DigestCache
 from cdn.multipart import open_uploads, resume_uploads
 from cdn.s3 import (
     IMMUTABLE,
@@ -207,13 +208,17 @@ def _in_background(job: Callable[[], T]) -> Callable[[], T]:
     return result
 
 
-def check_tree(root: Path, release: Release, transfer: Transfer) -> dict[str, str]:
+def check_tree(root: Path, release: Release, transfer: Transfer,
+               cache: DigestCache | None = None) -> dict[str, str]:
     """Refuse anything that is not a public file of the release, exactly as listed.
 
     Keys and other secrets never reach a bucket: a file the listing does not name (a key
     file, a CPIX document, a stray log) stops the push, and so does a listed file whose
     role or type is not a public one. Sizes and sha256 are checked; returns path → ETag.
+    A file unchanged since the last push is not read again (cdn/digest_cache.py).
     """
+    if cache is None:
+        cache = DigestCache(root, (transfer.multipart_threshold, transfer.multipart_chunksize))
     listed = {f.path: f for f in release.files}
     present = files_under(root)
     unlisted = sorted(present - listed.keys() - {RELEASE_NAME})
@@ -237,9 +242,11 @@ def check_tree(root: Path, release: Release, transfer: Transfer) -> dict[str, st
     files = release.files
     stripes = hash_threads()
     with ThreadPoolExecutor(max_workers=stripes) as pool:
-        parts = pool.map(lambda part: [_digest(root, f, transfer) for f in part],
+        parts = pool.map(lambda part: [_digest(root, f, transfer, cache) for f in part],
                          (files[i::stripes] for i in range(stripes)))
-        return dict(pair for part in parts for pair in part)
+        etags = dict(pair for part in parts for pair in part)
+    cache.save()  # every file verified against release.json
+    return etags
 
 
 def hash_threads(cpus: int | None = None) -> int:
@@ -267,8 +274,10 @@ def files_under(root: Path) -> set[str]:
     return found
 
 
-def _digest(root: Path, entry: ReleaseFile, transfer: Transfer) -> tuple[str, str]:
-    size, sha256, etag = file_facts(os.path.join(root, entry.path), transfer)  # noqa: PTH118
+def _digest(root: Path, entry: ReleaseFile, transfer: Transfer,
+            cache: DigestCache) -> tuple[str, str]:
+    size, sha256, etag = cache.facts(entry.path, os.path.join(root, entry.path),  # noqa: PTH118
+                                     lambda path: file_facts(path, transfer))
     if size != entry.bytes or sha256 != entry.sha256:
         raise InputError(f"{root}: {entry.path} does not match release.json (size or sha256)")
     return entry.path, etag
