@@ -202,6 +202,16 @@ def demo_title(directory: Path, duration: float) -> Title:
 
 def run_demo(workdir: Path, duration: float, shipped_config: Path,
              progress: ProgressSink | None = None) -> DemoResult:
+    """The demo's flow; its origin, edges and steering server stop before it returns."""
+    with running_demo(workdir, duration, shipped_config, progress) as result:
+        return result
+
+
+@contextmanager
+def running_demo(workdir: Path, duration: float, shipped_config: Path,
+                 progress: ProgressSink | None = None) -> Iterator[DemoResult]:
+    """The demo's flow, its result yielded while its origin, edges and steering server are
+    still up (`demo --serve` plays the release through them until Ctrl-C)."""
     moto_command()  # the local origin is an extra: say so before any work is done
     workdir.mkdir(parents=True, exist_ok=True)
     source = make_clip(workdir / "source.mp4",
@@ -240,8 +250,8 @@ def run_demo(workdir: Path, duration: float, shipped_config: Path,
             plan = make_plan(read_results([str(results)]), config, datetime.now(UTC))
             served = {r.id: _served(server.url, r.id, plan.for_region(r.id).order)
                       for r in config.regions}
-    return DemoResult(packaged, result, config_path, keystore, distribution, url,
-                      DemoSteering(server.url, config, plan, served))
+            yield DemoResult(packaged, result, config_path, keystore, distribution, url,
+                             DemoSteering(server.url, config, plan, served))
 
 
 def _served(url: str, region: str, expected: tuple[str, ...]) -> list[str]:
