@@ -328,12 +328,13 @@ def _serve_demo(result: DemoResult, listen: str, as_json: bool) -> None:
     from preview.server import preview_request
     from preview.server import run as run_preview
     from render.preview import show_listening, show_stopped
-    request = preview_request(result.package.output, listen, result.keystore, None,
-                              "published", from_plan(result.steering.plan, result.steering.config))
+    steering = result.steering
+    request = preview_request(result.package.output, listen, result.keystore, None, "published",
+                              lambda: from_plan(steering.plan, steering.config))
     stopped = run_preview(request, lambda url: show_listening(url, request, as_json))
     show_stopped(stopped, as_json)
     if stopped.signal is not None:
-        raise click.exceptions.Exit(128 + stopped.signal)
+        raise SystemExit(128 + stopped.signal)  # the world stops on the way out
 
 
 @cdnpack.command("push")
@@ -804,21 +805,22 @@ def preview_command(release_dir: Path, listen: str, keystore: Path | None, key: 
     from preview.server import preview_request
     from preview.server import run as run_preview
     from render.preview import show_listening, show_stopped
-    regions = _preview_regions(config_path, results, endpoint_url)
-    request = preview_request(release_dir, listen, keystore, key, play_from, regions,
+    plan = None
+    if config_path is not None or results:
+        def plan() -> tuple[Any, ...]:
+            return _preview_regions(config_path, results, endpoint_url)
+    request = preview_request(release_dir, listen, keystore, key, play_from, plan,
                               key_from_env=_from_env("key"))
     result = run_preview(request, lambda url: show_listening(url, request, as_json))
     show_stopped(result, as_json)
     if result.signal is not None:
-        raise click.exceptions.Exit(128 + result.signal)
+        raise SystemExit(128 + result.signal)  # 130 for Ctrl-C, 143 for SIGTERM
 
 
 def _preview_regions(config_path: Path | None, results: tuple[str, ...],
                      endpoint_url: str | None) -> tuple[Any, ...]:
-    """Each region's pathway order, planned as `steer plan` plans it (none without a config
-    or results)."""
-    if config_path is None and not results:
-        return ()
+    """Each region's pathway order, planned as `steer plan` plans it (the config's order
+    without results)."""
     from datetime import UTC, datetime
 
     from preview.regions import from_plan

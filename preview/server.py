@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import os
 import signal
 import time
 from collections.abc import Callable
@@ -88,21 +89,23 @@ class PreviewResult:
 
 
 def preview_request(release_dir: Path, listen: str, keystore: Path | None, key: str | None,
-                    source: str, regions: tuple[RegionOrder, ...] = (),
+                    source: str, plan: Callable[[], tuple[RegionOrder, ...]] | None = None,
                     key_from_env: bool = False) -> PreviewRequest:
     """Everything a preview serves, checked before anything listens (one line, exit 2, on a
-    mistake): the address, the release, its keys, its pathways."""
+    mistake): the address, the release, its keys, its pathways, and (`plan`, asked once the
+    release is known to be steered) each region's order."""
     check_listen(listen, keys=False)
     contents = read_contents(release_dir)
     keys = load_keys(contents.release, keystore, key, key_from_env)
     address = check_listen(listen, keys=keys is not None)
     steered = read_steering(contents)
-    if regions and steered is None:
+    if plan is not None and steered is None:
         raise InputError(f"{release_dir}: not steered; --config and --results plan pathways "
                          "of steered releases")
     if source == PUBLISHED and steered is None:
         raise InputError(f"{release_dir}: not steered, its manifests name no CDN to play it "
                          "from as published")
+    regions = plan() if plan is not None else ()
     return PreviewRequest(Preview(contents, keys, steered, regions, source), address.host,
                           address.port)
 
@@ -260,8 +263,9 @@ async def serve(request: PreviewRequest, on_ready: Callable[[str], None],
         await site.start()
     except OSError as exc:
         await runner.cleanup()
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
         raise InputError(f"cannot listen on {request.host}:{request.port} "
-                         f"({exc.strerror or exc})") from None
+                         f"({reason.lower()})") from None
     host, port = runner.addresses[0][:2]
     url = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
     try:

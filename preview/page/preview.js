@@ -347,10 +347,13 @@ function refresh() {
 async function fetchKeys(doc) {
   const p = doc.protection;
   if (!p || !p.keys) return;
+  if (p.delivery !== 'clearkey') {
+    state.aesKey = true;  // the player fetches it itself, as from a key server (filters below)
+    return;
+  }
   const answer = await fetch(p.keys, { cache: 'no-store' });
   if (!answer.ok) throw new Error(`keys: HTTP ${answer.status}`);
-  if (p.delivery === 'clearkey') state.keys = await answer.json();
-  else state.aesKey = true;  // the player fetches it itself, redirected below
+  state.keys = await answer.json();
 }
 
 function filters(player) {
