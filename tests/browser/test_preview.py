@@ -183,6 +183,7 @@ def test_demo_serve_plays_the_release_through_its_edges(preview_browser: Browser
         assert any(urlsplit(u).netloc == steering and "region=eu" in u
                    for u in result["requests"]), explain(result)
         assert f"{event['url']}/keys/clearkey.json" in result["requests"]
+        proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err[-2000:]
     assert "Traceback" not in err
