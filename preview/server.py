@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
-import os
 import signal
 import time
 from collections.abc import Callable
@@ -56,7 +55,7 @@ from preview.summary import (
     Preview,
     page_doc,
 )
-from probes.serving import Listen, QuietServer, fixed, parse_listen
+from probes.serving import Listen, fixed, parse_listen, start_quiet
 
 SAME_ORIGIN = {
     "X-Content-Type-Options": "nosniff",
@@ -253,21 +252,8 @@ async def serve(request: PreviewRequest, on_ready: Callable[[str], None],
     """Listen and answer until `stop` is set; then close everything."""
     started = time.monotonic()
     service = PreviewService(request.preview, load_assets())
-    server = QuietServer(service.handle, error_headers=TEXT_HEADERS, access_log=None,
-                         keepalive_timeout=75.0)
-    runner = web.ServerRunner(server, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, request.host, request.port, backlog=128, reuse_address=True,
-                       shutdown_timeout=1.0)
-    try:
-        await site.start()
-    except OSError as exc:
-        await runner.cleanup()
-        reason = os.strerror(exc.errno) if exc.errno else str(exc)
-        raise InputError(f"cannot listen on {request.host}:{request.port} "
-                         f"({reason.lower()})") from None
-    host, port = runner.addresses[0][:2]
-    url = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
+    runner, url = await start_quiet(service.handle, request.host, request.port, TEXT_HEADERS,
+                                    backlog=128, shutdown_timeout=1.0)
     try:
         on_ready(url)
         await stop.wait()

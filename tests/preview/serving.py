@@ -10,8 +10,6 @@ import select
 import signal
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,27 +26,15 @@ from probes.config import load_config
 from steering.documents import manifest_spec
 from testbed.clips import ClipSpec, make_clip, make_dub
 from testbed.subtitles import write_subtitles
+from tests.steering.conftest import CONFIG as STEERING_CONFIG
 from tests.steering.results import Delivery, write_run
+from tests.steering.serving import Served
 
 ROOT = Path(__file__).resolve().parents[2]
-#: Two CDNs whose edges are gone (nothing listens on port 9 of loopback): the release must play
-#: from its own files. Viewers in Europe get beta first, the others alpha (the results below).
-CONFIG = """\
-regions:
-  - {id: eu, name: Europe, weight: 3, countries: [FR, DE]}
-  - {id: jpkr, name: Japan / Korea, weight: 1, countries: [JP, KR]}
-cdns:
-  - {id: alpha, base_url: "http://127.0.0.1:9/alpha/"}
-  - {id: beta, base_url: "http://127.0.0.1:9/beta/"}
-targets: [master.m3u8]
-budgets:
-  default: {ttfb_p95: 250ms, startup_p95: 2s, min_throughput: 1.5, max_error_rate: 0.01}
-steering:
-  server: http://127.0.0.1:9/steer/
-  ttl: 7s
-  max_age: 1440m  # a day: the results stay fresh for the whole session
-  hysteresis: 5
-"""
+#: Two CDNs whose edges are gone (nothing listens on ports 1 and 2 of loopback): the release must
+#: play from its own files. The results below put beta first in Europe, alpha in Japan / Korea;
+#: a day's max_age keeps them fresh for the whole session.
+CONFIG = STEERING_CONFIG.replace("max_age: 10m", "max_age: 1440m")
 CONTENT_ID = "preview-title"
 #: 640x360 (the compact ladder's 360p and 240p rungs: two bitrates to choose from), 6 s of
 #: 2 s segments; thumbnails every 2 s in 2x2 sheets, 90 pixels high (160x90).
@@ -109,23 +95,14 @@ def tree_state(*roots: Path) -> dict[str, tuple[int, int]]:
 
 
 @dataclass
-class Previewing:
-    url: str
-    proc: subprocess.Popen[str]
-    event: dict[str, object]
+class Previewing(Served):
+    """A running preview (`get` as the steering tests' server has it); once stopped, its exit
+    code and output."""
+
+    event: dict[str, object] = field(default_factory=dict)
     stdout: str = ""
-    stderr: str = ""
     returncode: int | None = None
     lines: list[str] = field(default_factory=list)
-
-    def get(self, path: str, headers: Mapping[str, str] | None = None
-            ) -> tuple[int, dict[str, str], bytes]:
-        request = urllib.request.Request(self.url + path, headers=dict(headers or {}))
-        try:
-            with urllib.request.urlopen(request, timeout=10) as answer:
-                return answer.status, dict(answer.headers), answer.read()
-        except urllib.error.HTTPError as exc:
-            return exc.code, dict(exc.headers), exc.read()
 
 
 def preview_command(*args: str | Path) -> list[str]:
@@ -151,7 +128,7 @@ def previewing(*args: str | Path, stop: int = signal.SIGINT,
             raise AssertionError(f"preview did not start: {proc.communicate()[1][-2000:]}")
         event = json.loads(line)
         assert event["event"] == "listening", event
-        served = Previewing(str(event["url"]), proc, event, lines=[line])
+        served = Previewing(str(event["url"]), proc, event=event, lines=[line])
         yield served
     finally:
         if proc.poll() is None:

@@ -46,15 +46,16 @@ def test_steered_manifests_are_played_from_the_release_files(watched: Watched) -
         master = served.get("/release/master.m3u8")[2].decode()
         mpd = served.get("/release/manifest.mpd")[2].decode()
         doc = json.loads(served.get("/preview.json")[2])
-    assert "127.0.0.1:9" not in master
-    assert "127.0.0.1:9" not in mpd
+    for gone in ("http://127.0.0.1:1/", "http://127.0.0.1:2/"):
+        assert gone not in master
+        assert gone not in mpd
     assert 'SERVER-URI="/steering/hls.json"' in master
     assert '<BaseURL serviceLocation="beta">/pathway/beta/</BaseURL>' in mpd
     steering = doc["steering"]
     assert [p["id"] for p in steering["pathways"]] == ["alpha", "beta"]
     assert steering["regions"] == []  # no plan given: the manifests' order everywhere
     assert set(doc["sources"]) == {"local", "published"}
-    assert doc["sources"]["published"]["hls"] == "http://127.0.0.1:9/alpha/master.m3u8"
+    assert doc["sources"]["published"]["hls"] == "http://127.0.0.1:1/rel/master.m3u8"
 
 
 def test_each_region_gets_its_planned_order(watched: Watched) -> None:
@@ -74,6 +75,7 @@ def test_each_region_gets_its_planned_order(watched: Watched) -> None:
         regions = {r["region"]: r for r in json.loads(served.get("/preview.json")[2])[
             "steering"]["regions"]}
     assert served.event["regions"] == {"eu": ["beta", "alpha"], "jpkr": ["alpha", "beta"],
+                                       "sea": ["alpha", "beta"],  # no results: the config's
                                        "_overall": ["beta", "alpha"]}
     assert regions["eu"]["basis"] == "measured"
     assert regions["eu"]["name"] == "Europe"
