@@ -93,7 +93,7 @@ def preview_request(release_dir: Path, listen: str, keystore: Path | None, key: 
     """Everything a preview serves, checked before anything listens (one line, exit 2, on a
     mistake): the address, the release, its keys, its pathways, and (`plan`, asked once the
     release is known to be steered) each region's order."""
-    check_listen(listen, keys=False)
+    check_listen(listen, keys=False)  # a typo is reported before the release is read
     contents = read_contents(release_dir)
     keys = load_keys(contents.release, keystore, key, key_from_env)
     address = check_listen(listen, keys=keys is not None)
@@ -132,8 +132,12 @@ def is_loopback(host: str) -> bool:
 
 
 def _host_of(header: str) -> str:
-    """The host part of a Host header (`[::1]:8800`, `127.0.0.1:8800`, `localhost`)."""
-    return urlsplit(f"//{header}").hostname or "" if header else ""
+    """The host part of a Host header (`[::1]:8800`, `127.0.0.1:8800`, `localhost`); "" for
+    one that is not a host (an unclosed `[`: urlsplit refuses it)."""
+    try:
+        return urlsplit(f"//{header}").hostname or ""
+    except ValueError:
+        return ""
 
 
 def content_type(path: str) -> str:

@@ -26,7 +26,6 @@ AES_KEY_PATH = "/keys/aes-128.key"
 #: (a steered release's pathways mapped onto them), or the CDNs and steering server its
 #: manifests name (what viewers get once it is pushed).
 LOCAL, PUBLISHED = "local", "published"
-SOURCES = (LOCAL, PUBLISHED)
 
 
 @dataclass(frozen=True)

@@ -93,7 +93,8 @@ def test_keys_go_to_a_loopback_page_only_and_nowhere_else(watched: Watched) -> N
         assert served.get("/keys/clearkey.json", {"Host": f"localhost:{host.split(':')[1]}"}
                           )[0] == 200
         # A page of another site whose name now resolves to 127.0.0.1 (DNS rebinding).
-        assert served.get("/keys/clearkey.json", {"Host": "cdnpack.attacker.example"})[0] == 403
+        for host in ("cdnpack.attacker.example", "[::1", "127.0.0.1.attacker.example", ""):
+            assert served.get("/keys/clearkey.json", {"Host": host})[0] == 403, host
         page_doc = served.get("/preview.json")[2].decode()
     (key,) = watched.keys.values()
     for text in (page_doc, served.stdout, served.stderr):
