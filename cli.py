@@ -293,13 +293,13 @@ def demo(output: Path, duration: float, serve: bool, listen: str, as_json: bool)
 
     from probes.config import SHIPPED_CONFIG
     from probes.gate import enforce
-    from testbed.demo import running_demo
+    from testbed.demo import run_demo
     if serve:
         from preview.server import check_listen
         check_listen(listen, keys=True)  # a mistake is one line before minutes of work
     with ExitStack() as world:
         with progress(quiet=as_json) as sink:
-            result = world.enter_context(running_demo(output, duration, SHIPPED_CONFIG, sink))
+            result = world.enter_context(run_demo(output, duration, SHIPPED_CONFIG, sink))
         _show_demo(result, output, as_json)
         enforce(result.rollout.verdict)
         if serve:

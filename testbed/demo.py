@@ -200,18 +200,12 @@ def demo_title(directory: Path, duration: float) -> Title:
     return load_title(directory / "title.yaml")
 
 
-def run_demo(workdir: Path, duration: float, shipped_config: Path,
-             progress: ProgressSink | None = None) -> DemoResult:
-    """The demo's flow; its origin, edges and steering server stop before it returns."""
-    with running_demo(workdir, duration, shipped_config, progress) as result:
-        return result
-
-
 @contextmanager
-def running_demo(workdir: Path, duration: float, shipped_config: Path,
-                 progress: ProgressSink | None = None) -> Iterator[DemoResult]:
+def run_demo(workdir: Path, duration: float, shipped_config: Path,
+             progress: ProgressSink | None = None) -> Iterator[DemoResult]:
     """The demo's flow, its result yielded while its origin, edges and steering server are
-    still up (`demo --serve` plays the release through them until Ctrl-C)."""
+    still up (`demo --serve` plays the release through them until Ctrl-C); they stop when the
+    context is left."""
     moto_command()  # the local origin is an extra: say so before any work is done
     workdir.mkdir(parents=True, exist_ok=True)
     source = make_clip(workdir / "source.mp4",
