@@ -16,9 +16,11 @@ from testbed.clips import ClipSpec, make_clip
 from testbed.edges import Edges, EdgeSpec, edge_process
 from testbed.origin import origin_bucket
 from tests.browser.harness import (
+    DRIVER,
     NODE_MODULES,
     PAGE,
     PLAYER_BUILDS,
+    PREVIEW_DRIVER,
     Browser,
     BrowserError,
     chromium_path,
@@ -79,19 +81,29 @@ def edge_specs(moto: MotoServer, page_root: Path, key_root: Path) -> list[EdgeSp
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
+    yield from chromium_driver(DRIVER)
+
+
+@pytest.fixture(scope="session")
+def preview_browser() -> Iterator[Browser]:
+    """A Chromium driven through `cdnpack preview`'s page (preview.mjs)."""
+    yield from chromium_driver(PREVIEW_DRIVER)
+
+
+def chromium_driver(driver: Path) -> Iterator[Browser]:
     missing = missing_parts()
     if missing:
         unavailable(f"missing {', '.join(missing)}")
     chromium = chromium_path()
     assert chromium is not None
     try:
-        driver = Browser(chromium)
+        started = Browser(chromium, driver=driver)
     except BrowserError as exc:
         unavailable(str(exc))
     try:
-        yield driver
+        yield started
     finally:
-        driver.close()
+        started.close()
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,5 @@
-// Playback driver of the browser tests: one headless Chromium (playwright-core, the system
-// `chromium`), a fresh profile, no outside name lookups. Reads one JSON case per stdin line,
-// plays it in a new page, writes one JSON result per stdout line. The first line it writes is
-// {"ready": true, "version": ...} or {"launch_error": ...} (then it exits 1).
+// Playback driver of the browser tests (Chromium as chromium.mjs launches it): plays each JSON
+// case of stdin in a new page of tests/browser/player.html, one JSON result per stdout line.
 //
 // A case: {page, player: "shaka"|"hls.js"|"dashjs", manifest, keys: {kidHex: keyHex},
 //          redirect: {fromSuffix, to} (a request whose URL ends with fromSuffix goes to `to`),
@@ -28,26 +26,11 @@
 //   select_text: {language, role?}, cue_times: [seconds], cue_wait: seconds
 //                              -> result.cues: [{time, seek_time, texts}] (the cues showing
 //                                 after a paused seek to each time)
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { chromium } from 'playwright-core';
+import { serveCases } from './chromium.mjs';
 
-// The issue's flags, verbatim; playwright adds --headless and --user-data-dir (ours, fresh).
-export const CHROMIUM_ARGS = [
-  '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--autoplay-policy=no-user-gesture-required',
-  '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1',
-];
 const POLL_MS = 200;
 // After a fatal error, keep listening this long: the media element's own error often follows.
 const SETTLE_MS = 500;
-
-function write(doc) {
-  process.stdout.write(JSON.stringify(doc) + '\n');
-}
 
 async function play(context, c) {
   const started = Date.now();
@@ -176,33 +159,4 @@ async function localized(page, c, result, requests, deadline) {
   }
 }
 
-async function main() {
-  const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
-  const profile = mkdtempSync(join(tmpdir(), 'cdnpack-chromium-'));
-  let context;
-  try {
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath, headless: true, args: CHROMIUM_ARGS, timeout: 30000,
-    });
-  } catch (e) {
-    rmSync(profile, { recursive: true, force: true });
-    write({ launch_error: String(e.message || e).split('\n')[0] });
-    process.exit(1);
-  }
-  write({ ready: true, version: context.browser()?.version() ?? '' });
-  const lines = createInterface({ input: process.stdin });
-  for await (const line of lines) {
-    if (!line.trim()) continue;
-    let result;
-    try {
-      result = await play(context, JSON.parse(line));
-    } catch (e) {
-      result = { ok: false, driver_error: String(e.message || e).split('\n')[0] };
-    }
-    write(result);
-  }
-  await context.close();
-  rmSync(profile, { recursive: true, force: true });
-}
-
-await main();
+await serveCases(play);
