@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from render.console import fail, out_console
+from render.console import out_console
 from render.steering import json_line
 
 if TYPE_CHECKING:  # the CLI's start must not pay for aiohttp
@@ -62,10 +62,11 @@ def show_listening(url: str, request: PreviewRequest, as_json: bool) -> None:
 
 
 def show_stopped(result: PreviewResult, as_json: bool) -> None:
-    """The last words: a JSON event for machines, and on a signal the one line on stderr."""
+    """The last words: a JSON event for machines, a line on stdout for people (the signal's
+    one line on stderr is cli.main's, as for every command)."""
     if as_json:
         json_line({"event": "stopped", "url": result.url, "requests": result.requests,
                    "seconds": round(result.seconds, 1)})
-    if result.signal is not None:
-        fail(f"interrupted: preview stopped after {result.requests} requests in "
-             f"{result.seconds:.0f} s")
+        return
+    out_console.print(f"preview stopped: {result.requests} requests in "
+                      f"{result.seconds:.0f} s")
