@@ -130,6 +130,13 @@ def video_codec(name: str) -> VideoCodec:
         ) from None
 
 
+def efficiency(name: str) -> Fraction:
+    """How many bits a codec needs for H.264's quality (its rate_factor): the order in which
+    manifests offer codecs, most efficient first. A codec outside the table counts as H.264."""
+    row = CODECS.get(name)
+    return row.rate_factor if row is not None else Fraction(1)
+
+
 def codec_names(names: Sequence[str]) -> tuple[str, ...]:
     """`--codec` values checked: each a row of the table, each once (InputError, exit 2)."""
     for name in names:

@@ -78,7 +78,7 @@ from packager.title.tracks import TitleTrack
 
 log = logging.getLogger(__name__)
 
-COPY_VIDEO_CODECS = {"h264": "h264", "hevc": "hevc"}
+COPY_VIDEO_CODECS = {"h264", "hevc", "av1"}
 COPY_AUDIO_CODECS = {"aac"}
 
 
@@ -201,7 +201,7 @@ def copy_renditions(media: MediaInfo, audio: list[TitleTrack]) -> list[Rendition
         v = media.video
         if v.codec not in COPY_VIDEO_CODECS:
             raise InputError(
-                f"--copy needs H.264 or HEVC video; {media.path} has {v.codec or 'unknown'}"
+                f"--copy needs H.264, HEVC or AV1 video; {media.path} has {v.codec or 'unknown'}"
             )
         renditions.append(
             Rendition(
