@@ -231,7 +231,8 @@ def check_build(
     is one of the table's); ToolError (exit 3) naming the tool and what it lacks."""
     found = find_tool(tool)
     encoders = ffmpeg_encoders(found)
-    missing = [f"encoder {c.encoder} ({c.label})" for c in codecs if c.encoder not in encoders]
+    missing = list(dict.fromkeys(f"encoder {c.encoder} ({c.label})" for c in codecs
+                                 if c.encoder not in encoders))
     row = CODECS.get(source_codec or "")
     if row is not None and row.decoder_tool == tool and row.decoder not in ffmpeg_decoders(found):
         missing.append(f"decoder {row.decoder} (the {row.label} source)")
