@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import os
-import struct
 from pathlib import Path
 
 import m3u8
@@ -21,6 +20,7 @@ from packager.output.segmenter import plan_cut_times
 from packager.tools import find_tool
 from testbed.clips import ClipSpec, make_clip
 from tests.conftest import cdnpack_cli, concat, run
+from tests.packager.cmaf_reader import subsample_maps
 
 KID_HEX = "00112233445566778899aabbccddeeff"
 KEY_HEX = "0123456789abcdef0123456789abcdef"
@@ -186,9 +186,9 @@ def test_video_subsamples_equal_shaka_packagers(
     scheme = _scheme(protected)
     rid = next(r for r in renditions(protected) if kind_of(r) == "video")
     iv_size = 8 if scheme == "cenc" else 0
-    ours = _subsample_maps(sorted((protected.output / rid).glob("seg_*.m4s")), iv_size)
+    ours = subsample_maps(sorted((protected.output / rid).glob("seg_*.m4s")), iv_size)
     theirs_dir = shaka_reference[scheme] / "v"
-    theirs = _subsample_maps(
+    theirs = subsample_maps(
         sorted(theirs_dir.glob("*.m4s"), key=lambda p: int(p.stem)), iv_size
     )
     assert len(ours) == len(theirs) >= 75
@@ -319,25 +319,6 @@ def _moov(init: Path) -> bytes:
     data = init.read_bytes()
     moov = next(b for b in iter_boxes(data) if b.type == b"moov")
     return data[moov.offset : moov.end]
-
-
-def _subsample_maps(segments: list[Path], iv_size: int) -> list[list[tuple[int, int]]]:
-    maps: list[list[tuple[int, int]]] = []
-    for segment in segments:
-        data = segment.read_bytes()
-        moof = next(b for b in iter_boxes(data) if b.type == b"moof")
-        senc = next(
-            b for b in iter_boxes(data, moof.body, moof.end) if b.type == b"traf"
-        )
-        box = next(b for b in iter_boxes(data, senc.body, senc.end) if b.type == b"senc")
-        (count,) = struct.unpack_from(">I", data, box.body + 4)
-        pos = box.body + 8
-        for _ in range(count):
-            pos += iv_size
-            (n,) = struct.unpack_from(">H", data, pos)
-            maps.append([struct.unpack_from(">HI", data, pos + 2 + 6 * i) for i in range(n)])
-            pos += 2 + 6 * n
-    return maps
 
 
 @pytest.fixture(scope="session")
