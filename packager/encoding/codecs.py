@@ -104,7 +104,7 @@ CODECS: dict[str, VideoCodec] = {
     "hevc": VideoCodec(
         name="hevc", label="HEVC", encoder="libx265", tool="ffmpeg",
         decoder="hevc", decoder_tool="ffmpeg", sample_entry="hvc1", config_box="hvcC",
-        preset="faster", presets=X264_PRESETS, profiles=("main",),
+        preset="fast", presets=X264_PRESETS, profiles=("main",),
         rate_factor=Fraction(7, 10), crf_range=(0, 51), crf_integer=False,
         caps_vbr=True, fixed_rate="vbr",
         fixed_crf=28,
@@ -114,7 +114,7 @@ CODECS: dict[str, VideoCodec] = {
         decoder="libdav1d", decoder_tool="ffmpeg-full", sample_entry="av01",
         config_box="av1C", preset="8", presets=SVTAV1_PRESETS, profiles=("main",),
         rate_factor=Fraction(6, 10), crf_range=(1, 63), crf_integer=True, caps_vbr=False,
-        fixed_rate="quality", fixed_crf=32,
+        fixed_rate="quality", fixed_crf=35,
     ),
 }
 DEFAULT_CODECS = ("h264",)
