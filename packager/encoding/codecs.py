@@ -48,9 +48,9 @@ class VideoCodec:
     #: VBV buffer; measured peaks reach 2.6x the target on 2 s segments, which is why a fixed
     #: AV1 ladder encodes capped quality (`fixed_rate`).
     caps_vbr: bool
-    #: The rate control of a fixed ladder's rung: "vbr" (CappedVBR at the rung's bitrate) or
-    #: "quality" (CappedQuality at `fixed_crf`, capped at the rung's maxrate, like
-    #: MediaConvert's QVBR).
+    #: The rate control of a fixed ladder's rung: "vbr" (CappedVBR at the rung's bitrate, peak
+    #: 1.5x) or "quality" (CappedQuality at `fixed_crf` capped at the rung's bitrate, like
+    #: MediaConvert's QVBR: easy titles come in under it).
     fixed_rate: str
     fixed_crf: int
 

@@ -153,5 +153,5 @@ def test_every_rung_in_every_codec_at_its_rate() -> None:
         ("video_av1_240p", "av1", 180_000, "8", "main"),
     ]
     av1 = videos[-1].rate_control
-    assert av1 == CappedQuality(35, 270_000, 360_000)
+    assert av1 == CappedQuality(35, 180_000, 360_000)
     assert videos[0].rate_control == CappedVBR(2_500_000, 3_750_000, 5_000_000)

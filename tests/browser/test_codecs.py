@@ -1,0 +1,88 @@
+"""AV1 beside H.264 in Chromium: hls.js, shaka-player and dash.js pick the AV1 renditions when
+offered both, play them clear and under ClearKey (cbcs and cenc), and fall back to H.264 when
+the browser says it cannot decode AV1. (Chromium has no HEVC: tests/packager checks HEVC by
+decryption and decode.)"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from tests.browser.conftest import KEY, KID, Stage
+from tests.browser.harness import Browser, PlayCase, PlayResult
+from tests.browser.test_playback import explain
+
+ADVANCE_SECONDS = 4.0
+AV1, H264 = "/video_av1_240p/", "/video_240p/"
+
+
+@dataclass(frozen=True)
+class Offer:
+    player: str
+    release: str  # av1, av1-cbcs or av1-cenc (tests/browser/conftest.RELEASES)
+    manifest: str
+
+    @property
+    def id(self) -> str:
+        kind = "hls" if self.manifest.endswith(".m3u8") else "dash"
+        return f"{self.player}-{kind}-{self.release}"
+
+
+PICKS = [
+    Offer("hls.js", "av1", "master.m3u8"),
+    Offer("shaka", "av1", "manifest.mpd"),
+    Offer("dashjs", "av1", "manifest.mpd"),
+    Offer("shaka", "av1-cbcs", "master.m3u8"),
+    Offer("shaka", "av1-cenc", "manifest.mpd"),
+    Offer("dashjs", "av1-cbcs", "manifest.mpd"),
+    Offer("dashjs", "av1-cenc", "manifest.mpd"),
+]
+FALLBACKS = [
+    Offer("hls.js", "av1", "master.m3u8"),
+    Offer("shaka", "av1-cbcs", "manifest.mpd"),
+    Offer("dashjs", "av1", "manifest.mpd"),
+]
+
+
+def play(browser: Browser, stage: Stage, offer: Offer, refuse: tuple[str, ...] = ()) -> PlayResult:
+    keys = {KID: KEY} if offer.release != "av1" else {}
+    return browser.play(PlayCase(
+        page=stage.page, player=offer.player, manifest=stage.manifest(offer.release,
+                                                                      offer.manifest),
+        keys=keys, advance=ADVANCE_SECONDS, refuse_codecs=refuse, media_requests=True))
+
+
+def video_fetches(result: PlayResult, directory: str) -> int:
+    """Media segments fetched from a rendition's directory (shaka-player's HLS parser may
+    read another variant's init segment for its timing, without playing it)."""
+    return sum(directory in url and "/seg_" in url
+               for url in result.raw.get("media_requests", []))
+
+
+def assert_played(result: PlayResult, offer: Offer) -> None:
+    assert result.ok, explain(result)
+    assert result.current_time >= ADVANCE_SECONDS, explain(result)
+    assert 0 < result.first_frames < result.frames, explain(result)
+    assert result.fatal is None, explain(result)
+    assert result.media_keys == (offer.release != "av1"), explain(result)
+
+
+@pytest.mark.parametrize("offer", PICKS, ids=lambda o: o.id)
+def test_players_pick_av1_beside_h264_and_play_it(
+    browser: Browser, stage: Stage, offer: Offer
+) -> None:
+    result = play(browser, stage, offer)
+    assert_played(result, offer)
+    assert video_fetches(result, AV1) >= 2, result.raw.get("media_requests")
+    assert video_fetches(result, H264) == 0, result.raw.get("media_requests")
+
+
+@pytest.mark.parametrize("offer", FALLBACKS, ids=lambda o: o.id)
+def test_players_fall_back_to_h264_without_av1(
+    browser: Browser, stage: Stage, offer: Offer
+) -> None:
+    result = play(browser, stage, offer, refuse=("av01",))
+    assert_played(result, offer)
+    assert video_fetches(result, H264) >= 2, result.raw.get("media_requests")
+    assert video_fetches(result, AV1) == 0, result.raw.get("media_requests")
