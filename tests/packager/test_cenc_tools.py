@@ -11,6 +11,7 @@ import m3u8
 import pytest
 from lxml import etree
 
+from packager.encoding.codecs import CODECS
 from packager.encryption.spec import EncryptionSpec
 from packager.errors import InputError
 from packager.keys.source import parse_key
@@ -51,8 +52,8 @@ def rich_source(packaged: PackageResult, clips: Path) -> Path:
 
 @pytest.fixture(scope="session", params=["avc", "hevc", "av1"])
 def media_source(request: pytest.FixtureRequest, clips: Path) -> Path:
-    """AVC (Main, CABAC, B-frames, weighted P) or HEVC (x265 defaults: B-frames, SAO, temporal
-    MVP, wavefront entry points) with AAC: the slice-header parsers' two inputs; and AV1
+    """AVC (Main, CABAC, B-frames, weighted P) or HEVC (x265: B-frames, SAO, temporal MVP,
+    wavefront entry points) with AAC: the slice-header parsers' two inputs; and AV1
     (SVT-AV1 with two tile columns, hidden alt-ref frames shown later) for the OBU parser."""
     if request.param == "avc":
         path: Path = request.getfixturevalue("rich_source")
@@ -61,9 +62,11 @@ def media_source(request: pytest.FixtureRequest, clips: Path) -> Path:
         return make_clip(clips / "av1.mp4", ClipSpec(
             duration=3.0, width=320, height=180, video_codec="libsvtav1", keyframe_interval=50,
             video_options=("-svtav1-params", "tile-columns=1")))
-    return make_clip(
-        clips / "hevc.mp4", ClipSpec(duration=3.0, width=320, height=180, video_codec="libx265")
-    )
+    # x265 at the codec table's preset (fast; weighted prediction on, unlike ultrafast),
+    # what the ladder's HEVC renditions are made with.
+    return make_clip(clips / "hevc.mp4", ClipSpec(
+        duration=3.0, width=320, height=180, video_codec="libx265",
+        video_options=("-preset", CODECS["hevc"].preset)))
 
 
 @pytest.fixture(scope="session")
