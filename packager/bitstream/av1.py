@@ -413,26 +413,10 @@ def sequence_header_in(sample: bytes | memoryview) -> bool:
 
 
 @dataclass
-class _RefFrame:
-    """What §7.20 saves of a frame that later headers read (sizes, type, order hint,
-    segmentation for load_previous, §7.21)."""
-
-    valid: bool = False
-    frame_type: int = KEY_FRAME
-    upscaled_width: int = 0
-    frame_width: int = 0
-    frame_height: int = 0
-    render_width: int = 0
-    render_height: int = 0
-    order_hint: int = 0
-    feature_enabled: tuple[tuple[bool, ...], ...] = ()
-    feature_data: tuple[tuple[int, ...], ...] = ()
-
-
-@dataclass
 class _Frame:
     """The frame header being parsed (and, for Tile Group OBUs after a Frame Header OBU, the
-    tile layout they need)."""
+    tile layout they need); a copy of it is what §7.20 saves of a reference frame for later
+    headers to read (sizes, type, order hint, segmentation for load_previous, §7.21)."""
 
     show_existing_frame: bool = False
     frame_to_show: int = 0
@@ -473,7 +457,7 @@ class TileFinder:
 
     def __init__(self, config_obus: bytes = b"") -> None:
         self._seq: SequenceHeader | None = None
-        self._refs = [_RefFrame() for _ in range(NUM_REF_FRAMES)]
+        self._refs = [_Frame() for _ in range(NUM_REF_FRAMES)]
         self._frame = _Frame()
         self._seen_frame_header = False
         if config_obus:
@@ -543,7 +527,7 @@ class TileFinder:
         intra = f.frame_type in (KEY_FRAME, INTRA_ONLY_FRAME)
         if f.frame_type == KEY_FRAME and show_frame:
             for ref in self._refs:
-                ref.valid, ref.order_hint = False, 0
+                ref.order_hint = 0
         disable_cdf_update = r.flag()
         screen_tools = (r.u(1) if seq.seq_force_screen_content_tools
                         == SELECT_SCREEN_CONTENT_TOOLS else seq.seq_force_screen_content_tools)
@@ -577,9 +561,7 @@ class TileFinder:
             error_resilient and seq.enable_order_hint
         ):
             for ref in self._refs:
-                hint = r.u(seq.order_hint_bits)  # ref_order_hint[i]
-                if hint != ref.order_hint or not ref.valid:
-                    ref.valid, ref.order_hint = False, hint
+                ref.order_hint = r.u(seq.order_hint_bits)  # ref_order_hint[i]
         if intra:
             self._frame_size(r, size_override)
             self._render_size(r)
@@ -982,22 +964,10 @@ class TileFinder:
         reference frame update (§7.20)."""
         f = self._frame
         if f.show_existing_frame and f.frame_type == KEY_FRAME:
-            ref = self._refs[f.frame_to_show]
-            f.upscaled_width, f.frame_width = ref.upscaled_width, ref.frame_width
-            f.frame_height = ref.frame_height
-            f.render_width, f.render_height = ref.render_width, ref.render_height
-            f.order_hint = ref.order_hint
-            f.feature_enabled, f.feature_data = ref.feature_enabled, ref.feature_data
-        saved = _RefFrame(
-            valid=True, frame_type=f.frame_type, upscaled_width=f.upscaled_width,
-            frame_width=f.frame_width, frame_height=f.frame_height,
-            render_width=f.render_width, render_height=f.render_height,
-            order_hint=f.order_hint, feature_enabled=f.feature_enabled,
-            feature_data=f.feature_data,
-        )
+            f = replace(self._refs[f.frame_to_show], refresh_frame_flags=f.refresh_frame_flags)
         for i in range(NUM_REF_FRAMES):
             if (f.refresh_frame_flags >> i) & 1:
-                self._refs[i] = replace(saved)
+                self._refs[i] = replace(f, ref_frame_idx=list(f.ref_frame_idx))
 
 
 def _tile_log2(block: int, target: int) -> int:

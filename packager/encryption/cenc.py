@@ -9,7 +9,7 @@ packager/keys/keystore.py, segments written by packager/output/segmenter.py).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from Crypto.Cipher import AES
@@ -66,28 +66,14 @@ def split_subsamples(regions: Sequence[tuple[int, int]], scheme: str) -> list[Su
     - A unit with less than one block to protect stays wholly clear.
     - Clear runs longer than 65535 bytes are split into (65535, 0) entries (u16 field).
     """
-    out: list[Subsample] = []
-    clear = 0
-    for must_clear, may_protect in regions:
-        protect = may_protect
-        if scheme == "cenc":
-            protect -= protect % BLOCK
-        if protect < BLOCK:
-            protect = 0
-        clear += must_clear
-        if protect:
-            while clear > MAX_CLEAR:
-                out.append(Subsample(MAX_CLEAR, 0))
-                clear -= MAX_CLEAR
-            out.append(Subsample(clear, protect))
-            clear = 0
-        clear += may_protect - protect
-    while clear > MAX_CLEAR:
-        out.append(Subsample(MAX_CLEAR, 0))
-        clear -= MAX_CLEAR
-    if clear or not out:
-        out.append(Subsample(clear, 0))
-    return out
+    def runs() -> Iterator[tuple[int, int]]:
+        for must_clear, may_protect in regions:
+            protect = may_protect - (may_protect % BLOCK if scheme == "cenc" else 0)
+            protect = protect if protect >= BLOCK else 0
+            yield must_clear, protect
+            yield may_protect - protect, 0
+
+    return _subsamples(runs())
 
 
 def split_av1_subsamples(
@@ -107,21 +93,32 @@ def split_av1_subsamples(
       hold our maps to its maps shifted to the tile's end.)
     - Clear runs longer than 65535 bytes are split into (65535, 0) entries (u16 field).
     """
+    def runs() -> Iterator[tuple[int, int]]:
+        pos = 0
+        for offset, length in tiles:
+            if offset < pos or offset + length > size:
+                raise BitstreamError("AV1 tiles overlap or overrun the sample")
+            protect = length - length % BLOCK if scheme == "cenc" else length
+            yield offset - pos + length - protect, protect
+            pos = offset + length
+        yield size - pos, 0
+
+    return _subsamples(runs())
+
+
+def _subsamples(runs: Iterable[tuple[int, int]]) -> list[Subsample]:
+    """(clear, protected) runs as senc entries: a run protecting nothing joins the next clear
+    count, and clear counts over 65535 are split into (65535, 0) entries (u16 field)."""
     out: list[Subsample] = []
-    clear = pos = 0
-    for offset, length in tiles:
-        if offset < pos or offset + length > size:
-            raise BitstreamError("AV1 tiles overlap or overrun the sample")
-        protect = length - length % BLOCK if scheme == "cenc" else length
-        clear += offset - pos + length - protect
+    clear = 0
+    for run_clear, protect in runs:
+        clear += run_clear
         if protect:
             while clear > MAX_CLEAR:
                 out.append(Subsample(MAX_CLEAR, 0))
                 clear -= MAX_CLEAR
             out.append(Subsample(clear, protect))
             clear = 0
-        pos = offset + length
-    clear += size - pos
     while clear > MAX_CLEAR:
         out.append(Subsample(MAX_CLEAR, 0))
         clear -= MAX_CLEAR

@@ -5,47 +5,34 @@ decryption and decode.)"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 
 from tests.browser.conftest import KEY, KID, Stage
 from tests.browser.harness import Browser, PlayCase, PlayResult
-from tests.browser.test_playback import explain
+from tests.browser.test_playback import Playback, explain
 
 ADVANCE_SECONDS = 4.0
 AV1, H264 = "/video_av1_240p/", "/video_240p/"
 
 
-@dataclass(frozen=True)
-class Offer:
-    player: str
-    release: str  # av1, av1-cbcs or av1-cenc (tests/browser/conftest.RELEASES)
-    manifest: str
-
-    @property
-    def id(self) -> str:
-        kind = "hls" if self.manifest.endswith(".m3u8") else "dash"
-        return f"{self.player}-{kind}-{self.release}"
-
-
 PICKS = [
-    Offer("hls.js", "av1", "master.m3u8"),
-    Offer("shaka", "av1", "manifest.mpd"),
-    Offer("dashjs", "av1", "manifest.mpd"),
-    Offer("shaka", "av1-cbcs", "master.m3u8"),
-    Offer("shaka", "av1-cenc", "manifest.mpd"),
-    Offer("dashjs", "av1-cbcs", "manifest.mpd"),
-    Offer("dashjs", "av1-cenc", "manifest.mpd"),
+    Playback("hls.js", "av1", "master.m3u8"),
+    Playback("shaka", "av1", "manifest.mpd"),
+    Playback("dashjs", "av1", "manifest.mpd"),
+    Playback("shaka", "av1-cbcs", "master.m3u8"),
+    Playback("shaka", "av1-cenc", "manifest.mpd"),
+    Playback("dashjs", "av1-cbcs", "manifest.mpd"),
+    Playback("dashjs", "av1-cenc", "manifest.mpd"),
 ]
 FALLBACKS = [
-    Offer("hls.js", "av1", "master.m3u8"),
-    Offer("shaka", "av1-cbcs", "manifest.mpd"),
-    Offer("dashjs", "av1", "manifest.mpd"),
+    Playback("hls.js", "av1", "master.m3u8"),
+    Playback("shaka", "av1-cbcs", "manifest.mpd"),
+    Playback("dashjs", "av1", "manifest.mpd"),
 ]
 
 
-def play(browser: Browser, stage: Stage, offer: Offer, refuse: tuple[str, ...] = ()) -> PlayResult:
+def play(browser: Browser, stage: Stage, offer: Playback,
+         refuse: tuple[str, ...] = ()) -> PlayResult:
     keys = {KID: KEY} if offer.release != "av1" else {}
     return browser.play(PlayCase(
         page=stage.page, player=offer.player, manifest=stage.manifest(offer.release,
@@ -60,7 +47,7 @@ def video_fetches(result: PlayResult, directory: str) -> int:
                for url in result.raw.get("media_requests", []))
 
 
-def assert_played(result: PlayResult, offer: Offer) -> None:
+def assert_played(result: PlayResult, offer: Playback) -> None:
     assert result.ok, explain(result)
     assert result.current_time >= ADVANCE_SECONDS, explain(result)
     assert 0 < result.first_frames < result.frames, explain(result)
@@ -68,9 +55,9 @@ def assert_played(result: PlayResult, offer: Offer) -> None:
     assert result.media_keys == (offer.release != "av1"), explain(result)
 
 
-@pytest.mark.parametrize("offer", PICKS, ids=lambda o: o.id)
+@pytest.mark.parametrize("offer", PICKS, ids=lambda p: p.id)
 def test_players_pick_av1_beside_h264_and_play_it(
-    browser: Browser, stage: Stage, offer: Offer
+    browser: Browser, stage: Stage, offer: Playback
 ) -> None:
     result = play(browser, stage, offer)
     assert_played(result, offer)
@@ -78,9 +65,9 @@ def test_players_pick_av1_beside_h264_and_play_it(
     assert video_fetches(result, H264) == 0, result.raw.get("media_requests")
 
 
-@pytest.mark.parametrize("offer", FALLBACKS, ids=lambda o: o.id)
+@pytest.mark.parametrize("offer", FALLBACKS, ids=lambda p: p.id)
 def test_players_fall_back_to_h264_without_av1(
-    browser: Browser, stage: Stage, offer: Offer
+    browser: Browser, stage: Stage, offer: Playback
 ) -> None:
     result = play(browser, stage, offer, refuse=("av01",))
     assert_played(result, offer)
