@@ -1,5 +1,6 @@
 """Test-side readers of CMAF media segments: the senc subsample maps (ours and Shaka
-Packager's, to compare protected byte maps) and the samples of a track's segments."""
+Packager's, to compare protected byte maps), the samples of a track's segments, and what
+an AV1 sample starts with."""
 
 from __future__ import annotations
 
@@ -7,6 +8,13 @@ import itertools
 import struct
 from pathlib import Path
 
+from packager.bitstream.av1 import (
+    OBU_FRAME,
+    OBU_FRAME_HEADER,
+    OBU_SEQUENCE_HEADER,
+    OBU_TEMPORAL_DELIMITER,
+    iter_obus,
+)
 from packager.mp4.isobmff import Sample, iter_boxes, parse_fragment, trex_default_duration
 
 
@@ -57,3 +65,19 @@ def track_samples(init: Path, segments: list[Path]) -> list[tuple[Sample, bytes]
                 out.append((sample, fragment.data[pos : pos + sample.size]))
                 pos += sample.size
     return out
+
+
+def av1_frame_kind(sample: bytes) -> tuple[bool, bool, bool]:
+    """(temporal delimiter seen, sequence header before the first frame header, first frame
+    a shown key frame), read from the OBU headers and the first bits of the frame header."""
+    delimiter = sequence = False
+    for obu in iter_obus(sample):
+        if obu.type == OBU_TEMPORAL_DELIMITER:
+            delimiter = True
+        elif obu.type == OBU_SEQUENCE_HEADER:
+            sequence = True
+        elif obu.type in (OBU_FRAME, OBU_FRAME_HEADER):
+            first = sample[obu.payload]
+            show_existing, frame_type, show = first >> 7, (first >> 5) & 3, (first >> 4) & 1
+            return delimiter, sequence, not show_existing and frame_type == 0 and show == 1
+    return delimiter, sequence, False

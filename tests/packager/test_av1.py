@@ -14,20 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from packager.bitstream.av1 import (
-    OBU_FRAME,
-    OBU_FRAME_HEADER,
-    OBU_SEQUENCE_HEADER,
-    OBU_TEMPORAL_DELIMITER,
-    iter_obus,
-)
 from packager.encryption.spec import EncryptionSpec
 from packager.keys.source import parse_key
 from packager.output.pipeline import PackageRequest, PackageResult, package
 from packager.tools import find_tool
 from testbed.clips import ClipSpec, make_clip
 from tests.conftest import run
-from tests.packager.cmaf_reader import numbered, subsample_maps, track_samples
+from tests.packager.cmaf_reader import av1_frame_kind, numbered, subsample_maps, track_samples
 
 KID_HEX = "00112233445566778899aabbccddeeff"
 KEY_HEX = "0123456789abcdef0123456789abcdef"
@@ -157,22 +150,6 @@ def test_protected_byte_maps_equal_shaka_packagers(av1_source: Path, tmp_path: P
     assert [sum(p for _, p in m) for m in mine] == [sum(p for _, p in t) for t in theirs]
 
 
-def frame_kind(sample: bytes) -> tuple[bool, bool, bool]:
-    """(temporal delimiter seen, sequence header before the first frame header, first frame
-    a shown key frame), read from the OBU headers and the first bits of the frame header."""
-    delimiter = sequence = False
-    for obu in iter_obus(sample):
-        if obu.type == OBU_TEMPORAL_DELIMITER:
-            delimiter = True
-        elif obu.type == OBU_SEQUENCE_HEADER:
-            sequence = True
-        elif obu.type in (OBU_FRAME, OBU_FRAME_HEADER):
-            first = sample[obu.payload]
-            show_existing, frame_type, show = first >> 7, (first >> 5) & 3, (first >> 4) & 1
-            return delimiter, sequence, not show_existing and frame_type == 0 and show == 1
-    return delimiter, sequence, False
-
-
 def test_samples_have_no_temporal_delimiters_and_sync_means_key_frame_with_sequence_header(
     av1_source: Path, tmp_path: Path
 ) -> None:
@@ -183,7 +160,7 @@ def test_samples_have_no_temporal_delimiters_and_sync_means_key_frame_with_seque
     assert len(samples) == 50
     syncs = 0
     for sample, data in samples:
-        delimiter, sequence, key = frame_kind(data)
+        delimiter, sequence, key = av1_frame_kind(data)
         assert not delimiter
         assert sample.is_sync == (sequence and key)
         assert sample.composition_offset == 0

@@ -18,7 +18,7 @@ from packager.output.pipeline import PackageRequest, PackageResult, package
 from packager.title.file import resolve_title
 from packager.tools import find_tool
 from tests.conftest import SEGMENT_SECONDS, concat, run
-from tests.packager.cmaf_reader import moov_of, numbered, track_samples
+from tests.packager.cmaf_reader import av1_frame_kind, moov_of, numbered, track_samples
 
 MPD = {"d": "urn:mpeg:dash:schema:mpd:2011"}
 pytestmark = pytest.mark.slow
@@ -91,6 +91,25 @@ def test_one_segment_plan_for_every_codec_audio_and_text(three_codecs: PackageRe
             samples = track_samples(directory / "init.mp4", [segment])
             assert [s.is_sync for s, _ in samples] == [True] + [False] * (len(samples) - 1), (
                 directory.name, segment.name)
+            assert closed_gop_start(directory.name, samples[0][1]), (directory.name, segment.name)
+
+
+def closed_gop_start(rendition: str, sample: bytes) -> bool:
+    """The segment's first picture starts a closed GOP: an IDR (H.264 type 5; HEVC IDR_W_RADL
+    19 or IDR_N_LP 20, not a CRA, whose leading pictures reach back), or an AV1 shown key
+    frame after a sequence header."""
+    if "av1" in rendition:
+        delimiter, sequence, key = av1_frame_kind(sample)
+        return not delimiter and sequence and key
+    pos, kinds = 0, []
+    while pos < len(sample):
+        size = int.from_bytes(sample[pos : pos + 4], "big")
+        header = sample[pos + 4]
+        kinds.append((header >> 1) & 0x3F if "hevc" in rendition else header & 0x1F)
+        pos += 4 + size
+    slices = [k for k in kinds if k < 32] if "hevc" in rendition else [
+        k for k in kinds if k in (1, 5)]
+    return bool(slices) and all(k in ((19, 20) if "hevc" in rendition else (5,)) for k in slices)
 
 
 def test_hls_variants_name_their_codecs_and_share_audio_and_text(
