@@ -1,6 +1,6 @@
 """AV1 OBUs of ISO-BMFF samples: the sequence header, and where each tile's data lies.
 
-Common Encryption of AV1 protects tile data only (AV1 ISOBMFF binding v1.2.0 §5 "Common
+Common Encryption of AV1 protects tile data only (AV1 ISOBMFF binding v1.2.0, "Common
 Encryption"): OBU headers and sizes, sequence headers, frame headers (inside a Frame OBU
 too) and tile group headers stay clear. Finding the first byte of tile data in a Frame OBU
 takes the whole uncompressed frame header (AV1 §5.9), whose length depends on the sequence
@@ -83,7 +83,7 @@ def read_leb128(data: bytes | memoryview, pos: int) -> tuple[int, int]:
 
 def iter_obus(data: bytes | memoryview) -> Iterator[Obu]:
     """The OBUs of a sample or of configOBUs (§5.3, Low Overhead Bitstream Format); the last
-    one may omit its size and run to the end (AV1 ISOBMFF binding §2.4)."""
+    one may omit its size and run to the end (AV1 ISOBMFF binding, "AV1 Sample Format")."""
     pos, end = 0, len(data)
     while pos < end:
         header = data[pos]
@@ -357,7 +357,8 @@ def parse_sequence_header(data: bytes | memoryview, start: int = 0,
 
 @dataclass(frozen=True)
 class Av1Config:
-    """An AV1CodecConfigurationRecord (binding §2.3.3): its fixed fields and configOBUs."""
+    """An AV1CodecConfigurationRecord (the binding's "AV1 Codec Configuration Box"): its
+    fixed fields and configOBUs."""
 
     profile: int
     level: int
@@ -388,7 +389,7 @@ class Av1Config:
 
 
 def parse_av1_config(record: bytes) -> Av1Config:
-    """The av1C box body (marker 1, version 1, then the fields of §2.3.3)."""
+    """The av1C box body (marker 1, version 1, then the record's fields)."""
     if len(record) < 4 or record[0] != 0x81:
         raise BitstreamError("av1C is not an AV1CodecConfigurationRecord version 1")
     b1, b2 = record[1], record[2]
@@ -399,17 +400,6 @@ def parse_av1_config(record: bytes) -> Av1Config:
         subsampling_x=b2 >> 3 & 1, subsampling_y=b2 >> 2 & 1,
         chroma_sample_position=b2 & 3, config_obus=bytes(record[4:]),
     )
-
-
-def sequence_header_in(sample: bytes | memoryview) -> bool:
-    """Whether a sample carries a Sequence Header OBU before its first frame header (what
-    makes a key frame sample a random access point, binding §2.4)."""
-    for obu in iter_obus(sample):
-        if obu.type == OBU_SEQUENCE_HEADER:
-            return True
-        if obu.type in (OBU_FRAME, OBU_FRAME_HEADER):
-            return False
-    return False
 
 
 @dataclass

@@ -80,8 +80,9 @@ def split_av1_subsamples(
     size: int, tiles: Sequence[tuple[int, int]], scheme: str
 ) -> list[Subsample]:
     """Subsamples of one AV1 sample of `size` bytes from its tiles' (offset, size), per the AV1
-    ISOBMFF binding v1.2.0 §5.1: only decode_tile() bytes are protected, everything between
-    (OBU headers, sequence, frame and tile group headers, tile size fields) is clear.
+    ISOBMFF binding v1.2.0 ("Common Encryption", its subsample constraints): only decode_tile()
+    bytes are protected, everything between (OBU headers, sequence, frame and tile group
+    headers, tile size fields) is clear.
 
     - 'cbcs': each tile is one protected run, from its first byte to its last, whatever its
       size (a subsample per tile, even under 16 bytes: the pattern leaves partial blocks

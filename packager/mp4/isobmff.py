@@ -417,8 +417,8 @@ def media_segment_boxes(
             for s in fragment.samples
         )
     else:
-        # No composition offsets at all (AV1, whose binding forbids them, §2.4; audio; video
-        # without B-frames): the field is left out rather than written as zeros.
+        # No composition offsets at all (AV1, whose binding's "AV1 Sample Format" forbids
+        # them; audio; video without B-frames): the field is left out, not written as zeros.
         entries = b"".join(struct.pack(">III", s.duration, s.size, s.flags)
                            for s in fragment.samples)
     tfhd = full_box(b"tfhd", 0, TFHD_DEFAULT_BASE_IS_MOOF, struct.pack(">I", track_id))

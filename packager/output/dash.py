@@ -30,7 +30,7 @@ def mpd(
     tracks: list[CmafTrack], segment_duration: float, images: Sequence[ThumbnailTrack] = ()
 ) -> str:
     """A static MPD: one video AdaptationSet per codec (a player does not switch codecs within
-    one; DASH-IF IOP §3.2.13), one per audio and per text language and role, explicit
+    one), one per audio and per text language and role, explicit
     timelines, and an image AdaptationSet for each set of thumbnail sheets
     (output/thumbnails.py).
 
@@ -71,8 +71,8 @@ def mpd(
             "par": _ratio(Fraction(top.info.width, top.info.height)),
         }
         if len(codec_sets) > 1:
-            # ISO/IEC 23009-1 §5.3.3.2: the more efficient codec is preferred where the
-            # player can decode it (dash.js starts with the highest; the others fall back).
+            # AdaptationSet@selectionPriority (ISO/IEC 23009-1): the more efficient codec
+            # first where the player can decode it (dash.js starts with the highest).
             attrs["selectionPriority"] = str(len(codec_sets) - number)
         adaptation = ET.SubElement(period, "AdaptationSet", attrs)
         content_protection(adaptation, top.protection)

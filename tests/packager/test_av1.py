@@ -109,9 +109,10 @@ def test_hevc_codecs_string_equals_shaka_packagers(tmp_path: Path) -> None:
 
 
 def cenc_from_tiles(tiles: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """The cenc map the binding v1.2.0 §5.1 asks for, from a sample's tiles given as Shaka's
-    cbcs map (one protected run per tile, exactly its decode_tile bytes): whole blocks ending
-    on each tile's last byte, a tile under 16 bytes clear, clear runs merged."""
+    """The cenc map the binding v1.2.0 ("Common Encryption") asks for, from a sample's tiles
+    given as Shaka's cbcs map (one protected run per tile, exactly its decode_tile bytes):
+    whole blocks ending on each tile's last byte, a tile under 16 bytes clear, clear runs
+    merged."""
     out: list[tuple[int, int]] = []
     clear = 0
     for before, tile in tiles:
