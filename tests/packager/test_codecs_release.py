@@ -96,8 +96,8 @@ def test_one_segment_plan_for_every_codec_audio_and_text(three_codecs: PackageRe
 
 def closed_gop_start(rendition: str, sample: bytes) -> bool:
     """The segment's first picture starts a closed GOP: an IDR (H.264 type 5; HEVC IDR_W_RADL
-    19 or IDR_N_LP 20, not a CRA, whose leading pictures reach back), or an AV1 shown key
-    frame after a sequence header."""
+    19 or IDR_N_LP 20, not a CRA, whose leading pictures reach back, and no parameter sets
+    in-band), or an AV1 shown key frame after a sequence header."""
     if "av1" in rendition:
         delimiter, sequence, key = av1_frame_kind(sample)
         return not delimiter and sequence and key
@@ -107,9 +107,13 @@ def closed_gop_start(rendition: str, sample: bytes) -> bool:
         header = sample[pos + 4]
         kinds.append((header >> 1) & 0x3F if "hevc" in rendition else header & 0x1F)
         pos += 4 + size
-    slices = [k for k in kinds if k < 32] if "hevc" in rendition else [
-        k for k in kinds if k in (1, 5)]
-    return bool(slices) and all(k in ((19, 20) if "hevc" in rendition else (5,)) for k in slices)
+    if "hevc" in rendition:
+        # hvc1: VPS, SPS and PPS (32-34) live in hvcC only, never in the samples.
+        slices = [k for k in kinds if k < 32]
+        return bool(slices) and all(k in (19, 20) for k in slices) and not {32, 33, 34} & set(
+            kinds)
+    slices = [k for k in kinds if k in (1, 5)]
+    return bool(slices) and all(k == 5 for k in slices)
 
 
 def test_hls_variants_name_their_codecs_and_share_audio_and_text(
