@@ -4,9 +4,12 @@ bit (VMAF BD-rate against x264 at its preset) at the chosen presets and their ne
 One generated 720p clip (testsrc2 with temporal noise, a middle difficulty), every encoder run
 through packager/encoding/codecs.py's options with the key frames of a 2 s segment plan, at
 three CRF points each; encodes interleaved point by point so machine load hits every preset
-alike. Speed is wall-clock frames/s of the ffmpeg process (the ratio to x264 is the figure of
-record); VMAF (model vmaf_v0.6.1, ffmpeg-full's libvmaf) against the source, and BD-rate as the
-mean log-rate difference over the VMAF range both curves cover (piecewise linear in log rate).
+alike. Speed is the encoder's CPU time per frame (user + system of the ffmpeg process), and
+the frames/s that makes on this machine's cores when they are free (cores / CPU per frame):
+on a shared machine wall-clock frames/s favours the encoders with more threads, which take a
+larger share of the busy cores (wall-clock figures are reported too). Quality: VMAF (model
+vmaf_v0.6.1, ffmpeg-full's libvmaf) against the source, and BD-rate as the mean log-rate
+difference over the VMAF range both curves cover (piecewise linear in log rate).
 """
 
 from __future__ import annotations
@@ -137,17 +140,20 @@ def measure(source: Path, workdir: Path, seconds: float) -> dict[tuple[str, str]
 
 def report(curves: dict[tuple[str, str], list[Point]], seconds: float) -> dict[str, Any]:
     frames = seconds * FPS
+    cores = os.cpu_count() or 1
     reference = curves[REFERENCE]
-    reference_fps = frames / statistics.median(p.seconds for p in reference)
+    reference_cpu = statistics.median(p.cpu for p in reference) / frames
     rows = []
     for (codec, preset), points in curves.items():
-        fps = frames / statistics.median(p.seconds for p in points)
+        cpu = statistics.median(p.cpu for p in points) / frames
         bd = bd_rate(reference, points)
         rows.append({
             "codec": codec, "encoder": CODECS[codec].encoder, "preset": preset,
             "chosen": CODECS[codec].preset == preset,
-            "fps": round(fps, 1), "speed_vs_x264": round(fps / reference_fps, 3),
-            "cpu_s_per_frame": round(statistics.median(p.cpu for p in points) / frames, 4),
+            "fps_free_cores": round(cores / cpu, 1),
+            "cpu_vs_x264": round(cpu / reference_cpu, 3),
+            "cpu_s_per_frame": round(cpu, 4),
+            "wall_fps": round(frames / statistics.median(p.seconds for p in points), 1),
             "bd_rate_vs_x264_pct": None if bd is None else round(100 * bd, 1),
             "points": [{"crf": p.crf, "kbps": round(p.kbps), "vmaf": round(p.vmaf, 2)}
                        for p in points],
@@ -164,15 +170,16 @@ def report(curves: dict[tuple[str, str], list[Point]], seconds: float) -> dict[s
 def print_table(doc: dict[str, Any]) -> None:
     print(f"source {doc['source']}; ffmpeg {doc['ffmpeg']}; {doc['cpus']} cpus; "
           f"BD-rate over VMAF against {doc['reference']}\n")
-    print(f"{'encoder':<10} {'preset':<9} {'fps':>6} {'x x264':>7} {'BD-rate':>8}  points "
-          "(kb/s @ VMAF)")
+    print(f"{'encoder':<10} {'preset':<9} {'fps':>6} {'CPU/x264':>8} {'wall fps':>8} "
+          f"{'BD-rate':>8}  points (kb/s @ VMAF)")
     for row in doc["rows"]:
         bd = "-" if row["bd_rate_vs_x264_pct"] is None else f"{row['bd_rate_vs_x264_pct']:+.1f}%"
         mark = "*" if row["chosen"] else " "
         points = ", ".join(f"{p['kbps']}@{p['vmaf']:.1f}" for p in row["points"])
-        print(f"{row['encoder']:<10} {row['preset'] + mark:<9} {row['fps']:>6.1f} "
-              f"{row['speed_vs_x264']:>7.2f} {bd:>8}  {points}")
-    print("\n* the codec table's preset")
+        print(f"{row['encoder']:<10} {row['preset'] + mark:<9} {row['fps_free_cores']:>6.1f} "
+              f"{row['cpu_vs_x264']:>8.2f} {row['wall_fps']:>8.1f} {bd:>8}  {points}")
+    print(f"\nfps: frames/s on {doc['cpus']} free cores (cores / CPU s per frame); "
+          "* the codec table's preset")
 
 
 def main() -> None:
