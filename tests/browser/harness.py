@@ -96,12 +96,11 @@ class PlayCase:
     hosts: dict[str, str] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)  # per player: shaka, hlsjs, dashjs
     timeline: bool = False  # sample (wall clock, media time) during playback
+    responses: bool = False  # every response's (URL, status): result.raw["responses"]
     #: Codec prefixes (e.g. "av01") the page claims it cannot decode (MediaSource and
     #: ManagedMediaSource isTypeSupported, canPlayType, mediaCapabilities.decodingInfo, EME
     #: capabilities): a browser without that codec, as far as a player can tell.
     refuse_codecs: tuple[str, ...] = ()
-    #: Report the media segment and init URLs fetched (result.raw["media_requests"]).
-    media_requests: bool = False
 
     def to_json(self) -> str:
         doc: dict[str, Any] = {
@@ -129,10 +128,10 @@ class PlayCase:
             doc["config"] = self.config
         if self.timeline:
             doc["timeline"] = True
+        if self.responses:
+            doc["responses"] = True
         if self.refuse_codecs:
             doc["refuse_codecs"] = list(self.refuse_codecs)
-        if self.media_requests:
-            doc["media_requests"] = True
         return json.dumps(doc)
 
 
