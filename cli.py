@@ -169,7 +169,7 @@ PACKAGE_OPTIONS: list[Callable[[Any], Any]] = [
     click.option("--format", "formats", type=click.Choice(FORMATS), multiple=True,
                  help="Manifest formats (repeatable); both by default."),
     click.option("--copy", is_flag=True,
-                 help="No transcode: re-package H.264/HEVC + AAC as is."),
+                 help="No transcode: re-package H.264/HEVC/AV1 + AAC as is."),
     click.option("--thumbnails", metavar="INTERVAL[:CxR[:HEIGHT]]",
                  help="JPEG thumbnail tile sheets for scrubbing, e.g. 10s or 10s:5x5:240 "
                       "(a thumbnail every INTERVAL, C columns x R rows a sheet [5x5], HEIGHT "

@@ -47,6 +47,12 @@ RELEASES: dict[str, tuple[str, ...]] = {
     # Trick play: thumbnails every 2 s in 2x2 sheets (the 10 s clip: two full sheets, one
     # with a single thumbnail), besides the I-frame playlists every CMAF release has.
     "thumbnails": ("--thumbnails", "2s:2x2:90"),
+    # AV1 beside H.264 (tests/browser/test_codecs.py): a player picks AV1 and falls back.
+    "av1": ("--codec", "h264", "--codec", "av1"),
+    "av1-cbcs": ("--codec", "h264", "--codec", "av1", "--encrypt", "cbcs", "--keys", "raw",
+                 "--drm", "clearkey"),
+    "av1-cenc": ("--codec", "h264", "--codec", "av1", "--encrypt", "cenc", "--keys", "raw",
+                 "--drm", "clearkey"),
 }
 
 
@@ -138,6 +144,6 @@ def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
                                "--json", env=env)
             assert done.returncode == 0, done.stderr
 
-        with ThreadPoolExecutor(len(RELEASES)) as pool:  # four small CLI runs side by side
+        with ThreadPoolExecutor(len(RELEASES)) as pool:  # small CLI runs side by side
             list(pool.map(publish, RELEASES))
         yield stage

@@ -98,6 +98,10 @@ class PlayCase:
     config: dict[str, Any] = field(default_factory=dict)  # per player: shaka, hlsjs, dashjs
     timeline: bool = False  # sample (wall clock, media time) during playback
     responses: bool = False  # every response's (URL, status): result.raw["responses"]
+    #: Codec prefixes (e.g. "av01") the page claims it cannot decode (MediaSource and
+    #: ManagedMediaSource isTypeSupported, canPlayType, mediaCapabilities.decodingInfo, EME
+    #: capabilities): a browser without that codec, as far as a player can tell.
+    refuse_codecs: tuple[str, ...] = ()
 
     def to_json(self) -> str:
         doc: dict[str, Any] = {
@@ -127,6 +131,8 @@ class PlayCase:
             doc["timeline"] = True
         if self.responses:
             doc["responses"] = True
+        if self.refuse_codecs:
+            doc["refuse_codecs"] = list(self.refuse_codecs)
         return json.dumps(doc)
 
 

@@ -11,7 +11,9 @@
 //          host name go to that address, port kept: CDN host names without name lookups),
 //          config: {shaka, hlsjs, dashjs} (player settings), timeline: true (sample media
 //          time against the wall clock), responses: true (every response's URL and status,
-//          the page's HTTP cache off so that none is missed)}
+//          the page's HTTP cache off so that none is missed), refuse_codecs: [prefix] (the
+//          page says it cannot decode those codecs: MediaSource.isTypeSupported,
+//          canPlayType, mediaCapabilities, EME capabilities)}
 // A result: {ok, current_time, frames: [first, last], fatal, errors, video_error, timed_out,
 //            media_keys (EME in use), seconds, console; thumbnails: one per time, when asked;
 //            timeline (when asked): [[epoch ms, currentTime], ...] one per poll;
@@ -64,6 +66,7 @@ async function play(context, c) {
     await page.route((url) => url.href.startsWith(added.urlPrefix),
       (route) => route.continue({ headers: { ...route.request().headers(), ...added.set } }));
   }
+  if (c.refuse_codecs) await page.addInitScript(refuseCodecs, c.refuse_codecs);
   const timeline = [];
   try {
     await page.goto(c.page, { timeout: c.timeout * 1000 });
@@ -107,6 +110,50 @@ async function play(context, c) {
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Runs in the page before any of its scripts: every way a player asks whether a codec can
+// be decoded answers no for the refused ones (hls.js and dash.js ask MediaSource, shaka-player
+// mediaCapabilities.decodingInfo, EME requestMediaKeySystemAccess with the content types).
+function refuseCodecs(refused) {
+  const refuses = (type) => refused.some((codec) => String(type).includes(codec));
+  for (const name of ['MediaSource', 'ManagedMediaSource', 'WebKitMediaSource']) {
+    const source = window[name];
+    if (!source || !source.isTypeSupported) continue;
+    const original = source.isTypeSupported.bind(source);
+    source.isTypeSupported = (type) => !refuses(type) && original(type);
+  }
+  const canPlay = HTMLMediaElement.prototype.canPlayType;
+  HTMLMediaElement.prototype.canPlayType = function (type) {
+    return refuses(type) ? '' : canPlay.call(this, type);
+  };
+  if (navigator.mediaCapabilities) {
+    const decodingInfo = navigator.mediaCapabilities.decodingInfo.bind(navigator.mediaCapabilities);
+    navigator.mediaCapabilities.decodingInfo = (config) => {
+      const types = [config.video && config.video.contentType,
+        config.audio && config.audio.contentType];
+      if (types.some((t) => t && refuses(t))) {
+        return Promise.resolve({ supported: false, smooth: false, powerEfficient: false });
+      }
+      return decodingInfo(config);
+    };
+  }
+  if (navigator.requestMediaKeySystemAccess) {
+    const request = navigator.requestMediaKeySystemAccess.bind(navigator);
+    navigator.requestMediaKeySystemAccess = (system, configs) => {
+      // A configuration asking only for refused video codecs is dropped, as a CDM without
+      // them would decline it.
+      const kept = [];
+      for (const config of configs) {
+        const video = config.videoCapabilities || [];
+        const allowed = video.filter((cap) => !refuses(cap.contentType));
+        if (video.length && !allowed.length) continue;
+        kept.push({ ...config, ...(video.length ? { videoCapabilities: allowed } : {}) });
+      }
+      return kept.length ? request(system, kept)
+        : Promise.reject(new DOMException('refused codecs', 'NotSupportedError'));
+    };
+  }
+}
 const TEXT_SETTLE_MS = 1000;
 
 async function localized(page, c, result, requests, deadline) {
