@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from packager.output.pipeline import PackageRequest
     from probes.config import ProbeConfig
     from probes.gate import RumCells
+    from testbed.demo import DemoResult
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -188,7 +189,7 @@ PACKAGE_OPTIONS: list[Callable[[Any], Any]] = [
     click.option("--format", "formats", type=click.Choice(FORMATS), multiple=True,
                  help="Manifest formats (repeatable); both by default."),
     click.option("--copy", is_flag=True,
-                 help="No transcode: re-package H.264/HEVC + AAC as is."),
+                 help="No transcode: re-package H.264/HEVC/AV1 + AAC as is."),
     click.option("--thumbnails", metavar="INTERVAL[:CxR[:HEIGHT]]",
                  help="JPEG thumbnail tile sheets for scrubbing, e.g. 10s or 10s:5x5:240 "
                       "(a thumbnail every INTERVAL, C columns x R rows a sheet [5x5], HEIGHT "
@@ -350,22 +351,41 @@ def _package_request(source: Path, output: Path, force: bool, options: dict[str,
               show_default=True, help="Work directory: source, release, keys, results, report.")
 @click.option("--duration", type=SECONDS, default="20s", show_default=True,
               metavar="DURATION", help="Length of the generated source (20s, 1m).")
+@click.option("--serve", is_flag=True,
+              help="Then keep the local origin, edges and steering server up and serve the "
+                   "preview page (`cdnpack preview`), which plays the release through its edges, "
+                   "until Ctrl-C.")
+@click.option("--listen", default="127.0.0.1:8800", show_default=True, metavar="HOST:PORT",
+              help="--serve: the preview's address (loopback: its page gets the keys).")
 @json_option
-def demo(output: Path, duration: float, as_json: bool) -> None:
+def demo(output: Path, duration: float, serve: bool, listen: str, as_json: bool) -> None:
     """The release flow on this machine alone: an embedded source packaged with cbcs and
     generated keys, staged on a local S3 origin, probed from six regions through two emulated
     CDNs, gated on the budgets of regions.yaml, then published and invalidated."""
-    from packager.files import write_atomic
+    from contextlib import ExitStack
+
     from probes.config import SHIPPED_CONFIG
     from probes.gate import enforce
+    from testbed.demo import run_demo
+    if serve:
+        from preview.server import check_listen
+        check_listen(listen, keys=True)  # a mistake is one line before minutes of work
+    with ExitStack() as world:
+        with progress(quiet=as_json) as sink:
+            result = world.enter_context(run_demo(output, duration, SHIPPED_CONFIG, sink))
+        _show_demo(result, output, as_json)
+        enforce(result.rollout.verdict)
+        if serve:
+            _serve_demo(result, listen, as_json)
+
+
+def _show_demo(result: DemoResult, output: Path, as_json: bool) -> None:
+    from packager.files import write_atomic
     from probes.report import html_report
     from render.package import package_doc, show_package
     from render.release import rollout_doc, show_rollout
     from render.rights import demo_rights_doc, show_demo_rights
     from render.steering import demo_steering_doc, show_demo_steering
-    from testbed.demo import run_demo
-    with progress(quiet=as_json) as sink:
-        result = run_demo(output, duration, SHIPPED_CONFIG, sink)
     report = output / "report.html"
     write_atomic(report, html_report(result.rollout.card, "cdnpack demo: delivery scorecard"))
     steering = result.steering
@@ -386,7 +406,22 @@ def demo(output: Path, duration: float, as_json: bool) -> None:
         out_console.print(
             f"report: {report}; probe results: {result.rollout.results[0].parent}; "
             f"config: {result.config}; keys: {result.keystore} (outside the release tree)")
-    enforce(result.rollout.verdict)
+
+
+def _serve_demo(result: DemoResult, listen: str, as_json: bool) -> None:
+    """The demo's release in the preview, played as published: through the edges and the
+    steering server, each region's order as the demo planned it."""
+    from preview.regions import from_plan
+    from preview.server import preview_request
+    from preview.server import run as run_preview
+    from render.preview import show_listening, show_stopped
+    steering = result.steering
+    request = preview_request(result.package.output, listen, result.keystore, None, "published",
+                              lambda: from_plan(steering.plan, steering.config))
+    stopped = run_preview(request, lambda url: show_listening(url, request, as_json))
+    show_stopped(stopped, as_json)
+    if stopped.signal is not None:
+        stopped_by(stopped.signal)  # the world stops on the way out
 
 
 @cdnpack.command("push")
@@ -833,6 +868,66 @@ def steer_publish(destination: str, config_path: Path | None, results: tuple[str
 def _default_config() -> Path:
     from probes.config import default_config_path
     return default_config_path()
+
+
+# --- preview: a release you can watch before you push it -------------------------------------
+
+
+@cdnpack.command("preview")
+@click.argument("release_dir", type=click.Path(path_type=Path))
+@click.option("--listen", default="127.0.0.1:8800", show_default=True, metavar="HOST:PORT",
+              help="Address to answer on (port 0: any free port, printed when ready); loopback "
+                   "only for an encrypted release (its page gets the keys).")
+@click.option("--keystore", type=click.Path(file_okay=False, path_type=Path),
+              help="Keystore holding the release's keys (default: $XDG_DATA_HOME/cdnpack/keys); "
+                   "only read.")
+@click.option("--key", envvar="CDNPACK_KEY", show_envvar=True, metavar="KID:KEY",
+              help="A key of the release given directly (e.g. packaged with --keys raw).")
+@click.option("--config", "config_path", type=click.Path(path_type=Path),
+              help="A steered release: the regions and CDNs whose pathway order per region the "
+                   "page shows and its player follows (default with --results: regions.yaml).")
+@click.option("--results", multiple=True, metavar="DIR|FILE|s3://BUCKET/PREFIX",
+              help="Probe results the per-region order is planned from, as `steer plan` does "
+                   "(repeatable; without them every region gets the config's order).")
+@click.option("--endpoint-url", help="S3-compatible endpoint for s3:// results.")
+@click.option("--play-from", type=click.Choice(["local", "published"]), default="local",
+              show_default=True,
+              help="local: the release's own files (a steered release's pathways mapped onto "
+                   "them); published: the CDNs and steering server its manifests name.")
+@json_option
+def preview_command(release_dir: Path, listen: str, keystore: Path | None, key: str | None,
+                    config_path: Path | None, results: tuple[str, ...],
+                    endpoint_url: str | None, play_from: str, as_json: bool) -> None:
+    """Serve RELEASE_DIR and a page that plays it (shaka-player, HLS and DASH) until Ctrl-C:
+    renditions and bitrates, languages and roles, thumbnails, trick play, the pathway each
+    region gets; encrypted releases with their keys (ClearKey, AES-128) from the keystore."""
+    from preview.server import preview_request
+    from preview.server import run as run_preview
+    from render.preview import show_listening, show_stopped
+    plan = None
+    if config_path is not None or results:
+        def plan() -> tuple[Any, ...]:
+            return _preview_regions(config_path, results, endpoint_url)
+    request = preview_request(release_dir, listen, keystore, key, play_from, plan,
+                              key_from_env=_from_env("key"))
+    result = run_preview(request, lambda url: show_listening(url, request, as_json))
+    show_stopped(result, as_json)
+    if result.signal is not None:
+        stopped_by(result.signal)
+
+
+def _preview_regions(config_path: Path | None, results: tuple[str, ...],
+                     endpoint_url: str | None) -> tuple[Any, ...]:
+    """Each region's pathway order, planned as `steer plan` plans it (the config's order
+    without results)."""
+    from datetime import UTC, datetime
+
+    from preview.regions import from_plan
+    from probes.results import read_results
+    from steering.plan import make_plan
+    config = _probe_config(config_path)
+    found = read_results(results, _s3(endpoint_url)) if results else None
+    return from_plan(make_plan(found, config, datetime.now(UTC)), config)
 
 
 # --- rights: territories and windows, enforced at the edge -------------------------------------

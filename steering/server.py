@@ -33,8 +33,8 @@ from aiohttp.web_request import BaseRequest
 from packager.errors import InputError
 from packager.interrupts import loop_stops_on_signals
 from probes.config import ProbeConfig, load_config
-from probes.serving import QuietServer, parse_listen
 from probes.serving import fixed as fixed_text
+from probes.serving import parse_listen, start_quiet
 from steering.answers import Answers
 from steering.documents import DOCUMENTS
 from steering.feed import Feed, Snapshot
@@ -187,19 +187,8 @@ async def serve(request: ServeRequest, snapshot: Snapshot, on_ready: Callable[[s
     """Listen, answer and refresh until `stop` is set; then close everything."""
     started = time.monotonic()
     service = SteeringService(snapshot)
-    server = QuietServer(service.handle, error_headers=TEXT_HEADERS, access_log=None,
-                         keepalive_timeout=75.0)
-    runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=SHUTDOWN_SECONDS)
-    await runner.setup()
-    site = web.TCPSite(runner, request.host, request.port, backlog=1024, reuse_address=True)
-    try:
-        await site.start()
-    except OSError as exc:
-        await runner.cleanup()
-        raise InputError(f"cannot listen on {request.host}:{request.port} "
-                         f"({exc.strerror or exc})") from exc
-    host, port = runner.addresses[0][:2]
-    url = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
+    runner, url = await start_quiet(service.handle, request.host, request.port, TEXT_HEADERS,
+                                    backlog=1024, shutdown_timeout=SHUTDOWN_SECONDS)
     refresher = asyncio.create_task(refresh_forever(service, request.feed, request.refresh))
     try:
         on_ready(url)

@@ -65,8 +65,9 @@ SYNC_FLAGS = 0x02000000
 NON_SYNC_FLAGS = 0x01010000
 
 #: Sample entries whose ffmpeg remux keeps the entry as it is (hev1 would be renamed hvc1,
-#: avc3 and others are left to ffmpeg).
-_ENTRIES = {"vide": {b"avc1", b"hvc1"}, "soun": {b"mp4a"}}
+#: avc3 and others are left to ffmpeg), and the decoder configuration box each must carry.
+_ENTRIES = {"vide": {b"avc1", b"hvc1", b"av01"}, "soun": {b"mp4a"}}
+_CONFIGS = {"avc1": b"avcC", "hvc1": b"hvcC", "av01": b"av1C", "mp4a": b"esds"}
 
 _FTYP = box(b"ftyp", b"iso6", struct.pack(">I", 0x200), b"iso6", b"mp41")
 
@@ -92,12 +93,26 @@ class TrackTables:
     composition_offsets: list[int]
     offsets: list[int]  # file offset of each sample
 
+    def trun_entries(self, first: int, count: int) -> bytes:
+        """The trun entries of the samples first..first+count (isobmff.trun_entries): with
+        composition offsets when one of them has one. Both forms are made once for the whole
+        track; a segment's are a slice."""
+        end = first + count
+        if any(self.composition_offsets[first:end]):
+            return self._entries_with_offsets[16 * first : 16 * end]
+        return self._entries_without_offsets[12 * first : 12 * end]
+
     @cached_property
-    def trun_entries(self) -> bytes:
-        """Every sample's trun entry (isobmff.trun_entries), made once for the whole track: a
-        segment's are the slice [16 * first, 16 * (first + count))."""
-        flags = [SYNC_FLAGS if k else NON_SYNC_FLAGS for k in self.sync]
-        return trun_entries(self.durations, self.sizes, flags, self.composition_offsets)
+    def _flags(self) -> list[int]:
+        return [SYNC_FLAGS if k else NON_SYNC_FLAGS for k in self.sync]
+
+    @cached_property
+    def _entries_with_offsets(self) -> bytes:
+        return trun_entries(self.durations, self.sizes, self._flags, self.composition_offsets)
+
+    @cached_property
+    def _entries_without_offsets(self) -> bytes:
+        return trun_entries(self.durations, self.sizes, self._flags, None)
 
     def fragment_starts(self) -> list[int]:
         """First sample of each fragment ffmpeg's remux would have written: one per GOP (at
@@ -274,8 +289,7 @@ def _track_unsupported(moov: bytes, trak: Box) -> str | None:
     try:
         header = _cmaf_moov(moov, trak, VIDEO_TIMESCALE if handler == "vide" else timescale)
         info = parse_track_info(header)
-        sample_entry_config(header, b"esds" if handler == "soun" else b"avcC"
-                            if info.sample_entry == "avc1" else b"hvcC")
+        sample_entry_config(header, _CONFIGS[info.sample_entry])
     except BitstreamError as e:
         return f"sample entry: {e}"
     tables = read_tables(moov, trak)

@@ -86,7 +86,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-COPY_VIDEO_CODECS = {"h264": "h264", "hevc": "hevc"}
+COPY_VIDEO_CODECS = {"h264", "hevc", "av1"}
 COPY_AUDIO_CODECS = {"aac"}
 
 
@@ -190,11 +190,6 @@ def _check_request(request: PackageRequest) -> None:
             raise InputError("--codec chooses what a transcode encodes; --copy keeps the "
                              "source's codec: use one or the other")
         codec_names(request.codecs)
-        new = [n for n in request.codecs if n != "h264"]
-        if new and request.encryption is not None and request.encryption.scheme == AES_128:
-            raise InputError(f"--encrypt aes-128 makes MPEG-TS, which HLS players take with "
-                             f"H.264 only: package {', '.join(new)} as CMAF (clear, cenc or "
-                             "cbcs)")
 
 
 def _check_tools(request: PackageRequest, media: MediaInfo, renditions: list[Rendition]) -> None:
@@ -215,7 +210,7 @@ def copy_renditions(media: MediaInfo, audio: list[TitleTrack]) -> list[Rendition
         v = media.video
         if v.codec not in COPY_VIDEO_CODECS:
             raise InputError(
-                f"--copy needs H.264 or HEVC video; {media.path} has {v.codec or 'unknown'}"
+                f"--copy needs H.264, HEVC or AV1 video; {media.path} has {v.codec or 'unknown'}"
             )
         renditions.append(
             Rendition(
@@ -245,6 +240,13 @@ def _ts_renditions(request: PackageRequest, renditions: list[Rendition]) -> list
     a warning (as before localized releases, which packaged the first audio stream only)."""
     if request.encryption is None or request.encryption.scheme != AES_128:
         return renditions
+    other = sorted({r.codec for r in renditions if r.kind == "video" and r.codec != "h264"})
+    if other:
+        # HLS carries HEVC in fMP4 only (Apple's authoring spec) and AV1 has no MPEG-TS form
+        # players take.
+        raise InputError(f"--encrypt aes-128 makes MPEG-TS, which HLS players take with "
+                         f"H.264 only: package {', '.join(other)} as CMAF (clear, cenc or "
+                         "cbcs)")
     if request.title.side_files:
         raise InputError("--encrypt aes-128 makes MPEG-TS with one audio language and no "
                          "text: package a localized title as CMAF (clear, cenc or cbcs)")

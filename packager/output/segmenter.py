@@ -286,7 +286,7 @@ def segment_part(
             aux = (encryptor.encrypt_samples(data, tables.sizes[span.first : span.first
                                                                   + span.count])
                    if encryptor is not None else None)
-            entries = tables.trun_entries[16 * span.first : 16 * (span.first + span.count)]
+            entries = tables.trun_entries(span.first, span.count)
             header = media_segment_header(index + 1, info.track_id, span.base_decode_time,
                                           span.count, entries, len(data), aux)
             written.append(_emit(job.directory, index + 1, info, header, data,
