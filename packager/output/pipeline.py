@@ -297,11 +297,11 @@ def _encode_and_segment(
     jobs = []
     for index, ((rendition, source), plan) in enumerate(zip(sources, plans, strict=True)):
         runs = plan.parts(parts[index]) if plan is not None else [range(0)]
+        encryption = track_encryption(request.encryption, rendition)
         jobs += [
             _SegmentJob(source, plan, run, rendition, build, request.segment_duration,
-                        [] if index == 0 and planned is None else cut_times,
-                        track_encryption(request.encryption, rendition), index, part,
-                        plan.work(run) if plan is not None else 0.0)
+                        [] if index == 0 and planned is None else cut_times, encryption,
+                        index, part, plan.work(run) if plan is not None else 0.0)
             for part, run in enumerate(runs)
         ]
     # Largest parts first: the workers take them in this order, which keeps the cores busy
