@@ -75,8 +75,10 @@ def clearkey_key_attributes(protection: TrackProtection, alone: bool) -> list[st
     ClearKey is `alone` (shaka-player has no other key format to read: a ClearKey-only cbcs
     HLS plays in shaka-player, not in hls.js); with Widevine, PlayReady or FairPlay beside it,
     shaka-player reads those (its drm.clearKeys then replaces their DRM info with ClearKey's)
-    and hls.js gets org.w3.clearkey. Shaka Packager writes the identity line for cbcs only and
-    no org.w3.clearkey line (simple_hls_notifier.cc)."""
+    and hls.js gets org.w3.clearkey. Shaka Packager (simple_hls_notifier.cc) writes the
+    identity line for cbcs beside any other system, none for cenc ("Skipping
+    KEYFORMAT=identity for CENC content") and no org.w3.clearkey line: we differ for the
+    players' sake."""
     out = [identity_key_attributes(protection)] if alone or protection.scheme == "cenc" else []
     uri = f"data:text/plain;base64,{_b64(protection.kid)}"
     out.append(_eme_key_attributes(protection, uri, SYSTEMS["clearkey"].hls_keyformat))

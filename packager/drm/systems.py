@@ -26,11 +26,6 @@ COMMON_SYSTEM_URN = f"urn:uuid:{uuid.UUID(bytes=COMMON_SYSTEM_ID)}"
 CLEARKEY_SCHEME = "urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e"
 
 
-#: HLS KEYFORMAT of W3C ClearKey as hls.js reads it (its KeySystemFormats.CLEARKEY). No
-#: registry names one; shaka-player ignores it (it reads ClearKey as KEYFORMAT="identity").
-CLEARKEY_KEYFORMAT = "org.w3.clearkey"
-
-
 @dataclass(frozen=True)
 class DrmSystem:
     """One `--drm` system: its system id, the pssh box it reads (None: FairPlay has none, it is
@@ -52,7 +47,9 @@ SYSTEMS: dict[str, DrmSystem] = {
                   f"urn:uuid:{uuid.UUID(bytes=WIDEVINE_SYSTEM_ID)}"),
         DrmSystem("playready", PLAYREADY_SYSTEM_ID, "playready", ("PSSH", "HLSSignalingData"),
                   "com.microsoft.playready"),
-        DrmSystem("clearkey", COMMON_SYSTEM_ID, "common", (), CLEARKEY_KEYFORMAT),
+        # ClearKey's KEYFORMAT as hls.js reads it (its KeySystemFormats.CLEARKEY): no registry
+        # names one, and shaka-player reads ClearKey as "identity" (packager/drm/signalling.py).
+        DrmSystem("clearkey", COMMON_SYSTEM_ID, "common", (), "org.w3.clearkey"),
         DrmSystem("fairplay", FAIRPLAY_SYSTEM_ID, None, ("URIExtXKey", "HLSSignalingData"),
                   "com.apple.streamingkeydelivery"),
     )

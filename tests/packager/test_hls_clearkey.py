@@ -1,7 +1,8 @@
 """ClearKey signalling in HLS, for the two players that read it: KEYFORMAT="identity" (RFC 8216
 §4.3.2.4) in Shaka Packager's form for shaka-player, and KEYFORMAT="org.w3.clearkey" for hls.js;
 the identity line left out of cbcs playlists where shaka-player has another key format to read,
-as hls.js cannot play fMP4 under a cbcs identity line (tests/browser plays all of them)."""
+as hls.js cannot play fMP4 under a cbcs identity line (tests/browser/test_playback.py and
+test_codecs.py play these playlists in both players)."""
 
 from __future__ import annotations
 
