@@ -120,13 +120,17 @@ def doctor(as_json: bool) -> None:
 
 PACKAGE_OPTIONS: list[Callable[[Any], Any]] = [
     click.option("--ladder", default="default", show_default=True,
-                 help=f"Preset ({', '.join(PRESETS)}) or a YAML ladder file."),
+                 help=f"Preset ({', '.join(PRESETS)}), per-title (rungs placed on the title's "
+                      "measured VMAF curves) or a YAML ladder file."),
     click.option("--segment-duration", type=float, default=4.0, show_default=True,
                  help="Target segment duration in seconds (keyframe every segment)."),
     click.option("--format", "formats", type=click.Choice(FORMATS), multiple=True,
                  help="Manifest formats (repeatable); both by default."),
     click.option("--copy", is_flag=True,
                  help="No transcode: re-package H.264/HEVC + AAC as is."),
+    click.option("--vmaf/--no-vmaf", default=True, show_default=True,
+                 help="Measure every video rendition's VMAF (libvmaf, vmaf_v0.6.1) on the "
+                      "delivered track: release.json and the HLS SCORE."),
     click.option("--thumbnails", metavar="INTERVAL[:CxR[:HEIGHT]]",
                  help="JPEG thumbnail tile sheets for scrubbing, e.g. 10s or 10s:5x5:240 "
                       "(a thumbnail every INTERVAL, C columns x R rows a sheet [5x5], HEIGHT "
@@ -243,7 +247,8 @@ def _package_request(source: Path, output: Path, force: bool, options: dict[str,
     if options.pop("steering"):
         from steering.documents import manifest_spec
         steering = manifest_spec(_probe_config(config_path))
-    media = {k: options.pop(k) for k in ("ladder", "segment_duration", "formats", "copy")}
+    media = {k: options.pop(k) for k in ("ladder", "segment_duration", "formats", "copy",
+                                          "vmaf")}
     title = resolve_title(
         options.pop("title_file"),
         {"--audio": options.pop("dubs"), "--described-audio": options.pop("described"),
@@ -257,7 +262,8 @@ def _package_request(source: Path, output: Path, force: bool, options: dict[str,
     return PackageRequest(
         source=source, output=output, ladder=media["ladder"],
         segment_duration=media["segment_duration"], formats=media["formats"] or FORMATS,
-        copy=media["copy"], force=force, title=title, encryption=encryption_for(keys, output),
+        copy=media["copy"], vmaf=media["vmaf"], force=force, title=title,
+        encryption=encryption_for(keys, output),
         thumbnails=thumbnail_spec,
         steering=steering,
     )

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from packager.encoding.rate_control import parse_bitrate
 from packager.errors import InputError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from packager.encoding.media import MediaInfo
+    from packager.encoding.per_title_spec import PerTitleSpec
     from packager.title.tracks import TitleTrack
     from packager.yamlfile import LineMapping, Reader
 
@@ -35,6 +36,9 @@ class LadderSpec:
     audio_bitrate: int
     audio_channels: int
     audio_sample_rate: int
+    #: A per-title ladder (`--ladder per-title`, a `per_title:` section): the rungs are
+    #: placed on the title's measured rate-quality curves (encoding/per_title.py), not `rungs`.
+    per_title: PerTitleSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,9 @@ class Rendition:
     profile: str = ""
     maxrate: int = 0
     bufsize: int = 0
+    #: Capped quality (per-title): the encoder's CRF, under the maxrate/bufsize cap; 0: the
+    #: average `bitrate` is the target (capped VBR).
+    crf: float = 0.0
     channels: int = 0
     sample_rate: int = 0
     language: str = "und"
@@ -109,13 +116,20 @@ MAXRATE_FACTOR = Fraction(3, 2)
 BUFSIZE_SECONDS = 2
 
 
+#: `--ladder per-title`: the default per-title ladder (per_title.PerTitleSpec's defaults).
+PER_TITLE = "per-title"
+
+
 def load_ladder(choice: str) -> LadderSpec:
-    """A preset name, or a path to a YAML ladder file."""
+    """A preset name, `per-title`, or a path to a YAML ladder file."""
     if choice in PRESETS:
         return PRESETS[choice]
+    if choice == PER_TITLE:
+        from packager.encoding.per_title_spec import PerTitleSpec  # noqa: PLC0415
+        return replace(PRESETS["default"], name=PER_TITLE, rungs=(), per_title=PerTitleSpec())
     path = Path(choice)
     if path.suffix.lower() not in (".yaml", ".yml") and not path.exists():
-        names = ", ".join(PRESETS)
+        names = ", ".join([*PRESETS, PER_TITLE])
         raise InputError(f"unknown ladder {choice!r}: use a preset ({names}) or a YAML file")
     return parse_ladder_file(path)
 
@@ -126,14 +140,18 @@ def parse_ladder_file(path: Path) -> LadderSpec:
     from packager.yamlfile import Reader, load_yaml  # noqa: PLC0415
     doc = load_yaml(path, "ladder file")
     r = Reader(path)
-    r.unknown(doc, "", {"name", "video", "audio"})
-    video = r.mapping(doc, "video", "video")
+    r.unknown(doc, "", {"name", "video", "audio", "per_title"})
+    from packager.encoding.per_title_spec import parse_per_title  # noqa: PLC0415
+    per_title = (parse_per_title(r, r.mapping(doc, "per_title", "per_title"))
+                 if "per_title" in doc else None)
+    video = r.mapping(doc, "video", "video", required=per_title is None)
     audio = r.mapping(doc, "audio", "audio", required=False)
-    r.unknown(video, "video", {"preset", "rungs"})
+    # A per-title ladder places its own rungs: only the encoder preset is the user's.
+    r.unknown(video, "video", {"preset"} if per_title else {"preset", "rungs"})
     r.unknown(audio, "audio", {"bitrate", "channels", "sample_rate"})
     preset = r.choice(video, "preset", "video", X264_PRESETS, "veryfast")
     rungs = []
-    for i, rung in enumerate(r.items(video, "rungs", "video.rungs")):
+    for i, rung in enumerate([] if per_title else r.items(video, "rungs", "video.rungs")):
         field = f"video.rungs[{i}]"
         height = int(r.number(rung, "height", field, None, 64, 4320, integer=True))
         profile = r.choice(rung, "profile", field, H264_PROFILES,
@@ -150,6 +168,7 @@ def parse_ladder_file(path: Path) -> LadderSpec:
         audio_channels=int(r.number(audio, "channels", "audio", 2, 1, 8, integer=True)),
         audio_sample_rate=int(
             r.number(audio, "sample_rate", "audio", 48000, 8000, 96000, integer=True)),
+        per_title=per_title,
     )
 
 
@@ -158,18 +177,6 @@ def _bitrate(r: Reader, m: LineMapping, name: str, default: str | None) -> int:
         return parse_bitrate(m.get("bitrate", default))
     except ValueError as exc:
         raise r.fail(m, "bitrate", f"{name}.bitrate", str(exc)) from None
-
-
-def parse_bitrate(value: Any) -> int:
-    """'3000k', '3M', or bits per second as an integer; ValueError says what is wrong."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*", str(value))
-    if not match:
-        raise ValueError(f"{value!r} is not a bitrate like 3000k or 3M")
-    scale = {"": 1, "k": 1000, "m": 1_000_000}[match.group(2).lower()]
-    bits = int(float(match.group(1)) * scale)
-    if not 16_000 <= bits <= 200_000_000:
-        raise ValueError(f"{value!r} is outside 16k..200M")
-    return bits
 
 
 def plan_renditions(
@@ -182,18 +189,18 @@ def plan_renditions(
     bitrate of the smallest rung scaled by pixel count.
     """
     renditions: list[Rendition] = []
-    if media.video is not None:
+    if media.video is not None and spec.per_title is None:  # per-title rungs: per_title.py
         v = media.video
         source_height = v.height
         rungs = [r for r in spec.rungs if r.height <= source_height]
         if not rungs:
             smallest = spec.rungs[-1]
-            height = _even_floor(source_height)
+            height = even_floor(source_height)
             scaled = max(100_000, smallest.bitrate * height // smallest.height)
             rungs = [VideoRung(height, scaled, smallest.profile)]
         for rung in rungs:
-            height = _even_floor(rung.height)
-            width = _even_round(height * v.display_aspect)
+            height = even_floor(rung.height)
+            width = even_round(height * v.display_aspect)
             renditions.append(
                 Rendition(
                     id=f"video_{height}p",
@@ -243,9 +250,9 @@ def track_rendition(track: TitleTrack, **encoding: Any) -> Rendition:
     )
 
 
-def _even_floor(value: int) -> int:
+def even_floor(value: int) -> int:
     return max(2, value - value % 2)
 
 
-def _even_round(value: Fraction) -> int:
+def even_round(value: Fraction) -> int:
     return max(2, round(value / 2) * 2)

@@ -98,7 +98,9 @@ def build_ladder_command(
                         "c:v": "libx264",
                         "profile:v": rendition.profile,
                         "preset": spec.x264_preset,
-                        "b:v": rendition.bitrate,
+                        # capped quality (a per-title rung) or capped VBR (a fixed rung)
+                        **({"crf": f"{rendition.crf:g}"} if rendition.crf
+                           else {"b:v": rendition.bitrate}),
                         "maxrate": rendition.maxrate,
                         "bufsize": rendition.bufsize,
                         "g": 2 * gop,

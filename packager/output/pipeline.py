@@ -14,6 +14,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from packager.drm import pssh as drm
+from packager.encoding import per_title
 from packager.encoding.ladder import (
     LadderSpec,
     Rendition,
@@ -22,6 +23,7 @@ from packager.encoding.ladder import (
     track_rendition,
 )
 from packager.encoding.media import MediaInfo, probe
+from packager.encoding.per_title_spec import PerTitleSpec
 from packager.encoding.segments import segment_starts
 from packager.encoding.thumbnails import (
     ThumbnailPlan,
@@ -44,12 +46,21 @@ from packager.errors import InputError, OutputExistsError
 from packager.mp4.demux import DemuxedSource, track_load, unsupported
 from packager.output import dash, hls, hls_ts
 from packager.output.bitrate import measure
+from packager.output.measured import (
+    measure_tracks,
+    quality_summary,
+    targets_of,
+    track_key,
+    viewing_for,
+)
 from packager.output.release import (
     FORMATS,
     ProtectionSummary,
+    QualitySummary,
     Release,
     ReleaseFile,
     RenditionSummary,
+    VmafSummary,
     describe_file,
     finish_release,
 )
@@ -64,6 +75,7 @@ from packager.output.segmenter import (
 from packager.output.steering import SteeringSpec, steer_files
 from packager.output.text_track import within, write_text_track
 from packager.output.trickplay_release import write_trick_play
+from packager.quality.vmaf import vmaf_tool
 from packager.text.cues import TextTrack
 from packager.text.read import read_text_file
 from packager.title.localize import localize, text_renditions
@@ -97,6 +109,10 @@ class PackageRequest:
     #: --steering: the multivariant playlist and MPD name every CDN pathway and the steering
     #: server (packager/output/steering.py); None writes single-origin manifests.
     steering: SteeringSpec | None = None
+    #: Measure every video rendition's VMAF on the delivered track for release.json and the
+    #: HLS SCORE (the CLI does unless --no-vmaf; --copy renditions are the source itself and
+    #: are never measured).
+    vmaf: bool = False
 
 
 @dataclass(frozen=True)
@@ -126,20 +142,27 @@ def package(request: PackageRequest, progress: ProgressSink | None = None) -> Pa
     renditions = (copy_renditions(media, audio) if request.copy
                   else plan_renditions(spec, media, audio))
     renditions += text_renditions(localized.tracks)
-    renditions = _ts_renditions(request, renditions)
+    if spec.per_title is not None:
+        check_per_title(request, spec.per_title, media)
     output = request.output.absolute()
     output.parent.mkdir(parents=True, exist_ok=True)
     build = Path(tempfile.mkdtemp(prefix=f".{output.name}.build-", dir=output.parent))
     work = Path(tempfile.mkdtemp(prefix=f".{output.name}.work-", dir=output.parent))
     build.chmod(0o755)  # mkdtemp makes it 0700; a release is meant to be served
     try:
+        ladder = None
+        if spec.per_title is not None:
+            ladder = _analyse(request, spec, media, work, progress)
+            renditions = [*per_title.renditions(ladder, _frame_rate(media)), *renditions]
+        renditions = _ts_renditions(request, renditions)
         if request.encryption is not None and request.encryption.scheme == AES_128:
             release = _package_ts(request, media, spec, renditions, build, work, progress)
         else:
             tracks = _encode_and_segment(request, media, spec, renditions, build, work,
                                          progress, localized.texts)
             images = _thumbnails(request, media, work, build)
-            release = _write_manifests(request, media, tracks, build, images)
+            quality = _measure(request, media, tracks, build, ladder, progress)
+            release = _write_manifests(request, media, tracks, build, images, quality)
         _move_into_place(build, output, request.force)
     except BaseException:
         shutil.rmtree(build, ignore_errors=True)
@@ -147,6 +170,55 @@ def package(request: PackageRequest, progress: ProgressSink | None = None) -> Pa
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return PackageResult(output, media, release, time.perf_counter() - started)
+
+
+def check_per_title(request: PackageRequest, spec: PerTitleSpec, media: MediaInfo) -> None:
+    """Everything a per-title analysis would refuse, refused before anything is written."""
+    if request.copy:
+        raise InputError("--copy keeps the source's encoding: a per-title ladder encodes")
+    per_title.candidates(spec, media)
+    per_title.sample(media, _frame_rate(media))
+    vmaf_tool()
+
+
+def _frame_rate(media: MediaInfo) -> Fraction:
+    assert media.video is not None  # per_title.candidates refuses a source without video
+    return media.video.frame_rate
+
+
+def _analyse(request: PackageRequest, spec: LadderSpec, media: MediaInfo, work: Path,
+             progress: ProgressSink | None) -> per_title.PerTitleLadder:
+    """The per-title analysis (trial encodes on a sample, VMAF), and the rungs it places."""
+    assert spec.per_title is not None
+    report = (lambda done, total: progress("analyse", done, total)) if progress else None
+    ladder = per_title.analyse(spec.per_title, spec, media, _frame_rate(media),
+                               request.segment_duration, work, progress=report)
+    log.info("per-title: %d trial points, %d rungs, analysis %.1f s CPU",
+             len(ladder.points), len(ladder.rungs), ladder.cpu_seconds)
+    return ladder
+
+
+@dataclass(frozen=True)
+class _Quality:
+    """What the VMAF measurement found: scores by rendition id, and the release's summary."""
+
+    scores: dict[str, VmafSummary]
+    targets: dict[str, float]
+    summary: QualitySummary | None
+
+
+def _measure(request: PackageRequest, media: MediaInfo, tracks: list[CmafTrack], build: Path,
+             ladder: per_title.PerTitleLadder | None, progress: ProgressSink | None) -> _Quality:
+    """VMAF of each delivered video track (a transcode's; --copy's are the source itself)."""
+    viewing = viewing_for(tracks, ladder)
+    if request.copy or not request.vmaf or viewing is None:
+        return _Quality({}, {}, None)
+    if progress:
+        progress("vmaf", 0, 1)
+    scores = measure_tracks(media.path, tracks, build, viewing, track_key(request.encryption))
+    if progress:
+        progress("vmaf", 1, 1)
+    return _Quality(scores, targets_of(ladder), quality_summary(viewing, ladder))
 
 
 def _check_request(request: PackageRequest) -> None:
@@ -542,6 +614,7 @@ def _write_manifests(
     tracks: list[CmafTrack],
     build: Path,
     images: list[ThumbnailTrack],
+    quality: _Quality,
 ) -> Release:
     duration = max(t.duration_seconds for t in tracks)
     trick = write_trick_play(build, tracks, images, duration, hls="hls" in request.formats)
@@ -563,7 +636,8 @@ def _write_manifests(
             files.append(
                 describe_file(build, playlist.path, "media-playlist", track.rendition.id)
             )
-        multivariant = hls.multivariant_playlist(tracks, trick.stream_infs)
+        multivariant = hls.multivariant_playlist(
+            tracks, trick.stream_infs, {rid: v.mean for rid, v in quality.scores.items()})
         (build / multivariant.path).write_text(multivariant.text)
         files.append(describe_file(build, multivariant.path, "multivariant", None))
     if "dash" in request.formats:
@@ -574,10 +648,13 @@ def _write_manifests(
     return finish_release(
         build, source=media.path.name, duration=max(t.duration_seconds for t in tracks),
         segment_duration=request.segment_duration, formats=list(request.formats),
-        renditions=[_summary(t) for t in tracks], files=files,
+        renditions=[replace(_summary(t), vmaf=quality.scores.get(t.rendition.id),
+                            vmaf_target=quality.targets.get(t.rendition.id)) for t in tracks],
+        files=files,
         protection=protection_summary(request.encryption, tracks),
         iframes=trick.iframes,
         thumbnails=trick.thumbnails,
+        quality=quality.summary,
     )
 
 
