@@ -168,6 +168,7 @@ def run_tool(
     on_stdout_line: Callable[[str], None] | None = None,
     tail_lines: int = 20,
     stdin_text: str | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> ToolRun:
     """Run a tool to completion, streaming stdout lines to a callback and keeping stderr's tail.
 
@@ -179,7 +180,7 @@ def run_tool(
     tail: collections.deque[str] = collections.deque(maxlen=tail_lines)
     out: list[str] = []
     stdin = subprocess.PIPE if stdin_text is not None else subprocess.DEVNULL
-    with spawn(args, stdin=stdin) as proc:
+    with spawn(args, stdin=stdin, env=env) as proc:
         assert proc.stdout is not None
         assert proc.stderr is not None
         feed = None

@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from packager.encoding.rate_control import parse_bitrate
+from packager.encoding.codecs import (
+    CODECS,
+    DEFAULT_CODECS,
+    X264_PRESETS,
+    CappedQuality,
+    CappedVBR,
+    RateControl,
+    VideoCodec,
+    video_codec,
+)
+from packager.encoding.per_title_spec import PerTitleSpec, check_targets
 from packager.errors import InputError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from packager.encoding.media import MediaInfo
-    from packager.encoding.per_title_spec import PerTitleSpec
     from packager.title.tracks import TitleTrack
     from packager.yamlfile import LineMapping, Reader
 
@@ -36,9 +46,19 @@ class LadderSpec:
     audio_bitrate: int
     audio_channels: int
     audio_sample_rate: int
+    #: Every rung is encoded in each of these (packager/encoding/codecs.py), h264 first.
+    codecs: tuple[str, ...] = DEFAULT_CODECS
+    #: Presets of the other codecs, as (codec, preset) pairs; the table's default otherwise.
+    presets: tuple[tuple[str, str], ...] = ()
+
     #: A per-title ladder (`--ladder per-title`, a `per_title:` section): the rungs are
     #: placed on the title's measured rate-quality curves (encoding/per_title.py), not `rungs`.
     per_title: PerTitleSpec | None = None
+
+    def preset(self, codec: VideoCodec) -> str:
+        if codec.name == "h264":
+            return self.x264_preset
+        return dict(self.presets).get(codec.name, codec.preset)
 
 
 @dataclass(frozen=True)
@@ -47,7 +67,9 @@ class Rendition:
 
     id: str
     kind: str  # "video", "audio" or "text"
-    codec: str  # "h264", "aac" or "wvtt" (or the source codec in --copy mode)
+    #: Video: h264, hevc or av1 (the row of packager/encoding/codecs.py; --copy: the source's);
+    #: audio aac; text wvtt.
+    codec: str
     bitrate: int
     width: int = 0
     height: int = 0
@@ -55,9 +77,13 @@ class Rendition:
     profile: str = ""
     maxrate: int = 0
     bufsize: int = 0
-    #: Capped quality (per-title): the encoder's CRF, under the maxrate/bufsize cap; 0: the
-    #: average `bitrate` is the target (capped VBR).
+    #: Video: the encoder preset, and a CRF for a capped-quality encode (0: capped VBR at
+    #: `bitrate`); both with `maxrate` and `bufsize` as the VBV cap.
+    preset: str = ""
     crf: float = 0.0
+    #: Video: a measured quality of the delivered rendition (e.g. VMAF), written as HLS SCORE
+    #: (RFC 8216bis §4.4.6.2); None when nothing was measured.
+    score: float | None = None
     channels: int = 0
     sample_rate: int = 0
     language: str = "und"
@@ -72,6 +98,13 @@ class Rendition:
     @property
     def forced(self) -> bool:
         return self.role == "forced-subtitle"
+
+    @property
+    def rate_control(self) -> RateControl:
+        """A video rendition's rate control, as packager/encoding/codecs.py takes it."""
+        if self.crf:
+            return CappedQuality(self.crf, self.maxrate, self.bufsize)
+        return CappedVBR(self.bitrate, self.maxrate, self.bufsize)
 
 
 # Bitrates follow the shape of Apple's HLS authoring ladder (16:9, H.264), trimmed to six rungs.
@@ -106,9 +139,6 @@ PRESETS: dict[str, LadderSpec] = {
     ),
 }
 
-X264_PRESETS = (
-    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
-)
 H264_PROFILES = ("baseline", "main", "high")
 #: Peak cap over the average: 1.5x keeps segment peaks honest while letting hard scenes breathe.
 MAXRATE_FACTOR = Fraction(3, 2)
@@ -116,7 +146,7 @@ MAXRATE_FACTOR = Fraction(3, 2)
 BUFSIZE_SECONDS = 2
 
 
-#: `--ladder per-title`: the default per-title ladder (per_title.PerTitleSpec's defaults).
+#: `--ladder per-title`: the default per-title ladder (per_title_spec.PerTitleSpec's defaults).
 PER_TITLE = "per-title"
 
 
@@ -125,7 +155,6 @@ def load_ladder(choice: str) -> LadderSpec:
     if choice in PRESETS:
         return PRESETS[choice]
     if choice == PER_TITLE:
-        from packager.encoding.per_title_spec import PerTitleSpec  # noqa: PLC0415
         return replace(PRESETS["default"], name=PER_TITLE, rungs=(), per_title=PerTitleSpec())
     path = Path(choice)
     if path.suffix.lower() not in (".yaml", ".yml") and not path.exists():
@@ -140,14 +169,14 @@ def parse_ladder_file(path: Path) -> LadderSpec:
     from packager.yamlfile import Reader, load_yaml  # noqa: PLC0415
     doc = load_yaml(path, "ladder file")
     r = Reader(path)
-    r.unknown(doc, "", {"name", "video", "audio", "per_title"})
-    from packager.encoding.per_title_spec import parse_per_title  # noqa: PLC0415
-    per_title = (parse_per_title(r, r.mapping(doc, "per_title", "per_title"))
+    r.unknown(doc, "", {"name", "codecs", "video", "audio", "per_title"})
+    per_title = (_per_title(r, r.mapping(doc, "per_title", "per_title"))
                  if "per_title" in doc else None)
     video = r.mapping(doc, "video", "video", required=per_title is None)
     audio = r.mapping(doc, "audio", "audio", required=False)
-    # A per-title ladder places its own rungs: only the encoder preset is the user's.
-    r.unknown(video, "video", {"preset"} if per_title else {"preset", "rungs"})
+    # A per-title ladder places its own rungs: only the encoder presets are the user's.
+    r.unknown(video, "video", {"preset", "presets"} if per_title else
+              {"preset", "presets", "rungs"})
     r.unknown(audio, "audio", {"bitrate", "channels", "sample_rate"})
     preset = r.choice(video, "preset", "video", X264_PRESETS, "veryfast")
     rungs = []
@@ -168,8 +197,91 @@ def parse_ladder_file(path: Path) -> LadderSpec:
         audio_channels=int(r.number(audio, "channels", "audio", 2, 1, 8, integer=True)),
         audio_sample_rate=int(
             r.number(audio, "sample_rate", "audio", 48000, 8000, 96000, integer=True)),
+        codecs=_codecs(r, doc),
+        presets=_presets(r, video),
         per_title=per_title,
     )
+
+
+def _per_title(r: Reader, m: LineMapping) -> PerTitleSpec:
+    """The `per_title:` section: codecs, VMAF targets, candidate heights, bitrate limits,
+    rung count and the low-bandwidth floor (0 for none)."""
+    name = "per_title"
+    r.unknown(m, name, {"codecs", "targets", "resolutions", "min_bitrate", "max_bitrate",
+                        "max_rungs", "floor_bitrate"})
+    defaults = PerTitleSpec()
+    codecs = _scalars(r, m, "codecs", name, str, defaults.codecs)
+    for codec in codecs:
+        if codec not in CODECS:
+            raise r.fail(m, "codecs", f"{name}.codecs",
+                         f"unknown codec {codec!r} (use {', '.join(CODECS)})")
+    targets = tuple(float(t) for t in _scalars(r, m, "targets", name, float, defaults.targets))
+    if (problem := check_targets(targets)) is not None:
+        raise r.fail(m, "targets", f"{name}.targets", problem)
+    heights = _scalars(r, m, "resolutions", name, int, ())
+    if any(not 64 <= h <= 4320 for h in heights):
+        raise r.fail(m, "resolutions", f"{name}.resolutions",
+                     f"heights must be within 64-4320, got {list(heights)}")
+    limits = {}
+    for key in ("min_bitrate", "max_bitrate", "floor_bitrate"):
+        value = m.get(key, getattr(defaults, key))
+        try:
+            limits[key] = 0 if key == "floor_bitrate" and value in (0, "0") else \
+                parse_bitrate(value)
+        except ValueError as exc:
+            raise r.fail(m, key, f"{name}.{key}", str(exc)) from None
+    if limits["min_bitrate"] > limits["max_bitrate"]:
+        raise r.fail(m, "min_bitrate", f"{name}.min_bitrate", "is above max_bitrate")
+    if limits["floor_bitrate"] and not (
+            limits["min_bitrate"] <= limits["floor_bitrate"] <= limits["max_bitrate"]):
+        raise r.fail(m, "floor_bitrate", f"{name}.floor_bitrate",
+                     "must be within min_bitrate..max_bitrate (or 0: no floor rung)")
+    return PerTitleSpec(
+        codecs=tuple(dict.fromkeys(codecs)), targets=targets, resolutions=tuple(heights),
+        max_rungs=int(r.number(m, "max_rungs", name, defaults.max_rungs, 1, 20, integer=True)),
+        **limits)
+
+
+def _scalars(r: Reader, m: LineMapping, key: str, name: str, kind: type,
+             default: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A list of strings or numbers (a bare scalar is a list of one)."""
+    if key not in m:
+        return default
+    value = m[key]
+    items = value if isinstance(value, list) else [value]
+    wanted = (int | float) if kind is float else kind
+    if not items or any(isinstance(v, bool) or not isinstance(v, wanted) for v in items):
+        what = {str: "names", int: "integers", float: "numbers"}[kind]
+        raise r.fail(m, key, f"{name}.{key}", f"must be a non-empty list of {what}, got {value!r}")
+    return tuple(items)
+
+
+def _codecs(r: Reader, doc: LineMapping) -> tuple[str, ...]:
+    """`codecs: [h264, av1]`: each a row of the codec table, once."""
+    value = doc.get("codecs", list(DEFAULT_CODECS))
+    if not isinstance(value, list) or not value:
+        raise r.fail(doc, "codecs", "codecs", "must be a non-empty list like [h264, av1]")
+    for name in value:
+        if name not in CODECS:
+            raise r.fail(doc, "codecs", "codecs",
+                         f"unknown codec {name!r} (use {', '.join(CODECS)})")
+    if len(set(value)) != len(value):
+        raise r.fail(doc, "codecs", "codecs", "a codec is listed twice")
+    return tuple(str(name) for name in value)
+
+
+def _presets(r: Reader, video: LineMapping) -> tuple[tuple[str, str], ...]:
+    """`video.presets: {hevc: fast, av1: 8}`: each codec's preset, from its own list."""
+    presets = r.mapping(video, "presets", "video.presets", required=False)
+    r.unknown(presets, "video.presets", set(CODECS) - {"h264"})
+    out = []
+    for name, value in presets.items():
+        codec = CODECS[name]
+        if isinstance(value, bool) or str(value) not in codec.presets:
+            raise r.fail(presets, name, f"video.presets.{name}",
+                         f"must be one of {', '.join(codec.presets)}, got {value!r}")
+        out.append((name, str(value)))
+    return tuple(out)
 
 
 def _bitrate(r: Reader, m: LineMapping, name: str, default: str | None) -> int:
@@ -179,14 +291,29 @@ def _bitrate(r: Reader, m: LineMapping, name: str, default: str | None) -> int:
         raise r.fail(m, "bitrate", f"{name}.bitrate", str(exc)) from None
 
 
+def parse_bitrate(value: Any) -> int:
+    """'3000k', '3M', or bits per second as an integer; ValueError says what is wrong."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*", str(value))
+    if not match:
+        raise ValueError(f"{value!r} is not a bitrate like 3000k or 3M")
+    scale = {"": 1, "k": 1000, "m": 1_000_000}[match.group(2).lower()]
+    bits = int(float(match.group(1)) * scale)
+    if not 16_000 <= bits <= 200_000_000:
+        raise ValueError(f"{value!r} is outside 16k..200M")
+    return bits
+
+
 def plan_renditions(
-    spec: LadderSpec, media: MediaInfo, audio: Sequence[TitleTrack] | None = None
+    spec: LadderSpec, media: MediaInfo, audio: Sequence[TitleTrack] | None = None,
+    codecs: Sequence[str] | None = None,
 ) -> list[Rendition]:
-    """The renditions to encode: never upscale, keep the display aspect, even dimensions;
-    one audio rendition per audio track of the title (default: the source's own streams).
+    """The renditions to encode: every rung in every codec (`codecs`, else the ladder's),
+    never upscaled, at the display aspect, even dimensions; one audio rendition per audio
+    track of the title (default: the source's own streams).
 
     A source smaller than every rung still gets one rendition at its own size, with the
-    bitrate of the smallest rung scaled by pixel count.
+    bitrate of the smallest rung scaled by pixel count. A rung's bitrate is H.264's; another
+    codec's is scaled by its rate_factor (the bitrate it needs for H.264's quality).
     """
     renditions: list[Rendition] = []
     if media.video is not None and spec.per_title is None:  # per-title rungs: per_title.py
@@ -198,23 +325,28 @@ def plan_renditions(
             height = even_floor(source_height)
             scaled = max(100_000, smallest.bitrate * height // smallest.height)
             rungs = [VideoRung(height, scaled, smallest.profile)]
-        for rung in rungs:
-            height = even_floor(rung.height)
-            width = even_round(height * v.display_aspect)
-            renditions.append(
-                Rendition(
-                    id=f"video_{height}p",
-                    kind="video",
-                    codec="h264",
-                    bitrate=rung.bitrate,
-                    width=width,
-                    height=height,
-                    frame_rate=v.frame_rate,
-                    profile=rung.profile,
-                    maxrate=int(rung.bitrate * MAXRATE_FACTOR),
-                    bufsize=rung.bitrate * BUFSIZE_SECONDS,
+        for codec in (video_codec(name) for name in codecs or spec.codecs):
+            for rung in rungs:
+                height = even_floor(rung.height)
+                width = even_round(height * v.display_aspect)
+                bitrate = int(rung.bitrate * codec.rate_factor)
+                renditions.append(
+                    Rendition(
+                        id=f"video_{height}p" if codec.name == "h264"
+                        else f"video_{codec.name}_{height}p",
+                        kind="video",
+                        codec=codec.name,
+                        bitrate=bitrate,
+                        width=width,
+                        height=height,
+                        frame_rate=v.frame_rate,
+                        profile=rung.profile if codec.name == "h264" else codec.profiles[0],
+                        maxrate=int(bitrate * MAXRATE_FACTOR),
+                        bufsize=bitrate * BUFSIZE_SECONDS,
+                        preset=spec.preset(codec),
+                        crf=codec.fixed_crf if codec.fixed_rate == "quality" else 0.0,
+                    )
                 )
-            )
     for track in audio if audio is not None else audio_tracks(media):
         stream = track.audio
         assert stream is not None

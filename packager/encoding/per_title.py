@@ -18,6 +18,13 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
+from packager.encoding.codecs import (
+    CappedQuality,
+    KeyFramePlan,
+    VideoCodec,
+    encoder_options,
+    video_codec,
+)
 from packager.encoding.ladder import (
     BUFSIZE_SECONDS,
     MAXRATE_FACTOR,
@@ -29,7 +36,6 @@ from packager.encoding.ladder import (
 from packager.encoding.media import MediaInfo
 from packager.encoding.per_title_spec import PerTitleSpec
 from packager.encoding.placement import Limits, Rung, place_rungs
-from packager.encoding.rate_control import RateControl, encoder_options
 from packager.errors import InputError
 from packager.executor import Executor, LocalExecutor
 from packager.quality.hull import RatePoint, convex_hull
@@ -50,10 +56,17 @@ MAX_EXCERPTS = 12
 #: VMAF of every n-th frame of a trial (libvmaf n_subsample; its motion feature still sees
 #: every frame).
 TRIAL_SUBSAMPLE = 3
-#: The CRFs each size is tried at: the tallest at TRIAL_CRFS, each smaller size SIZE_STEP
-#: higher (a smaller picture is on the hull at lower qualities only).
-TRIAL_CRFS = {"h264": (19.0, 25.0, 31.0, 37.0)}
-SIZE_STEP = 3.0
+#: The CRFs each size is tried at, per codec (each on its own scale): the tallest size at
+#: `crfs`, each smaller one `step` higher (a smaller picture is on the hull at lower
+#: qualities only). x265's CRF gives x264's quality about 3 higher; SVT-AV1's scale is 1-63.
+TRIAL_GRIDS = {
+    "h264": ((19.0, 25.0, 31.0, 37.0), 3.0),
+    "hevc": ((21.0, 27.0, 33.0, 39.0), 3.0),
+    "av1": ((24.0, 32.0, 40.0, 48.0), 4.0),
+}
+#: What pins each encoder to one thread, so that a trial's bits depend on its input alone.
+ONE_THREAD = {"libx265": ("x265-params", "pools=1:frame-threads=1"),
+              "libsvtav1": ("svtav1-params", "lp=1")}
 
 
 @dataclass(frozen=True)
@@ -117,30 +130,46 @@ def plan_analysis(spec: PerTitleSpec, ladder: LadderSpec, media: MediaInfo,
     vmaf_tool()  # a missing libvmaf is exit 3 before any work
     top = sizes[0]
     viewing = Viewing(top.width, top.height, frame_rate)
-    gop = math.ceil(frame_rate * segment_duration)
+    # The production encode's GOP (closed, no scene cuts, at most two segments long); an
+    # excerpt starts on a key frame as a segment does.
+    key_frames = KeyFramePlan((0.0,), 2 * math.ceil(frame_rate * segment_duration))
     jobs = []
-    for codec in spec.codecs:
-        if codec not in TRIAL_CRFS:
-            raise InputError(f"per_title: codec {codec!r} has no trial grid here; use "
-                             f"{', '.join(TRIAL_CRFS)}")
+    for name in spec.codecs:
+        codec = video_codec(name)
+        crfs, step = TRIAL_GRIDS[name]
         encodes = []
         for i, size in enumerate(sizes):
-            for crf in TRIAL_CRFS[codec]:
-                quality = crf + i * SIZE_STEP
-                options = encoder_options(codec, ladder.x264_preset, RateControl(crf=quality),
-                                          threads=1, profile=_profile(codec, size.height))
-                # the production encode's GOP: closed, no scene cuts, a key frame per segment
-                options.update({"g": 2 * gop, "sc_threshold": 0, "flags": "+cgop"})
+            for crf in crfs:
+                quality = min(crf + i * step, float(codec.crf_range[1]))
+                options = trial_options(codec, ladder.preset(codec), quality, key_frames,
+                                        _profile(codec, size.height))
                 encodes.append(TrialEncode(size.width, size.height, quality,
                                            tuple((k, str(v)) for k, v in options.items())))
-        jobs += [TrialJob(media.path, excerpt, codec, viewing, tuple(encodes),
-                          work / "trials", f"{codec}_{k}", TRIAL_SUBSAMPLE)
+        jobs += [TrialJob(media.path, excerpt, name, viewing, tuple(encodes),
+                          work / "trials", f"{name}_{k}", TRIAL_SUBSAMPLE)
                  for k, excerpt in enumerate(excerpts)]
     return AnalysisPlan(viewing, tuple(excerpts), tuple(jobs))
 
 
-def _profile(codec: str, height: int) -> str:
-    return ("high" if height >= 720 else "main") if codec == "h264" else ""
+def trial_options(codec: VideoCodec, preset: str, crf: float, key_frames: KeyFramePlan,
+                  profile: str) -> dict[str, object]:
+    """A trial's ffmpeg output options: the production encoder and preset at `crf`,
+    uncapped, on one thread."""
+    options: dict[str, object] = encoder_options(
+        codec, CappedQuality(crf, 0, 0), key_frames, preset=preset, profile=profile)
+    del options["maxrate"], options["bufsize"]
+    options["threads"] = 1
+    if codec.encoder in ONE_THREAD:
+        key, params = ONE_THREAD[codec.encoder]
+        options[key] = f"{options[key]}:{params}" if key in options else params
+    return options
+
+
+def _profile(codec: VideoCodec, height: int) -> str:
+    """H.264's profile by height as the fixed ladder has it; the table's for the others."""
+    if codec.name == "h264":
+        return "high" if height >= 720 else "main"
+    return codec.profiles[0]
 
 
 @dataclass(frozen=True)
@@ -175,7 +204,7 @@ def plan_ladder(spec: PerTitleSpec, plan: AnalysisPlan, points: Sequence[RatePoi
     limits = Limits(spec.min_bitrate, spec.max_bitrate, spec.max_rungs, spec.floor_bitrate)
     rungs = [rung for codec in spec.codecs
              for rung in place_rungs([p for p in points if p.codec == codec], spec.targets,
-                                     limits)]
+                                     limits, integer_crf=video_codec(codec).crf_integer)]
     hull = tuple(h for codec in spec.codecs
                  for h in convex_hull(p for p in points if p.codec == codec))
     return PerTitleLadder(spec, plan.viewing, plan.excerpts, tuple(points), tuple(rungs),
@@ -195,15 +224,17 @@ def rendition_id(rung: Rung) -> str:
     return f"{prefix}_{rung.height}p_{round(rung.bitrate / 1000)}k"
 
 
-def renditions(ladder: PerTitleLadder, frame_rate: Fraction) -> list[Rendition]:
-    """The video renditions to encode, tallest first (the transcode scales in cascade)."""
+def renditions(ladder: PerTitleLadder, frame_rate: Fraction,
+               preset: Callable[[VideoCodec], str]) -> list[Rendition]:
+    """The video renditions to encode, tallest first (the transcode scales in cascade);
+    `preset`: each codec's (LadderSpec.preset)."""
     out = [
         Rendition(
             id=rendition_id(rung), kind="video", codec=rung.codec, bitrate=rung.bitrate,
             width=rung.width, height=rung.height, frame_rate=frame_rate,
-            profile=_profile(rung.codec, rung.height),
+            profile=_profile(video_codec(rung.codec), rung.height),
             maxrate=int(rung.bitrate * MAXRATE_FACTOR), bufsize=rung.bitrate * BUFSIZE_SECONDS,
-            crf=rung.crf,
+            preset=preset(video_codec(rung.codec)), crf=rung.crf,
         )
         for rung in ladder.rungs
     ]

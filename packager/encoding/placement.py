@@ -52,7 +52,8 @@ class Limits:
 class SizeCurve:
     """One size's measured points as functions of CRF (CRF rising: bits and VMAF falling)."""
 
-    def __init__(self, points: Sequence[RatePoint]) -> None:
+    def __init__(self, points: Sequence[RatePoint], integer_crf: bool = False) -> None:
+        self.step = 1.0 if integer_crf else 0.01
         chain: list[RatePoint] = []
         for p in sorted(points, key=lambda p: p.quality):
             # a point that does not cost less AND score less than the one before is noise
@@ -71,8 +72,8 @@ class SizeCurve:
             return None
         if worst.vmaf >= aim or self._vmaf is None or self._rate is None:
             return worst.quality, float(worst.bitrate), worst.vmaf
-        crf = _solve(self._vmaf, aim, best.quality, worst.quality)
-        return crf, math.exp(self._rate(crf)), aim
+        crf = _solve(self._vmaf, aim, best.quality, worst.quality, self.step)
+        return crf, math.exp(self._rate(crf)), self._vmaf(crf)
 
     def at_rate(self, rate: float) -> tuple[float, float, float] | None:
         """(crf, bitrate, vmaf) of the best measured-range point costing at most `rate`."""
@@ -81,24 +82,29 @@ class SizeCurve:
             return None
         if best.bitrate <= rate or self._vmaf is None or self._rate is None:
             return best.quality, float(best.bitrate), best.vmaf
-        crf = _solve(self._rate, math.log(rate), best.quality, worst.quality)
-        return crf, rate, self._vmaf(crf)
+        crf = _solve(self._rate, math.log(rate), best.quality, worst.quality, self.step,
+                     fewer_bits=True)
+        return crf, math.exp(self._rate(crf)), self._vmaf(crf)
 
 
-def _solve(curve: Callable[[float], float], value: float, lo: float, hi: float) -> float:
+def _solve(curve: Callable[[float], float], value: float, lo: float, hi: float,
+           step: float, fewer_bits: bool = False) -> float:
     """The CRF in [lo, hi] where a falling curve meets `value` (bisection: the same answer on
-    every machine), rounded to the 1/100 step encoders take, towards the better side."""
+    every machine), on the encoder's step (1/100, or whole numbers for SVT-AV1): rounded
+    down (at least the quality asked) or, with `fewer_bits`, up (at most the bits asked)."""
+    top = hi
     for _ in range(60):
         mid = (lo + hi) / 2
         if curve(mid) >= value:
             lo = mid
         else:
             hi = mid
-    return math.floor(lo * 100) / 100
+    steps = math.ceil(lo / step - 1e-9) if fewer_bits else math.floor(lo / step + 1e-9)
+    return round(min(steps * step, top), 2)
 
 
 def place_rungs(points: Sequence[RatePoint], targets: Sequence[float],
-                limits: Limits) -> list[Rung]:
+                limits: Limits, integer_crf: bool = False) -> list[Rung]:
     """The rungs of one codec, best first: one per target on the cheapest curve reaching it
     (capped to [min_bitrate, max_bitrate]), the low-bandwidth floor, then pruned: a rung that
     costs as much as a better one goes, near-twins merge, and at most max_rungs stay."""
@@ -106,7 +112,8 @@ def place_rungs(points: Sequence[RatePoint], targets: Sequence[float],
         return []
     codec = points[0].codec
     sizes = sorted({(p.width, p.height) for p in points}, key=lambda s: -s[1])
-    curves = [SizeCurve([p for p in points if (p.width, p.height) == size]) for size in sizes]
+    curves = [SizeCurve([p for p in points if (p.width, p.height) == size], integer_crf)
+              for size in sizes]
     rungs: list[Rung] = []
     for target in targets:
         aim = min(target + TARGET_MARGIN, 100.0)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -63,15 +63,15 @@ def media_playlist(track: CmafTrack) -> Playlist:
     return Playlist(f"{track.directory}/{MEDIA_PLAYLIST}", "\n".join(lines) + "\n")
 
 
-def multivariant_playlist(tracks: list[CmafTrack], extra_streams: Sequence[str] = (),
-                          scores: Mapping[str, float] | None = None) -> Playlist:
+def multivariant_playlist(tracks: list[CmafTrack], extra_streams: Sequence[str] = ()) -> Playlist:
     """One variant per video rendition, all sharing one audio group (or audio-only variants);
     `extra_streams` (EXT-X-I-FRAME-STREAM-INF, EXT-X-IMAGE-STREAM-INF lines) follow the variants.
 
     BANDWIDTH is the video's peak segment bitrate plus the audio's (§4.3.4.2: it must cover
     every rendition that may play with the variant); AVERAGE-BANDWIDTH likewise with averages.
     SCORE (RFC 8216bis §4.4.6.2: higher is better, consistent across variants) is each
-    rendition's measured VMAF, all scored the same way, given for every variant or none.
+    rendition's measured score (VMAF, all scored the same way), given for every variant or
+    for none.
     """
     videos = [t for t in tracks if t.info.handler == "vide"]
     audios = [t for t in tracks if t.info.handler == "soun"]
@@ -102,8 +102,8 @@ def multivariant_playlist(tracks: list[CmafTrack], extra_streams: Sequence[str] 
             f"RESOLUTION={video.info.width}x{video.info.height}",
             f"FRAME-RATE={float(video.rendition.frame_rate):.3f}",
         ]
-        if scores and all(v.rendition.id in scores for v in videos):
-            attrs.append(f"SCORE={scores[video.rendition.id]:.2f}")
+        if all(v.rendition.score is not None for v in videos):
+            attrs.append(f"SCORE={video.rendition.score:.2f}")
         if audios:
             attrs.append(f'AUDIO="{AUDIO_GROUP}"')
         if texts:

@@ -15,6 +15,13 @@ from pathlib import Path
 
 from packager.drm import pssh as drm
 from packager.encoding import per_title
+from packager.encoding.codecs import (
+    check_build,
+    codec_names,
+    source_decoder_tool,
+    transcode_tool,
+    video_codec,
+)
 from packager.encoding.ladder import (
     LadderSpec,
     Rendition,
@@ -38,6 +45,7 @@ from packager.encoding.transcode import (
     build_ladder_command,
     build_text_command,
     draw_thumbnails,
+    ladder_tool,
     run_ffmpeg,
 )
 from packager.encryption.iv import with_release_iv
@@ -109,6 +117,9 @@ class PackageRequest:
     #: --steering: the multivariant playlist and MPD name every CDN pathway and the steering
     #: server (packager/output/steering.py); None writes single-origin manifests.
     steering: SteeringSpec | None = None
+    #: --codec: the video codecs every rung is encoded in (packager/encoding/codecs.py);
+    #: None: the ladder's own (`codecs:` in a ladder file; h264).
+    codecs: tuple[str, ...] | None = None
     #: Measure every video rendition's VMAF on the delivered track for release.json and the
     #: HLS SCORE (the CLI does unless --no-vmaf; --copy renditions are the source itself and
     #: are never measured).
@@ -140,10 +151,13 @@ def package(request: PackageRequest, progress: ProgressSink | None = None) -> Pa
     localized = localize(request.title, media, request.segment_duration)
     audio = [t for t in localized.tracks if t.kind == "audio"]
     renditions = (copy_renditions(media, audio) if request.copy
-                  else plan_renditions(spec, media, audio))
+                  else plan_renditions(spec, media, audio, request.codecs))
     renditions += text_renditions(localized.tracks)
     if spec.per_title is not None:
-        check_per_title(request, spec.per_title, media)
+        spec = replace(spec, per_title=check_per_title(request, spec, media))
+    else:
+        renditions = _ts_renditions(request, renditions)
+    _check_tools(request, media, renditions)
     output = request.output.absolute()
     output.parent.mkdir(parents=True, exist_ok=True)
     build = Path(tempfile.mkdtemp(prefix=f".{output.name}.build-", dir=output.parent))
@@ -153,15 +167,17 @@ def package(request: PackageRequest, progress: ProgressSink | None = None) -> Pa
         ladder = None
         if spec.per_title is not None:
             ladder = _analyse(request, spec, media, work, progress)
-            renditions = [*per_title.renditions(ladder, _frame_rate(media)), *renditions]
-        renditions = _ts_renditions(request, renditions)
+            renditions = [*per_title.renditions(ladder, _frame_rate(media), spec.preset),
+                          *renditions]
+            renditions = _ts_renditions(request, renditions)
         if request.encryption is not None and request.encryption.scheme == AES_128:
-            release = _package_ts(request, media, spec, renditions, build, work, progress)
+            release = _package_ts(request, media, renditions, build, work, progress)
         else:
-            tracks = _encode_and_segment(request, media, spec, renditions, build, work,
+            tracks = _encode_and_segment(request, media, renditions, build, work,
                                          progress, localized.texts)
             images = _thumbnails(request, media, work, build)
             quality = _measure(request, media, tracks, build, ladder, progress)
+            tracks = quality.scored(tracks)
             release = _write_manifests(request, media, tracks, build, images, quality)
         _move_into_place(build, output, request.force)
     except BaseException:
@@ -172,13 +188,22 @@ def package(request: PackageRequest, progress: ProgressSink | None = None) -> Pa
     return PackageResult(output, media, release, time.perf_counter() - started)
 
 
-def check_per_title(request: PackageRequest, spec: PerTitleSpec, media: MediaInfo) -> None:
-    """Everything a per-title analysis would refuse, refused before anything is written."""
+def check_per_title(request: PackageRequest, spec: LadderSpec, media: MediaInfo) -> PerTitleSpec:
+    """Everything a per-title analysis would refuse, refused before anything is written; the
+    spec with its codecs resolved (its own, else --codec, else the ladder's)."""
+    assert spec.per_title is not None
     if request.copy:
         raise InputError("--copy keeps the source's encoding: a per-title ladder encodes")
-    per_title.candidates(spec, media)
+    names = spec.per_title.codecs or request.codecs or spec.codecs
+    resolved = replace(spec.per_title, codecs=codec_names(names))
+    per_title.candidates(resolved, media)
     per_title.sample(media, _frame_rate(media))
+    codecs = [video_codec(name) for name in resolved.codecs]
+    source = media.video.codec if media.video is not None else None
     vmaf_tool()
+    check_build("ffmpeg-full", codecs, source)  # the trial encodes and their scores
+    check_build(transcode_tool(codecs, source), codecs, source)
+    return resolved
 
 
 def _frame_rate(media: MediaInfo) -> Fraction:
@@ -205,6 +230,11 @@ class _Quality:
     scores: dict[str, VmafSummary]
     targets: dict[str, float]
     summary: QualitySummary | None
+
+    def scored(self, tracks: list[CmafTrack]) -> list[CmafTrack]:
+        """The tracks, each measured rendition carrying its VMAF as its score (HLS SCORE)."""
+        return [replace(t, rendition=replace(t.rendition, score=self.scores[t.rendition.id].mean))
+                if t.rendition.id in self.scores else t for t in tracks]
 
 
 def _measure(request: PackageRequest, media: MediaInfo, tracks: list[CmafTrack], build: Path,
@@ -233,6 +263,27 @@ def _check_request(request: PackageRequest) -> None:
         request.formats
     ) != {"hls"}:
         raise InputError("--encrypt aes-128 makes MPEG-TS for HLS only: add --format hls")
+    if request.codecs is not None:
+        if request.copy:
+            raise InputError("--codec chooses what a transcode encodes; --copy keeps the "
+                             "source's codec: use one or the other")
+        codec_names(request.codecs)
+        new = [n for n in request.codecs if n != "h264"]
+        if new and request.encryption is not None and request.encryption.scheme == AES_128:
+            raise InputError(f"--encrypt aes-128 makes MPEG-TS, which HLS players take with "
+                             f"H.264 only: package {', '.join(new)} as CMAF (clear, cenc or "
+                             "cbcs)")
+
+
+def _check_tools(request: PackageRequest, media: MediaInfo, renditions: list[Rendition]) -> None:
+    """The ffmpeg build the job runs has every encoder and decoder it needs (exit 3 naming
+    the build and what it lacks), checked before anything is written."""
+    source = media.video.codec if media.video is not None else None
+    if not request.copy:
+        codecs = [video_codec(r.codec) for r in renditions if r.kind == "video"]
+        check_build(ladder_tool(media, renditions), codecs, source)
+    elif request.thumbnails is not None and source is not None:
+        check_build(source_decoder_tool(source), [], source)
 
 
 def copy_renditions(media: MediaInfo, audio: list[TitleTrack]) -> list[Rendition]:
@@ -288,7 +339,6 @@ def _ts_renditions(request: PackageRequest, renditions: list[Rendition]) -> list
 def _encode_and_segment(
     request: PackageRequest,
     media: MediaInfo,
-    spec: LadderSpec,
     renditions: list[Rendition],
     build: Path,
     work: Path,
@@ -296,7 +346,7 @@ def _encode_and_segment(
     texts: dict[str, TextTrack],
 ) -> list[CmafTrack]:
     planned = None if request.copy else planned_starts(media, renditions, request)
-    sources, extracted = _track_sources(request, media, spec, renditions, work, progress,
+    sources, extracted = _track_sources(request, media, renditions, work, progress,
                                         planned)
     # Every track is cut at the video's segment starts, so audio segments line up with video
     # segments to within one audio frame. A transcode forced its key frames at the planned
@@ -386,7 +436,6 @@ def _parts(work: list[float], cpus: int) -> list[int]:
 def _track_sources(
     request: PackageRequest,
     media: MediaInfo,
-    spec: LadderSpec,
     renditions: list[Rendition],
     work: Path,
     progress: ProgressSink | None,
@@ -414,7 +463,7 @@ def _track_sources(
                 progress("transcode", media.duration, media.duration)
             return demuxed, {e.rendition.id: e.path for e in (command[1] if command else [])}
         log.debug("--copy: remuxing %s with ffmpeg (our demuxer: %s)", *reasons[0])
-    encoded = _encode(request, media, spec, renditions, work, progress, planned)
+    encoded = _encode(request, media, renditions, work, progress, planned)
     return ([(e.rendition, e.path) for e in encoded if e.rendition.kind != "text"],
             {e.rendition.id: e.path for e in encoded if e.rendition.kind == "text"})
 
@@ -482,7 +531,6 @@ def _segment_job(job: _SegmentJob) -> CmafTrack:
 def _encode(
     request: PackageRequest,
     media: MediaInfo,
-    spec: LadderSpec,
     renditions: list[Rendition],
     work: Path,
     progress: ProgressSink | None,
@@ -492,7 +540,7 @@ def _encode(
         args, encoded = build_copy_command(media, renditions, work)
     else:
         args, encoded = build_ladder_command(
-            media, renditions, spec, request.segment_duration, work, planned,
+            media, renditions, request.segment_duration, work, planned,
             _thumbnail_plan(request, media, work),
         )
     report = (lambda s: progress("transcode", s, media.duration)) if progress else None
@@ -524,7 +572,6 @@ def _thumbnails(
 def _package_ts(
     request: PackageRequest,
     media: MediaInfo,
-    spec: LadderSpec,
     renditions: list[Rendition],
     build: Path,
     work: Path,
@@ -534,7 +581,7 @@ def _package_ts(
     (audio-only when there is no video), whole segments encrypted, HLS playlists."""
     assert request.encryption is not None
     planned = planned_starts(media, renditions, request)
-    encoded = _encode(request, media, spec, renditions, work, progress,
+    encoded = _encode(request, media, renditions, work, progress,
                       None if request.copy else planned)
     videos = [e for e in encoded if e.rendition.kind == "video"]
     audio = next((e for e in encoded if e.rendition.kind == "audio"), None)
@@ -636,8 +683,7 @@ def _write_manifests(
             files.append(
                 describe_file(build, playlist.path, "media-playlist", track.rendition.id)
             )
-        multivariant = hls.multivariant_playlist(
-            tracks, trick.stream_infs, {rid: v.mean for rid, v in quality.scores.items()})
+        multivariant = hls.multivariant_playlist(tracks, trick.stream_infs)
         (build / multivariant.path).write_text(multivariant.text)
         files.append(describe_file(build, multivariant.path, "multivariant", None))
     if "dash" in request.formats:
