@@ -416,7 +416,9 @@ def release_command(
         result = rollout(RolloutRequest(push_request, config, probe_regions, results,
                                         steering), sink)
     if html_path is not None:
-        write_atomic(html_path, html_report(result.card))
+        from render.quality import rate_quality_section
+        write_atomic(html_path, html_report(
+            result.card, sections=[rate_quality_section(packaged.release)]))
     if junit is not None:
         write_atomic(junit, junit_xml(result.verdict))
     write_step_summary(result.verdict, result.card)
@@ -747,6 +749,39 @@ def steer_publish(destination: str, config_path: Path | None, results: tuple[str
 def _default_config() -> Path:
     from probes.config import default_config_path
     return default_config_path()
+
+
+# --- quality: VMAF of a packaged release, and a gate on it ------------------------------------
+
+
+@cdnpack.command("quality")
+@click.argument("release_dir", type=click.Path(path_type=Path))
+@click.option("--source", type=click.Path(path_type=Path), required=True,
+              help="The source the release was packaged from.")
+@click.option("--min-vmaf", type=float, metavar="N",
+              help="Fail (exit 1) when a rendition's VMAF is under N.")
+@click.option("--keystore", type=click.Path(file_okay=False, path_type=Path),
+              help="Keystore holding an encrypted release's keys (default: "
+                   "$XDG_DATA_HOME/cdnpack/keys); keys stay in memory, never printed.")
+@json_option
+def quality_command(release_dir: Path, source: Path, min_vmaf: float | None,
+                    keystore: Path | None, as_json: bool) -> None:
+    """Measure every video rendition of RELEASE_DIR against its SOURCE: VMAF (libvmaf,
+    vmaf_v0.6.1, on the delivered tracks), bitrate and bits per VMAF point. Exit 1 when a
+    rendition is under --min-vmaf or under the VMAF target it was built for; 2 when SOURCE
+    is not the release's (duration, frame count)."""
+    from packager.errors import BudgetError
+    from packager.quality.check import check_quality
+    from render.console import status
+    from render.quality import quality_doc, show_quality
+    with status(quiet=as_json, message="measuring VMAF"):
+        report = check_quality(release_dir, source, min_vmaf, keystore)
+    if as_json:
+        emit_json(quality_doc(report))
+    else:
+        show_quality(report)
+    if report.failures:
+        raise BudgetError("; ".join(report.failures))
 
 
 # --- keys: the local keystore and CPIX exchange -----------------------------------------------
