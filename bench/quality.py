@@ -176,7 +176,7 @@ def run_scene(scene: str, source: Path, work: Path, codecs: Sequence[str],
     for codec in codecs:
         spec = PerTitleSpec(codecs=(codec,))
         ladder = analyse(spec, ladder_spec, media, rate, SEGMENT_SECONDS, work / f"pt-{codec}")
-        renditions = per_title_renditions(ladder, rate, ladder_spec.preset)
+        renditions = per_title_renditions(ladder, ladder_spec.preset)
         predicted = {rendition_id(rung): (rung.target, rung.bitrate, rung.vmaf)
                      for rung in ladder.rungs}
         run = encode_ladder(f"per-title-{codec}", codec, media, renditions, work, viewing,

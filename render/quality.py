@@ -115,11 +115,11 @@ def rate_quality_section(release: Release) -> str:
         if len(line) > 1:
             parts.append(chart.line([(p.bitrate, p.vmaf) for p in line], "#222",
                                     _DASH.get(codec, ""), 2.5, f"{codec} convex hull"))
-    for rid, codec, height, rate, vmaf in delivered:
+    for i, (rid, codec, height, rate, vmaf) in enumerate(sorted(delivered, key=lambda d: d[3])):
         parts.append(chart.dot(rate, vmaf, 6, color[height],
                                f"{rid} ({codec}): {rate / 1000:.0f} kb/s, VMAF {vmaf:.2f} "
                                "(delivered, measured)", ring=True))
-        parts.append(chart.label(rate, vmaf, rid))
+        parts.append(chart.label(rate, vmaf, rid, below=i % 2 == 1))
     legend = [f"<span style='color:{color[h]}'>■ {h}p</span>" for h in heights]
     legend += [f"<span>{c}: {'solid' if not _DASH.get(c) else 'dashed'} line</span>"
                for c in codecs]
@@ -197,9 +197,11 @@ class _Chart:
                 f"cy='{self.y(vmaf):.1f}' r='{radius}' fill='{fill}' stroke='{color}' "
                 f"stroke-width='2'><title>{html.escape(title)}</title></circle>")
 
-    def label(self, rate: float, vmaf: float, text: str) -> str:
-        return (f"<text x='{self.x(rate) + 8:.1f}' y='{self.y(vmaf) - 8:.1f}' font-size='9'>"
-                f"{html.escape(text)}</text>")
+    def label(self, rate: float, vmaf: float, text: str, below: bool = False) -> str:
+        """A rung's name beside its ring, above it or (every other rung, so that neighbours
+        do not overlap) below it."""
+        x, y = self.x(rate) + 8, self.y(vmaf) + (16 if below else -8)
+        return f"<text x='{x:.1f}' y='{y:.1f}' font-size='9'>{html.escape(text)}</text>"
 
 
 def _ticks(lo: float, hi: float, decade: float) -> list[float]:

@@ -14,7 +14,7 @@ import os
 import resource
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -22,7 +22,10 @@ from packager.encoding.codecs import (
     CappedQuality,
     KeyFramePlan,
     VideoCodec,
+    check_build,
+    codec_names,
     encoder_options,
+    transcode_tool,
     video_codec,
 )
 from packager.encoding.ladder import (
@@ -67,6 +70,26 @@ TRIAL_GRIDS = {
 #: What pins each encoder to one thread, so that a trial's bits depend on its input alone.
 ONE_THREAD = {"libx265": ("x265-params", "pools=1:frame-threads=1"),
               "libsvtav1": ("svtav1-params", "lp=1")}
+
+
+def checked(ladder: LadderSpec, media: MediaInfo, codecs: Sequence[str] | None,
+            copy: bool) -> PerTitleSpec:
+    """The ladder's per-title spec with its codecs resolved (its own, else --codec, else the
+    ladder's), once everything an analysis would refuse has been refused: before anything is
+    written. `codecs`: --codec; `copy`: --copy, which cannot take a per-title ladder."""
+    assert ladder.per_title is not None
+    if copy:
+        raise InputError("--copy keeps the source's encoding: a per-title ladder encodes")
+    spec = replace(ladder.per_title,
+                   codecs=codec_names(ladder.per_title.codecs or codecs or ladder.codecs))
+    candidates(spec, media)
+    assert media.video is not None  # candidates refuses a source without video
+    sample(media, media.video.frame_rate)
+    rows = [video_codec(name) for name in spec.codecs]
+    vmaf_tool()
+    check_build("ffmpeg-full", rows, media.video.codec)  # the trials and their scores
+    check_build(transcode_tool(rows, media.video.codec), rows, media.video.codec)
+    return spec
 
 
 @dataclass(frozen=True)
@@ -224,14 +247,13 @@ def rendition_id(rung: Rung) -> str:
     return f"{prefix}_{rung.height}p_{round(rung.bitrate / 1000)}k"
 
 
-def renditions(ladder: PerTitleLadder, frame_rate: Fraction,
-               preset: Callable[[VideoCodec], str]) -> list[Rendition]:
+def renditions(ladder: PerTitleLadder, preset: Callable[[VideoCodec], str]) -> list[Rendition]:
     """The video renditions to encode, tallest first (the transcode scales in cascade);
     `preset`: each codec's (LadderSpec.preset)."""
     out = [
         Rendition(
             id=rendition_id(rung), kind="video", codec=rung.codec, bitrate=rung.bitrate,
-            width=rung.width, height=rung.height, frame_rate=frame_rate,
+            width=rung.width, height=rung.height, frame_rate=ladder.viewing.frame_rate,
             profile=_profile(video_codec(rung.codec), rung.height),
             maxrate=int(rung.bitrate * MAXRATE_FACTOR), bufsize=rung.bitrate * BUFSIZE_SECONDS,
             preset=preset(video_codec(rung.codec)), crf=rung.crf,

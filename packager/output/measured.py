@@ -4,6 +4,7 @@ delivered track (packager/quality/delivered.py), and what a per-title ladder was
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -27,6 +28,31 @@ PER_TITLE_RATE_CONTROL = "capped-crf"
 
 #: (rendition id) -> the key its track is encrypted with, or None (clear).
 KeyFor = Callable[[CmafTrack], bytes | None]
+
+
+@dataclass(frozen=True)
+class MeasuredQuality:
+    """What the measurement found: each video rendition's VMAF and per-title target by id,
+    and the release's quality summary (None: nothing measured)."""
+
+    scores: dict[str, VmafSummary] = field(default_factory=dict)
+    targets: dict[str, float] = field(default_factory=dict)
+    summary: QualitySummary | None = None
+
+    def scored(self, tracks: list[CmafTrack]) -> list[CmafTrack]:
+        """The tracks, each measured rendition carrying its VMAF as its score (HLS SCORE)."""
+        return [replace(t, rendition=replace(t.rendition, score=self.scores[t.rendition.id].mean))
+                if t.rendition.id in self.scores else t for t in tracks]
+
+
+def measure_release(source: Path, tracks: Sequence[CmafTrack], build: Path,
+                    ladder: PerTitleLadder | None, key_for: KeyFor) -> MeasuredQuality:
+    """Every video track of a release being built, scored at its viewing size."""
+    viewing = viewing_for(tracks, ladder)
+    if viewing is None:
+        return MeasuredQuality()
+    return MeasuredQuality(measure_tracks(source, tracks, build, viewing, key_for),
+                           targets_of(ladder), quality_summary(viewing, ladder))
 
 
 def viewing_for(tracks: Sequence[CmafTrack], ladder: PerTitleLadder | None) -> Viewing | None:

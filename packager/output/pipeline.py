@@ -19,7 +19,6 @@ from packager.encoding.codecs import (
     check_build,
     codec_names,
     source_decoder_tool,
-    transcode_tool,
     video_codec,
 )
 from packager.encoding.ladder import (
@@ -30,7 +29,6 @@ from packager.encoding.ladder import (
     track_rendition,
 )
 from packager.encoding.media import MediaInfo, probe
-from packager.encoding.per_title_spec import PerTitleSpec
 from packager.encoding.segments import segment_starts
 from packager.encoding.thumbnails import (
     ThumbnailPlan,
@@ -54,21 +52,13 @@ from packager.errors import InputError, OutputExistsError
 from packager.mp4.demux import DemuxedSource, track_load, unsupported
 from packager.output import dash, hls, hls_ts
 from packager.output.bitrate import measure
-from packager.output.measured import (
-    measure_tracks,
-    quality_summary,
-    targets_of,
-    track_key,
-    viewing_for,
-)
+from packager.output.measured import MeasuredQuality, measure_release, track_key
 from packager.output.release import (
     FORMATS,
     ProtectionSummary,
-    QualitySummary,
     Release,
     ReleaseFile,
     RenditionSummary,
-    VmafSummary,
     describe_file,
     finish_release,
 )
@@ -83,7 +73,6 @@ from packager.output.segmenter import (
 from packager.output.steering import SteeringSpec, steer_files
 from packager.output.text_track import within, write_text_track
 from packager.output.trickplay_release import write_trick_play
-from packager.quality.vmaf import vmaf_tool
 from packager.text.cues import TextTrack
 from packager.text.read import read_text_file
 from packager.title.localize import localize, text_renditions
@@ -154,7 +143,8 @@ def package(request: PackageRequest, progress: ProgressSink | None = None) -> Pa
                   else plan_renditions(spec, media, audio, request.codecs))
     renditions += text_renditions(localized.tracks)
     if spec.per_title is not None:
-        spec = replace(spec, per_title=check_per_title(request, spec, media))
+        spec = replace(spec, per_title=per_title.checked(spec, media, request.codecs,
+                                                         request.copy))
     else:
         renditions = _ts_renditions(request, renditions)
     _check_tools(request, media, renditions)
@@ -167,8 +157,7 @@ def package(request: PackageRequest, progress: ProgressSink | None = None) -> Pa
         ladder = None
         if spec.per_title is not None:
             ladder = _analyse(request, spec, media, work, progress)
-            renditions = [*per_title.renditions(ladder, _frame_rate(media), spec.preset),
-                          *renditions]
+            renditions = [*per_title.renditions(ladder, spec.preset), *renditions]
             renditions = _ts_renditions(request, renditions)
         if request.encryption is not None and request.encryption.scheme == AES_128:
             release = _package_ts(request, media, renditions, build, work, progress)
@@ -188,67 +177,31 @@ def package(request: PackageRequest, progress: ProgressSink | None = None) -> Pa
     return PackageResult(output, media, release, time.perf_counter() - started)
 
 
-def check_per_title(request: PackageRequest, spec: LadderSpec, media: MediaInfo) -> PerTitleSpec:
-    """Everything a per-title analysis would refuse, refused before anything is written; the
-    spec with its codecs resolved (its own, else --codec, else the ladder's)."""
-    assert spec.per_title is not None
-    if request.copy:
-        raise InputError("--copy keeps the source's encoding: a per-title ladder encodes")
-    names = spec.per_title.codecs or request.codecs or spec.codecs
-    resolved = replace(spec.per_title, codecs=codec_names(names))
-    per_title.candidates(resolved, media)
-    per_title.sample(media, _frame_rate(media))
-    codecs = [video_codec(name) for name in resolved.codecs]
-    source = media.video.codec if media.video is not None else None
-    vmaf_tool()
-    check_build("ffmpeg-full", codecs, source)  # the trial encodes and their scores
-    check_build(transcode_tool(codecs, source), codecs, source)
-    return resolved
-
-
-def _frame_rate(media: MediaInfo) -> Fraction:
-    assert media.video is not None  # per_title.candidates refuses a source without video
-    return media.video.frame_rate
-
-
 def _analyse(request: PackageRequest, spec: LadderSpec, media: MediaInfo, work: Path,
              progress: ProgressSink | None) -> per_title.PerTitleLadder:
     """The per-title analysis (trial encodes on a sample, VMAF), and the rungs it places."""
     assert spec.per_title is not None
+    assert media.video is not None
     report = (lambda done, total: progress("analyse", done, total)) if progress else None
-    ladder = per_title.analyse(spec.per_title, spec, media, _frame_rate(media),
+    ladder = per_title.analyse(spec.per_title, spec, media, media.video.frame_rate,
                                request.segment_duration, work, progress=report)
     log.info("per-title: %d trial points, %d rungs, analysis %.1f s CPU",
              len(ladder.points), len(ladder.rungs), ladder.cpu_seconds)
     return ladder
 
 
-@dataclass(frozen=True)
-class _Quality:
-    """What the VMAF measurement found: scores by rendition id, and the release's summary."""
-
-    scores: dict[str, VmafSummary]
-    targets: dict[str, float]
-    summary: QualitySummary | None
-
-    def scored(self, tracks: list[CmafTrack]) -> list[CmafTrack]:
-        """The tracks, each measured rendition carrying its VMAF as its score (HLS SCORE)."""
-        return [replace(t, rendition=replace(t.rendition, score=self.scores[t.rendition.id].mean))
-                if t.rendition.id in self.scores else t for t in tracks]
-
-
 def _measure(request: PackageRequest, media: MediaInfo, tracks: list[CmafTrack], build: Path,
-             ladder: per_title.PerTitleLadder | None, progress: ProgressSink | None) -> _Quality:
+             ladder: per_title.PerTitleLadder | None,
+             progress: ProgressSink | None) -> MeasuredQuality:
     """VMAF of each delivered video track (a transcode's; --copy's are the source itself)."""
-    viewing = viewing_for(tracks, ladder)
-    if request.copy or not request.vmaf or viewing is None:
-        return _Quality({}, {}, None)
+    if request.copy or not request.vmaf:
+        return MeasuredQuality()
     if progress:
         progress("vmaf", 0, 1)
-    scores = measure_tracks(media.path, tracks, build, viewing, track_key(request.encryption))
+    measured = measure_release(media.path, tracks, build, ladder, track_key(request.encryption))
     if progress:
         progress("vmaf", 1, 1)
-    return _Quality(scores, targets_of(ladder), quality_summary(viewing, ladder))
+    return measured
 
 
 def _check_request(request: PackageRequest) -> None:
@@ -661,7 +614,7 @@ def _write_manifests(
     tracks: list[CmafTrack],
     build: Path,
     images: list[ThumbnailTrack],
-    quality: _Quality,
+    quality: MeasuredQuality,
 ) -> Release:
     duration = max(t.duration_seconds for t in tracks)
     trick = write_trick_play(build, tracks, images, duration, hls="hls" in request.formats)
