@@ -23,20 +23,30 @@ import os
 import platform
 import resource
 import shutil
+import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from fractions import Fraction
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from packager.encoding.codecs import KeyFramePlan, encoder_options, video_codec
-from packager.encoding.ladder import PRESETS, Rendition, load_ladder, plan_renditions
+from packager.encoding.ladder import (
+    BUFSIZE_SECONDS,
+    MAXRATE_FACTOR,
+    PRESETS,
+    Rendition,
+    load_ladder,
+    plan_renditions,
+)
 from packager.encoding.media import MediaInfo, probe
 from packager.encoding.per_title import analyse, rendition_id
 from packager.encoding.per_title import renditions as per_title_renditions
 from packager.encoding.per_title_spec import PerTitleSpec
+from packager.encoding.placement import Rung as PlannedRung
 from packager.encoding.placement import SizeCurve
 from packager.encoding.segments import segment_starts
 from packager.encoding.transcode import build_ladder_command, run_ffmpeg
@@ -76,12 +86,31 @@ class LadderRun:
     frames: int
     analysis_cpu: float = 0.0
     analysis_wall: float = 0.0
+    #: A per-title ladder's trial points (what the analysis measured).
+    points: tuple[RatePoint, ...] = ()
 
     def curve(self) -> list[tuple[float, float]]:
         """The ladder's convex hull as (bitrate, VMAF): what a player can get from it."""
         points = [RatePoint(self.codec, r.width, r.height, 0.0, r.bitrate, r.vmaf, r.vmaf_p5)
                   for r in self.rungs]
         return [(p.bitrate, p.vmaf) for p in convex_hull(points)]
+
+
+def cached(path: Path, make: Callable[[], LadderRun]) -> LadderRun:
+    """A ladder run measured by an earlier bench run on the same workdir, or measured now and
+    kept (a scene takes tens of minutes on a loaded machine: a cut-off run resumes)."""
+    if path.is_file():
+        doc = json.loads(path.read_text())
+        doc["rungs"] = [Rung(**r) for r in doc["rungs"]]
+        doc["points"] = tuple(RatePoint(**p) for p in doc["points"])
+        return LadderRun(**doc)
+    run = make()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(asdict(run)))
+    partial.replace(path)
+    print(f"{path.parent.name}: {run.name} measured", file=sys.stderr)
+    return run
 
 
 def children_cpu() -> float:
@@ -143,6 +172,11 @@ def encode_two_pass(media: MediaInfo, r: Rendition, out: Path) -> Path:
     return path
 
 
+def predictions(rungs: Sequence[PlannedRung]) -> dict[str, tuple[float | None, int, float]]:
+    """Rendition id -> (target, predicted bitrate, predicted VMAF) of a per-title ladder."""
+    return {rendition_id(r): (r.target, r.bitrate, r.vmaf) for r in rungs}
+
+
 def bitrate_for(points: Sequence[RatePoint], vmaf: float) -> int | None:
     """The fewest bits any trial size needs for `vmaf` (None: no size reaches it)."""
     found = []
@@ -167,36 +201,46 @@ def run_scene(scene: str, source: Path, work: Path, codecs: Sequence[str],
     rate = media.video.frame_rate
     viewing = Viewing(media.video.width, media.video.height, rate)
     fixed_spec = PRESETS["default"]
-    fixed = encode_ladder("fixed-h264", "h264", media,
-                          [r for r in plan_renditions(fixed_spec, media, []) if r.kind == "video"],
-                          work, viewing)
+    fixed = cached(work / "fixed-h264.json", lambda: encode_ladder(
+        "fixed-h264", "h264", media,
+        [r for r in plan_renditions(fixed_spec, media, []) if r.kind == "video"], work, viewing))
     runs = [fixed]
     needs: dict[str, dict[str, int | None]] = {}
     ladder_spec = load_ladder("per-title")
     for codec in codecs:
-        spec = PerTitleSpec(codecs=(codec,))
-        ladder = analyse(spec, ladder_spec, media, rate, SEGMENT_SECONDS, work / f"pt-{codec}")
-        renditions = per_title_renditions(ladder, ladder_spec.preset)
-        predicted = {rendition_id(rung): (rung.target, rung.bitrate, rung.vmaf)
-                     for rung in ladder.rungs}
-        run = encode_ladder(f"per-title-{codec}", codec, media, renditions, work, viewing,
-                            targets=predicted)
-        runs.append(replace(run, analysis_cpu=ladder.cpu_seconds,
-                            analysis_wall=ladder.seconds))
-        needs[codec] = {f"vmaf_{mark:g}": bitrate_for(ladder.points, mark)
+        def per_title(codec: str = codec) -> LadderRun:
+            spec = PerTitleSpec(codecs=(codec,))
+            ladder = analyse(spec, ladder_spec, media, rate, SEGMENT_SECONDS,
+                             work / f"pt-{codec}")
+            renditions = per_title_renditions(ladder, ladder_spec.preset)
+            run = encode_ladder(f"per-title-{codec}", codec, media, renditions, work, viewing,
+                                targets=predictions(ladder.rungs))
+            return replace(run, analysis_cpu=ladder.cpu_seconds, analysis_wall=ladder.seconds,
+                           points=ladder.points)
+        run = cached(work / f"per-title-{codec}.json", per_title)
+        runs.append(run)
+        needs[codec] = {f"vmaf_{mark:g}": bitrate_for(run.points, mark)
                         for mark in QUALITY_MARKS}
         if rate_control and codec == "h264":
-            vbr = [replace(r, crf=0.0) for r in renditions]
-            runs.append(encode_ladder("per-title-h264-vbr", codec, media, vbr, work, viewing,
-                                      targets=predicted))
-            runs.append(encode_ladder("per-title-h264-2pass", codec, media, vbr, work, viewing,
-                                      two_pass=True, targets=predicted))
+            # The per-title rungs again, as VBR at the bitrate the analysis predicted.
+            vbr = [Rendition(r.rendition, "video", codec, r.predicted_bitrate, r.width,
+                             r.height, rate, "high" if r.height >= 720 else "main",
+                             int(r.predicted_bitrate * MAXRATE_FACTOR),
+                             r.predicted_bitrate * BUFSIZE_SECONDS,
+                             preset=ladder_spec.x264_preset) for r in run.rungs]
+            guesses = {r.rendition: (r.target, r.predicted_bitrate, r.predicted_vmaf)
+                       for r in run.rungs}
+            for name, two_pass in (("per-title-h264-vbr", False),
+                                   ("per-title-h264-2pass", True)):
+                runs.append(cached(work / f"{name}.json", partial(
+                    encode_ladder, name, "h264", media, vbr, work, viewing, two_pass=two_pass,
+                    targets=guesses)))
     by_name = {r.name: r for r in runs}
     return {
         "scene": scene,
         "source": f"{media.video.width}x{media.video.height} {rate} fps "
                   f"{media.duration:g} s, {media.size * 8 / media.duration / 1e6:.1f} Mb/s",
-        "ladders": [asdict(r) | {"hull": r.curve()} for r in runs],
+        "ladders": [asdict(r) | {"hull": r.curve(), "points": len(r.points)} for r in runs],
         "bd_rate_vs_fixed_h264": {r.name: bd(fixed, r) for r in runs[1:]},
         "bd_rate_vs_capped_crf": {
             name: bd(by_name["per-title-h264"], by_name[name])
