@@ -110,8 +110,7 @@ def run_trial(job: TrialJob) -> list[TrialScore]:
         for k in ks:
             graph.append(aligned(f"[dec:{k}]", job.viewing, False) + f"[d{k}]")
             graph.append(f"[d{k}][r{k}]libvmaf=model=version={VMAF_MODEL}:log_fmt=json:"
-                         f"log_path={logs[k]}:n_threads=1:n_subsample={job.subsample}:"
-                         f"shortest=1:eof_action=endall[o{k}]")
+                         f"log_path={logs[k]}:n_threads=1:n_subsample={job.subsample}[o{k}]")
         args += ["-filter_complex", ";".join(graph)]
     args += ["-filter_threads", "1"]
     for k in range(len(job.encodes)):

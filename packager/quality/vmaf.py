@@ -6,9 +6,13 @@ How the two sides are lined up, as a viewer sees them:
   (setpts=PTS-STARTPTS), so frame k of the encode meets frame k of the source;
 - both are scaled (bicubic, the scaler a player's upscale is closest to) to the viewing size,
   the top of the ladder: a 360p rung is judged on the screen the 720p rung fills;
-- libvmaf stops at the first side to end (shortest, eof_action=endall: never a repeated last
-  frame that would hide a short side), and the frames it scored are checked against the
-  frames the encode holds.
+- the encode leads: libvmaf scores each of its frames against the source frame of the same
+  time and stops when the encode ends, and the frames it scored are checked against the frames
+  the encode holds (a source shorter than its encode is refused before: check.py). Not
+  `shortest`/`eof_action=endall`: when the source side reaches its end first (it is decoded
+  faster than an encode decoded back), the encode's last frame could be dropped or kept by
+  timing alone, and with it the motion feature of the frame before (measured: one run in
+  three scored the last frame differently).
 """
 
 from __future__ import annotations
@@ -139,8 +143,7 @@ def measure(
             graph.append(aligned(f"[{i}:v:0]", viewing, False) + f"[d{i}]")
             graph.append(
                 f"[d{i}][r{i}]libvmaf=model=version={VMAF_MODEL}:log_fmt=json:"
-                f"log_path={log}:n_threads={workers}:n_subsample={subsample}:"
-                f"shortest=1:eof_action=endall[o{i}]")
+                f"log_path={log}:n_threads={workers}:n_subsample={subsample}[o{i}]")
         args += ["-filter_complex", ";".join(graph)]
         if threads:
             args += ["-filter_threads", str(threads)]

@@ -7,16 +7,19 @@ import itertools
 import json
 import logging
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from packager.encoding.ladder import load_ladder
 from packager.encoding.media import probe
-from packager.encoding.per_title import analyse, rendition_id
+from packager.encoding.per_title import analyse, plan_analysis, rendition_id
+from packager.encoding.per_title_spec import PerTitleSpec
 from packager.output.pipeline import PackageRequest, PackageResult, package
 from packager.output.release import RenditionSummary, read_release
 from packager.quality.hull import RatePoint
+from packager.quality.trials import run_trial
 from packager.tools import find_tool
 from render.package import package_doc, show_package
 from render.quality import rate_quality_section
@@ -134,7 +137,7 @@ def test_identical_source_gives_an_identical_ladder(
     assert spec.per_title is not None
     media = probe(source_clip)
     assert media.video is not None
-    again = analyse(spec.per_title.__class__(codecs=("h264",)), spec, media,
+    again = analyse(PerTitleSpec(codecs=("h264",)), spec, media,
                     media.video.frame_rate, SEGMENT_SECONDS, tmp_path)
     recorded = quality.per_title
     assert [RatePoint(p.codec, p.width, p.height, p.quality, p.bitrate, p.vmaf, p.vmaf_p5)
@@ -192,3 +195,19 @@ def test_the_quality_command_measures_what_packaging_recorded(
     for row in doc["renditions"]:
         assert row["vmaf"] == pytest.approx(row["recorded"], abs=1e-3)
         assert row["bits_per_vmaf_point"] == pytest.approx(row["bitrate"] / row["vmaf"], rel=1e-3)
+
+
+@pytest.mark.parametrize("codec", ["h264", "hevc", "av1"])
+def test_a_trial_gives_the_same_bits_and_scores_every_time(
+    codec: str, source_clip: Path, tmp_path: Path
+) -> None:
+    """Encoders pinned to one thread: the same excerpt, the same bits, on any machine."""
+    spec = load_ladder("per-title")
+    media = probe(source_clip)
+    assert media.video is not None
+    plan = plan_analysis(PerTitleSpec(codecs=(codec,), resolutions=(240,)), spec, media,
+                         media.video.frame_rate, SEGMENT_SECONDS, tmp_path)
+    job = replace(plan.jobs[0], encodes=plan.jobs[0].encodes[:2])
+    first, second = run_trial(job), run_trial(replace(job, name="again"))
+    assert first == second
+    assert all(s.bits > 0 and len(s.scores) == 17 for s in first)  # 50 frames, every 3rd
