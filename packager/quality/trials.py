@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -28,10 +27,11 @@ from packager.quality.vmaf import (
     Viewing,
     VmafScore,
     aligned,
+    log_directory,
+    run_measurement,
     source_input,
     vmaf_tool,
 )
-from packager.tools import run_tool
 
 
 @dataclass(frozen=True)
@@ -77,11 +77,13 @@ class TrialScore:
 def run_trial(job: TrialJob) -> list[TrialScore]:
     """Encode and score one excerpt; the encodes are deleted once counted."""
     job.workdir.mkdir(parents=True, exist_ok=True)
+    with log_directory() as logs_dir:
+        logs = [logs_dir / f"vmaf_{k}.json" for k in range(len(job.encodes))]
+        return _run_trial(job, logs)
+
+
+def _run_trial(job: TrialJob, logs: list[Path]) -> list[TrialScore]:
     outputs = [job.workdir / f"{job.name}_{k}.mkv" for k in range(len(job.encodes))]
-    logs = [job.workdir / f"{job.name}_{k}.json" for k in range(len(job.encodes))]
-    for path in (*outputs, *logs):
-        if not re.fullmatch(r"[\w./-]+", str(path)):
-            raise TranscodeError(f"work directory {job.workdir} needs a plain path for libvmaf")
     rate = job.viewing.frame_rate
     sizes = list(dict.fromkeys((e.width, e.height) for e in job.encodes))
     args = [vmaf_tool(), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "level+error",
@@ -116,13 +118,7 @@ def run_trial(job: TrialJob) -> list[TrialScore]:
     for k in range(len(job.encodes)):
         args += ["-map", f"[o{k}]"]
     args += ["-f", "null", "-"]
-    result = run_tool(args, tail_lines=40)
-    errors = [line for line in result.stderr_tail if re.search(r"\[(error|fatal)\]", line)]
-    if result.returncode != 0 or errors:
-        last = "; ".join(re.sub(r"^(\[[^\]]*\]\s*)+", "", x).strip()
-                         for x in (errors or result.stderr_tail)[-3:])
-        raise TranscodeError(f"trial encode of {job.source.name} at {job.excerpt.start:.2f} s "
-                             f"failed (exit {result.returncode}): {last}")
+    run_measurement(args, f"trial encode of {job.source.name} at {job.excerpt.start:.2f} s")
     scores = []
     for encode, path, log in zip(job.encodes, outputs, logs, strict=True):
         packets = video_packets(Encode((path,)))
@@ -134,7 +130,6 @@ def run_trial(job: TrialJob) -> list[TrialScore]:
         scores.append(TrialScore(job.codec, encode.width, encode.height, encode.quality,
                                  packets.bytes * 8, packets.frames, seconds, tuple(frames)))
         path.unlink()
-        log.unlink()
     return scores
 
 

@@ -22,7 +22,8 @@ import math
 import os
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cache
@@ -127,10 +128,8 @@ def measure(
     if len([e for e in encodes if not e.direct]) > 1:
         raise ValueError("one ffmpeg reads at most one encode through stdin")
     workers = threads or os.cpu_count() or 1
-    with tempfile.TemporaryDirectory(prefix="cdnpack-vmaf-") as tmp:
-        logs = [Path(tmp) / f"vmaf_{i}.json" for i in range(len(encodes))]
-        if not re.fullmatch(r"[\w./-]+", tmp):
-            raise InputError(f"temporary directory {tmp!r}: set TMPDIR to a plain path")
+    with log_directory() as tmp:
+        logs = [tmp / f"vmaf_{i}.json" for i in range(len(encodes))]
         args = [vmaf_tool(), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "level+error"]
         decode_threads = ["-threads", str(threads)] if threads else []
         for encode in encodes:
@@ -151,11 +150,7 @@ def measure(
             args += ["-map", f"[o{i}]"]
         args += ["-f", "null", "-"]
         script = next((s for e in encodes if (s := e.stdin_script()) is not None), None)
-        result = run_tool(args, stdin_text=script, tail_lines=40)
-        errors = [line for line in result.stderr_tail if re.search(r"\[(error|fatal)\]", line)]
-        if result.returncode != 0 or errors:
-            last = "; ".join(_strip(x) for x in (errors or result.stderr_tail)[-3:])
-            raise TranscodeError(f"VMAF run failed (exit {result.returncode}): {last}")
+        run_measurement(args, "VMAF run", script, keyed=any(e.key for e in encodes))
         return [_read_log(log, expected, subsample, encode)
                 for log, expected, encode in zip(logs, frames, encodes, strict=True)]
 
@@ -170,6 +165,33 @@ def _read_log(log: Path, expected: int, subsample: int, encode: Encode) -> VmafS
             f"scored {len(scores) * subsample if subsample > 1 else len(scores)} frames of the "
             f"{expected} it holds: the source and the encode do not line up")
     return VmafScore.of_frames(scores)
+
+
+@contextmanager
+def log_directory() -> Iterator[Path]:
+    """A private temporary directory for libvmaf's logs. Their paths go into a filter graph,
+    whose escaping rules (two levels: option values, then the graph) a plain path needs none
+    of; a release's own directory may hold any character."""
+    with tempfile.TemporaryDirectory(prefix="cdnpack-vmaf-") as tmp:
+        if not re.fullmatch(r"[\w./-]+", tmp):
+            raise InputError(f"temporary directory {tmp!r}: set TMPDIR to a plain path")
+        yield Path(tmp)
+
+
+def run_measurement(args: list[str], what: str, stdin_text: str | None = None,
+                    keyed: bool = False) -> None:
+    """Run ffmpeg-full to the end; a failure, or a decode error it logs but exits 0 on, is
+    one line (with a key in play, decode errors mean the key does not decrypt the track)."""
+    # SVT-AV1 prints a banner per encoder around -loglevel; SVT_LOG=1 keeps its errors only.
+    result = run_tool(args, stdin_text=stdin_text, tail_lines=40,
+                      env={"SVT_LOG": "1", **os.environ})
+    errors = [line for line in result.stderr_tail if re.search(r"\[(error|fatal)\]", line)]
+    if result.returncode == 0 and not errors:
+        return
+    last = "; ".join(_strip(x) for x in (errors or result.stderr_tail)[-3:])
+    if keyed and errors:
+        raise InputError(f"{what}: an encrypted track does not decode with its key ({last})")
+    raise TranscodeError(f"{what} failed (exit {result.returncode}): {last}")
 
 
 def _strip(line: str) -> str:
