@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r $(LOCK)
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
-	$(BIN)/python -m compileall -q cli.py packager cdn probes release render testbed rum steering  # as an install would
+	$(BIN)/python -m compileall -q cli.py packager cdn probes release render testbed rum steering preview  # as an install would
 	touch $@
 
 demo: $(STAMP)
@@ -68,6 +68,7 @@ bench-tools:
 bench: $(STAMP) bench-tools
 	$(BIN)/python -m bench.ladder
 	$(BIN)/python -m bench.encrypt
+	$(BIN)/python -m bench.startup
 	$(BIN)/python -m bench.push
 	$(BIN)/python -m bench.push_concurrency --rtt 40
 	$(BIN)/python -m bench.probe
@@ -75,6 +76,7 @@ bench: $(STAMP) bench-tools
 	$(BIN)/python -m bench.thumbnails
 	$(BIN)/python -m bench.steering
 	$(BIN)/python -m bench.rum
+	$(BIN)/python -m bench.rights
 	$(BIN)/python -m bench.quality --rate-control
 
 # Refresh the lock to the newest versions pyproject.toml's ranges allow (then run `make test`).

@@ -43,11 +43,11 @@ from packager.encoding.ladder import (
     plan_renditions,
 )
 from packager.encoding.media import MediaInfo, probe
-from packager.encoding.per_title import analyse, rendition_id
+from packager.encoding.per_title import analyse
 from packager.encoding.per_title import renditions as per_title_renditions
 from packager.encoding.per_title_spec import PerTitleSpec
 from packager.encoding.placement import Rung as PlannedRung
-from packager.encoding.placement import SizeCurve
+from packager.encoding.placement import SizeCurve, rendition_id
 from packager.encoding.segments import segment_starts
 from packager.encoding.transcode import build_ladder_command, run_ffmpeg
 from packager.errors import CdnpackError

@@ -23,6 +23,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from pathlib import Path
 from typing import Protocol, TypeVar, cast
 
+from packager.tools import own_process_group
+
 J = TypeVar("J")
 R = TypeVar("R")
 
@@ -73,8 +75,11 @@ class LocalExecutor:
                 if progress:
                     progress(done, len(jobs))
         else:
+            # Workers in a process group of their own: a terminal's Ctrl-C is the
+            # coordinator's to handle (packager/interrupts.py), not a traceback per worker;
+            # the coordinator stops their jobs (_interrupt_workers).
             with ProcessPoolExecutor(min(self._workers, len(jobs)),
-                                     initializer=_unwind_on_sigterm) as pool:
+                                     initializer=_start_worker) as pool:
                 futures = {pool.submit(_run_job, fn, job): index
                            for index, job in enumerate(jobs)}
                 try:
@@ -120,13 +125,17 @@ def _interrupt_workers(pool: ProcessPoolExecutor) -> None:
 _stopping = False
 
 
-def _unwind_on_sigterm() -> None:
-    """A worker's SIGTERM unwinds its job (finally blocks run, child tools are stopped) rather
-    than killing it where it stands, whatever handler the parent had."""
+def _start_worker() -> None:
+    """A worker leaves the terminal's process group (tools.own_process_group), and its SIGTERM
+    unwinds its job (finally blocks run, child tools are stopped) rather than killing it where
+    it stands, whatever handler the parent had."""
+    own_process_group()
+
     def unwind(signum: int, frame: object) -> None:
         global _stopping  # noqa: PLW0603 (per worker process, set once)
         _stopping = True
         raise SystemExit(128 + signum)
+
     signal.signal(signal.SIGTERM, unwind)
 
 

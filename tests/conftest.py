@@ -21,9 +21,13 @@ from testbed.clips import ClipSpec, make_clip, make_dub
 from testbed.subtitles import write_subtitles
 from tests.moto import FAKE_CREDENTIALS, MotoServer, moto_server
 
+#: The preview's session release (`watched`), shared by tests/preview and tests/browser.
+pytest_plugins = ("tests.preview.serving",)
+
 #: Fixtures that run servers in processes of their own (the local S3 origin, the emulated edges,
 #: a browser): a test that needs one is an integration test, left out of `make check`.
-SERVER_FIXTURES = frozenset({"moto", "signing_moto", "edges", "browser", "stage"})
+SERVER_FIXTURES = frozenset({"moto", "signing_moto", "edges", "browser", "preview_browser",
+                             "stage"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -38,6 +42,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 #: Small and short: the whole suite must stay well under 20 minutes on 2 cores.
 SOURCE_SPEC = ClipSpec(duration=6.0, width=640, height=360, frame_rate="25")
 SEGMENT_SECONDS = 2.0
+
+
+@pytest.fixture(scope="session", autouse=True)
+def own_cache_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Pushes remember file digests under $XDG_CACHE_HOME (cdn/digest_cache.py): the suite's,
+    and those of the CLI processes it starts, go to a directory of the session's."""
+    previous = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache-home"))
+    yield
+    if previous is None:
+        del os.environ["XDG_CACHE_HOME"]
+    else:
+        os.environ["XDG_CACHE_HOME"] = previous
 
 
 @pytest.fixture(scope="session")

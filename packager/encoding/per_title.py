@@ -38,7 +38,7 @@ from packager.encoding.ladder import (
 )
 from packager.encoding.media import MediaInfo
 from packager.encoding.per_title_spec import PerTitleSpec
-from packager.encoding.placement import Limits, Rung, place_rungs
+from packager.encoding.placement import Limits, Rung, place_rungs, rendition_id
 from packager.errors import InputError
 from packager.executor import Executor, LocalExecutor
 from packager.quality.hull import RatePoint, convex_hull
@@ -239,12 +239,6 @@ def _children_cpu() -> float:
     once the pool is shut down, with the ffmpeg processes they ran)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
-
-
-def rendition_id(rung: Rung) -> str:
-    """video_720p_1850k (H.264, as the fixed ladder's video_720p) or video_av1_720p_900k."""
-    prefix = "video" if rung.codec == "h264" else f"video_{rung.codec}"
-    return f"{prefix}_{rung.height}p_{round(rung.bitrate / 1000)}k"
 
 
 def renditions(ladder: PerTitleLadder, preset: Callable[[VideoCodec], str]) -> list[Rendition]:

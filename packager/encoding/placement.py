@@ -170,3 +170,9 @@ def _pruned(rungs: Sequence[Rung], keep_last: bool = False) -> list[Rung]:
             continue
         kept.append(rung)
     return kept
+
+
+def rendition_id(rung: Rung) -> str:
+    """video_720p_1850k (H.264, as the fixed ladder's video_720p) or video_av1_720p_900k."""
+    prefix = "video" if rung.codec == "h264" else f"video_{rung.codec}"
+    return f"{prefix}_{rung.height}p_{round(rung.bitrate / 1000)}k"

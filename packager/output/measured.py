@@ -7,8 +7,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from packager.encoding.per_title import PerTitleLadder, rendition_id
+from packager.encoding.placement import rendition_id
 from packager.encryption.spec import EncryptionSpec
 from packager.output.release import (
     PerTitleSummary,
@@ -21,6 +22,9 @@ from packager.output.segmenter import INIT_NAME, CmafTrack
 from packager.quality.delivered import DeliveredTrack, measure_delivered
 from packager.quality.hull import RatePoint
 from packager.quality.vmaf import VMAF_MODEL, Viewing
+
+if TYPE_CHECKING:
+    from packager.encoding.per_title import PerTitleLadder
 
 #: How per-title rungs are encoded (bench/quality.py measured it against VBR at the hull's
 #: bitrate; BENCHMARKS.md).

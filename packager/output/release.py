@@ -181,6 +181,22 @@ class ThumbnailSummary:
 
 
 @dataclass(frozen=True)
+class GrantSummary:
+    """One grant of the title's rights (packager/rights) and the manifests written for it:
+    what viewers in its territories are routed to during its window, and all they may fetch."""
+
+    id: str
+    territories: list[str]  # ISO 3166-1 alpha-2, regions expanded
+    start: str  # RFC 3339, UTC: in force from (inclusive)
+    end: str | None  # until (exclusive); None: no end
+    max_height: int | None
+    audio: list[str]  # the languages its manifests carry
+    subtitles: list[str]
+    renditions: list[str]  # rendition ids (and thumbnail sets) its manifests list
+    manifests: dict[str, str]  # "hls" / "dash" -> the grant's multivariant playlist / MPD
+
+
+@dataclass(frozen=True)
 class Release:
     schema: int
     source: str
@@ -194,6 +210,8 @@ class Release:
     #: Trick play: empty in release.json files written before it existed.
     iframes: list[IFrameSummary] = field(default_factory=list)
     thumbnails: list[ThumbnailSummary] = field(default_factory=list)
+    #: Territories and windows: one manifest set per grant (empty: no rights, unrestricted).
+    rights: list[GrantSummary] = field(default_factory=list)
     #: Absent (None) when no rendition was measured.
     quality: QualitySummary | None = None
 
@@ -218,6 +236,7 @@ def finish_release(
     protection: ProtectionSummary | None = None,
     iframes: list[IFrameSummary] | None = None,
     thumbnails: list[ThumbnailSummary] | None = None,
+    rights: list[GrantSummary] | None = None,
     quality: QualitySummary | None = None,
 ) -> Release:
     """The one way a Release is made: built from what was written, checked against the tree
@@ -226,7 +245,8 @@ def finish_release(
         schema=SCHEMA_VERSION, source=source, duration=round(duration, 6),
         segment_duration=segment_duration, formats=[f for f in FORMATS if f in formats],
         renditions=renditions, files=files, protection=protection,
-        iframes=iframes or [], thumbnails=thumbnails or [], quality=quality,
+        iframes=iframes or [], thumbnails=thumbnails or [], rights=rights or [],
+        quality=quality,
     )
     write_release(root, release)
     return release
@@ -288,10 +308,19 @@ def _fields_of(cls: type) -> tuple[tuple[str, Any, bool], ...]:
                  for f in fields(cls))
 
 
+@cache
+def _shape(hint: Any) -> tuple[Any, tuple[Any, ...], bool]:
+    """(origin, arguments, is a dataclass) of an annotation: found once per annotation, not
+    once per value."""
+    return get_origin(hint), get_args(hint), is_dataclass(hint) and isinstance(hint, type)
+
+
 def _value(value: Any, hint: Any, where: str) -> Any:
     if type(value) is hint and hint in (str, int, bool, float):  # most values, first
         return value
-    origin, args = get_origin(hint), get_args(hint)
+    origin, args, record = _shape(hint)
+    if record:
+        return typed(hint, value, where)
     if origin in (UnionType, Union):
         if value is None and type(None) in args:  # the common optional field, without a retry
             return None
@@ -306,8 +335,6 @@ def _value(value: Any, hint: Any, where: str) -> Any:
     if origin is dict and isinstance(value, dict):
         return {k: _value(v, args[1], f"{where}.{k}") for k, v in value.items()
                 if isinstance(k, str)}
-    if is_dataclass(hint) and isinstance(hint, type):
-        return typed(hint, value, where)
     if hint is type(None) and value is None:
         return None
     if hint is float and isinstance(value, int | float) and not isinstance(value, bool):

@@ -14,8 +14,9 @@ import pytest
 
 from packager.encoding.ladder import load_ladder
 from packager.encoding.media import probe
-from packager.encoding.per_title import analyse, plan_analysis, rendition_id
+from packager.encoding.per_title import analyse, plan_analysis
 from packager.encoding.per_title_spec import PerTitleSpec
+from packager.encoding.placement import rendition_id
 from packager.output.pipeline import PackageRequest, PackageResult, package
 from packager.output.release import RenditionSummary, read_release
 from packager.quality.hull import RatePoint
