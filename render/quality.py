@@ -62,7 +62,7 @@ def show_quality(report: QualityReport) -> None:
 
 
 def show_hull(release: Release) -> None:
-    """A per-title ladder's measured hull and the rungs placed on it (`package -v`)."""
+    """A per-title ladder's measured hull, and the rungs placed on the curves (`package -v`)."""
     from rich.table import Table
 
     from render.console import out_console
@@ -70,18 +70,22 @@ def show_hull(release: Release) -> None:
     if quality is None or quality.per_title is None:
         return
     per_title = quality.per_title
-    table = Table(title=f"per-title hull (sample: {len(per_title.excerpts)} excerpts, "
-                        f"analysis {per_title.analysis_cpu_seconds:.1f} s CPU)")
-    for col in ("codec", "size", "CRF", "kb/s", "VMAF", "p5", "rung"):
-        table.add_column(col, justify="left" if col in ("codec", "rung") else "right")
-    placed = defaultdict(list)
-    for rung in per_title.rungs:
-        placed[(rung.codec, rung.height)].append(rung)
+    hull = Table(title=f"per-title hull (sample: {len(per_title.excerpts)} excerpts, "
+                       f"analysis {per_title.analysis_cpu_seconds:.1f} s CPU)")
+    for col in ("codec", "size", "CRF", "kb/s", "VMAF", "p5"):
+        hull.add_column(col, justify="left" if col == "codec" else "right")
     for p in per_title.hull:
-        rungs = ", ".join(f"{r.rendition} ({r.role})" for r in placed[(p.codec, p.height)])
-        table.add_row(p.codec, f"{p.width}x{p.height}", f"{p.quality:g}",
-                      f"{p.bitrate / 1000:.0f}", f"{p.vmaf:.2f}", f"{p.vmaf_p5:.2f}", rungs)
-    out_console.print(table)
+        hull.add_row(p.codec, f"{p.width}x{p.height}", f"{p.quality:g}",
+                     f"{p.bitrate / 1000:.0f}", f"{p.vmaf:.2f}", f"{p.vmaf_p5:.2f}")
+    out_console.print(hull)
+    rungs = Table(title="rungs placed on it (predicted by the sample)")
+    for col in ("rendition", "role", "target", "size", "CRF", "kb/s", "VMAF"):
+        rungs.add_column(col, justify="left" if col in ("rendition", "role") else "right")
+    for r in per_title.rungs:
+        rungs.add_row(r.rendition, r.role, "-" if r.target is None else f"{r.target:g}",
+                      f"{r.width}x{r.height}", f"{r.crf:g}", f"{r.predicted_bitrate / 1000:.0f}",
+                      f"{r.predicted_vmaf:.2f}")
+    out_console.print(rungs)
 
 
 def rate_quality_section(release: Release) -> str:

@@ -170,7 +170,7 @@ def test_package_json_and_verbose_table_show_the_hull(
     out = capsys.readouterr().out
     assert "per-title hull" in out
     assert "640x360" in out
-    assert "(target)" in out
+    assert "rungs placed on it" in out
 
 
 def test_the_report_draws_the_curves_per_resolution_with_the_rungs_marked(
