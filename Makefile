@@ -77,6 +77,7 @@ bench: $(STAMP) bench-tools
 	$(BIN)/python -m bench.steering
 	$(BIN)/python -m bench.rum
 	$(BIN)/python -m bench.rights
+	$(BIN)/python -m bench.quality --rate-control
 
 # Refresh the lock to the newest versions pyproject.toml's ranges allow (then run `make test`).
 lock: $(STAMP)

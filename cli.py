@@ -178,7 +178,8 @@ def doctor(as_json: bool) -> None:
 
 PACKAGE_OPTIONS: list[Callable[[Any], Any]] = [
     click.option("--ladder", default="default", show_default=True,
-                 help=f"Preset ({', '.join(PRESET_NAMES)}) or a YAML ladder file."),
+                 help=f"Preset ({', '.join(PRESET_NAMES)}), per-title (rungs placed on the "
+                      "title's measured VMAF curves) or a YAML ladder file."),
     click.option("--codec", "codecs", multiple=True, metavar="h264|hevc|av1",
                  help="Video codec of every rung (repeatable: one set of renditions per codec, "
                       "sharing audio, text and the segment plan). Default: the ladder's "
@@ -190,6 +191,9 @@ PACKAGE_OPTIONS: list[Callable[[Any], Any]] = [
                  help="Manifest formats (repeatable); both by default."),
     click.option("--copy", is_flag=True,
                  help="No transcode: re-package H.264/HEVC/AV1 + AAC as is."),
+    click.option("--vmaf/--no-vmaf", default=True, show_default=True,
+                 help="Measure every video rendition's VMAF (libvmaf, vmaf_v0.6.1) on the "
+                      "delivered track: release.json and the HLS SCORE."),
     click.option("--thumbnails", metavar="INTERVAL[:CxR[:HEIGHT]]",
                  help="JPEG thumbnail tile sheets for scrubbing, e.g. 10s or 10s:5x5:240 "
                       "(a thumbnail every INTERVAL, C columns x R rows a sheet [5x5], HEIGHT "
@@ -317,7 +321,7 @@ def _package_request(source: Path, output: Path, force: bool, options: dict[str,
         from steering.documents import manifest_spec
         steering = manifest_spec(_probe_config(config_path))
     media = {k: options.pop(k) for k in ("ladder", "segment_duration", "formats", "copy",
-                                          "codecs")}
+                                          "codecs", "vmaf")}
     # Checked before any key is made or stored (below): a bad codec leaves nothing behind.
     codecs = codec_names(media["codecs"]) or None
     title_file = options.pop("title_file")
@@ -338,7 +342,7 @@ def _package_request(source: Path, output: Path, force: bool, options: dict[str,
     return PackageRequest(
         source=source, output=output, ladder=media["ladder"],
         segment_duration=media["segment_duration"], formats=media["formats"] or FORMATS,
-        copy=media["copy"], codecs=codecs, force=force, title=title,
+        copy=media["copy"], codecs=codecs, vmaf=media["vmaf"], force=force, title=title,
         encryption=encryption_for(keys, output),
         thumbnails=thumbnail_spec,
         steering=steering,
@@ -529,7 +533,9 @@ def release_command(
         result = rollout(RolloutRequest(push_request, config, probe_regions, results,
                                         steering), sink)
     if html_path is not None:
-        write_atomic(html_path, html_report(result.card))
+        from render.quality import rate_quality_section
+        write_atomic(html_path, html_report(
+            result.card, sections=[rate_quality_section(packaged.release)]))
     if junit is not None:
         write_atomic(junit, junit_xml(result.verdict))
     write_step_summary(result.verdict, result.card)
@@ -868,6 +874,39 @@ def steer_publish(destination: str, config_path: Path | None, results: tuple[str
 def _default_config() -> Path:
     from probes.config import default_config_path
     return default_config_path()
+
+
+# --- quality: VMAF of a packaged release, and a gate on it ------------------------------------
+
+
+@cdnpack.command("quality")
+@click.argument("release_dir", type=click.Path(path_type=Path))
+@click.option("--source", type=click.Path(path_type=Path), required=True,
+              help="The source the release was packaged from.")
+@click.option("--min-vmaf", type=float, metavar="N",
+              help="Fail (exit 1) when a rendition's VMAF is under N.")
+@click.option("--keystore", type=click.Path(file_okay=False, path_type=Path),
+              help="Keystore holding an encrypted release's keys (default: "
+                   "$XDG_DATA_HOME/cdnpack/keys); keys stay in memory, never printed.")
+@json_option
+def quality_command(release_dir: Path, source: Path, min_vmaf: float | None,
+                    keystore: Path | None, as_json: bool) -> None:
+    """Measure every video rendition of RELEASE_DIR against its SOURCE: VMAF (libvmaf,
+    vmaf_v0.6.1, on the delivered tracks), bitrate and bits per VMAF point. Exit 1 when a
+    rendition is under --min-vmaf or under the VMAF target it was built for; 2 when SOURCE
+    is not the release's (duration, frame count)."""
+    from packager.errors import BudgetError
+    from packager.quality.check import check_quality
+    from render.console import status
+    from render.quality import quality_doc, show_quality
+    with status(quiet=as_json, message="measuring VMAF"):
+        report = check_quality(release_dir, source, min_vmaf, keystore)
+    if as_json:
+        emit_json(quality_doc(report))
+    else:
+        show_quality(report)
+    if report.failures:
+        raise BudgetError("; ".join(report.failures))
 
 
 # --- preview: a release you can watch before you push it -------------------------------------

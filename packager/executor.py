@@ -14,10 +14,12 @@ the coordinator.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
-from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+import signal
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Protocol, TypeVar, cast
 
@@ -74,20 +76,75 @@ class LocalExecutor:
                     progress(done, len(jobs))
         else:
             # Workers in a process group of their own: a terminal's Ctrl-C is the
-            # coordinator's to handle (packager/interrupts.py), not a traceback per worker.
+            # coordinator's to handle (packager/interrupts.py), not a traceback per worker;
+            # the coordinator stops their jobs (_interrupt_workers).
             with ProcessPoolExecutor(min(self._workers, len(jobs)),
-                                     initializer=own_process_group) as pool:
-                futures = {pool.submit(fn, job): index for index, job in enumerate(jobs)}
+                                     initializer=_start_worker) as pool:
+                futures = {pool.submit(_run_job, fn, job): index
+                           for index, job in enumerate(jobs)}
                 try:
-                    for done, future in enumerate(as_completed(futures), 1):
+                    for done, future in enumerate(_completed(futures), 1):
                         results[futures[future]] = future.result()
                         if progress:
                             progress(done, len(jobs))
                 except BaseException:
                     for future in futures:
                         future.cancel()
+                    _interrupt_workers(pool)
                     raise
         return cast("list[R]", results)  # every slot was filled above
+
+
+#: How often a waiting map wakes up (seconds): see _completed.
+_WAKE = 0.25
+
+
+def _completed(futures: Iterable[Future[R]]) -> Iterator[Future[R]]:
+    """The futures as they complete, waking every _WAKE seconds: a signal (Ctrl-C, SIGTERM)
+    may be delivered to one of the pool's threads, and Python runs its handler only when the
+    main thread runs again; as_completed's blocking wait would hold it off until the next job
+    ends."""
+    pending = set(futures)
+    while pending:
+        done, pending = wait(pending, timeout=_WAKE, return_when=FIRST_COMPLETED)
+        yield from done
+
+
+def _interrupt_workers(pool: ProcessPoolExecutor) -> None:
+    """A failed or interrupted map stops the jobs still running: each would otherwise hold it
+    until it ends (a per-title trial encode runs for minutes). SIGTERM makes a worker's job
+    raise SystemExit (_unwind_on_sigterm), which stops the tools it runs (tools.spawn); the
+    pool hands the exception back and the worker is shut down with the pool."""
+    workers = getattr(pool, "_processes", None) or {}  # CPython's pid -> Process map
+    for pid in list(workers):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+
+
+#: Set in a worker once it has been told to stop: the jobs already queued to it are refused.
+_stopping = False
+
+
+def _start_worker() -> None:
+    """A worker leaves the terminal's process group (tools.own_process_group), and its SIGTERM
+    unwinds its job (finally blocks run, child tools are stopped) rather than killing it where
+    it stands, whatever handler the parent had."""
+    own_process_group()
+
+    def unwind(signum: int, frame: object) -> None:
+        global _stopping  # noqa: PLW0603 (per worker process, set once)
+        _stopping = True
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, unwind)
+
+
+def _run_job(fn: Callable[[J], R], job: J) -> R:
+    """One job in a worker, unless the map was stopped (the pool queues a job or two ahead:
+    they must not start once the map is over)."""
+    if _stopping:
+        raise SystemExit(143)
+    return fn(job)
 
 
 class DirectoryStage:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from packager.errors import ToolError
 
@@ -213,17 +213,27 @@ def run_tool(
     *,
     on_stdout_line: Callable[[str], None] | None = None,
     tail_lines: int = 20,
+    stdin_text: str | None = None,
     env: Mapping[str, str] | None = None,
 ) -> ToolRun:
     """Run a tool to completion, streaming stdout lines to a callback and keeping stderr's tail.
 
     stderr is drained on a thread so a chatty tool can never block on a full pipe.
+    `stdin_text` is written to the tool's stdin, then closed: what must not appear on a command
+    line (visible to every local user, logged at -vv), such as an ffconcat script that carries a
+    decryption key, goes this way and never touches a disk.
     """
     tail: collections.deque[str] = collections.deque(maxlen=tail_lines)
     out: list[str] = []
-    with spawn(args, env=env, kill_on_error=True) as proc:
+    stdin = subprocess.PIPE if stdin_text is not None else subprocess.DEVNULL
+    with spawn(args, stdin=stdin, env=env, kill_on_error=True) as proc:
         assert proc.stdout is not None
         assert proc.stderr is not None
+        feed = None
+        if stdin_text is not None:
+            assert proc.stdin is not None
+            feed = threading.Thread(target=_feed, args=(proc.stdin, stdin_text), daemon=True)
+            feed.start()
         stderr = proc.stderr
         drain = threading.Thread(
             target=lambda: tail.extend(line.rstrip("\n") for line in stderr), daemon=True
@@ -236,7 +246,19 @@ def run_tool(
                 out.append(line)
         returncode = proc.wait()
         drain.join()
+        if feed is not None:
+            feed.join()
     return ToolRun(returncode, "".join(out), list(tail))
+
+
+def _feed(pipe: IO[str], text: str) -> None:
+    """Write to a child's stdin and close it (on a thread: the child may write to stdout
+    before it has read everything)."""
+    try:
+        pipe.write(text)
+        pipe.close()
+    except (BrokenPipeError, ValueError):
+        pass  # the tool exited before reading it all: its exit code and stderr say why
 
 
 #: Encoders the default ladder needs; doctor fails when the ffmpeg build lacks one.

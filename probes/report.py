@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from probes.score import Percentiles, Scorecard
 from rum.records import RumSummary
@@ -157,9 +157,11 @@ def _cdf_svg(series: dict[str, tuple[float, ...]], width: int = 520, height: int
 
 
 def html_report(card: Scorecard, title: str = "cdnpack delivery scorecard",
-                rum: dict[tuple[str, str], RumSummary] | None = None) -> str:
+                rum: dict[tuple[str, str], RumSummary] | None = None,
+                sections: Sequence[str] = ()) -> str:
     """Self-contained HTML: overall ranking, region x CDN heatmap, TTFB CDFs per region, and
-    with `rum` the probes' and the real viewers' figures side by side."""
+    with `rum` the probes' and the real viewers' figures side by side; `sections` (HTML the
+    caller drew, e.g. the release's rate-quality picture) come last."""
     cdns = [r.cdn for r in card.overall]
     esc = html.escape
     out = [
@@ -200,5 +202,6 @@ def html_report(card: Scorecard, title: str = "cdnpack delivery scorecard",
     for region in card.regions:
         out.append(f"<h3>{esc(region.name)}</h3>")
         out.append(_cdf_svg({c.cdn: c.ttfb_samples for c in region.cells}))
+    out += [section for section in sections if section]
     out.append("</body></html>")
     return "\n".join(out) + "\n"

@@ -45,7 +45,7 @@ def _err_console() -> Console:
 #: How each stage's progress reads: unit and divisor.
 _UNITS = {
     "transcode": ("s", 1.0), "segment": (" tracks", 1.0), "upload": (" MB", 1e6),
-    "objects": (" objects", 1.0),
+    "objects": (" objects", 1.0), "analyse": (" trials", 1.0), "vmaf": ("", 1.0),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict
 from typing import Any
 
@@ -20,6 +21,7 @@ def package_doc(result: PackageResult) -> dict[str, Any]:
         "protection": asdict(release.protection) if release.protection else None,
         "iframes": [asdict(i) for i in release.iframes],
         "thumbnails": [asdict(t) for t in release.thumbnails],
+        "quality": asdict(release.quality) if release.quality is not None else None,
     }
 
 
@@ -29,15 +31,22 @@ def show_package(result: PackageResult) -> None:
     from render.console import out_console
     release = result.release
     table = Table(title=f"{result.output} ({release.duration:.2f} s in {result.seconds:.1f} s)")
-    for col in ("rendition", "language", "codec", "size", "peak kb/s", "avg kb/s", "segments"):
+    measured = any(r.vmaf is not None for r in release.renditions)
+    columns = ["rendition", "language", "codec", "size", "peak kb/s", "avg kb/s", "segments"]
+    for col in columns + (["VMAF", "p5"] if measured else []):
         table.add_column(col, justify="left" if col in ("rendition", "language") else "right")
     for r in release.renditions:
         size = {"video": f"{r.width}x{r.height}@{r.frame_rate}",
                 "audio": f"{r.channels}ch {r.sample_rate} Hz"}.get(r.kind, "")
         language = " ".join([r.name, r.role, *r.flags]) if r.kind != "video" else ""
+        vmaf = [f"{r.vmaf.mean:.2f}", f"{r.vmaf.p5:.2f}"] if r.vmaf is not None else ["", ""]
         table.add_row(r.id, language, r.codec, size, f"{r.bandwidth / 1000:.0f}",
-                      f"{r.average_bandwidth / 1000:.0f}", str(r.segments))
+                      f"{r.average_bandwidth / 1000:.0f}", str(r.segments),
+                      *(vmaf if measured else []))
     out_console.print(table)
+    if release.quality is not None and logging.getLogger().isEnabledFor(logging.INFO):
+        from render.quality import show_hull
+        show_hull(release)  # -v: what a per-title ladder was chosen from
     for t in release.thumbnails:
         out_console.print(
             f"thumbnails: one every {t.interval:g} s, {t.width}x{t.height}, "

@@ -97,3 +97,37 @@ def make_dub(path: Path, duration: float, tone: int) -> Path:
     """An audio-only dub (AAC in MP4) with a tone of its own, beeping once a second like the
     source's, so that segments of different languages can be told apart by their pitch."""
     return make_clip(path, ClipSpec(duration=duration, video=False, tone=tone))
+
+
+#: Generated scenes of different difficulty for per-title ladders (lavfi graphs; {w}, {h},
+#: {r} are the size and rate): flat animation (testsrc2's flat moving shapes), a talking head
+#: (a slowly drifting gradient backdrop, a soft moving subject, light sensor noise) and high
+#: motion with grain (a Mandelbrot zoom under strong temporal film grain).
+SCENES = {
+    "animation": "testsrc2=size={w}x{h}:rate={r}",
+    "talking-head": (
+        "gradients=size={w}x{h}:rate={r}:speed=0.004:c0=0x30405a:c1=0x8a7a62:n=2[bg];"
+        "testsrc2=size={fw}x{fh}:rate={r},boxblur=2[fg];"
+        "[bg][fg]overlay=x='{fx}+{dx}*sin(t*1.3)':y='{fy}+{dy}*sin(t*2.1)',"
+        "noise=alls=3:allf=t"),
+    "action-grain": "mandelbrot=size={w}x{h}:rate={r}:end_scale=0.0005:inner=period,"
+                    "noise=alls=12:allf=t+u",
+}
+
+
+def make_scene(path: Path, scene: str, duration: float, width: int = 1280, height: int = 720,
+               frame_rate: str = "25", crf: int = 16) -> Path:
+    """A video-only source of one of SCENES, near-lossless H.264 (the reference a per-title
+    analysis and the bench measure against)."""
+    fw, fh = width * 9 // 32 * 2, height * 7 // 12 * 2
+    graph = SCENES[scene].format(
+        w=width, h=height, r=frame_rate, fw=fw // 2 * 2, fh=fh // 2 * 2 // 2 * 2,
+        fx=(width - fw) // 2, fy=(height - fh) // 3, dx=width // 40, dy=height // 60)
+    ffmpeg = find_tool("ffmpeg")
+    args = [str(ffmpeg.path), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+            "-filter_complex", graph, "-t", str(duration), "-c:v", "libx264",
+            "-preset", "veryfast", "-crf", str(crf), "-pix_fmt", "yuv420p", str(path)]
+    result = run_tool(args)
+    if result.returncode != 0:
+        raise TranscodeError(f"could not generate {path}: {'; '.join(result.stderr_tail[-2:])}")
+    return path

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +18,7 @@ from packager.encoding.codecs import (
     VideoCodec,
     video_codec,
 )
+from packager.encoding.per_title_spec import PerTitleSpec, check_targets
 from packager.errors import InputError
 
 if TYPE_CHECKING:
@@ -49,6 +50,10 @@ class LadderSpec:
     codecs: tuple[str, ...] = DEFAULT_CODECS
     #: Presets of the other codecs, as (codec, preset) pairs; the table's default otherwise.
     presets: tuple[tuple[str, str], ...] = ()
+
+    #: A per-title ladder (`--ladder per-title`, a `per_title:` section): the rungs are
+    #: placed on the title's measured rate-quality curves (encoding/per_title.py), not `rungs`.
+    per_title: PerTitleSpec | None = None
 
     def preset(self, codec: VideoCodec) -> str:
         if codec.name == "h264":
@@ -141,13 +146,19 @@ MAXRATE_FACTOR = Fraction(3, 2)
 BUFSIZE_SECONDS = 2
 
 
+#: `--ladder per-title`: the default per-title ladder (per_title_spec.PerTitleSpec's defaults).
+PER_TITLE = "per-title"
+
+
 def load_ladder(choice: str) -> LadderSpec:
-    """A preset name, or a path to a YAML ladder file."""
+    """A preset name, `per-title`, or a path to a YAML ladder file."""
     if choice in PRESETS:
         return PRESETS[choice]
+    if choice == PER_TITLE:
+        return replace(PRESETS["default"], name=PER_TITLE, rungs=(), per_title=PerTitleSpec())
     path = Path(choice)
     if path.suffix.lower() not in (".yaml", ".yml") and not path.exists():
-        names = ", ".join(PRESETS)
+        names = ", ".join([*PRESETS, PER_TITLE])
         raise InputError(f"unknown ladder {choice!r}: use a preset ({names}) or a YAML file")
     return parse_ladder_file(path)
 
@@ -158,14 +169,18 @@ def parse_ladder_file(path: Path) -> LadderSpec:
     from packager.yamlfile import Reader, load_yaml  # noqa: PLC0415
     doc = load_yaml(path, "ladder file")
     r = Reader(path)
-    r.unknown(doc, "", {"name", "codecs", "video", "audio"})
-    video = r.mapping(doc, "video", "video")
+    r.unknown(doc, "", {"name", "codecs", "video", "audio", "per_title"})
+    per_title = (_per_title(r, r.mapping(doc, "per_title", "per_title"))
+                 if "per_title" in doc else None)
+    video = r.mapping(doc, "video", "video", required=per_title is None)
     audio = r.mapping(doc, "audio", "audio", required=False)
-    r.unknown(video, "video", {"preset", "presets", "rungs"})
+    # A per-title ladder places its own rungs: only the encoder presets are the user's.
+    r.unknown(video, "video", {"preset", "presets"} if per_title else
+              {"preset", "presets", "rungs"})
     r.unknown(audio, "audio", {"bitrate", "channels", "sample_rate"})
     preset = r.choice(video, "preset", "video", X264_PRESETS, "veryfast")
     rungs = []
-    for i, rung in enumerate(r.items(video, "rungs", "video.rungs")):
+    for i, rung in enumerate([] if per_title else r.items(video, "rungs", "video.rungs")):
         field = f"video.rungs[{i}]"
         height = int(r.number(rung, "height", field, None, 64, 4320, integer=True))
         profile = r.choice(rung, "profile", field, H264_PROFILES,
@@ -184,7 +199,61 @@ def parse_ladder_file(path: Path) -> LadderSpec:
             r.number(audio, "sample_rate", "audio", 48000, 8000, 96000, integer=True)),
         codecs=_codecs(r, doc),
         presets=_presets(r, video),
+        per_title=per_title,
     )
+
+
+def _per_title(r: Reader, m: LineMapping) -> PerTitleSpec:
+    """The `per_title:` section: codecs, VMAF targets, candidate heights, bitrate limits,
+    rung count and the low-bandwidth floor (0 for none)."""
+    name = "per_title"
+    r.unknown(m, name, {"codecs", "targets", "resolutions", "min_bitrate", "max_bitrate",
+                        "max_rungs", "floor_bitrate"})
+    defaults = PerTitleSpec()
+    codecs = _scalars(r, m, "codecs", name, str, defaults.codecs)
+    for codec in codecs:
+        if codec not in CODECS:
+            raise r.fail(m, "codecs", f"{name}.codecs",
+                         f"unknown codec {codec!r} (use {', '.join(CODECS)})")
+    targets = tuple(float(t) for t in _scalars(r, m, "targets", name, float, defaults.targets))
+    if (problem := check_targets(targets)) is not None:
+        raise r.fail(m, "targets", f"{name}.targets", problem)
+    heights = _scalars(r, m, "resolutions", name, int, ())
+    if any(not 64 <= h <= 4320 for h in heights):
+        raise r.fail(m, "resolutions", f"{name}.resolutions",
+                     f"heights must be within 64-4320, got {list(heights)}")
+    limits = {}
+    for key in ("min_bitrate", "max_bitrate", "floor_bitrate"):
+        value = m.get(key, getattr(defaults, key))
+        try:
+            limits[key] = 0 if key == "floor_bitrate" and value in (0, "0") else \
+                parse_bitrate(value)
+        except ValueError as exc:
+            raise r.fail(m, key, f"{name}.{key}", str(exc)) from None
+    if limits["min_bitrate"] > limits["max_bitrate"]:
+        raise r.fail(m, "min_bitrate", f"{name}.min_bitrate", "is above max_bitrate")
+    if limits["floor_bitrate"] and not (
+            limits["min_bitrate"] <= limits["floor_bitrate"] <= limits["max_bitrate"]):
+        raise r.fail(m, "floor_bitrate", f"{name}.floor_bitrate",
+                     "must be within min_bitrate..max_bitrate (or 0: no floor rung)")
+    return PerTitleSpec(
+        codecs=tuple(dict.fromkeys(codecs)), targets=targets, resolutions=tuple(heights),
+        max_rungs=int(r.number(m, "max_rungs", name, defaults.max_rungs, 1, 20, integer=True)),
+        **limits)
+
+
+def _scalars(r: Reader, m: LineMapping, key: str, name: str, kind: type,
+             default: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A list of strings or numbers (a bare scalar is a list of one)."""
+    if key not in m:
+        return default
+    value = m[key]
+    items = value if isinstance(value, list) else [value]
+    wanted = (int | float) if kind is float else kind
+    if not items or any(isinstance(v, bool) or not isinstance(v, wanted) for v in items):
+        what = {str: "names", int: "integers", float: "numbers"}[kind]
+        raise r.fail(m, key, f"{name}.{key}", f"must be a non-empty list of {what}, got {value!r}")
+    return tuple(items)
 
 
 def _codecs(r: Reader, doc: LineMapping) -> tuple[str, ...]:
@@ -247,19 +316,19 @@ def plan_renditions(
     codec's is scaled by its rate_factor (the bitrate it needs for H.264's quality).
     """
     renditions: list[Rendition] = []
-    if media.video is not None:
+    if media.video is not None and spec.per_title is None:  # per-title rungs: per_title.py
         v = media.video
         source_height = v.height
         rungs = [r for r in spec.rungs if r.height <= source_height]
         if not rungs:
             smallest = spec.rungs[-1]
-            height = _even_floor(source_height)
+            height = even_floor(source_height)
             scaled = max(100_000, smallest.bitrate * height // smallest.height)
             rungs = [VideoRung(height, scaled, smallest.profile)]
         for codec in (video_codec(name) for name in codecs or spec.codecs):
             for rung in rungs:
-                height = _even_floor(rung.height)
-                width = _even_round(height * v.display_aspect)
+                height = even_floor(rung.height)
+                width = even_round(height * v.display_aspect)
                 bitrate = int(rung.bitrate * codec.rate_factor)
                 # Capped quality (AV1): the rung's bitrate is the cap itself, so the average
                 # stays under it however easy or hard the title (a peak factor over a CRF
@@ -317,9 +386,9 @@ def track_rendition(track: TitleTrack, **encoding: Any) -> Rendition:
     )
 
 
-def _even_floor(value: int) -> int:
+def even_floor(value: int) -> int:
     return max(2, value - value % 2)
 
 
-def _even_round(value: Fraction) -> int:
+def even_round(value: Fraction) -> int:
     return max(2, round(value / 2) * 2)

@@ -72,6 +72,9 @@ def multivariant_playlist(tracks: list[CmafTrack], extra_streams: Sequence[str] 
 
     BANDWIDTH is the video's peak segment bitrate plus the audio's (§4.3.4.2: it must cover
     every rendition that may play with the variant); AVERAGE-BANDWIDTH likewise with averages.
+    SCORE (RFC 8216bis §4.4.6.2: higher is better, consistent across variants) is each
+    rendition's measured score (VMAF, all scored the same way), given for every variant or
+    for none.
     """
     videos = [t for t in tracks if t.info.handler == "vide"]
     audios = [t for t in tracks if t.info.handler == "soun"]
@@ -104,9 +107,9 @@ def multivariant_playlist(tracks: list[CmafTrack], extra_streams: Sequence[str] 
             f"RESOLUTION={video.info.width}x{video.info.height}",
             f"FRAME-RATE={float(video.rendition.frame_rate):.3f}",
         ]
-        if video.rendition.score is not None:
+        if all(v.rendition.score is not None for v in videos):
             # RFC 8216bis §4.4.6.2: the measured quality, higher preferred (a player picks
-            # among variants it can play by SCORE before bandwidth).
+            # among variants it can play by SCORE before bandwidth); on every variant or none.
             attrs.append(f"SCORE={video.rendition.score:.2f}")
         if audios:
             attrs.append(f'AUDIO="{AUDIO_GROUP}"')

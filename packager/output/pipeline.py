@@ -21,6 +21,7 @@ from packager.encoding.codecs import (
     video_codec,
 )
 from packager.encoding.ladder import (
+    LadderSpec,
     Rendition,
     load_ladder,
     plan_renditions,
@@ -51,6 +52,7 @@ from packager.fork_executor import ForkExecutor
 from packager.mp4.demux import DemuxedSource, TrackTables, read_moov, read_track, unsupported
 from packager.output import dash, hls
 from packager.output.bitrate import measure
+from packager.output.measured import MeasuredQuality, measure_release, track_key
 from packager.output.release import (
     FORMATS,
     ProtectionSummary,
@@ -77,6 +79,8 @@ from packager.title.tracks import TitleTrack
 from packager.tools import own_process_group
 
 if TYPE_CHECKING:
+    from packager.encoding.per_title import PerTitleLadder
+
     # Text, steering, rights and MPEG-TS are loaded by the runs that make them (a release of
     # video and audio alone starts sooner without their modules).
     from packager.output import hls_ts
@@ -117,6 +121,10 @@ class PackageRequest:
     #: --codec: the video codecs every rung is encoded in (packager/encoding/codecs.py);
     #: None: the ladder's own (`codecs:` in a ladder file; h264).
     codecs: tuple[str, ...] | None = None
+    #: Measure every video rendition's VMAF on the delivered track for release.json and the
+    #: HLS SCORE (the CLI does unless --no-vmaf; --copy renditions are the source itself and
+    #: are never measured).
+    vmaf: bool = False
 
 
 @dataclass(frozen=True)
@@ -146,7 +154,12 @@ def package(request: PackageRequest, progress: ProgressSink | None = None) -> Pa
     renditions = (copy_renditions(media, audio) if request.copy
                   else plan_renditions(spec, media, audio, request.codecs))
     renditions += text_renditions(localized.tracks)
-    renditions = _ts_renditions(request, renditions)
+    if spec.per_title is not None:
+        from packager.encoding import per_title  # a per-title ladder's analysis, trials
+        spec = replace(spec, per_title=per_title.checked(spec, media, request.codecs,
+                                                         request.copy))
+    else:
+        renditions = _ts_renditions(request, renditions)
     if request.rights is not None:  # refused while there is nothing to undo
         from packager.rights.allowance import check_rights
         check_rights(request.rights, renditions)
@@ -157,13 +170,24 @@ def package(request: PackageRequest, progress: ProgressSink | None = None) -> Pa
     work = Path(tempfile.mkdtemp(prefix=f".{output.name}.work-", dir=output.parent))
     build.chmod(0o755)  # mkdtemp makes it 0700; a release is meant to be served
     try:
+        ladder = None
+        if spec.per_title is not None:
+            ladder = _analyse(request, spec, media, work, progress)
+            from packager.encoding.per_title import renditions as per_title_renditions
+            renditions = [*per_title_renditions(ladder, spec.preset), *renditions]
+            renditions = _ts_renditions(request, renditions)
+            if request.rights is not None:  # a grant's max_height against the rungs placed
+                from packager.rights.allowance import check_rights
+                check_rights(request.rights, renditions)
         if request.encryption is not None and request.encryption.scheme == AES_128:
             release = _package_ts(request, media, renditions, build, work, progress)
         else:
             tracks = _encode_and_segment(request, media, renditions, build, work,
                                          progress, localized.texts)
             images = _thumbnails(request, media, work, build)
-            release = _write_manifests(request, media, tracks, build, images)
+            quality = _measure(request, media, tracks, build, ladder, progress)
+            tracks = quality.scored(tracks)
+            release = _write_manifests(request, media, tracks, build, images, quality)
         _move_into_place(build, output, request.force)
     except BaseException:
         shutil.rmtree(build, ignore_errors=True)
@@ -171,6 +195,34 @@ def package(request: PackageRequest, progress: ProgressSink | None = None) -> Pa
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return PackageResult(output, media, release, time.perf_counter() - started)
+
+
+def _analyse(request: PackageRequest, spec: LadderSpec, media: MediaInfo, work: Path,
+             progress: ProgressSink | None) -> PerTitleLadder:
+    """The per-title analysis (trial encodes on a sample, VMAF), and the rungs it places."""
+    assert spec.per_title is not None
+    assert media.video is not None
+    report = (lambda done, total: progress("analyse", done, total)) if progress else None
+    from packager.encoding.per_title import analyse  # its pool: only a per-title ladder's
+    ladder = analyse(spec.per_title, spec, media, media.video.frame_rate,
+                               request.segment_duration, work, progress=report)
+    log.info("per-title: %d trial points, %d rungs, analysis %.1f s CPU",
+             len(ladder.points), len(ladder.rungs), ladder.cpu_seconds)
+    return ladder
+
+
+def _measure(request: PackageRequest, media: MediaInfo, tracks: list[CmafTrack], build: Path,
+             ladder: PerTitleLadder | None,
+             progress: ProgressSink | None) -> MeasuredQuality:
+    """VMAF of each delivered video track (a transcode's; --copy's are the source itself)."""
+    if request.copy or not request.vmaf:
+        return MeasuredQuality()
+    if progress:
+        progress("vmaf", 0, 1)
+    measured = measure_release(media.path, tracks, build, ladder, track_key(request.encryption))
+    if progress:
+        progress("vmaf", 1, 1)
+    return measured
 
 
 def _check_request(request: PackageRequest) -> None:
@@ -619,6 +671,7 @@ def _write_manifests(
     tracks: list[CmafTrack],
     build: Path,
     images: list[ThumbnailTrack],
+    quality: MeasuredQuality,
 ) -> Release:
     duration = max(t.duration_seconds for t in tracks)
     trick = write_trick_play(build, tracks, images, duration, hls="hls" in request.formats)
@@ -658,11 +711,14 @@ def _write_manifests(
     return finish_release(
         build, source=media.path.name, duration=max(t.duration_seconds for t in tracks),
         segment_duration=request.segment_duration, formats=list(request.formats),
-        renditions=[_summary(t) for t in tracks], files=files,
+        renditions=[replace(_summary(t), vmaf=quality.scores.get(t.rendition.id),
+                            vmaf_target=quality.targets.get(t.rendition.id)) for t in tracks],
+        files=files,
         protection=protection_summary(request.encryption, tracks),
         iframes=trick.iframes,
         thumbnails=trick.thumbnails,
         rights=grants,
+        quality=quality.summary,
     )
 
 

@@ -71,6 +71,77 @@ class RenditionSummary:
     role: str = ""
     flags: list[str] = field(default_factory=list)
     name: str = ""
+    #: Video: the delivered track's measured quality (packager/quality/delivered.py); None
+    #: when not measured (--copy, --no-vmaf, and release.json files written before it).
+    vmaf: VmafSummary | None = None
+    #: Per-title: the VMAF target the rung was placed for (`cdnpack quality` gates on it);
+    #: None for a fixed rung, the low-bandwidth floor and a rung a bitrate cap decided.
+    vmaf_target: float | None = None
+
+
+@dataclass(frozen=True)
+class VmafSummary:
+    """VMAF of a rendition against the source, scored at the release's viewing size."""
+
+    mean: float
+    p5: float  # 5th-percentile frame: how bad the worst moments get
+    model: str
+    frames: int
+
+
+@dataclass(frozen=True)
+class RatePointSummary:
+    """One trial encode of a per-title analysis (over the sample), as quality/hull.py has it."""
+
+    codec: str
+    width: int
+    height: int
+    quality: float  # the encoder's CRF
+    bitrate: int
+    vmaf: float
+    vmaf_p5: float
+
+
+@dataclass(frozen=True)
+class RungSummary:
+    """Why a per-title rendition is what it is: where it sits on the measured curves."""
+
+    rendition: str
+    codec: str
+    width: int
+    height: int
+    crf: float
+    predicted_bitrate: int
+    predicted_vmaf: float
+    role: str  # target, floor (the low-bandwidth rung) or capped (by max_bitrate)
+    target: float | None
+
+
+@dataclass(frozen=True)
+class PerTitleSummary:
+    """What a per-title ladder was chosen from: the sample, every trial point, each codec's
+    convex hull, and the rungs placed on it."""
+
+    codecs: list[str]
+    targets: list[float]
+    floor_bitrate: int
+    rate_control: str  # how the rungs are encoded ("capped-crf": CRF under the VBV cap)
+    excerpts: list[list[float]]  # [start, duration] seconds
+    analysis_cpu_seconds: float
+    analysis_seconds: float
+    points: list[RatePointSummary]
+    hull: list[RatePointSummary]
+    rungs: list[RungSummary]
+
+
+@dataclass(frozen=True)
+class QualitySummary:
+    """How the renditions' VMAF was measured: the model and the size both sides were scaled
+    to (the ladder's top, as the viewer sees every rung); a per-title ladder's analysis."""
+
+    model: str
+    viewing: str  # WIDTHxHEIGHT
+    per_title: PerTitleSummary | None = None
 
 
 @dataclass(frozen=True)
@@ -141,6 +212,8 @@ class Release:
     thumbnails: list[ThumbnailSummary] = field(default_factory=list)
     #: Territories and windows: one manifest set per grant (empty: no rights, unrestricted).
     rights: list[GrantSummary] = field(default_factory=list)
+    #: Absent (None) when no rendition was measured.
+    quality: QualitySummary | None = None
 
     @property
     def total_bytes(self) -> int:
@@ -164,6 +237,7 @@ def finish_release(
     iframes: list[IFrameSummary] | None = None,
     thumbnails: list[ThumbnailSummary] | None = None,
     rights: list[GrantSummary] | None = None,
+    quality: QualitySummary | None = None,
 ) -> Release:
     """The one way a Release is made: built from what was written, checked against the tree
     (it lists exactly the files there) and written as release.json, last."""
@@ -172,6 +246,7 @@ def finish_release(
         segment_duration=segment_duration, formats=[f for f in FORMATS if f in formats],
         renditions=renditions, files=files, protection=protection,
         iframes=iframes or [], thumbnails=thumbnails or [], rights=rights or [],
+        quality=quality,
     )
     write_release(root, release)
     return release

@@ -1,0 +1,1 @@
+"""Measuring picture quality: VMAF runs, rate-quality hulls and Bjøntegaard deltas."""

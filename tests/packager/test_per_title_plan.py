@@ -1,0 +1,173 @@
+"""Per-title planning without encoding: the ladder file's per_title section, the sizes and the
+sample it tries, and where rungs land on measured curves (synthetic points, exact answers)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from packager.encoding.ladder import load_ladder
+from packager.encoding.media import MediaInfo, VideoStream
+from packager.encoding.per_title import candidates, sample
+from packager.encoding.per_title_spec import PerTitleSpec
+from packager.encoding.placement import CAPPED, FLOOR, TARGET, Limits, Rung, place_rungs
+from packager.errors import InputError
+from packager.quality.hull import RatePoint
+
+
+def media(height: int = 720, duration: float = 60.0, width: int | None = None) -> MediaInfo:
+    video = VideoStream(0, "h264", "High", 40, width or height * 16 // 9, height, Fraction(1),
+                        Fraction(25), False, "yuv420p", 8)
+    return MediaInfo(Path("title.mp4"), "mp4", duration, 1, video)
+
+
+def curve(height: int, crfs: tuple[float, ...], rate_at_best: float, vmaf_at_best: float,
+          vmaf_step: float) -> list[RatePoint]:
+    """A size's points: each CRF step of 6 halves the bits and costs `vmaf_step` points."""
+    return [RatePoint("h264", height * 16 // 9, height, crf,
+                      round(rate_at_best / 2 ** ((crf - crfs[0]) / 6)),
+                      vmaf_at_best - vmaf_step * (crf - crfs[0]) / 6,
+                      vmaf_at_best - vmaf_step * (crf - crfs[0]) / 6 - 3)
+            for crf in crfs]
+
+
+#: 720p is best at the top, 360p cheapest for low targets: the curves cross.
+POINTS = [*curve(720, (19, 25, 31, 37), 4_000_000, 98.0, 7.0),
+          *curve(360, (25, 31, 37, 43), 600_000, 88.0, 12.0)]
+LIMITS = Limits(min_bitrate=50_000, max_bitrate=8_000_000, max_rungs=6, floor_bitrate=0)
+
+
+def test_a_target_is_met_by_the_size_that_reaches_it_for_the_fewest_bits() -> None:
+    (top, low) = place_rungs(POINTS, [95.0, 70.0], LIMITS)
+    assert (top.height, top.role, top.target) == (720, TARGET, 95.0)
+    assert top.vmaf >= 95.0 + 0.5 > top.vmaf - 0.01  # the margin above the target, no more
+    assert 19 < top.crf < 25
+    assert (low.height, low.target) == (360, 70.0)  # 720p would need more bits for 70
+    assert low.bitrate < top.bitrate
+
+
+def test_no_rung_costs_as_much_as_a_better_one() -> None:
+    rungs = place_rungs(POINTS, [97.0, 96.0, 95.0, 93.0, 88.0, 80.0, 70.0], LIMITS)
+    assert all(a.bitrate > b.bitrate * 1.1 and a.vmaf > b.vmaf
+               for a, b in itertools.pairwise(rungs))
+
+
+def test_max_bitrate_caps_a_rung_at_the_best_quality_it_buys() -> None:
+    (rung,) = place_rungs(POINTS, [97.5], Limits(50_000, 2_000_000, 6, 0))
+    assert rung.role == CAPPED
+    assert rung.target is None
+    assert rung.bitrate <= 2_000_000
+    assert rung.vmaf < 97.5
+
+
+def test_min_bitrate_raises_a_rung_to_it() -> None:
+    (rung,) = place_rungs(POINTS, [40.0], Limits(300_000, 8_000_000, 6, 0))
+    assert rung.bitrate >= 300_000 * 0.99
+    assert rung.target == 40.0
+
+
+def test_a_floor_rung_is_added_under_the_floor_bitrate_and_states_its_vmaf() -> None:
+    rungs = place_rungs(POINTS, [95.0, 88.0], Limits(50_000, 8_000_000, 6, 150_000))
+    floor = rungs[-1]
+    assert floor.role == FLOOR
+    assert floor.bitrate <= 150_000
+    assert 0 < floor.vmaf < 88
+
+
+def test_max_rungs_keeps_the_top_and_the_floor() -> None:
+    rungs = place_rungs(POINTS, [97.0, 95.0, 90.0, 85.0, 80.0, 75.0, 70.0],
+                        Limits(50_000, 8_000_000, 3, 120_000))
+    assert len(rungs) == 3
+    assert rungs[0].target == 97.0
+    assert rungs[-1].role == FLOOR
+
+
+def test_an_unreachable_target_takes_the_best_point_measured() -> None:
+    (rung,) = place_rungs(POINTS, [99.9], LIMITS)
+    assert rung.role == CAPPED
+    assert rung.vmaf == 98.0
+    assert rung.crf == 19
+
+
+def test_whole_number_crfs_for_an_encoder_that_takes_only_those() -> None:
+    rungs = place_rungs(POINTS, [95.0, 80.0], LIMITS, integer_crf=True)
+    assert all(r.crf == int(r.crf) for r in rungs)
+    assert all(r.vmaf >= (r.target or 0) for r in rungs)  # rounded towards quality
+
+
+def test_placement_is_a_function_of_the_points() -> None:
+    assert place_rungs(POINTS, [95.0, 88.0, 70.0], LIMITS) == place_rungs(
+        list(reversed(POINTS)), [95.0, 88.0, 70.0], LIMITS)
+    assert isinstance(place_rungs(POINTS, [95.0], LIMITS)[0], Rung)
+
+
+def test_default_sizes_start_at_the_source_and_never_upscale() -> None:
+    sizes = candidates(PerTitleSpec(), media(720))
+    assert [(c.width, c.height) for c in sizes] == [(1280, 720), (960, 540), (640, 360),
+                                                    (426, 240)]
+    assert [c.height for c in candidates(PerTitleSpec(), media(576, width=1024))] == [
+        576, 360, 240]  # 540 is within 10 % of the source: no candidate
+
+
+def test_a_listed_resolution_above_the_source_is_bad_input() -> None:
+    with pytest.raises(InputError, match=r"1080p is above the source's 720p"):
+        candidates(PerTitleSpec(resolutions=(1080, 720)), media(720))
+
+
+def test_the_sample_is_spread_over_the_title_on_frame_boundaries() -> None:
+    excerpts = sample(media(duration=60.0), Fraction(25))
+    assert len(excerpts) == 3
+    assert all(e.duration == 2.0 for e in excerpts)
+    assert [e.start for e in excerpts] == [9.0, 29.0, 49.0]
+    long = sample(media(duration=3600.0), Fraction(30000, 1001))
+    assert len(long) == 12
+    assert all(math.isclose(e.start * 30000 / 1001, round(e.start * 30000 / 1001), abs_tol=1e-3)
+               for e in long)
+
+
+def test_a_source_too_short_to_sample_is_bad_input() -> None:
+    with pytest.raises(InputError, match="too short to sample"):
+        sample(media(duration=2.5), Fraction(25))
+
+
+@pytest.mark.parametrize(("section", "message"), [
+    ("targets: [95, 101]", "per_title.targets: VMAF targets must be within 0-100"),
+    ("targets: [-1]", "per_title.targets: VMAF targets must be within 0-100"),
+    ("targets: [88, 93, 95]", "per_title.targets: VMAF targets must be strictly descending"),
+    ("targets: [93, 93]", "per_title.targets: VMAF targets must be strictly descending"),
+    ("targets: []", "per_title.targets: must be a non-empty list of numbers"),
+    ("codecs: [vp9]", "per_title.codecs: unknown codec 'vp9'"),
+    ("min_bitrate: 2M\n  max_bitrate: 1M", "per_title.min_bitrate: is above max_bitrate"),
+    ("floor_bitrate: 50k\n  min_bitrate: 100k", "per_title.floor_bitrate: must be within"),
+    ("max_rungs: 0", "per_title.max_rungs: must be in"),
+    ("resolutions: [720, 10]", "per_title.resolutions: heights must be within 64-4320"),
+    ("speed: fast", "per_title.speed: unknown field"),
+])
+def test_per_title_section_errors_name_the_file_line_and_field(
+    section: str, message: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "ladder.yaml"
+    path.write_text(f"per_title:\n  {section}\n")
+    with pytest.raises(InputError) as info:
+        load_ladder(str(path))
+    assert str(info.value).startswith(f"{path}:")
+    assert message in str(info.value)
+
+
+def test_a_per_title_ladder_file_reads_every_field(tmp_path: Path) -> None:
+    path = tmp_path / "ladder.yaml"
+    path.write_text("per_title:\n  codecs: [h264, av1]\n  targets: [96, 90, 75]\n"
+                    "  resolutions: [720, 360]\n  min_bitrate: 80k\n  max_bitrate: 4M\n"
+                    "  max_rungs: 4\n  floor_bitrate: 150k\nvideo: {preset: faster}\n")
+    spec = load_ladder(str(path))
+    assert spec.x264_preset == "faster"
+    assert spec.rungs == ()
+    assert spec.per_title == PerTitleSpec(("h264", "av1"), (96.0, 90.0, 75.0), (720, 360),
+                                          80_000, 4_000_000, 4, 150_000)
+    assert load_ladder("per-title").per_title == PerTitleSpec()
+    path.write_text("per_title: {floor_bitrate: 0}\n")
+    assert load_ladder(str(path)).per_title == PerTitleSpec(floor_bitrate=0)
