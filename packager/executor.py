@@ -18,14 +18,30 @@ import os
 import shutil
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Protocol, TypeVar, cast
 
 J = TypeVar("J")
 R = TypeVar("R")
 
-#: (jobs done, jobs in all), called on the coordinator as jobs finish.
-JobProgress = Callable[[int, int], None]
+#: (jobs done, jobs in all), called on the coordinator as jobs finish; `done` may hold the
+#: fraction of a running job that reports its progress (`report_progress`).
+JobProgress = Callable[[float, int], None]
+
+#: Where `report_progress` goes in this process: set by an executor running a job here.
+_REPORT: ContextVar[Callable[[float], None] | None] = ContextVar("cdnpack_job_report",
+                                                                 default=None)
+
+
+def report_progress(fraction: float) -> None:
+    """Called by a running job with how far it is (0 to 1). An executor that runs the job in
+    the coordinator's process passes it on to the map's progress (a whole-title encode's bar
+    then moves with ffmpeg); elsewhere (a pool process, a remote worker) it is dropped, and
+    progress moves by whole jobs."""
+    report = _REPORT.get()
+    if report is not None:
+        report(min(max(fraction, 0.0), 1.0))
 
 
 class Executor(Protocol):
@@ -66,10 +82,14 @@ class LocalExecutor:
             progress: JobProgress | None = None) -> list[R]:
         results: list[R | None] = [None] * len(jobs)
         if self._workers <= 1 or len(jobs) <= 1:
-            for done, (index, job) in enumerate(enumerate(jobs), 1):
-                results[index] = fn(job)
+            for index, job in enumerate(jobs):
+                token = _REPORT.set(_partial(progress, index, len(jobs)))
+                try:
+                    results[index] = fn(job)
+                finally:
+                    _REPORT.reset(token)
                 if progress:
-                    progress(done, len(jobs))
+                    progress(index + 1, len(jobs))
         else:
             with ProcessPoolExecutor(min(self._workers, len(jobs))) as pool:
                 futures = {pool.submit(fn, job): index for index, job in enumerate(jobs)}
@@ -99,7 +119,7 @@ class DirectoryStage:
         if local.resolve() == target.resolve():
             return
         partial = target.with_name(f".{target.name}.part-{os.getpid()}")
-        shutil.copyfile(local, partial)
+        _link_or_copy(local, partial)
         partial.replace(target)
 
     def get(self, key: str, local: Path) -> None:
@@ -107,7 +127,28 @@ class DirectoryStage:
         if local.resolve() == source.resolve():
             return
         local.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, local)
+        partial = local.with_name(f".{local.name}.part-{os.getpid()}")
+        _link_or_copy(source, partial)
+        partial.replace(local)
 
     def delete_prefix(self, prefix: str) -> None:
         shutil.rmtree(self.root / prefix, ignore_errors=True)
+
+
+def _partial(progress: JobProgress | None, index: int,
+             total: int) -> Callable[[float], None] | None:
+    """The report of the index-th job's fraction done as the map's progress."""
+    if progress is None:
+        return None
+    return lambda fraction: progress(index + fraction, total)
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """A hard link where both sides are on one file system (a local encode's outputs then move
+    through the stage without a copy: staged files are never written in place, only replaced),
+    else a copy."""
+    target.unlink(missing_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)

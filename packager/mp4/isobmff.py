@@ -400,7 +400,16 @@ def media_segment_boxes(
 ) -> tuple[bytes, bytes]:
     """styp + moof + mdat for one CMAF fragment; every sample described explicitly in trun v1.
     Returned as (styp + moof + mdat header, sample data): written one after the other, the
-    sample data (megabytes per segment) is never copied into one more buffer.
+    sample data (megabytes per segment) is never copied into one more buffer."""
+    boxes, data = fragment_boxes(sequence, track_id, fragment, encryption)
+    return STYP + boxes, data
+
+
+def fragment_boxes(
+    sequence: int, track_id: int, fragment: Fragment, encryption: SampleEncryption | None = None
+) -> tuple[bytes, bytes]:
+    """moof + mdat for one fragment, as (moof + mdat header, sample data): `media_segment_boxes`
+    without the styp, for a fragmented MP4 file of many fragments (stitch.py).
 
     With `encryption`, the traf also carries saiz, saio and senc (ISO/IEC 23001-7 §7.2), and
     saio points at the first senc entry, counted from the moof start (default-base-is-moof,
@@ -443,7 +452,7 @@ def media_segment_boxes(
     )
     moof = box(b"moof", mfhd, box(b"traf", tfhd, tfdt, trun, *protection))
     mdat_header = struct.pack(">I4s", 8 + len(fragment.data), b"mdat")
-    return STYP + moof + mdat_header, fragment.data
+    return moof + mdat_header, fragment.data
 
 
 # --- Common Encryption boxes (ISO/IEC 23001-7) ---------------------------------------------

@@ -23,7 +23,7 @@ def fail_on_three(n: int) -> int:
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_results_come_back_in_the_jobs_order(workers: int) -> None:
-    seen: list[tuple[int, int]] = []
+    seen: list[tuple[float, int]] = []
     results = LocalExecutor(workers).map(square_and_pid, list(range(8)),
                                          lambda done, total: seen.append((done, total)))
     assert [r for r, _ in results] == [n * n for n in range(8)]
