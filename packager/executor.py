@@ -14,13 +14,15 @@ the coordinator.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import shutil
+import signal
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, TypeVar, cast
+from typing import Generic, Protocol, TypeVar, cast
 
 J = TypeVar("J")
 R = TypeVar("R")
@@ -69,7 +71,11 @@ class Stage(Protocol):
 
 class LocalExecutor:
     """A process pool on this machine (one process per core by default); with one worker the
-    jobs run in this process, in order (nothing to gain from a pool, and easier to debug)."""
+    jobs run in this process, in order (nothing to gain from a pool, and easier to debug).
+
+    However the map ends (done, a job failed, Ctrl-C or SIGTERM here), the pool's processes
+    are terminated and reaped before it returns: SIGTERM makes a worker unwind (SystemExit),
+    so a job's own children (ffmpeg) are stopped and its temporary files removed."""
 
     def __init__(self, workers: int | None = None) -> None:
         self._workers = max(1, workers if workers is not None else os.cpu_count() or 1)
@@ -91,17 +97,20 @@ class LocalExecutor:
                 if progress:
                     progress(index + 1, len(jobs))
         else:
-            with ProcessPoolExecutor(min(self._workers, len(jobs))) as pool:
-                futures = {pool.submit(fn, job): index for index, job in enumerate(jobs)}
+            # maxtasksperchild=1: a fresh process per job, as a job on a cluster gets (no
+            # state from one job leaks into the next; a process costs milliseconds, a job
+            # seconds to hours).
+            with multiprocessing.Pool(min(self._workers, len(jobs)), _worker_signals,
+                                      maxtasksperchild=1) as pool:
                 try:
-                    for done, future in enumerate(as_completed(futures), 1):
-                        results[futures[future]] = future.result()
+                    finished = pool.imap_unordered(_Indexed(fn), enumerate(jobs))
+                    for done, (index, result) in enumerate(finished, 1):
+                        results[index] = result
                         if progress:
                             progress(done, len(jobs))
-                except BaseException:
-                    for future in futures:
-                        future.cancel()
-                    raise
+                finally:
+                    pool.terminate()
+                    pool.join()
         return cast("list[R]", results)  # every slot was filled above
 
 
@@ -133,6 +142,27 @@ class DirectoryStage:
 
     def delete_prefix(self, prefix: str) -> None:
         shutil.rmtree(self.root / prefix, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class _Indexed(Generic[J, R]):
+    """A job function that also returns its job's index (results arrive as jobs finish)."""
+
+    fn: Callable[[J], R]
+
+    def __call__(self, item: tuple[int, J]) -> tuple[int, R]:
+        index, job = item
+        return index, self.fn(job)
+
+
+def _worker_signals() -> None:
+    """A pool process unwinds on SIGTERM (finally blocks run: its ffmpeg stopped, its temporary
+    directory removed) instead of dying on the spot with its children left running."""
+    signal.signal(signal.SIGTERM, _unwind)
+
+
+def _unwind(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _partial(progress: JobProgress | None, index: int,

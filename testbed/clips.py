@@ -34,6 +34,9 @@ class ClipSpec:
     subtitles: tuple[tuple[str, Path], ...] = ()
     #: Frames from one key frame to the next (-g); 0 leaves x264's default (250).
     keyframe_interval: int = 0
+    #: x264/x265 preset: ultrafast has no B-frames; veryfast has them (reordered frames, a
+    #: decode time before the presentation time: what a seek into a real source meets).
+    preset: str = "ultrafast"
 
 
 def make_clip(path: Path, spec: ClipSpec = ClipSpec()) -> Path:
@@ -57,7 +60,7 @@ def make_clip(path: Path, spec: ClipSpec = ClipSpec()) -> Path:
     if spec.video:
         if spec.variable_frame_rate:
             args += ["-vf", "select='gt(random(0),0.3)'", "-fps_mode", "vfr"]
-        args += ["-c:v", spec.video_codec, "-pix_fmt", spec.pix_fmt, "-preset", "ultrafast"]
+        args += ["-c:v", spec.video_codec, "-pix_fmt", spec.pix_fmt, "-preset", spec.preset]
         if spec.keyframe_interval:
             args += ["-g", str(spec.keyframe_interval)]
         if spec.video_codec == "libx265":

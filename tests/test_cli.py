@@ -94,28 +94,51 @@ def test_ffmpeg_failure_is_reported_with_its_last_lines(source_clip: Path, tmp_p
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize(("sig", "code", "chunks"), [
+    (signal.SIGINT, 130, "1"), (signal.SIGTERM, 143, "1"),
+    # chunk jobs in a pool of worker processes, each running an ffmpeg of its own
+    (signal.SIGINT, 130, "3"), (signal.SIGTERM, 143, "3"),
+])
 def test_interrupted_package_leaves_nothing_behind(
-    sig: signal.Signals, code: int, clips: Path, tmp_path: Path
+    sig: signal.Signals, code: int, chunks: str, clips: Path, tmp_path: Path
 ) -> None:
+    """Interrupted while ffmpeg writes (an encode job's files appear in the temporary
+    directory): one line, the signal's exit code, no file and no process left."""
     source = clips / "long.mp4"
     if not source.exists():
         make_clip(source, ClipSpec(duration=30.0, width=1280, height=720))
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cli", "package", str(source), "-o", str(tmp_path / "out")],
+        [sys.executable, "-m", "cli", "package", str(source), "-o", str(tmp_path / "out"),
+         "--chunks", chunks],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=Path(__file__).resolve().parent.parent, env={**os.environ, "TMPDIR": str(scratch)},
     )
     deadline = time.monotonic() + 60
-    while not any(p.name.startswith(".out.work-") and any(p.iterdir())
-                  for p in tmp_path.iterdir()):
+    while not any(p.is_file() and p.stat().st_size for p in scratch.rglob("*.mp4")):
         assert time.monotonic() < deadline, "ffmpeg never started writing"
         time.sleep(0.05)
     proc.send_signal(sig)
     _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == code, stderr
     assert "Traceback" not in stderr
-    assert list(tmp_path.iterdir()) == []
+    assert list(tmp_path.iterdir()) == [scratch]
+    assert list(scratch.iterdir()) == []
+    assert processes_naming(tmp_path) == []
+
+
+def processes_naming(path: Path) -> list[str]:
+    """Command lines of the running processes that mention `path` (zombies have none)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            line = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError):
+            continue
+        if entry.name.isdigit() and str(path) in line:
+            found.append(line)
+    return found
 
 
 def test_format_option_writes_only_the_chosen_manifests(

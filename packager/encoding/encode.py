@@ -120,7 +120,7 @@ def _join(rendition: Rendition, keys: list[str], chunks: list[Chunk], stage: Sta
     for key, part in zip(keys, parts, strict=True):
         stage.get(key, part)
     try:
-        stitch(parts, [chunk.start for chunk in chunks], path)
+        stitch(parts, [chunk.start for chunk in chunks], path, [c.skip for c in chunks])
     finally:
         for part in parts:
             part.unlink(missing_ok=True)

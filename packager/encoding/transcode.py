@@ -83,8 +83,15 @@ def build_ladder_command(
         rate = videos[0].frame_rate
         # fps makes variable-rate sources constant-rate (every rendition shares one timeline);
         # format forces 8-bit 4:2:0, the only thing H.264 High/Main decoders everywhere accept.
-        decoded = source[str(media.video.index)].filter(
-            "fps", fps=f"{rate.numerator}/{rate.denominator}")
+        # start_time=0: the grid starts at the title's start, the first frame repeated up to
+        # where the source's video begins (a VFR source's first kept frame, video starting
+        # after the audio). Without it fps starts at that frame's slot, and the muxer, which
+        # starts a track at its first frame, moved every frame (and forced key frame) earlier
+        # by that much: key frames a frame before the plan's starts, segments merged.
+        grid = {"fps": f"{rate.numerator}/{rate.denominator}"}
+        if chunk is None or chunk.encode_first == 0:
+            grid["start_time"] = "0"
+        decoded = source[str(media.video.index)].filter("fps", **grid)
         if chunk is not None:
             decoded = chunk_frames(decoded, chunk)
         decoded = decoded.filter("format", "yuv420p")
@@ -99,7 +106,10 @@ def build_ladder_command(
         plan = starts if starts is not None else segment_starts(
             media.duration, segment_duration, rate)
         if chunk is not None:
-            plan = [float(k / rate) for k in chunk.key_frames]
+            # ffmpeg forces one key frame per listed time, at the first frame at or after it:
+            # a time listed twice would make the frame after it a key frame too.
+            frames = sorted({0, *(chunk.lead_in + k for k in chunk.key_frames)})
+            plan = [float(k / rate) for k in frames]
         for rendition, scaled in zip(videos, _scaled_branches(decoded, videos), strict=True):
             path = workdir / f"{rendition.id}.mp4"
             outputs.append(
@@ -233,8 +243,8 @@ class Inputs:
 
 
 def _seek_frames(chunk: Chunk) -> int:
-    """Frames of the ladder's grid decoded before the chunk's first one (SEEK_MARGIN)."""
-    return min(chunk.first_frame, math.ceil(SEEK_MARGIN * chunk.frame_rate))
+    """Frames of the ladder's grid decoded before the chunk's encode begins (SEEK_MARGIN)."""
+    return min(chunk.encode_first, math.ceil(SEEK_MARGIN * chunk.frame_rate))
 
 
 def chunk_input(location: str, chunk: Chunk | None) -> Any:
@@ -248,9 +258,9 @@ def chunk_input(location: str, chunk: Chunk | None) -> Any:
     first slot came before the seek point would lose that frame (the first slot filled late,
     one frame short). The margin covers a source key frame whose decode time is before the
     seek point but whose presentation (B-frames, an edit list) is after it."""
-    if chunk is None or chunk.first_frame == 0:
+    if chunk is None or chunk.encode_first == 0:
         return ffmpeg.input(location)
-    seek = (chunk.first_frame - _seek_frames(chunk)) / chunk.frame_rate
+    seek = (chunk.encode_first - _seek_frames(chunk)) / chunk.frame_rate
     return ffmpeg.input(location, ss=f"{float(seek):.6f}", noaccurate_seek=None)
 
 
@@ -262,9 +272,9 @@ def chunk_frames(frames: Any, chunk: Chunk) -> Any:
     first = _seek_frames(chunk)
     options = {"start_pts": first}
     if chunk.frames is not None:
-        options["end_pts"] = first + chunk.frames
+        options["end_pts"] = first + chunk.lead_in + chunk.frames
     trimmed = frames.filter("trim", **options)
-    return trimmed.filter("setpts", "PTS-STARTPTS") if chunk.first_frame else trimmed
+    return trimmed.filter("setpts", "PTS-STARTPTS") if chunk.encode_first else trimmed
 
 
 def text_outputs(inputs: Inputs, renditions: list[Rendition], workdir: Path,

@@ -44,18 +44,21 @@ class StitchedTrack:
     adjustments: tuple[int, ...]
 
 
-def stitch(parts: Sequence[Path], starts: Sequence[Fraction], out: Path) -> StitchedTrack:
+def stitch(parts: Sequence[Path], starts: Sequence[Fraction], out: Path,
+           skips: Sequence[Fraction] | None = None) -> StitchedTrack:
     """Write `parts` (one rendition's chunks, in time order) as one fragmented MP4 at `out`.
     `starts`: each chunk's first frame's time on the title's timeline, in seconds; the first
-    chunk keeps its own times (a whole encode's start)."""
-    if not parts or len(parts) != len(starts):
+    chunk keeps its own times (a whole encode's start). `skips`: seconds at the start of each
+    part's own timeline that are dropped (an encoder's lead-in, ending on a key frame)."""
+    skips = skips if skips is not None else [Fraction(0)] * len(parts)
+    if not parts or not len(parts) == len(starts) == len(skips):
         raise BitstreamError("a join needs one start time per chunk")
     with out.open("wb") as sink:
         writer = _Writer(sink)
         counts: list[int] = []
         description = b""
         timescale = 0
-        for index, (path, start) in enumerate(zip(parts, starts, strict=True)):
+        for index, (path, start, skip) in enumerate(zip(parts, starts, skips, strict=True)):
             with path.open("rb") as f:
                 header, pairs = read_fragmented(f)
                 if index == 0:
@@ -66,7 +69,7 @@ def stitch(parts: Sequence[Path], starts: Sequence[Fraction], out: Path) -> Stit
                     raise BitstreamError(
                         f"{path.name}: chunk {index + 1}'s sample description (codec "
                         "configuration) differs from chunk 1's; the chunks cannot be joined")
-                fragments = fragments_of(pairs, header.moov)
+                fragments = _after(fragments_of(pairs, header.moov), round(skip * timescale))
                 first = next(fragments, None)
                 if first is None:
                     raise InputError(
@@ -134,6 +137,18 @@ class _Writer:
 
     def finish(self) -> None:
         self._release()
+
+
+def _after(fragments: Iterator[Fragment], skip: int) -> Iterator[Fragment]:
+    """The fragments from the first that begins on a sync sample at `skip` ticks (less half a
+    frame) on; those before it are the encoder's lead-in."""
+    kept = False
+    for fragment in fragments:
+        first = fragment.samples[0]
+        kept = kept or (first.is_sync and
+                        fragment.earliest_presentation_time >= skip - first.duration // 2)
+        if kept:
+            yield fragment
 
 
 def _description(moov: bytes) -> bytes:
