@@ -16,7 +16,7 @@ from pathlib import Path
 
 from packager.encoding.chunks import Chunk, plan_chunks
 from packager.encoding.jobs import EncodeResult, plan_encode, run_encode
-from packager.encoding.ladder import LadderSpec, Rendition
+from packager.encoding.ladder import Rendition
 from packager.encoding.media import MediaInfo
 from packager.encoding.thumbnails import SHEET_PATTERN, ThumbnailPlan
 from packager.encoding.transcode import EncodedTrack
@@ -50,7 +50,6 @@ class TitleEncode:
 def encode_title(
     media: MediaInfo,
     renditions: list[Rendition],
-    spec: LadderSpec,
     segment_duration: float,
     starts: list[float],
     work: Path,
@@ -67,7 +66,7 @@ def encode_title(
     videos = [r for r in renditions if r.kind == "video"]
     planned = plan_chunks(starts, videos[0].frame_rate, chunks) if chunks > 1 and videos else []
     prefix = f"encode-{uuid.uuid4().hex}"
-    jobs = plan_encode(media, renditions, spec, segment_duration, starts, planned, stage,
+    jobs = plan_encode(media, renditions, segment_duration, starts, planned, stage,
                        prefix, thumbnails, locations)
 
     def report(done: float, total: int) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from packager.encoding.chunks import Chunk
-from packager.encoding.ladder import LadderSpec, Rendition
+from packager.encoding.ladder import Rendition
 from packager.encoding.media import MediaInfo
 from packager.encoding.thumbnails import ThumbnailPlan
 from packager.encoding.transcode import build_ladder_command, draw_thumbnails, run_ffmpeg
@@ -36,7 +36,6 @@ class EncodeJob:
     name: str  # unique in its plan; its keys are prefix/name/FILE
     media: MediaInfo
     renditions: tuple[Rendition, ...]
-    spec: LadderSpec
     segment_duration: float
     starts: tuple[float, ...]  # the segment plan: key frames (seconds)
     stage: Stage
@@ -71,7 +70,6 @@ class EncodeResult:
 def plan_encode(
     media: MediaInfo,
     renditions: list[Rendition],
-    spec: LadderSpec,
     segment_duration: float,
     starts: list[float],
     chunks: list[Chunk],
@@ -86,7 +84,7 @@ def plan_encode(
     streams and one for the thumbnails. Chunks first: they are the long jobs."""
     def job(name: str, tracks: list[Rendition], chunk: Chunk | None = None,
             sheets: ThumbnailPlan | None = None) -> EncodeJob:
-        return EncodeJob(name, media, tuple(tracks), spec, segment_duration, tuple(starts),
+        return EncodeJob(name, media, tuple(tracks), segment_duration, tuple(starts),
                          stage, prefix, chunk, sheets, locations)
 
     videos = [r for r in renditions if r.kind == "video"]
@@ -115,7 +113,7 @@ def run_encode(job: EncodeJob) -> EncodeResult:
         files: list[Path] = []
         if job.renditions:
             args, tracks = build_ladder_command(
-                job.media, list(job.renditions), job.spec, job.segment_duration, work,
+                job.media, list(job.renditions), job.segment_duration, work,
                 list(job.starts), plan if whole_video else None, job.chunk, locations)
             seconds = job.seconds
             run_ffmpeg(args, seconds,

@@ -15,9 +15,14 @@ from pathlib import Path
 
 from packager.drm import pssh as drm
 from packager.encoding.chunks import chunk_count
+from packager.encoding.codecs import (
+    check_build,
+    codec_names,
+    source_decoder_tool,
+    video_codec,
+)
 from packager.encoding.encode import JobTiming, encode_title
 from packager.encoding.ladder import (
-    LadderSpec,
     Rendition,
     load_ladder,
     plan_renditions,
@@ -37,6 +42,7 @@ from packager.encoding.transcode import (
     build_copy_command,
     build_text_command,
     draw_thumbnails,
+    ladder_tool,
     run_ffmpeg,
 )
 from packager.encryption.iv import with_release_iv
@@ -99,6 +105,9 @@ class PackageRequest:
     #: --steering: the multivariant playlist and MPD name every CDN pathway and the steering
     #: server (packager/output/steering.py); None writes single-origin manifests.
     steering: SteeringSpec | None = None
+    #: --codec: the video codecs every rung is encoded in (packager/encoding/codecs.py);
+    #: None: the ladder's own (`codecs:` in a ladder file; h264).
+    codecs: tuple[str, ...] | None = None
     #: --chunks: the video encoded in this many chunks of whole segments, each a job of its
     #: own (encoding/chunks.py); 1 encodes the title in one job; None (auto) chunks a title
     #: long enough to gain when the executor has more than one worker.
@@ -142,9 +151,10 @@ def package(request: PackageRequest, progress: ProgressSink | None = None,
     localized = localize(request.title, media, request.segment_duration)
     audio = [t for t in localized.tracks if t.kind == "audio"]
     renditions = (copy_renditions(media, audio) if request.copy
-                  else plan_renditions(spec, media, audio))
+                  else plan_renditions(spec, media, audio, request.codecs))
     renditions += text_renditions(localized.tracks)
     renditions = _ts_renditions(request, renditions)
+    _check_tools(request, media, renditions)
     output = request.output.absolute()
     output.parent.mkdir(parents=True, exist_ok=True)
     build = Path(tempfile.mkdtemp(prefix=f".{output.name}.build-", dir=output.parent))
@@ -153,10 +163,9 @@ def package(request: PackageRequest, progress: ProgressSink | None = None,
     runner = _Runner(executor or LocalExecutor(), stage or DirectoryStage(work / "stage"))
     try:
         if request.encryption is not None and request.encryption.scheme == AES_128:
-            release = _package_ts(request, media, spec, renditions, build, work, progress,
-                                  runner)
+            release = _package_ts(request, media, renditions, build, work, progress, runner)
         else:
-            tracks = _encode_and_segment(request, media, spec, renditions, build, work,
+            tracks = _encode_and_segment(request, media, renditions, build, work,
                                          progress, localized.texts, runner)
             images = _thumbnails(request, media, work, build)
             release = _write_manifests(request, media, tracks, build, images)
@@ -196,6 +205,27 @@ def _check_request(request: PackageRequest) -> None:
         raise InputError("--copy encodes nothing: --chunks applies to a transcode")
     if request.chunks is not None and request.chunks < 1:
         raise InputError(f"--chunks {request.chunks}: the count must be 1 or more (or auto)")
+    if request.codecs is not None:
+        if request.copy:
+            raise InputError("--codec chooses what a transcode encodes; --copy keeps the "
+                             "source's codec: use one or the other")
+        codec_names(request.codecs)
+        new = [n for n in request.codecs if n != "h264"]
+        if new and request.encryption is not None and request.encryption.scheme == AES_128:
+            raise InputError(f"--encrypt aes-128 makes MPEG-TS, which HLS players take with "
+                             f"H.264 only: package {', '.join(new)} as CMAF (clear, cenc or "
+                             "cbcs)")
+
+
+def _check_tools(request: PackageRequest, media: MediaInfo, renditions: list[Rendition]) -> None:
+    """The ffmpeg build the job runs has every encoder and decoder it needs (exit 3 naming
+    the build and what it lacks), checked before anything is written."""
+    source = media.video.codec if media.video is not None else None
+    if not request.copy:
+        codecs = [video_codec(r.codec) for r in renditions if r.kind == "video"]
+        check_build(ladder_tool(media, renditions), codecs, source)
+    elif request.thumbnails is not None and source is not None:
+        check_build(source_decoder_tool(source), [], source)
 
 
 def copy_renditions(media: MediaInfo, audio: list[TitleTrack]) -> list[Rendition]:
@@ -251,7 +281,6 @@ def _ts_renditions(request: PackageRequest, renditions: list[Rendition]) -> list
 def _encode_and_segment(
     request: PackageRequest,
     media: MediaInfo,
-    spec: LadderSpec,
     renditions: list[Rendition],
     build: Path,
     work: Path,
@@ -260,7 +289,7 @@ def _encode_and_segment(
     runner: _Runner,
 ) -> list[CmafTrack]:
     planned = None if request.copy else planned_starts(media, renditions, request)
-    sources, extracted = _track_sources(request, media, spec, renditions, work, progress,
+    sources, extracted = _track_sources(request, media, renditions, work, progress,
                                         planned, runner)
     # Every track is cut at the video's segment starts, so audio segments line up with video
     # segments to within one audio frame. A transcode forced its key frames at the planned
@@ -350,7 +379,6 @@ def _parts(work: list[float], cpus: int) -> list[int]:
 def _track_sources(
     request: PackageRequest,
     media: MediaInfo,
-    spec: LadderSpec,
     renditions: list[Rendition],
     work: Path,
     progress: ProgressSink | None,
@@ -379,7 +407,7 @@ def _track_sources(
                 progress("transcode", media.duration, media.duration)
             return demuxed, {e.rendition.id: e.path for e in (command[1] if command else [])}
         log.debug("--copy: remuxing %s with ffmpeg (our demuxer: %s)", *reasons[0])
-    encoded = _encode(request, media, spec, renditions, work, progress, planned, runner)
+    encoded = _encode(request, media, renditions, work, progress, planned, runner)
     return ([(e.rendition, e.path) for e in encoded if e.rendition.kind != "text"],
             {e.rendition.id: e.path for e in encoded if e.rendition.kind == "text"})
 
@@ -447,7 +475,6 @@ def _segment_job(job: _SegmentJob) -> CmafTrack:
 def _encode(
     request: PackageRequest,
     media: MediaInfo,
-    spec: LadderSpec,
     renditions: list[Rendition],
     work: Path,
     progress: ProgressSink | None,
@@ -462,7 +489,7 @@ def _encode(
     starts = planned if planned is not None else planned_starts(media, renditions, request)
     chunks = chunk_count(request.chunks, runner.executor.workers, media.duration, len(starts))
     done = encode_title(
-        media, renditions, spec, request.segment_duration, starts, work,
+        media, renditions, request.segment_duration, starts, work,
         executor=runner.executor, stage=runner.stage, chunks=chunks,
         thumbnails=_thumbnail_plan(request, media, work), locations=request.locations,
         progress=report)
@@ -494,7 +521,6 @@ def _thumbnails(
 def _package_ts(
     request: PackageRequest,
     media: MediaInfo,
-    spec: LadderSpec,
     renditions: list[Rendition],
     build: Path,
     work: Path,
@@ -505,7 +531,7 @@ def _package_ts(
     (audio-only when there is no video), whole segments encrypted, HLS playlists."""
     assert request.encryption is not None
     planned = planned_starts(media, renditions, request)
-    encoded = _encode(request, media, spec, renditions, work, progress,
+    encoded = _encode(request, media, renditions, work, progress,
                       None if request.copy else planned, runner)
     videos = [e for e in encoded if e.rendition.kind == "video"]
     audio = next((e for e in encoded if e.rendition.kind == "audio"), None)

@@ -109,7 +109,7 @@ def tiny_chunks(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Path], l
     starts = segment_starts(media.duration, 1.0, Fraction(25))
     chunks = plan_chunks(starts, Fraction(25), 2)
     stage = DirectoryStage(work / "stage")
-    jobs = plan_encode(media, renditions, spec, 1.0, starts, chunks, stage, "t")
+    jobs = plan_encode(media, renditions, 1.0, starts, chunks, stage, "t")
     parts = []
     for job, result in zip(jobs, map(run_encode, jobs), strict=True):
         (name, key), = result.outputs
