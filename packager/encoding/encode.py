@@ -67,7 +67,7 @@ def encode_title(
     planned = plan_chunks(starts, videos[0].frame_rate, chunks) if chunks > 1 and videos else []
     prefix = f"encode-{uuid.uuid4().hex}"
     jobs = plan_encode(media, renditions, segment_duration, starts, planned, stage,
-                       prefix, thumbnails, locations)
+                       prefix, thumbnails, _located(media, renditions, locations))
 
     def report(done: float, total: int) -> None:
         if progress is not None:
@@ -82,6 +82,17 @@ def encode_title(
     return TitleEncode(
         tracks, max(1, len(planned)) if len(jobs) > 1 else 1,
         tuple(JobTiming(r.job, r.seconds, r.media_seconds) for r in results))
+
+
+def _located(media: MediaInfo, renditions: list[Rendition],
+             locations: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    """Every input a job reads, with where workers find it: as given, else its absolute path
+    (a worker on this machine need not share the coordinator's working directory)."""
+    given = dict(locations)
+    inputs = [media.path, *(r.source for r in renditions if r.source is not None)]
+    for path in inputs:
+        given.setdefault(str(path), str(path.absolute()))
+    return tuple(given.items())
 
 
 def _collect(results: list[EncodeResult], renditions: list[Rendition], chunks: list[Chunk],

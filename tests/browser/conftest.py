@@ -45,7 +45,13 @@ RELEASES: dict[str, tuple[str, ...]] = {
     # Trick play: thumbnails every 2 s in 2x2 sheets (the 10 s clip: two full sheets, one
     # with a single thumbnail), besides the I-frame playlists every CMAF release has.
     "thumbnails": ("--thumbnails", "2s:2x2:90"),
+    # The video encoded in five chunks (one a segment) joined on the coordinator, then
+    # encrypted: 5 s of playback cross the joins at 2 s and 4 s.
+    "chunked-cenc": ("--encrypt", "cenc", "--keys", "raw", "--drm", "clearkey",
+                     "--chunks", "5"),
 }
+#: The releases whose samples are encrypted (a player needs the ClearKey key).
+SAMPLE_ENCRYPTED = frozenset({"cenc", "cbcs", "chunked-cenc"})
 
 
 @dataclass(frozen=True)
@@ -126,6 +132,6 @@ def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
                                "--json", env=env)
             assert done.returncode == 0, done.stderr
 
-        with ThreadPoolExecutor(len(RELEASES)) as pool:  # four small CLI runs side by side
+        with ThreadPoolExecutor(len(RELEASES)) as pool:  # small CLI runs side by side
             list(pool.map(publish, RELEASES))
         yield stage

@@ -279,6 +279,26 @@ def test_a_variable_rate_source_chunks_to_the_whole_encodes_frames(
     assert min(same) >= SAME_FRAME_DB
 
 
+# --- every codec -------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_hevc_chunks_to_the_whole_encodes_frames(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    """The chunk jobs build their rungs with the codec table, as the whole encode does: x265's
+    B-frames, forced IDRs and closed GOPs join like x264's."""
+    work = tmp_path_factory.mktemp("hevc")
+    clip = make_clip(work / "clip.mp4", ClipSpec(duration=4.0, width=320, height=180))
+    results = [packaged(clip, work / f"out{n}", n, codecs=("hevc",)) for n in (1, 2)]
+    rid = videos(results[0])[0]
+    tracks = [joined(r.output / rid, tmp_path / f"{n}.mp4") for n, r in enumerate(results)]
+    assert packets(tracks[1]) == packets(tracks[0])
+    same = frame_psnr(tracks[1], clip, 320, 180, 0, tmp_path)
+    assert len(same) == source_frames(clip)
+    assert min(same) >= SAME_FRAME_DB
+    assert results[1].release.renditions[0].codec.startswith("hvc1")
+
+
 # --- protected chunked releases -----------------------------------------------------------
 
 class PicklingExecutor:
