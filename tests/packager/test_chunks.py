@@ -417,6 +417,21 @@ def test_cli_reports_the_chunks_and_refuses_them_with_copy(source: Path, tmp_pat
     assert not (tmp_path / "copy").exists()
 
 
+@pytest.mark.slow
+def test_a_truncated_source_fails_a_chunked_encode_in_one_line(tmp_path: Path) -> None:
+    whole = make_clip(tmp_path / "whole.mp4", ClipSpec(duration=6.0, width=320, height=180,
+                                                       movflags="+faststart"))
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    done = cdnpack_cli("package", cut, "-o", tmp_path / "out", "--ladder", "compact",
+                       "--segment-duration", "1", "--chunks", "3")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert "truncated" in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.mp4", "whole.mp4"]
+
+
 # --- helpers -------------------------------------------------------------------------------
 
 def timeline(path: Path) -> list[tuple[int, int, int]]:
