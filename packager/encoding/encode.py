@@ -65,6 +65,8 @@ def encode_title(
     the thumbnails, when planned, end up in their plan's directory."""
     videos = [r for r in renditions if r.kind == "video"]
     planned = plan_chunks(starts, videos[0].frame_rate, chunks) if chunks > 1 and videos else []
+    if len(planned) == 1:  # a title of one segment
+        planned = []
     prefix = f"encode-{uuid.uuid4().hex}"
     jobs = plan_encode(media, renditions, segment_duration, starts, planned, stage,
                        prefix, thumbnails, _located(media, renditions, locations))
@@ -75,13 +77,11 @@ def encode_title(
 
     try:
         results = executor.map(run_encode, jobs, report)
-        tracks = _collect(results, renditions, planned if len(jobs) > 1 else [], stage, work,
-                          thumbnails)
+        tracks = _collect(results, renditions, planned, stage, work, thumbnails)
     finally:
         stage.delete_prefix(prefix)
-    return TitleEncode(
-        tracks, max(1, len(planned)) if len(jobs) > 1 else 1,
-        tuple(JobTiming(r.job, r.seconds, r.media_seconds) for r in results))
+    return TitleEncode(tracks, max(1, len(planned)),
+                       tuple(JobTiming(r.job, r.seconds, r.media_seconds) for r in results))
 
 
 def _located(media: MediaInfo, renditions: list[Rendition],

@@ -78,10 +78,10 @@ def plan_encode(
     thumbnails: ThumbnailPlan | None = None,
     locations: tuple[tuple[str, str], ...] = (),
 ) -> list[EncodeJob]:
-    """One job for the whole title when there is one chunk or none; else one job per chunk
-    (every video rendition), one per audio rendition (a language: encoded over the whole
-    title, so no AAC priming and padding at the chunks' joins), one for the source's text
-    streams and one for the thumbnails. Chunks first: they are the long jobs."""
+    """One job for the whole title when there is one chunk or none (or no video); else one
+    job per chunk (every video rendition), one per audio rendition (a language: encoded over
+    the whole title, so no AAC priming and padding at the chunks' joins), one for the
+    source's text streams and one for the thumbnails. Chunks first: they are the long jobs."""
     def job(name: str, tracks: list[Rendition], chunk: Chunk | None = None,
             sheets: ThumbnailPlan | None = None) -> EncodeJob:
         return EncodeJob(name, media, tuple(tracks), segment_duration, tuple(starts),

@@ -275,10 +275,11 @@ def chunk_input(location: str, chunk: Chunk | None) -> Any:
 
 
 def chunk_frames(frames: Any, chunk: Chunk) -> Any:
-    """A chunk's frames of fps's output, by slot number (fps's output time base is 1/rate, so
-    a frame's pts is its slot): trim is frame-exact where a trim by seconds would round.
-    Chunks after the first start at time 0 (setpts) so that their key frames are forced at
-    the plan's starts counted from the chunk; the first keeps the whole encode's times."""
+    """A chunk's frames of fps's output, its lead-in first, by slot number (fps's output time
+    base is 1/rate, so a frame's pts is its slot): trim is frame-exact where a trim by seconds
+    would round. Chunks after the first start at time 0 (setpts) so that their key frames are
+    forced at the plan's starts counted from the encode's start; the first keeps the whole
+    encode's times."""
     first = _seek_frames(chunk)
     options = {"start_pts": first}
     if chunk.frames is not None:

@@ -396,11 +396,9 @@ def test_protected_chunked_release_decrypts_to_the_source_frames_with_both_tools
 
 def test_cli_refuses_a_bad_chunk_count_in_one_line(tmp_path: Path) -> None:
     clip = tmp_path / "missing.mp4"  # the option is checked before the source is read
-    for bad in ("0", "lots"):
-        done = cdnpack_cli("package", clip, "-o", tmp_path / "out", "--chunks", bad)
-        assert done.returncode == 2, done.stderr
-        assert done.stderr.count("\n") == 1, done.stderr
-        assert "--chunks" in done.stderr
+    done = cdnpack_cli("package", clip, "-o", tmp_path / "out", "--chunks", "0")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == "cdnpack: error: --chunks '0': the count must be 1 or more (or auto)\n"
 
 
 @pytest.mark.slow
