@@ -34,9 +34,10 @@ from packager.keys.source import parse_key
 from packager.mp4.isobmff import iter_boxes, parse_fragment
 from packager.mp4.stitch import stitch
 from packager.output.pipeline import PackageRequest, PackageResult, package
+from packager.title.file import resolve_title
 from packager.tools import find_tool
 from testbed.clips import ClipSpec, make_clip
-from tests.conftest import cdnpack_cli, concat, run
+from tests.conftest import SEGMENT_SECONDS, LocalizedInputs, cdnpack_cli, concat, run
 
 J = TypeVar("J")
 R = TypeVar("R")
@@ -279,6 +280,37 @@ def test_a_variable_rate_source_chunks_to_the_whole_encodes_frames(
     assert min(same) >= SAME_FRAME_DB
 
 
+# --- a localized title ----------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_a_localized_title_chunks_to_the_whole_titles_audio_and_text(
+    localized: PackageResult, localized_inputs: LocalizedInputs, tmp_path: Path
+) -> None:
+    """Each audio language (the source's two, a dub and a description read from side files)
+    is a job over the whole title and the source's subtitle stream one more: their segments
+    are byte for byte the whole encode's; the video is joined from two chunks."""
+    title = resolve_title(None, localized_inputs.options, default_language="en")
+    chunked = package(PackageRequest(source=localized_inputs.source, output=tmp_path / "out",
+                                     ladder="compact", segment_duration=SEGMENT_SECONDS,
+                                     title=title, chunks=2), executor=LocalExecutor(2))
+    assert (localized.chunks, chunked.chunks) == (1, 2)
+    audio = [r.id for r in chunked.release.renditions if r.kind == "audio"]
+    assert [j.job for j in chunked.encode_jobs] == ["chunk_00001", "chunk_00002", *audio,
+                                                     "text"]
+    assert len(audio) == 4
+    assert ([(r.id, r.segments) for r in chunked.release.renditions]
+            == [(r.id, r.segments) for r in localized.release.renditions])
+
+    def media(result: PackageResult, kinds: tuple[str, ...]) -> dict[str, str]:
+        ids = {r.id for r in result.release.renditions if r.kind in kinds}
+        return {f.path: f.sha256 for f in result.release.files
+                if f.rendition in ids and f.role in ("init", "segment")}
+
+    assert media(chunked, ("audio", "text")) == media(localized, ("audio", "text"))
+    for rid in videos(chunked):
+        assert timeline(chunked.output / rid) == timeline(localized.output / rid), rid
+
+
 # --- every codec -------------------------------------------------------------------------
 
 @pytest.mark.slow
@@ -404,11 +436,15 @@ def test_cli_refuses_a_bad_chunk_count_in_one_line(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_cli_reports_the_chunks_and_refuses_them_with_copy(source: Path, tmp_path: Path) -> None:
     done = cdnpack_cli("package", source, "-o", tmp_path / "out", "--ladder", "compact",
-                       "--segment-duration", "1", "--chunks", "2", "--json")
+                       "--segment-duration", "1", "--chunks", "2", "--thumbnails", "2s:2x2:90",
+                       "--json")
     assert done.returncode == 0, done.stderr
     doc = json.loads(done.stdout)
     assert doc["chunks"] == 2
-    assert [j["job"] for j in doc["encode_jobs"]][:2] == ["chunk_00001", "chunk_00002"]
+    assert [j["job"] for j in doc["encode_jobs"]] == [
+        "chunk_00001", "chunk_00002", "thumbnails", "audio_aac_96k"]
+    # No job decodes the whole video: the thumbnails are drawn by seeks (0, 2, 4, 6 s).
+    assert [(t["interval"], t["sheets"]) for t in doc["thumbnails"]] == [(2.0, 1)]
     copy = cdnpack_cli("package", source, "-o", tmp_path / "copy", "--copy", "--chunks", "2")
     assert copy.returncode == 2, copy.stderr
     assert "--copy" in copy.stderr
