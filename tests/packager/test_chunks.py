@@ -280,6 +280,23 @@ def test_a_variable_rate_source_chunks_to_the_whole_encodes_frames(
     assert min(same) >= SAME_FRAME_DB
 
 
+@pytest.mark.slow
+def test_a_film_rate_source_chunks_to_the_whole_encodes_times(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    """23.976 fps: a frame is 3753.75 ticks of 90 kHz, so frame times are rounded; a chunk's
+    times, rounded from its own start, still land on the whole encode's."""
+    work = tmp_path_factory.mktemp("film")
+    clip = make_clip(work / "film.mp4", ClipSpec(duration=8.0, width=320, height=180,
+                                                 frame_rate="24000/1001", preset="veryfast"))
+    results = [packaged(clip, work / f"out{n}", n) for n in (1, 4)]
+    rid = videos(results[0])[0]
+    assert timeline(results[1].output / rid) == timeline(results[0].output / rid)
+    tracks = [joined(r.output / rid, tmp_path / f"{n}.mp4") for n, r in enumerate(results)]
+    assert packets(tracks[1]) == packets(tracks[0])
+    assert len(packets(tracks[0])) == source_frames(clip)
+
+
 # --- a localized title ----------------------------------------------------------------------
 
 @pytest.mark.slow
