@@ -8,6 +8,7 @@ looks like, for people and for `--json`, is render/'s job.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -18,47 +19,54 @@ import click
 
 from packager.encoding.ladder import PRESETS
 from packager.errors import CdnpackError, ToolError
+from packager.interrupts import Interrupted, stopped_by
+from packager.interrupts import install as install_interrupts
 from packager.output.release import FORMATS
 from render.console import emit_json, err_console, fail, out_console, progress, unit_progress
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from cdn.publish import PushRequest
     from packager.keys.keystore import Keystore
     from packager.output.pipeline import PackageRequest
     from probes.config import ProbeConfig
     from probes.gate import RumCells
+    from testbed.demo import DemoResult
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def main() -> None:
-    """Console-script entry: every CdnpackError becomes one line on stderr and its exit code."""
-    # SIGTERM (Kubernetes, CI cancel) unwinds like Ctrl-C: temp trees removed, children stopped.
-    signal.signal(signal.SIGTERM, _terminate)
+    """Console-script entry: every CdnpackError becomes one line on stderr and its exit code;
+    Ctrl-C and SIGTERM (Kubernetes, CI cancel) unwind alike, then say so in one line
+    (packager/interrupts.py)."""
+    install_interrupts()
     try:
-        cdnpack(standalone_mode=False)
-    except click.exceptions.Abort:
-        fail("interrupted")
-        sys.exit(130)
+        _run(sys.argv[1:])
+    except Interrupted as exc:
+        if exc.signum == signal.SIGINT and sys.stderr.isatty():
+            click.echo(err=True)  # the terminal's ^C echo ends its own line
+        fail(exc.message)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(2)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except BrokenPipeError:  # `cdnpack ... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit
+        sys.exit(1)
     except CdnpackError as exc:
         fail(f"error: {exc}")
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # raised by Python's own handler (asyncio's, a library's)
         fail("interrupted")
         sys.exit(130)
     except Exception as exc:
         logging.getLogger("cdnpack").debug("internal error", exc_info=True)
         fail(f"internal error: {type(exc).__name__}: {exc} (run with -v for details)")
         sys.exit(4)
-
-
-def _terminate(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -70,6 +78,36 @@ def cdnpack(verbose: int) -> None:
     logging.basicConfig(
         level=level, format="%(message)s", handlers=[RichHandler(console=err_console)]
     )
+
+
+class Duration(click.ParamType[float]):
+    """A duration option, read by the one parser (packager/durations.py) into seconds; a
+    mistake is one line naming the option, exit 2 (an InputError, not click's usage text)."""
+
+    name = "duration"
+
+    def __init__(self, **limits: Any) -> None:
+        self.limits = limits
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> float:
+        from packager.durations import parse_duration
+        if isinstance(value, float):
+            return value
+        option = param.opts[0] if param is not None and param.opts else "duration"
+        return parse_duration(value, option, **self.limits)
+
+
+#: Options whose help has always said seconds: a bare number still means seconds.
+SECONDS = Duration(bare_seconds=True)
+
+
+def _run(args: list[str]) -> None:
+    """click's Command.main without its handling of Ctrl-C: it writes a blank line to stderr
+    and raises Abort, and which signal stopped the command is lost. `main` says how a command
+    ended, in one line."""
+    with cdnpack.make_context("cdnpack", args) as ctx:
+        cdnpack.invoke(ctx)
 
 
 def json_option(f: F) -> F:
@@ -125,12 +163,13 @@ PACKAGE_OPTIONS: list[Callable[[Any], Any]] = [
                  help="Video codec of every rung (repeatable: one set of renditions per codec, "
                       "sharing audio, text and the segment plan). Default: the ladder's "
                       "(h264)."),
-    click.option("--segment-duration", type=float, default=4.0, show_default=True,
-                 help="Target segment duration in seconds (keyframe every segment)."),
+    click.option("--segment-duration", type=SECONDS, default="4s", show_default=True,
+                 metavar="DURATION",
+                 help="Target segment duration (keyframe every segment): 4s, 2.5s, 6 (seconds)."),
     click.option("--format", "formats", type=click.Choice(FORMATS), multiple=True,
                  help="Manifest formats (repeatable); both by default."),
     click.option("--copy", is_flag=True,
-                 help="No transcode: re-package H.264/HEVC + AAC as is."),
+                 help="No transcode: re-package H.264/HEVC/AV1 + AAC as is."),
     click.option("--chunks", default="auto", show_default=True, metavar="auto|N",
                  help="Encode the video in N chunks of whole segments, one job each, run "
                       "side by side (1: the whole title in one ffmpeg); auto chunks a title "
@@ -154,8 +193,8 @@ PACKAGE_OPTIONS: list[Callable[[Any], Any]] = [
                  help="--keys generate|speke: one key per track class (AUDIO, SD, HD, UHD)."),
     click.option("--class-thresholds", metavar="SD=H,HD=H",
                  help="Largest frame height of the SD and HD classes (default SD=576,HD=1080)."),
-    click.option("--key-server-timeout", type=click.FloatRange(min=0, min_open=True),
-                 metavar="SECONDS", help="--keys speke: total time for the exchange [30]."),
+    click.option("--key-server-timeout", type=SECONDS, metavar="DURATION",
+                 help="--keys speke: total time for the exchange [30s]."),
     click.option("--speke-sigv4-region", metavar="REGION",
                  help="--keys speke: sign with AWS SigV4 (execute-api) for API Gateway in REGION."),
     click.option("--playready-la-url", metavar="URL",
@@ -190,6 +229,10 @@ PACKAGE_OPTIONS: list[Callable[[Any], Any]] = [
     click.option("--steering", is_flag=True,
                  help="Content steering: every CDN of the config is a pathway (HLS PATHWAY-ID, "
                       "DASH BaseURL@serviceLocation) and players ask its steering server."),
+    click.option("--rights", "rights_file", type=click.Path(path_type=Path),
+                 metavar="FILE.yaml",
+                 help="Territories and windows (a title file's `rights:` does the same): a "
+                      "multivariant playlist and an MPD per grant, holding what it allows."),
 ]
 _PACKAGE_NAMES = _names(PACKAGE_OPTIONS)
 
@@ -197,9 +240,11 @@ PUSH_OPTIONS: list[Callable[[Any], Any]] = [
     click.option("--distribution",
                  help="CloudFront distribution id: invalidate changed manifests."),
     click.option("--wait", is_flag=True, help="Wait until the invalidation has completed."),
-    click.option("--manifest-max-age", type=click.IntRange(0, 86400), default=30,
-                 show_default=True,
-                 help="Cache-Control max-age of playlists and MPD (segments are immutable)."),
+    click.option("--manifest-max-age", default="30s", show_default=True, metavar="DURATION",
+                 type=Duration(bare_seconds=True, allow_minimum=True, maximum=86400,
+                               whole=True),
+                 help="Cache-Control max-age of playlists and MPD, whole seconds up to 1d "
+                      "(segments are immutable)."),
     # 32 is cdn.s3.DEFAULT_CONCURRENCY (tests/test_cli.py holds them together), written out so
     # that the CLI's start does not import botocore for every command.
     click.option("--concurrency", type=click.IntRange(1, 256), default=32, show_default=True,
@@ -222,7 +267,8 @@ _PUSH_NAMES = _names(PUSH_OPTIONS)
               help="Release directory to create (built aside, renamed into place).")
 @click.option("--force", is_flag=True, help="Replace an existing output directory.")
 @click.option("--config", "config_path", type=click.Path(path_type=Path),
-              help="--steering: the CDNs and steering server (default: regions.yaml).")
+              help="--steering: the CDNs and steering server; --rights: the regions a grant "
+                   "may name (default: regions.yaml).")
 @_options(PACKAGE_OPTIONS)
 @json_option
 def package_command(source: Path, output: Path, force: bool, config_path: Path | None,
@@ -248,6 +294,7 @@ def _package_request(source: Path, output: Path, force: bool, options: dict[str,
     from packager.encoding.thumbnails import parse_thumbnails
     from packager.keys.source import KeyOptions, encryption_for
     from packager.output.pipeline import PackageRequest
+    from packager.rights.file import rights_for
     from packager.title.file import resolve_title
     chunks = parse_chunks(options.pop("chunks"))
     steering = None
@@ -258,12 +305,14 @@ def _package_request(source: Path, output: Path, force: bool, options: dict[str,
                                           "codecs")}
     # Checked before any key is made or stored (below): a bad codec leaves nothing behind.
     codecs = codec_names(media["codecs"]) or None
+    title_file = options.pop("title_file")
     title = resolve_title(
-        options.pop("title_file"),
+        title_file,
         {"--audio": options.pop("dubs"), "--described-audio": options.pop("described"),
          "--subtitles": options.pop("subtitles"), "--forced-subtitles": options.pop("forced"),
          "--captions": options.pop("captions")},
         options.pop("language"), options.pop("default_language"))
+    rights = rights_for(options.pop("rights_file"), title_file, lambda: _regions(config_path))
     # Parsed before any key is made or stored: a bad value leaves nothing behind.
     thumbnails = options.pop("thumbnails")
     thumbnail_spec = parse_thumbnails(thumbnails) if thumbnails is not None else None
@@ -276,29 +325,50 @@ def _package_request(source: Path, output: Path, force: bool, options: dict[str,
         thumbnails=thumbnail_spec,
         steering=steering,
         chunks=chunks,
+        rights=rights,
     )
 
 
 @cdnpack.command()
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("cdnpack-demo"),
               show_default=True, help="Work directory: source, release, keys, results, report.")
-@click.option("--duration", type=float, default=20.0, show_default=True,
-              help="Length of the generated source in seconds.")
+@click.option("--duration", type=SECONDS, default="20s", show_default=True,
+              metavar="DURATION", help="Length of the generated source (20s, 1m).")
+@click.option("--serve", is_flag=True,
+              help="Then keep the local origin, edges and steering server up and serve the "
+                   "preview page (`cdnpack preview`), which plays the release through its edges, "
+                   "until Ctrl-C.")
+@click.option("--listen", default="127.0.0.1:8800", show_default=True, metavar="HOST:PORT",
+              help="--serve: the preview's address (loopback: its page gets the keys).")
 @json_option
-def demo(output: Path, duration: float, as_json: bool) -> None:
+def demo(output: Path, duration: float, serve: bool, listen: str, as_json: bool) -> None:
     """The release flow on this machine alone: an embedded source packaged with cbcs and
     generated keys, staged on a local S3 origin, probed from six regions through two emulated
     CDNs, gated on the budgets of regions.yaml, then published and invalidated."""
-    from packager.files import write_atomic
+    from contextlib import ExitStack
+
     from probes.config import SHIPPED_CONFIG
     from probes.gate import enforce
+    from testbed.demo import run_demo
+    if serve:
+        from preview.server import check_listen
+        check_listen(listen, keys=True)  # a mistake is one line before minutes of work
+    with ExitStack() as world:
+        with progress(quiet=as_json) as sink:
+            result = world.enter_context(run_demo(output, duration, SHIPPED_CONFIG, sink))
+        _show_demo(result, output, as_json)
+        enforce(result.rollout.verdict)
+        if serve:
+            _serve_demo(result, listen, as_json)
+
+
+def _show_demo(result: DemoResult, output: Path, as_json: bool) -> None:
+    from packager.files import write_atomic
     from probes.report import html_report
     from render.package import package_doc, show_package
     from render.release import rollout_doc, show_rollout
+    from render.rights import demo_rights_doc, show_demo_rights
     from render.steering import demo_steering_doc, show_demo_steering
-    from testbed.demo import run_demo
-    with progress(quiet=as_json) as sink:
-        result = run_demo(output, duration, SHIPPED_CONFIG, sink)
     report = output / "report.html"
     write_atomic(report, html_report(result.rollout.card, "cdnpack demo: delivery scorecard"))
     steering = result.steering
@@ -307,15 +377,33 @@ def demo(output: Path, duration: float, as_json: bool) -> None:
                    "report": str(report), "config": str(result.config),
                    "keystore": str(result.keystore), "distribution": result.distribution,
                    "steering": demo_steering_doc(steering.url, steering.plan, steering.config,
-                                                 steering.served)})
+                                                 steering.served),
+                   "rights": demo_rights_doc(result.rights.published, result.rights.viewers,
+                                             result.rights.note)})
     else:
         show_package(result.package)
         show_rollout(result.rollout)
         show_demo_steering(steering.url, steering.plan, steering.config, steering.served)
+        show_demo_rights(result.rights.published, result.rights.viewers, result.rights.note)
         out_console.print(
             f"report: {report}; probe results: {result.rollout.results[0].parent}; "
             f"config: {result.config}; keys: {result.keystore} (outside the release tree)")
-    enforce(result.rollout.verdict)
+
+
+def _serve_demo(result: DemoResult, listen: str, as_json: bool) -> None:
+    """The demo's release in the preview, played as published: through the edges and the
+    steering server, each region's order as the demo planned it."""
+    from preview.regions import from_plan
+    from preview.server import preview_request
+    from preview.server import run as run_preview
+    from render.preview import show_listening, show_stopped
+    steering = result.steering
+    request = preview_request(result.package.output, listen, result.keystore, None, "published",
+                              lambda: from_plan(steering.plan, steering.config))
+    stopped = run_preview(request, lambda url: show_listening(url, request, as_json))
+    show_stopped(stopped, as_json)
+    if stopped.signal is not None:
+        stopped_by(stopped.signal)  # the world stops on the way out
 
 
 @cdnpack.command("push")
@@ -342,7 +430,7 @@ def push_command(release_dir: Path, destination: str, dry_run: bool, prune: bool
 
 def _push_request(
     release_dir: Path, destination: str, *, distribution: str | None, wait: bool,
-    dry_run: bool, prune: bool, manifest_max_age: int, concurrency: int, retry_mode: str,
+    dry_run: bool, prune: bool, manifest_max_age: float, concurrency: int, retry_mode: str,
     max_attempts: int, endpoint_url: str | None, profile: str | None, region: str | None,
 ) -> PushRequest:
     from cdn.publish import PushRequest
@@ -353,7 +441,7 @@ def _push_request(
         connection=Connection(endpoint_url=endpoint_url, profile=profile, region=region,
                               retry_mode=retry_mode, max_attempts=max_attempts,
                               concurrency=concurrency),
-        manifest_max_age=manifest_max_age, distribution=distribution, wait=wait,
+        manifest_max_age=int(manifest_max_age), distribution=distribution, wait=wait,
         dry_run=dry_run, prune=prune,
     )
 
@@ -391,6 +479,8 @@ def release_command(
 
     Takes every `package` and `push` option (encryption, keys, ladder; endpoint, distribution).
     """
+    from datetime import UTC, datetime
+
     from packager.files import write_atomic
     from packager.output.pipeline import package
     from probes.gate import enforce, junit_xml, write_step_summary
@@ -398,6 +488,7 @@ def release_command(
     from release.flow import (
         RolloutRequest,
         check_regions,
+        refuse_unlicensed,
         results_dir_for,
         rollout,
         steering_destination,
@@ -414,6 +505,7 @@ def release_command(
     steering = steering_destination(options["steering"], destination, steering_override)
     request = _package_request(source, output, force, _split(options, _PACKAGE_NAMES),
                                config_path)
+    refuse_unlicensed(request.rights, datetime.now(UTC))
     with progress(quiet=as_json) as sink:
         packaged = package(request, sink)
         result = rollout(RolloutRequest(push_request, config, probe_regions, results,
@@ -476,6 +568,11 @@ def _probe_config(path: Path | None) -> ProbeConfig:
     return load_config(path if path is not None else default_config_path())
 
 
+def _regions(path: Path | None) -> dict[str, tuple[str, ...]]:
+    """Region id -> countries of the config: what a grant's territories may name."""
+    return {r.id: r.countries for r in _probe_config(path).regions}
+
+
 def _s3(endpoint_url: str | None) -> Any:
     from probes.s3store import results_connection
     return results_connection(endpoint_url)
@@ -491,17 +588,17 @@ def _s3(endpoint_url: str | None) -> Any:
               help="Also append this run as a new object under an S3 prefix.")
 @click.option("--endpoint-url", help="S3-compatible endpoint for --results.")
 @click.option("--samples", type=click.IntRange(min=1), help="Override probe.samples.")
-@click.option("--every", metavar="DURATION",
-              help="Run until stopped, one round per DURATION (60s, 5m), each round appended "
-                   "to --output and stored as a new object under --results.")
-@click.option("--jitter", metavar="DURATION",
+@click.option("--every", type=Duration(), metavar="DURATION",
+              help="Run until stopped, one round per DURATION (60s, 5m, 1h), each round "
+                   "appended to --output and stored as a new object under --results.")
+@click.option("--jitter", type=Duration(), metavar="DURATION",
               help="--every: wait up to this much more before each round (10s).")
 @click.option("--rounds", type=click.IntRange(min=1),
               help="--every: stop after this many rounds.")
 @json_option
 def probe_command(region: str, config_path: Path | None, output: Path | None,
                   results_url: str | None, endpoint_url: str | None, samples: int | None,
-                  every: str | None, jitter: str | None, rounds: int | None,
+                  every: float | None, jitter: float | None, rounds: int | None,
                   as_json: bool) -> None:
     """Probe every CDN from REGION: timed fetches and player-like video sessions, as JSONL.
 
@@ -547,15 +644,12 @@ def _rum(path: Path | None) -> RumCells | None:
     return load_summaries(path)
 
 
-def _probe_every(config: ProbeConfig, region: str, every: str, jitter: str | None,
+def _probe_every(config: ProbeConfig, region: str, every: float, jitter: float | None,
                  rounds: int | None, output: Path | None, results_url: str | None,
                  endpoint_url: str | None, as_json: bool) -> None:
-    from probes.config import parse_duration
     from probes.schedule import Schedule, run_schedule
     from render.probes import show_round
-    schedule = Schedule(every=parse_duration(every, "--every"),
-                        jitter=parse_duration(jitter, "--jitter") if jitter else 0.0,
-                        rounds=rounds)
+    schedule = Schedule(every=every, jitter=jitter or 0.0, rounds=rounds)
     run_schedule(config, region, schedule, output or Path(f"probe-{region}.jsonl"),
                  results_url, _s3(endpoint_url), lambda r: show_round(r, as_json))
 
@@ -571,7 +665,8 @@ def exporter_command(config_path: Path | None, region: str, listen: str,
                      as_json: bool) -> None:
     """Serve a Prometheus exporter in blackbox_exporter's style: /probe?cdn=ID&target=PATH
     runs one probe (blackbox metric names, plus startup and sustainable bitrate for hls/dash
-    targets); /metrics is the exporter's own. Runs until Ctrl-C or SIGTERM."""
+    targets); /metrics is the exporter's own. Runs until Ctrl-C or SIGTERM (exit 130 or 143,
+    once the probes running have answered)."""
     from probes.exporter import serve
     from probes.serving import parse_listen
     config = _probe_config(config_path)
@@ -586,7 +681,7 @@ def exporter_command(config_path: Path | None, region: str, listen: str,
                               "PATH, /metrics")
         sys.stdout.flush()
 
-    serve(config, region, address, ready)
+    stopped_by(serve(config, region, address, ready))
 
 
 @cdnpack.command("score")
@@ -698,13 +793,15 @@ def steer_plan(results: tuple[str, ...], config_path: Path | None, endpoint_url:
               metavar="DIR|s3://BUCKET/PREFIX", help="Probe results to plan from (repeatable).")
 @click.option("--listen", default="127.0.0.1:8900", show_default=True, metavar="HOST:PORT",
               help="Address to answer on (port 0: any free port, printed when ready).")
-@click.option("--refresh", default="30s", show_default=True, metavar="DURATION",
-              help="How often config and results are re-read (250ms, 30s, 5m).")
+@click.option("--refresh", type=Duration(), default="30s", show_default=True,
+              metavar="DURATION", help="How often config and results are re-read (250ms, 30s, "
+                                       "5m).")
 @click.option("--endpoint-url", help="S3-compatible endpoint for s3:// results.")
 @json_option
-def steer_serve(config_path: Path | None, results: tuple[str, ...], listen: str, refresh: str,
+def steer_serve(config_path: Path | None, results: tuple[str, ...], listen: str, refresh: float,
                 endpoint_url: str | None, as_json: bool) -> None:
-    """Serve /hls.json and /dash.json per viewer region, /metrics and /healthz until Ctrl-C."""
+    """Serve /hls.json and /dash.json per viewer region, /metrics and /healthz until Ctrl-C or
+    SIGTERM (exit 130 or 143, after open requests are answered)."""
     from render.steering import show_listening, show_stopped
     from steering.server import run as run_server
     from steering.server import serve_request
@@ -712,6 +809,8 @@ def steer_serve(config_path: Path | None, results: tuple[str, ...], listen: str,
                             endpoint_url)
     result = run_server(request, lambda url: show_listening(url, as_json))
     show_stopped(result, as_json)
+    if result.signal is not None:
+        stopped_by(result.signal)
 
 
 @steer_group.command("publish")
@@ -750,6 +849,184 @@ def steer_publish(destination: str, config_path: Path | None, results: tuple[str
 def _default_config() -> Path:
     from probes.config import default_config_path
     return default_config_path()
+
+
+# --- preview: a release you can watch before you push it -------------------------------------
+
+
+@cdnpack.command("preview")
+@click.argument("release_dir", type=click.Path(path_type=Path))
+@click.option("--listen", default="127.0.0.1:8800", show_default=True, metavar="HOST:PORT",
+              help="Address to answer on (port 0: any free port, printed when ready); loopback "
+                   "only for an encrypted release (its page gets the keys).")
+@click.option("--keystore", type=click.Path(file_okay=False, path_type=Path),
+              help="Keystore holding the release's keys (default: $XDG_DATA_HOME/cdnpack/keys); "
+                   "only read.")
+@click.option("--key", envvar="CDNPACK_KEY", show_envvar=True, metavar="KID:KEY",
+              help="A key of the release given directly (e.g. packaged with --keys raw).")
+@click.option("--config", "config_path", type=click.Path(path_type=Path),
+              help="A steered release: the regions and CDNs whose pathway order per region the "
+                   "page shows and its player follows (default with --results: regions.yaml).")
+@click.option("--results", multiple=True, metavar="DIR|FILE|s3://BUCKET/PREFIX",
+              help="Probe results the per-region order is planned from, as `steer plan` does "
+                   "(repeatable; without them every region gets the config's order).")
+@click.option("--endpoint-url", help="S3-compatible endpoint for s3:// results.")
+@click.option("--play-from", type=click.Choice(["local", "published"]), default="local",
+              show_default=True,
+              help="local: the release's own files (a steered release's pathways mapped onto "
+                   "them); published: the CDNs and steering server its manifests name.")
+@json_option
+def preview_command(release_dir: Path, listen: str, keystore: Path | None, key: str | None,
+                    config_path: Path | None, results: tuple[str, ...],
+                    endpoint_url: str | None, play_from: str, as_json: bool) -> None:
+    """Serve RELEASE_DIR and a page that plays it (shaka-player, HLS and DASH) until Ctrl-C:
+    renditions and bitrates, languages and roles, thumbnails, trick play, the pathway each
+    region gets; encrypted releases with their keys (ClearKey, AES-128) from the keystore."""
+    from preview.server import preview_request
+    from preview.server import run as run_preview
+    from render.preview import show_listening, show_stopped
+    plan = None
+    if config_path is not None or results:
+        def plan() -> tuple[Any, ...]:
+            return _preview_regions(config_path, results, endpoint_url)
+    request = preview_request(release_dir, listen, keystore, key, play_from, plan,
+                              key_from_env=_from_env("key"))
+    result = run_preview(request, lambda url: show_listening(url, request, as_json))
+    show_stopped(result, as_json)
+    if result.signal is not None:
+        stopped_by(result.signal)
+
+
+def _preview_regions(config_path: Path | None, results: tuple[str, ...],
+                     endpoint_url: str | None) -> tuple[Any, ...]:
+    """Each region's pathway order, planned as `steer plan` plans it (the config's order
+    without results)."""
+    from datetime import UTC, datetime
+
+    from preview.regions import from_plan
+    from probes.results import read_results
+    from steering.plan import make_plan
+    config = _probe_config(config_path)
+    found = read_results(results, _s3(endpoint_url)) if results else None
+    return from_plan(make_plan(found, config, datetime.now(UTC)), config)
+
+
+# --- rights: territories and windows, enforced at the edge -------------------------------------
+
+
+@cdnpack.group("rights")
+def rights_group() -> None:
+    """Territories and windows: where and when a release may play, checked, drawn and enforced
+    at the CloudFront edge."""
+
+
+def _instant(at: str | None) -> datetime:
+    from datetime import UTC, datetime
+
+    from packager.rights.instants import InstantError, parse_instant
+    if at is None:
+        return datetime.now(UTC)
+    try:
+        return parse_instant(at)
+    except InstantError as exc:
+        raise click.BadParameter(str(exc), param_hint="--at") from None
+
+
+@rights_group.command("check")
+@click.argument("source", type=click.Path(path_type=Path), metavar="RELEASE_DIR|TITLE.yaml")
+@click.option("--at", "at", metavar="TIME", help="RFC 3339 instant to check (default: now).")
+@click.option("--require", "required", multiple=True, metavar="TERRITORY|REGION",
+              help="A country code or region id that must be licensed then (repeatable): "
+                   "exit 1 when one is not.")
+@click.option("--config", "config_path", type=click.Path(path_type=Path),
+              help="The regions --require and a title file's grants may name (default: "
+                   "regions.yaml).")
+@json_option
+def rights_check(source: Path, at: str | None, required: tuple[str, ...],
+                 config_path: Path | None, as_json: bool) -> None:
+    """Per territory, the grant in force at TIME and what it allows, when it opens or
+    closes, or "not licensed"; exit 1 when a --require'd territory is not licensed then."""
+    from packager.errors import UnlicensedError
+    from packager.rights.instants import format_instant
+    from packager.rights.source import read_rights
+    from packager.rights.standing import required_countries, standings
+    from render.rights import check_doc, show_check
+    moment = _instant(at)
+    rights = read_rights(source, lambda: _regions(config_path))
+    must = required_countries(required, _regions(config_path)) if required else ()
+    table = standings(rights, moment, must)
+    if as_json:
+        emit_json(check_doc(table, moment))
+    else:
+        show_check(table, moment)
+    missing = [s.territory for s in table if s.required and not s.licensed]
+    if missing:
+        raise UnlicensedError(f"not licensed at {format_instant(moment)}: {', '.join(missing)}")
+
+
+@rights_group.command("report")
+@click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path),
+                metavar="RELEASE_DIR|TITLE.yaml...")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path),
+              required=True, help="The HTML report to write.")
+@click.option("--at", "at", metavar="TIME", help="The instant marked as today (default: now).")
+@click.option("--config", "config_path", type=click.Path(path_type=Path),
+              help="The regions a title file's grants may name (default: regions.yaml).")
+@json_option
+def rights_report(sources: tuple[Path, ...], html_path: Path, at: str | None,
+                  config_path: Path | None, as_json: bool) -> None:
+    """The rights matrix as a picture: territories as rows, time as the axis, each title's
+    windows as bars (max height and languages), today marked."""
+    from packager.files import write_atomic
+    from packager.rights.source import read_rights, title_name
+    from render.rights_report import report_html, report_summary
+    moment = _instant(at)
+    titles = [(title_name(s), read_rights(s, lambda: _regions(config_path))) for s in sources]
+    write_atomic(html_path, report_html(titles, moment))
+    summary = report_summary(titles, moment, html_path)
+    if as_json:
+        emit_json(summary)
+    else:
+        out_console.print(f"wrote {html_path}: {len(titles)} titles, "
+                          f"{len(summary['territories'])} territories")
+
+
+@rights_group.command("publish")
+@click.argument("release_dir", type=click.Path(path_type=Path))
+@click.argument("destination", metavar="s3://BUCKET/PREFIX")
+@click.option("--distribution", required=True, help="CloudFront distribution id.")
+@click.option("--function-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the CloudFront Function's code here.")
+@click.option("--kvs-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write its KeyValueStore data here (the import format).")
+@click.option("--dry-run", is_flag=True, help="Write the files; call nothing.")
+@click.option("--url-path", metavar="/PATH/",
+              help="The path viewers request the release under (default: /PREFIX/).")
+@click.option("--name", metavar="NAME",
+              help="Of the function and its store (default: cdnpack-rights-<distribution>).")
+@click.option("--endpoint-url", help="S3 and CloudFront endpoint (a local stand-in).")
+@click.option("--profile", help="AWS profile.")
+@json_option
+def rights_publish(release_dir: Path, destination: str, distribution: str,
+                   function_file: Path | None, kvs_file: Path | None, dry_run: bool,
+                   url_path: str | None, name: str | None, endpoint_url: str | None,
+                   profile: str | None, as_json: bool) -> None:
+    """The rights function (cloudfront-js-2.0, viewer request) and its KeyValueStore data for
+    RELEASE_DIR, pushed to DESTINATION and served by DISTRIBUTION: viewers get their grant's
+    manifests, 451 where and when it is not licensed, 403 beyond their grant."""
+    from cdn.s3 import Connection, parse_s3_url
+    from render.rights import publish_doc, show_publish
+    from steering.rights_publish import RightsPublishRequest, publish_rights
+    request = RightsPublishRequest(
+        release_dir=release_dir, destination=parse_s3_url(destination),
+        distribution=distribution, url_path=url_path,
+        connection=Connection(endpoint_url=endpoint_url, profile=profile, region="us-east-1"),
+        function_file=function_file, kvs_file=kvs_file, dry_run=dry_run, name=name)
+    result = publish_rights(request)
+    if as_json:
+        emit_json(publish_doc(result))
+    else:
+        show_publish(result)
 
 
 # --- keys: the local keystore and CPIX exchange -----------------------------------------------

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, Protocol, TypeVar, cast
 
+from packager.tools import own_process_group
+
 J = TypeVar("J")
 R = TypeVar("R")
 
@@ -156,8 +158,12 @@ class _Indexed(Generic[J, R]):
 
 
 def _worker_signals() -> None:
-    """A pool process unwinds on SIGTERM (finally blocks run: its ffmpeg stopped, its temporary
-    directory removed) instead of dying on the spot with its children left running."""
+    """A pool process leaves the terminal's foreground process group (a terminal's Ctrl-C is
+    the coordinator's to handle, packager/interrupts.py, not a traceback per worker), and
+    unwinds on SIGTERM, the coordinator's way to stop it (finally blocks run: its ffmpeg
+    stopped, its temporary directory removed) instead of dying on the spot with its children
+    left running."""
+    own_process_group()
     signal.signal(signal.SIGTERM, _unwind)
 
 

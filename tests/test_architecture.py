@@ -13,8 +13,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 #: Each top-level package and what it may import. The flow runs one way: packager (source to
 #: release.json) → cdn (push) → rum (real viewers, from the CDN's logs) → probes (probe, score
-#: and gate, beside the real viewers) → release (the flow) → render/cli.
-PRODUCT = ["packager", "cdn", "rum", "probes", "steering", "release"]
+#: and gate, beside the real viewers) → steering → preview (a release served with a page that
+#: plays it) → release (the flow) → render/cli.
+PRODUCT = ["packager", "cdn", "rum", "probes", "steering", "preview", "release"]
 LAYERS: dict[str, set[str]] = {
     **{name: set(PRODUCT[:i]) for i, name in enumerate(PRODUCT)},
     "render": set(PRODUCT),

@@ -5,9 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +15,7 @@ from packager.output.release import read_release
 from packager.tools import find_tool
 from testbed.clips import ClipSpec, make_clip
 from tests.conftest import cdnpack_cli
+from tests.interrupts import assert_stopped_cleanly, interrupt, start
 
 
 def test_doctor_lists_tools_versions_and_encoders() -> None:
@@ -114,36 +112,15 @@ def test_interrupted_package_leaves_nothing_behind(
         make_clip(source, ClipSpec(duration=30.0, width=1280, height=720))
     scratch = tmp_path / "tmp"
     scratch.mkdir()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cli", "package", str(source), "-o", str(tmp_path / "out"),
-         "--chunks", chunks],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        cwd=Path(__file__).resolve().parent.parent, env={**os.environ, "TMPDIR": str(scratch)},
-    )
-    deadline = time.monotonic() + 60
-    while not any(p.is_file() and p.stat().st_size for p in scratch.rglob("*.mp4")):
-        assert time.monotonic() < deadline, "ffmpeg never started writing"
-        time.sleep(0.05)
-    proc.send_signal(sig)
-    _, stderr = proc.communicate(timeout=30)
-    assert proc.returncode == code, stderr
-    assert "Traceback" not in stderr
+    command = start(["package", source, "-o", tmp_path / "out", "--chunks", chunks],
+                    env={**os.environ, "TMPDIR": str(scratch)})
+    command.wait_until(lambda: any(p.is_file() and p.stat().st_size
+                                   for p in scratch.rglob("*.mp4")), "ffmpeg writing")
+    ended = interrupt(command, sig)
+    assert_stopped_cleanly(ended, sig)
+    assert ended.code == code
     assert list(tmp_path.iterdir()) == [scratch]
     assert list(scratch.iterdir()) == []
-    assert processes_naming(tmp_path) == []
-
-
-def processes_naming(path: Path) -> list[str]:
-    """Command lines of the running processes that mention `path` (zombies have none)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            line = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except (OSError, ValueError):
-            continue
-        if entry.name.isdigit() and str(path) in line:
-            found.append(line)
-    return found
 
 
 def test_format_option_writes_only_the_chosen_manifests(

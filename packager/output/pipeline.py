@@ -52,6 +52,7 @@ from packager.executor import DirectoryStage, Executor, LocalExecutor, Stage
 from packager.mp4.demux import DemuxedSource, track_load, unsupported
 from packager.output import dash, hls, hls_ts
 from packager.output.bitrate import measure
+from packager.output.grants import write_grant_manifests, write_ts_grant_manifests
 from packager.output.release import (
     FORMATS,
     ProtectionSummary,
@@ -72,15 +73,18 @@ from packager.output.segmenter import (
 from packager.output.steering import SteeringSpec, steer_files
 from packager.output.text_track import within, write_text_track
 from packager.output.trickplay_release import write_trick_play
+from packager.rights.allowance import check_rights
+from packager.rights.model import Rights
 from packager.text.cues import TextTrack
 from packager.text.read import read_text_file
 from packager.title.localize import localize, text_renditions
 from packager.title.model import Title
 from packager.title.tracks import TitleTrack
+from packager.tools import own_process_group
 
 log = logging.getLogger(__name__)
 
-COPY_VIDEO_CODECS = {"h264": "h264", "hevc": "hevc"}
+COPY_VIDEO_CODECS = {"h264", "hevc", "av1"}
 COPY_AUDIO_CODECS = {"aac"}
 
 
@@ -105,6 +109,9 @@ class PackageRequest:
     #: --steering: the multivariant playlist and MPD name every CDN pathway and the steering
     #: server (packager/output/steering.py); None writes single-origin manifests.
     steering: SteeringSpec | None = None
+    #: Territories and windows (packager/rights): a multivariant playlist and an MPD per grant
+    #: beside the unrestricted ones; None writes no grant manifests.
+    rights: Rights | None = None
     #: --codec: the video codecs every rung is encoded in (packager/encoding/codecs.py);
     #: None: the ladder's own (`codecs:` in a ladder file; h264).
     codecs: tuple[str, ...] | None = None
@@ -154,6 +161,8 @@ def package(request: PackageRequest, progress: ProgressSink | None = None,
                   else plan_renditions(spec, media, audio, request.codecs))
     renditions += text_renditions(localized.tracks)
     renditions = _ts_renditions(request, renditions)
+    if request.rights is not None:  # refused while there is nothing to undo
+        check_rights(request.rights, renditions)
     _check_tools(request, media, renditions)
     output = request.output.absolute()
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -210,11 +219,6 @@ def _check_request(request: PackageRequest) -> None:
             raise InputError("--codec chooses what a transcode encodes; --copy keeps the "
                              "source's codec: use one or the other")
         codec_names(request.codecs)
-        new = [n for n in request.codecs if n != "h264"]
-        if new and request.encryption is not None and request.encryption.scheme == AES_128:
-            raise InputError(f"--encrypt aes-128 makes MPEG-TS, which HLS players take with "
-                             f"H.264 only: package {', '.join(new)} as CMAF (clear, cenc or "
-                             "cbcs)")
 
 
 def _check_tools(request: PackageRequest, media: MediaInfo, renditions: list[Rendition]) -> None:
@@ -235,7 +239,7 @@ def copy_renditions(media: MediaInfo, audio: list[TitleTrack]) -> list[Rendition
         v = media.video
         if v.codec not in COPY_VIDEO_CODECS:
             raise InputError(
-                f"--copy needs H.264 or HEVC video; {media.path} has {v.codec or 'unknown'}"
+                f"--copy needs H.264, HEVC or AV1 video; {media.path} has {v.codec or 'unknown'}"
             )
         renditions.append(
             Rendition(
@@ -265,6 +269,13 @@ def _ts_renditions(request: PackageRequest, renditions: list[Rendition]) -> list
     a warning (as before localized releases, which packaged the first audio stream only)."""
     if request.encryption is None or request.encryption.scheme != AES_128:
         return renditions
+    other = sorted({r.codec for r in renditions if r.kind == "video" and r.codec != "h264"})
+    if other:
+        # HLS carries HEVC in fMP4 only (Apple's authoring spec) and AV1 has no MPEG-TS form
+        # players take.
+        raise InputError(f"--encrypt aes-128 makes MPEG-TS, which HLS players take with "
+                         f"H.264 only: package {', '.join(other)} as CMAF (clear, cenc or "
+                         "cbcs)")
     if request.title.side_files:
         raise InputError("--encrypt aes-128 makes MPEG-TS with one audio language and no "
                          "text: package a localized title as CMAF (clear, cenc or cbcs)")
@@ -328,13 +339,18 @@ def _encode_and_segment(
             if progress:
                 progress("segment", len(sources) * done / len(jobs), len(sources))
     else:
-        with ProcessPoolExecutor(workers) as pool:
+        # Workers in a process group of their own (a terminal's Ctrl-C is ours to handle);
+        # on the way out the jobs not started are cancelled, not run to the end.
+        pool = ProcessPoolExecutor(workers, initializer=own_process_group)
+        try:
             futures = {pool.submit(_segment_job, job): job for job in jobs}
             for done, future in enumerate(as_completed(futures), 1):
                 job = futures[future]
                 done_parts[job.index][job.part[0]] = future.result()
                 if progress:
                     progress("segment", len(sources) * done / len(jobs), len(sources))
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
     tracks = [join_parts([p for p in track_parts if p is not None]) for track_parts in done_parts]
     for (rendition, source), track in zip(sources, tracks, strict=True):
         if rendition.source is None:  # a dub's length was checked against the video's
@@ -558,12 +574,17 @@ def _package_ts(
         if progress:
             progress("segment", done + 1, len(jobs))
     duration = max(ts.duration for ts in outputs)
-    trick = write_trick_play(build, [], _thumbnails(request, media, work, build), duration,
-                             hls=True)
+    images = _thumbnails(request, media, work, build)
+    trick = write_trick_play(build, [], images, duration, hls=True)
     files += trick.files
     multivariant = hls_ts.multivariant_playlist(outputs, trick.stream_infs)
     (build / multivariant.path).write_text(multivariant.text)
     files.append(describe_file(build, multivariant.path, "multivariant", None))
+    grants = None
+    if request.rights is not None:
+        written = write_ts_grant_manifests(build, request.rights, outputs, trick, images,
+                                           audio.rendition.language if audio else None)
+        files, grants = files + written.files, written.grants
     if request.steering is not None:
         files = steer_files(build, files, request.steering)
     return finish_release(
@@ -592,6 +613,7 @@ def _package_ts(
             rendition_kids={ts.rendition.id: request.encryption.key.kid_uuid for ts in outputs},
         ),
         thumbnails=trick.thumbnails,
+        rights=grants,
     )
 
 
@@ -638,6 +660,11 @@ def _write_manifests(
     if "dash" in request.formats:
         (build / dash.MPD_NAME).write_text(dash.mpd(tracks, request.segment_duration, images))
         files.append(describe_file(build, dash.MPD_NAME, "mpd", None))
+    grants = None
+    if request.rights is not None:
+        written = write_grant_manifests(build, request.rights, tracks, trick, images,
+                                        request.formats, request.segment_duration)
+        files, grants = files + written.files, written.grants
     if request.steering is not None:
         files = steer_files(build, files, request.steering)
     return finish_release(
@@ -647,6 +674,7 @@ def _write_manifests(
         protection=protection_summary(request.encryption, tracks),
         iframes=trick.iframes,
         thumbnails=trick.thumbnails,
+        rights=grants,
     )
 
 

@@ -16,9 +16,11 @@ from testbed.clips import ClipSpec, make_clip
 from testbed.edges import Edges, EdgeSpec, edge_process
 from testbed.origin import origin_bucket
 from tests.browser.harness import (
+    DRIVER,
     NODE_MODULES,
     PAGE,
     PLAYER_BUILDS,
+    PREVIEW_DRIVER,
     Browser,
     BrowserError,
     chromium_path,
@@ -49,6 +51,12 @@ RELEASES: dict[str, tuple[str, ...]] = {
     # encrypted: 5 s of playback cross the joins at 2 s and 4 s.
     "chunked-cenc": ("--encrypt", "cenc", "--keys", "raw", "--drm", "clearkey",
                      "--chunks", "5"),
+    # AV1 beside H.264 (tests/browser/test_codecs.py): a player picks AV1 and falls back.
+    "av1": ("--codec", "h264", "--codec", "av1"),
+    "av1-cbcs": ("--codec", "h264", "--codec", "av1", "--encrypt", "cbcs", "--keys", "raw",
+                 "--drm", "clearkey"),
+    "av1-cenc": ("--codec", "h264", "--codec", "av1", "--encrypt", "cenc", "--keys", "raw",
+                 "--drm", "clearkey"),
 }
 #: The releases whose samples are encrypted (a player needs the ClearKey key).
 SAMPLE_ENCRYPTED = frozenset({"cenc", "cbcs", "chunked-cenc"})
@@ -85,19 +93,29 @@ def edge_specs(moto: MotoServer, page_root: Path, key_root: Path) -> list[EdgeSp
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
+    yield from chromium_driver(DRIVER)
+
+
+@pytest.fixture(scope="session")
+def preview_browser() -> Iterator[Browser]:
+    """A Chromium driven through `cdnpack preview`'s page (preview.mjs)."""
+    yield from chromium_driver(PREVIEW_DRIVER)
+
+
+def chromium_driver(driver: Path) -> Iterator[Browser]:
     missing = missing_parts()
     if missing:
         unavailable(f"missing {', '.join(missing)}")
     chromium = chromium_path()
     assert chromium is not None
     try:
-        driver = Browser(chromium)
+        started = Browser(chromium, driver=driver)
     except BrowserError as exc:
         unavailable(str(exc))
     try:
-        yield driver
+        yield started
     finally:
-        driver.close()
+        started.close()
 
 
 @pytest.fixture(scope="session")
