@@ -173,7 +173,7 @@ PACKAGE_OPTIONS: list[Callable[[Any], Any]] = [
     click.option("--chunks", default="auto", show_default=True, metavar="auto|N",
                  help="Encode the video in N chunks of whole segments, one job each, run "
                       "side by side (1: the whole title in one ffmpeg); auto chunks a title "
-                      "of a minute or more when more than one worker can run them."),
+                      "of two minutes or more when more than one worker can run them."),
     click.option("--thumbnails", metavar="INTERVAL[:CxR[:HEIGHT]]",
                  help="JPEG thumbnail tile sheets for scrubbing, e.g. 10s or 10s:5x5:240 "
                       "(a thumbnail every INTERVAL, C columns x R rows a sheet [5x5], HEIGHT "

@@ -20,13 +20,17 @@ from itertools import pairwise
 
 from packager.errors import InputError
 
-#: A title shorter than this is encoded whole by `--chunks auto`. Below it a chunk's own costs
-#: (an ffmpeg start, a seek and up to a GOP of the source decoded before the chunk's first
-#: frame, an x264 lookahead filled from cold, the join) outweigh what a second worker saves;
-#: measured on 2 cores by bench/chunks.py (BENCHMARKS.md).
-MIN_CHUNKED_SECONDS = 60.0
-#: The shortest chunk `--chunks auto` makes, for the same reason.
-MIN_CHUNK_SECONDS = 20.0
+#: The shortest chunk `--chunks auto` makes. A chunk costs about 1.3 CPU-seconds more than the
+#: same frames inside a whole encode (its one-second lead-in, a second of source decoded
+#: before it, encoders and lookahead started cold: the default ladder from 720p, measured by
+#: bench/chunks.py, BENCHMARKS.md "Chunked encodes"), 1.6 seconds' worth of that encode's
+#: media: at 30 s a chunk, at most 5 % more work.
+MIN_CHUNK_SECONDS = 30.0
+#: A title shorter than this is encoded whole by `--chunks auto`. Measured on this project's
+#: 2-core machine against the whole encode with two local workers (bench/chunks.py, default
+#: ladder from 720p): at 30 s chunks were no faster (1.01x, 1.04x), at 60 s slower in both
+#: runs of a loaded machine (1.3x), at 120 s faster in every run (0.61x with two chunks).
+MIN_CHUNKED_SECONDS = 120.0
 #: Chunks per worker `--chunks auto` aims at: more chunks than workers, so that a worker that
 #: drew an easy chunk takes another while a hard one finishes (the last chunk otherwise leaves
 #: all but one worker idle at the end).
