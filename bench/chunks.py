@@ -8,6 +8,13 @@ source's, and its VMAF (libvmaf, model vmaf_v0.6.1, in ffmpeg-full) against the 
 says what the chunks cost in quality. Every job's wall time is kept (per chunk: seconds of
 wall per second of media), the figure a capacity model of a cluster starts from.
 
+The machine is shared, and a loaded machine favours the variant running more processes (each
+gets a share of the busy cores). So each run also reports its CPU time and how many of the two
+cores it could keep busy: the process tree's runnable threads are sampled every 20 ms, and the
+mean of min(runnable, 2) is the cores it would use on a free machine. CPU time over that is the
+run's estimated wall time on 2 free cores, and the ratio of those estimates is reported beside
+the measured one.
+
 Usage: .venv/bin/python -m bench.chunks [--durations 120] [--runs 2] [--chunks auto,2,...]
        [--size 1280x720] [--ladder default] [--segment 4] [--json FILE]
 """
@@ -16,10 +23,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -40,6 +49,7 @@ class Run:
     seconds: float  # package() wall time
     encode_seconds: float  # wall time until segmenting began
     cpu_seconds: float  # user + system of this process and every child reaped
+    busy_cores: float  # mean of min(runnable threads, WORKERS) over the run
     chunks: int
     frames: int  # decoded from the top rendition's segments
     source_frames: int
@@ -53,22 +63,71 @@ def cpu_now() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
+def runnable_threads(pid: int) -> int:
+    """Threads in state R (running or waiting for a core) in the process tree below pid."""
+    count = 0
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except FileNotFoundError:
+        return 0
+    for task in tasks:
+        try:
+            stat = (task / "stat").read_text()
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        count += stat[stat.rindex(")") + 2] == "R"
+        count += sum(runnable_threads(int(child)) for child in children)
+    return count
+
+
+class Demand:
+    """Samples how many cores the run could keep busy (see the module's docstring)."""
+
+    def __init__(self) -> None:
+        self.samples: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        me = os.getpid()
+        while not self._stop.wait(0.02):
+            # less the sampler itself, which is running while it reads /proc
+            self.samples.append(min(WORKERS, max(0, runnable_threads(me) - 1)))
+
+    def __enter__(self) -> Demand:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def busy_cores(self) -> float:
+        return statistics.fmean(self.samples) if self.samples else float(WORKERS)
+
+
 def package_once(source: Path, out: Path, args: argparse.Namespace, chunks: int | None,
-                 variant: str) -> tuple[PackageResult, float, float, float]:
+                 variant: str) -> tuple[PackageResult, float, float, float, float]:
     marks: dict[str, float] = {}
 
     def sink(stage: str, done: float, total: float) -> None:
         marks.setdefault(stage, time.perf_counter())
 
     cpu, started = cpu_now(), time.perf_counter()
-    result = package(PackageRequest(source=source, output=out, ladder=args.ladder,
-                                    segment_duration=args.segment, chunks=chunks, force=True),
-                     sink, executor=LocalExecutor(WORKERS))
+    with Demand() as demand:
+        result = package(PackageRequest(source=source, output=out, ladder=args.ladder,
+                                        segment_duration=args.segment, chunks=chunks,
+                                        force=True),
+                         sink, executor=LocalExecutor(WORKERS))
     ended = time.perf_counter()
     encode = marks.get("segment", ended) - started
+    used = cpu_now() - cpu
     print(f"  {variant:8s} {ended - started:7.2f} s (encode {encode:.2f} s), "
-          f"{result.chunks} chunk(s)", flush=True)
-    return result, ended - started, encode, cpu_now() - cpu
+          f"{result.chunks} chunk(s), {used:.1f} CPU-s, {demand.busy_cores:.2f} cores busy",
+          flush=True)
+    return result, ended - started, encode, used, demand.busy_cores
 
 
 def top_track(result: PackageResult, work: Path) -> tuple[Path, int, int]:
@@ -105,9 +164,9 @@ def measure(source: Path, duration: float, args: argparse.Namespace, variant: st
             work: Path) -> Run:
     chunks = 1 if variant == "whole" else parse_chunks(variant)
     out = work / f"out-{variant}"
-    result, seconds, encode, cpu = package_once(source, out, args, chunks, variant)
+    result, seconds, encode, cpu, busy = package_once(source, out, args, chunks, variant)
     track, width, height = top_track(result, work)
-    run = Run(variant, duration, seconds, encode, cpu, result.chunks, count_frames(track),
+    run = Run(variant, duration, seconds, encode, cpu, busy, result.chunks, count_frames(track),
               count_frames(source), vmaf(track, width, height, source, work),
               [asdict(j) for j in result.encode_jobs])
     track.unlink()
@@ -130,6 +189,10 @@ def report(runs: list[Run], duration: float, variant: str) -> dict[str, float | 
         "ratio": median(chunked, "seconds") / median(whole, "seconds"),
         "encode_ratio": median(chunked, "encode_seconds") / median(whole, "encode_seconds"),
         "cpu_ratio": median(chunked, "cpu_seconds") / median(whole, "cpu_seconds"),
+        "whole_busy_cores": median(whole, "busy_cores"),
+        "chunked_busy_cores": median(chunked, "busy_cores"),
+        "free_ratio": (median(chunked, "cpu_seconds") / median(chunked, "busy_cores"))
+        / (median(whole, "cpu_seconds") / median(whole, "busy_cores")),
         "whole_vmaf": median(whole, "vmaf"),
         "chunked_vmaf": median(chunked, "vmaf"),
         "vmaf_delta": median(chunked, "vmaf") - median(whole, "vmaf"),
@@ -141,7 +204,9 @@ def report(runs: list[Run], duration: float, variant: str) -> dict[str, float | 
     print(f"{duration:5.0f} s, --chunks {variant} ({summary['chunks']}): whole "
           f"{summary['whole_seconds']:.2f} s, chunked {summary['chunked_seconds']:.2f} s, "
           f"ratio {summary['ratio']:.3f} (encode {summary['encode_ratio']:.3f}, "
-          f"cpu {summary['cpu_ratio']:.3f}); VMAF {summary['whole_vmaf']:.2f} -> "
+          f"cpu {summary['cpu_ratio']:.3f}, on 2 free cores {summary['free_ratio']:.3f}: busy "
+          f"{summary['whole_busy_cores']:.2f} vs {summary['chunked_busy_cores']:.2f}); "
+          f"VMAF {summary['whole_vmaf']:.2f} -> "
           f"{summary['chunked_vmaf']:.2f} ({summary['vmaf_delta']:+.2f}); frames equal "
           f"{bool(summary['frames_equal'])}; a chunk: "
           f"{summary['chunk_wall_per_media_second']:.3f} s wall per media second", flush=True)
