@@ -14,7 +14,6 @@ the coordinator.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import shutil
 import signal
@@ -99,6 +98,7 @@ class LocalExecutor:
                 if progress:
                     progress(index + 1, len(jobs))
         else:
+            import multiprocessing  # noqa: PLC0415 (a package that runs one job needs none)
             # maxtasksperchild=1: a fresh process per job, as a job on a cluster gets (no
             # state from one job leaks into the next; a process costs milliseconds, a job
             # seconds to hours).

@@ -29,7 +29,13 @@ from typing import BinaryIO
 
 from packager.errors import BitstreamError, InputError
 from packager.mp4.fragmented import fragments_of, read_fragmented
-from packager.mp4.isobmff import Fragment, find_box, fragment_boxes, parse_track_info
+from packager.mp4.isobmff import (
+    STYP,
+    Fragment,
+    find_box,
+    media_segment_boxes,
+    parse_track_info,
+)
 
 _STSD = [b"moov", b"trak", b"mdia", b"minf", b"stbl", b"stsd"]
 
@@ -130,8 +136,8 @@ class _Writer:
         if self._held is None:
             return
         self._sequence += 1
-        boxes, data = fragment_boxes(self._sequence, self._track_id, self._held)
-        self._sink.write(boxes)
+        boxes, data = media_segment_boxes(self._sequence, self._track_id, self._held)
+        self._sink.write(boxes[len(STYP):])  # a fragment inside one file: no segment type box
         self._sink.write(data)
         self._held = None
 
