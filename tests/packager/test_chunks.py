@@ -347,10 +347,13 @@ def test_every_codec_chunks_to_the_whole_encodes_frames(
     assert packets(tracks[1]) == packets(tracks[0])
     same = frame_psnr(tracks[1], clip, 320, 180, 0, tmp_path)
     assert len(same) == source_frames(clip)
-    # Each frame nearer its own source frame than the next one (AV1's capped CRF at 180p sits
-    # below SAME_FRAME_DB on some frames; the next frame is 10 dB further still).
+    # Each frame nearer its own source frame than the next one (AV1's capped CRF at 180p puts
+    # some frames below SAME_FRAME_DB): a frame lost or repeated at the join would put every
+    # later frame nearer its neighbour.
     following = frame_psnr(tracks[1], clip, 320, 180, 1, tmp_path)[:-1]  # the last: no next
-    assert all(a > b + 3 for a, b in zip(same, following, strict=False))
+    farther = [(n, a, b) for n, (a, b) in enumerate(zip(same, following, strict=False))
+               if not a > b]
+    assert farther == [], "frames nearer the next source frame than their own"
     assert results[1].release.renditions[0].codec.startswith(entry)
 
 
