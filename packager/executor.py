@@ -19,11 +19,16 @@ import shutil
 import signal
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Protocol, TypeVar, cast
 
+from packager.errors import CdnpackError
 from packager.tools import own_process_group
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+    from multiprocessing.context import ForkContext, SpawnContext
+    from multiprocessing.process import BaseProcess
 
 J = TypeVar("J")
 R = TypeVar("R")
@@ -74,9 +79,14 @@ class LocalExecutor:
     """A process pool on this machine (one process per core by default); with one worker the
     jobs run in this process, in order (nothing to gain from a pool, and easier to debug).
 
-    However the map ends (done, a job failed, Ctrl-C or SIGTERM here), the pool's processes
-    are terminated and reaped before it returns: SIGTERM makes a worker unwind (SystemExit),
-    so a job's own children (ffmpeg) are stopped and its temporary files removed."""
+    Each job runs in a fresh process (forked: the job and its function are inherited, only
+    the result travels back, pickled), as a job on a cluster gets one: nothing leaks from one
+    job into the next, and a process costs milliseconds where a job costs seconds to hours. A
+    worker that dies without a result (killed, out of memory) fails the map with one line,
+    never a hang. However the map ends (done, a job failed, Ctrl-C or SIGTERM here), the
+    running workers are terminated and reaped before it returns: SIGTERM makes a worker unwind
+    (SystemExit), so a job's own children (ffmpeg) are stopped and its temporary files
+    removed."""
 
     def __init__(self, workers: int | None = None) -> None:
         self._workers = max(1, workers if workers is not None else os.cpu_count() or 1)
@@ -98,21 +108,7 @@ class LocalExecutor:
                 if progress:
                     progress(index + 1, len(jobs))
         else:
-            import multiprocessing  # noqa: PLC0415 (a package that runs one job needs none)
-            # maxtasksperchild=1: a fresh process per job, as a job on a cluster gets (no
-            # state from one job leaks into the next; a process costs milliseconds, a job
-            # seconds to hours).
-            with multiprocessing.Pool(min(self._workers, len(jobs)), _worker_signals,
-                                      maxtasksperchild=1) as pool:
-                try:
-                    finished = pool.imap_unordered(_Indexed(fn), enumerate(jobs))
-                    for done, (index, result) in enumerate(finished, 1):
-                        results[index] = result
-                        if progress:
-                            progress(done, len(jobs))
-                finally:
-                    pool.terminate()
-                    pool.join()
+            _in_processes(fn, jobs, self._workers, results, progress)
         return cast("list[R]", results)  # every slot was filled above
 
 
@@ -146,15 +142,72 @@ class DirectoryStage:
         shutil.rmtree(self.root / prefix, ignore_errors=True)
 
 
-@dataclass(frozen=True)
-class _Indexed(Generic[J, R]):
-    """A job function that also returns its job's index (results arrive as jobs finish)."""
+def _in_processes(fn: Callable[[J], R], jobs: Sequence[J], workers: int,
+                  results: list[R | None], progress: JobProgress | None) -> None:
+    """Run the jobs, at most `workers` at once, one fresh process each; fill `results`."""
+    import multiprocessing  # noqa: PLC0415 (a package that runs one job needs none)
+    from multiprocessing.connection import Connection, wait  # noqa: PLC0415
 
-    fn: Callable[[J], R]
+    # fork: the job and its function are inherited, not pickled (spawn where there is none)
+    context: ForkContext | SpawnContext = (
+        multiprocessing.get_context("fork")
+        if "fork" in multiprocessing.get_all_start_methods()
+        else multiprocessing.get_context("spawn"))
+    waiting = list(enumerate(jobs))
+    running: dict[Connection, tuple[BaseProcess, int]] = {}
+    done = 0
+    try:
+        while waiting or running:
+            while waiting and len(running) < workers:
+                index, job = waiting.pop(0)
+                reader, writer = context.Pipe(duplex=False)
+                started: BaseProcess = context.Process(target=_run_one, args=(fn, job, writer))
+                started.start()
+                writer.close()
+                running[reader] = (started, index)
+            for ready in wait(list(running)):
+                assert isinstance(ready, Connection)
+                worker, index = running.pop(ready)
+                try:
+                    ok, value = ready.recv()
+                except EOFError:  # the process ended without a word
+                    worker.join()
+                    raise WorkerLost(f"job {index + 1} of {len(jobs)}: its worker process "
+                                     f"died (exit {worker.exitcode})") from None
+                finally:
+                    ready.close()
+                worker.join()
+                if not ok:
+                    assert isinstance(value, BaseException)
+                    raise value
+                results[index] = cast("R", value)
+                done += 1
+                if progress:
+                    progress(done, len(jobs))
+    finally:
+        for worker, _ in running.values():
+            worker.terminate()
+        for reader, (worker, _) in running.items():
+            worker.join()
+            reader.close()
 
-    def __call__(self, item: tuple[int, J]) -> tuple[int, R]:
-        index, job = item
-        return index, self.fn(job)
+
+def _run_one(fn: Callable[[J], R], job: J, writer: Connection) -> None:
+    """A worker process: run one job, send back (True, result) or (False, the exception)."""
+    _worker_signals()
+    try:
+        outcome: tuple[bool, object] = (True, fn(job))
+    except Exception as exc:  # every failure goes back to the coordinator
+        outcome = (False, exc)
+    try:
+        writer.send(outcome)
+    except Exception as exc:  # a result or an error that does not pickle
+        writer.send((False, WorkerLost(f"a job's outcome could not travel back: {exc}")))
+    writer.close()
+
+
+class WorkerLost(CdnpackError):
+    """A local worker process ended without a result (killed, out of memory)."""
 
 
 def _worker_signals() -> None:
