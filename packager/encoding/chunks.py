@@ -20,17 +20,17 @@ from itertools import pairwise
 
 from packager.errors import InputError
 
-#: The shortest chunk `--chunks auto` makes. A chunk costs about 1.3 CPU-seconds more than the
-#: same frames inside a whole encode (its one-second lead-in, a second of source decoded
-#: before it, encoders and lookahead started cold: the default ladder from 720p, measured by
-#: bench/chunks.py, BENCHMARKS.md "Chunked encodes"), 1.6 seconds' worth of that encode's
-#: media: at 30 s a chunk, at most 5 % more work.
-MIN_CHUNK_SECONDS = 30.0
-#: A title shorter than this is encoded whole by `--chunks auto`. Measured on this project's
-#: 2-core machine against the whole encode with two local workers (bench/chunks.py, default
-#: ladder from 720p): at 30 s chunks were no faster (1.01x, 1.04x), at 60 s slower in both
-#: runs of a loaded machine (1.3x), at 120 s faster in every run (0.61x with two chunks).
-MIN_CHUNKED_SECONDS = 120.0
+#: The shortest chunk `--chunks auto` makes. A chunk costs CPU beyond its frames' share of a
+#: whole encode (its one-second lead-in, a second of source decoded before it, encoders and
+#: lookahead started cold): measured by bench/chunks.py (BENCHMARKS.md "Chunked encodes", the
+#: default ladder from 720p), 60 s chunks took 0.96-1.04x the whole encode's CPU (within the
+#: noise) and 30 s chunks 1.02-1.15x.
+MIN_CHUNK_SECONDS = 60.0
+#: A title shorter than this is encoded whole by `--chunks auto` (it would not make two such
+#: chunks). At 120 s two chunks on two local workers were never slower than the whole encode
+#: in five measured pairs (0.61-1.00x on the loaded machine, 1.01x estimated on free cores);
+#: at 30 and 60 s no gain showed.
+MIN_CHUNKED_SECONDS = 2 * MIN_CHUNK_SECONDS
 #: Chunks per worker `--chunks auto` aims at: more chunks than workers, so that a worker that
 #: drew an easy chunk takes another while a hard one finishes (the last chunk otherwise leaves
 #: all but one worker idle at the end).

@@ -81,7 +81,7 @@ def test_auto_chunks_only_where_a_second_worker_gains() -> None:
     long = 10 * MIN_CHUNKED_SECONDS
     assert chunk_count(None, workers=1, duration=long, segments=150) == 1
     assert chunk_count(None, workers=2, duration=MIN_CHUNKED_SECONDS - 1, segments=15) == 1
-    assert chunk_count(None, workers=2, duration=MIN_CHUNKED_SECONDS, segments=30) == 4
+    assert chunk_count(None, workers=2, duration=MIN_CHUNKED_SECONDS, segments=30) == 2
     assert chunk_count(None, workers=2, duration=long, segments=150) == 4  # 2 a worker
     # never shorter than MIN_CHUNK_SECONDS
     assert chunk_count(None, workers=32, duration=long, segments=150) == int(
