@@ -18,7 +18,7 @@ from packager.encoding.chunks import Chunk, plan_chunks
 from packager.encoding.jobs import EncodeResult, plan_encode, run_encode
 from packager.encoding.ladder import Rendition
 from packager.encoding.media import MediaInfo
-from packager.encoding.thumbnails import SHEET_PATTERN, ThumbnailPlan
+from packager.encoding.thumbnails import ThumbnailPlan
 from packager.encoding.transcode import EncodedTrack
 from packager.errors import TranscodeError
 from packager.executor import Executor, Stage
@@ -117,7 +117,7 @@ def _collect(results: list[EncodeResult], renditions: list[Rendition], chunks: l
             stage.get(found[0], path)
         tracks.append(EncodedTrack(rendition, path))
     if thumbnails is not None:
-        for name in sorted(n for n in keys if n.startswith(SHEET_PATTERN.split("{")[0])):
+        for name in sorted(n for n in keys if n.endswith(".jpg")):  # the sheets (tile_N.jpg)
             stage.get(keys[name][0], thumbnails.directory / name)
     return tracks
 
