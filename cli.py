@@ -194,6 +194,10 @@ PACKAGE_OPTIONS: list[Callable[[Any], Any]] = [
     click.option("--vmaf/--no-vmaf", default=True, show_default=True,
                  help="Measure every video rendition's VMAF (libvmaf, vmaf_v0.6.1) on the "
                       "delivered track: release.json and the HLS SCORE."),
+    click.option("--chunks", default="auto", show_default=True, metavar="auto|N",
+                 help="Encode the video in N chunks of whole segments, one job each, run "
+                      "side by side (1: the whole title in one ffmpeg); auto chunks a title "
+                      "of two minutes or more when more than one worker can run them."),
     click.option("--thumbnails", metavar="INTERVAL[:CxR[:HEIGHT]]",
                  help="JPEG thumbnail tile sheets for scrubbing, e.g. 10s or 10s:5x5:240 "
                       "(a thumbnail every INTERVAL, C columns x R rows a sheet [5x5], HEIGHT "
@@ -311,11 +315,13 @@ def _package_request(source: Path, output: Path, force: bool, options: dict[str,
                      config_path: Path | None = None) -> PackageRequest:
     """The `package` options (shared by `release`) as a PackageRequest; keys are resolved and
     stored while it is built, before anything is encoded."""
+    from packager.encoding.chunks import parse_chunks
     from packager.encoding.codecs import codec_names
     from packager.encoding.thumbnails import parse_thumbnails
     from packager.keys.source import KeyOptions, encryption_for
     from packager.output.pipeline import PackageRequest
     from packager.title.file import resolve_title
+    chunks = parse_chunks(options.pop("chunks"))
     steering = None
     if options.pop("steering"):
         from steering.documents import manifest_spec
@@ -346,6 +352,7 @@ def _package_request(source: Path, output: Path, force: bool, options: dict[str,
         encryption=encryption_for(keys, output),
         thumbnails=thumbnail_spec,
         steering=steering,
+        chunks=chunks,
         rights=rights,
     )
 

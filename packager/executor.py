@@ -14,22 +14,42 @@ the coordinator.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Protocol, TypeVar, cast
 
+from packager.errors import CdnpackError
 from packager.tools import own_process_group
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+    from multiprocessing.context import ForkContext, SpawnContext
+    from multiprocessing.process import BaseProcess
 
 J = TypeVar("J")
 R = TypeVar("R")
 
-#: (jobs done, jobs in all), called on the coordinator as jobs finish.
-JobProgress = Callable[[int, int], None]
+#: (jobs done, jobs in all), called on the coordinator as jobs finish; `done` may hold the
+#: fraction of a running job that reports its progress (`report_progress`).
+JobProgress = Callable[[float, int], None]
+
+#: Where `report_progress` goes in this process: set by an executor running a job here.
+_REPORT: ContextVar[Callable[[float], None] | None] = ContextVar("cdnpack_job_report",
+                                                                 default=None)
+
+
+def report_progress(fraction: float) -> None:
+    """Called by a running job with how far it is (0 to 1). An executor that runs the job in
+    the coordinator's process passes it on to the map's progress (a whole-title encode's bar
+    then moves with ffmpeg); elsewhere (a pool process, a remote worker) it is dropped, and
+    progress moves by whole jobs."""
+    report = _REPORT.get()
+    if report is not None:
+        report(min(max(fraction, 0.0), 1.0))
 
 
 class Executor(Protocol):
@@ -57,7 +77,16 @@ class Stage(Protocol):
 
 class LocalExecutor:
     """A process pool on this machine (one process per core by default); with one worker the
-    jobs run in this process, in order (nothing to gain from a pool, and easier to debug)."""
+    jobs run in this process, in order (nothing to gain from a pool, and easier to debug).
+
+    Each job runs in a fresh process (forked: the job and its function are inherited, only
+    the result travels back, pickled), as a job on a cluster gets one: nothing leaks from one
+    job into the next, and a process costs milliseconds where a job costs seconds to hours. A
+    worker that dies without a result (killed, out of memory) fails the map with one line,
+    never a hang. However the map ends (done, a job failed, Ctrl-C or SIGTERM here), the
+    running workers are terminated and reaped before it returns: SIGTERM makes a worker unwind
+    (SystemExit), so a job's own children (ffmpeg) are stopped and its temporary files
+    removed."""
 
     def __init__(self, workers: int | None = None) -> None:
         self._workers = max(1, workers if workers is not None else os.cpu_count() or 1)
@@ -70,81 +99,17 @@ class LocalExecutor:
             progress: JobProgress | None = None) -> list[R]:
         results: list[R | None] = [None] * len(jobs)
         if self._workers <= 1 or len(jobs) <= 1:
-            for done, (index, job) in enumerate(enumerate(jobs), 1):
-                results[index] = fn(job)
-                if progress:
-                    progress(done, len(jobs))
-        else:
-            # Workers in a process group of their own: a terminal's Ctrl-C is the
-            # coordinator's to handle (packager/interrupts.py), not a traceback per worker;
-            # the coordinator stops their jobs (_interrupt_workers).
-            with ProcessPoolExecutor(min(self._workers, len(jobs)),
-                                     initializer=_start_worker) as pool:
-                futures = {pool.submit(_run_job, fn, job): index
-                           for index, job in enumerate(jobs)}
+            for index, job in enumerate(jobs):
+                token = _REPORT.set(_partial(progress, index, len(jobs)))
                 try:
-                    for done, future in enumerate(_completed(futures), 1):
-                        results[futures[future]] = future.result()
-                        if progress:
-                            progress(done, len(jobs))
-                except BaseException:
-                    for future in futures:
-                        future.cancel()
-                    _interrupt_workers(pool)
-                    raise
+                    results[index] = fn(job)
+                finally:
+                    _REPORT.reset(token)
+                if progress:
+                    progress(index + 1, len(jobs))
+        else:
+            _in_processes(fn, jobs, self._workers, results, progress)
         return cast("list[R]", results)  # every slot was filled above
-
-
-#: How often a waiting map wakes up (seconds): see _completed.
-_WAKE = 0.25
-
-
-def _completed(futures: Iterable[Future[R]]) -> Iterator[Future[R]]:
-    """The futures as they complete, waking every _WAKE seconds: a signal (Ctrl-C, SIGTERM)
-    may be delivered to one of the pool's threads, and Python runs its handler only when the
-    main thread runs again; as_completed's blocking wait would hold it off until the next job
-    ends."""
-    pending = set(futures)
-    while pending:
-        done, pending = wait(pending, timeout=_WAKE, return_when=FIRST_COMPLETED)
-        yield from done
-
-
-def _interrupt_workers(pool: ProcessPoolExecutor) -> None:
-    """A failed or interrupted map stops the jobs still running: each would otherwise hold it
-    until it ends (a per-title trial encode runs for minutes). SIGTERM makes a worker's job
-    raise SystemExit (_unwind_on_sigterm), which stops the tools it runs (tools.spawn); the
-    pool hands the exception back and the worker is shut down with the pool."""
-    workers = getattr(pool, "_processes", None) or {}  # CPython's pid -> Process map
-    for pid in list(workers):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-
-
-#: Set in a worker once it has been told to stop: the jobs already queued to it are refused.
-_stopping = False
-
-
-def _start_worker() -> None:
-    """A worker leaves the terminal's process group (tools.own_process_group), and its SIGTERM
-    unwinds its job (finally blocks run, child tools are stopped) rather than killing it where
-    it stands, whatever handler the parent had."""
-    own_process_group()
-
-    def unwind(signum: int, frame: object) -> None:
-        global _stopping  # noqa: PLW0603 (per worker process, set once)
-        _stopping = True
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, unwind)
-
-
-def _run_job(fn: Callable[[J], R], job: J) -> R:
-    """One job in a worker, unless the map was stopped (the pool queues a job or two ahead:
-    they must not start once the map is over)."""
-    if _stopping:
-        raise SystemExit(143)
-    return fn(job)
 
 
 class DirectoryStage:
@@ -161,7 +126,7 @@ class DirectoryStage:
         if local.resolve() == target.resolve():
             return
         partial = target.with_name(f".{target.name}.part-{os.getpid()}")
-        shutil.copyfile(local, partial)
+        _link_or_copy(local, partial)
         partial.replace(target)
 
     def get(self, key: str, local: Path) -> None:
@@ -169,7 +134,110 @@ class DirectoryStage:
         if local.resolve() == source.resolve():
             return
         local.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, local)
+        partial = local.with_name(f".{local.name}.part-{os.getpid()}")
+        _link_or_copy(source, partial)
+        partial.replace(local)
 
     def delete_prefix(self, prefix: str) -> None:
         shutil.rmtree(self.root / prefix, ignore_errors=True)
+
+
+def _in_processes(fn: Callable[[J], R], jobs: Sequence[J], workers: int,
+                  results: list[R | None], progress: JobProgress | None) -> None:
+    """Run the jobs, at most `workers` at once, one fresh process each; fill `results`."""
+    import multiprocessing  # noqa: PLC0415 (a package that runs one job needs none)
+    from multiprocessing.connection import Connection, wait  # noqa: PLC0415
+
+    # fork: the job and its function are inherited, not pickled (spawn where there is none)
+    context: ForkContext | SpawnContext = (
+        multiprocessing.get_context("fork")
+        if "fork" in multiprocessing.get_all_start_methods()
+        else multiprocessing.get_context("spawn"))
+    waiting = list(enumerate(jobs))
+    running: dict[Connection, tuple[BaseProcess, int]] = {}
+    done = 0
+    try:
+        while waiting or running:
+            while waiting and len(running) < workers:
+                index, job = waiting.pop(0)
+                reader, writer = context.Pipe(duplex=False)
+                started: BaseProcess = context.Process(target=_run_one, args=(fn, job, writer))
+                started.start()
+                writer.close()
+                running[reader] = (started, index)
+            for ready in wait(list(running)):
+                assert isinstance(ready, Connection)
+                worker, index = running.pop(ready)
+                try:
+                    ok, value = ready.recv()
+                except EOFError:  # the process ended without a word
+                    worker.join()
+                    raise WorkerLost(f"job {index + 1} of {len(jobs)}: its worker process "
+                                     f"died (exit {worker.exitcode})") from None
+                finally:
+                    ready.close()
+                worker.join()
+                if not ok:
+                    assert isinstance(value, BaseException)
+                    raise value
+                results[index] = cast("R", value)
+                done += 1
+                if progress:
+                    progress(done, len(jobs))
+    finally:
+        for worker, _ in running.values():
+            worker.terminate()
+        for reader, (worker, _) in running.items():
+            worker.join()
+            reader.close()
+
+
+def _run_one(fn: Callable[[J], R], job: J, writer: Connection) -> None:
+    """A worker process: run one job, send back (True, result) or (False, the exception)."""
+    _worker_signals()
+    try:
+        outcome: tuple[bool, object] = (True, fn(job))
+    except Exception as exc:  # every failure goes back to the coordinator
+        outcome = (False, exc)
+    try:
+        writer.send(outcome)
+    except Exception as exc:  # a result or an error that does not pickle
+        writer.send((False, WorkerLost(f"a job's outcome could not travel back: {exc}")))
+    writer.close()
+
+
+class WorkerLost(CdnpackError):
+    """A local worker process ended without a result (killed, out of memory)."""
+
+
+def _worker_signals() -> None:
+    """A pool process leaves the terminal's foreground process group (a terminal's Ctrl-C is
+    the coordinator's to handle, packager/interrupts.py, not a traceback per worker), and
+    unwinds on SIGTERM, the coordinator's way to stop it (finally blocks run: its ffmpeg
+    stopped, its temporary directory removed) instead of dying on the spot with its children
+    left running."""
+    own_process_group()
+    signal.signal(signal.SIGTERM, _unwind)
+
+
+def _unwind(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _partial(progress: JobProgress | None, index: int,
+             total: int) -> Callable[[float], None] | None:
+    """The report of the index-th job's fraction done as the map's progress."""
+    if progress is None:
+        return None
+    return lambda fraction: progress(index + fraction, total)
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """A hard link where both sides are on one file system (a local encode's outputs then move
+    through the stage without a copy: staged files are never written in place, only replaced),
+    else a copy."""
+    target.unlink(missing_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)

@@ -22,6 +22,8 @@ def package_doc(result: PackageResult) -> dict[str, Any]:
         "iframes": [asdict(i) for i in release.iframes],
         "thumbnails": [asdict(t) for t in release.thumbnails],
         "quality": asdict(release.quality) if release.quality is not None else None,
+        "chunks": result.chunks,
+        "encode_jobs": [asdict(j) for j in result.encode_jobs],
     }
 
 
@@ -52,6 +54,10 @@ def show_package(result: PackageResult) -> None:
             f"thumbnails: one every {t.interval:g} s, {t.width}x{t.height}, "
             f"{t.columns}x{t.rows} a sheet, {t.sheets} sheet{'s' if t.sheets != 1 else ''} "
             f"in {t.id}/")
+    if result.chunks > 1:
+        longest = max(result.encode_jobs, key=lambda j: j.seconds)
+        out_console.print(f"encoded in {result.chunks} chunks, {len(result.encode_jobs)} jobs "
+                          f"(longest: {longest.job}, {longest.seconds:.1f} s)")
     if release.iframes:
         out_console.print(f"trick play: I-frame playlists for "
                           f"{', '.join(i.rendition for i in release.iframes)}")

@@ -34,6 +34,9 @@ class ClipSpec:
     subtitles: tuple[tuple[str, Path], ...] = ()
     #: Frames from one key frame to the next (-g); 0 leaves x264's default (250).
     keyframe_interval: int = 0
+    #: x264/x265 preset: ultrafast has no B-frames; veryfast has them (reordered frames, a
+    #: decode time before the presentation time: what a seek into a real source meets).
+    preset: str = "ultrafast"
     #: More options for the video encoder (e.g. SVT-AV1 tiles), and the ffmpeg build that
     #: runs (ffmpeg-full has encoders the streamer build lacks: libaom-av1, librav1e).
     video_options: tuple[str, ...] = ()
@@ -67,7 +70,7 @@ def make_clip(path: Path, spec: ClipSpec = ClipSpec()) -> Path:
         if spec.variable_frame_rate:
             args += ["-vf", "select='gt(random(0),0.3)'", "-fps_mode", "vfr"]
         args += ["-c:v", spec.video_codec, "-pix_fmt", spec.pix_fmt,
-                 *_FASTEST.get(spec.video_codec, ("-preset", "ultrafast")), *spec.video_options]
+                 *_FASTEST.get(spec.video_codec, ("-preset", spec.preset)), *spec.video_options]
         if spec.keyframe_interval:
             args += ["-g", str(spec.keyframe_interval)]
         if spec.video_codec == "libx265":

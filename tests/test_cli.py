@@ -113,20 +113,30 @@ def test_ffmpeg_failure_is_reported_with_its_last_lines(source_clip: Path, tmp_p
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize(("sig", "code", "chunks"), [
+    (signal.SIGINT, 130, "1"), (signal.SIGTERM, 143, "1"),
+    # chunk jobs in a pool of worker processes, each running an ffmpeg of its own
+    (signal.SIGINT, 130, "3"), (signal.SIGTERM, 143, "3"),
+])
 def test_interrupted_package_leaves_nothing_behind(
-    sig: signal.Signals, code: int, clips: Path, tmp_path: Path
+    sig: signal.Signals, code: int, chunks: str, clips: Path, tmp_path: Path
 ) -> None:
+    """Interrupted while ffmpeg writes (an encode job's files appear in the temporary
+    directory): one line, the signal's exit code, no file and no process left."""
     source = clips / "long.mp4"
     if not source.exists():
         make_clip(source, ClipSpec(duration=30.0, width=1280, height=720))
-    command = start(["package", source, "-o", tmp_path / "out"])
-    command.wait_until(lambda: any(p.name.startswith(".out.work-") and any(p.iterdir())
-                                   for p in tmp_path.iterdir()), "ffmpeg writing")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    command = start(["package", source, "-o", tmp_path / "out", "--chunks", chunks],
+                    env={**os.environ, "TMPDIR": str(scratch)})
+    command.wait_until(lambda: any(p.is_file() and p.stat().st_size
+                                   for p in scratch.rglob("*.mp4")), "ffmpeg writing")
     ended = interrupt(command, sig)
     assert_stopped_cleanly(ended, sig)
     assert ended.code == code
-    assert list(tmp_path.iterdir()) == []
+    assert list(tmp_path.iterdir()) == [scratch]
+    assert list(scratch.iterdir()) == []
 
 
 def test_format_option_writes_only_the_chosen_manifests(

@@ -40,7 +40,7 @@ from packager.encoding.media import MediaInfo
 from packager.encoding.per_title_spec import PerTitleSpec
 from packager.encoding.placement import Limits, Rung, place_rungs, rendition_id
 from packager.errors import InputError
-from packager.executor import Executor, LocalExecutor
+from packager.executor import Executor, JobProgress, LocalExecutor
 from packager.quality.hull import RatePoint, convex_hull
 from packager.quality.trials import TrialEncode, TrialJob, rate_points, run_trial
 from packager.quality.vmaf import Excerpt, Viewing, vmaf_tool
@@ -211,7 +211,7 @@ class PerTitleLadder:
 
 def analyse(spec: PerTitleSpec, ladder: LadderSpec, media: MediaInfo, frame_rate: Fraction,
             segment_duration: float, work: Path, executor: Executor | None = None,
-            progress: Callable[[int, int], None] | None = None) -> PerTitleLadder:
+            progress: JobProgress | None = None) -> PerTitleLadder:
     """Run the trial jobs and place the rungs."""
     plan = plan_analysis(spec, ladder, media, frame_rate, segment_duration, work)
     started = time.perf_counter()

@@ -161,10 +161,10 @@ def thumbnail_times(media: MediaInfo, spec: ThumbnailSpec) -> list[float]:
             if k * spec.interval <= last + _EARLY]
 
 
-def seek_input(path: Path, stream_index: int, time: float) -> Any:
+def seek_input(location: str, stream_index: int, time: float) -> Any:
     """One picture of a source: ffmpeg seeks to the key frame before `time`, decodes from there
     and keeps the first picture at or after it (accurate seek, then trim to one frame)."""
-    return (ffmpeg.input(str(path), ss=f"{max(0.0, time - _EARLY):.6f}")[str(stream_index)]
+    return (ffmpeg.input(location, ss=f"{max(0.0, time - _EARLY):.6f}")[str(stream_index)]
             .filter("trim", end_frame=1))
 
 

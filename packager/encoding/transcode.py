@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from packager.encoding.chunks import SEEK_MARGIN, Chunk
 from packager.encoding.codecs import (
     KeyFramePlan,
     encoder_options,
@@ -68,14 +69,23 @@ def build_ladder_command(
     workdir: Path,
     starts: list[float] | None = None,
     thumbnails: ThumbnailPlan | None = None,
+    chunk: Chunk | None = None,
+    locations: Mapping[str, str] | None = None,
 ) -> tuple[list[str], list[EncodedTrack]]:
     """The ffmpeg argument list for the whole ladder (every rung in every codec, each through
     the codec table, packager/encoding/codecs.py), and the track each output will hold. Key
     frames are forced at the segment plan's starts (packager/encoding/segments.py), planned
     from the source's duration when not given. `thumbnails`: one more branch of the same decode
     draws the tile sheets (encoding/thumbnails.py), so they cost no second decode. It runs in
-    the build `ladder_tool` names."""
-    inputs = Inputs(media)
+    the build `ladder_tool` names.
+
+    `chunk`: only that chunk's frames of the video renditions (encoding/chunks.py; see
+    `chunk_input` and `chunk_frames`), each output starting at time 0, with key frames at the
+    plan's starts inside it. `locations`: where this machine reads an input the coordinator
+    knows by path (a URL, a shared mount); an input not listed is read at its path."""
+    if chunk is not None and any(r.kind != "video" for r in renditions):
+        raise TranscodeError("a chunk job encodes video renditions only")
+    inputs = Inputs(media, locations, chunk)
     source = inputs.source
     outputs: list[Any] = []
     tracks: list[EncodedTrack] = []
@@ -84,11 +94,18 @@ def build_ladder_command(
         rate = videos[0].frame_rate
         # fps makes variable-rate sources constant-rate (every rendition shares one timeline);
         # format forces 8-bit 4:2:0, the only thing H.264 High/Main decoders everywhere accept.
-        decoded = (
-            source[str(media.video.index)]
-            .filter("fps", fps=f"{rate.numerator}/{rate.denominator}")
-            .filter("format", "yuv420p")
-        )
+        # start_time=0: the grid starts at the title's start, the first frame repeated up to
+        # where the source's video begins (a VFR source's first kept frame, video starting
+        # after the audio). Without it fps starts at that frame's slot, and the muxer, which
+        # starts a track at its first frame, moved every frame (and forced key frame) earlier
+        # by that much: key frames a frame before the plan's starts, segments merged.
+        grid = {"fps": f"{rate.numerator}/{rate.denominator}"}
+        if chunk is None or chunk.encode_first == 0:
+            grid["start_time"] = "0"
+        decoded = source[str(media.video.index)].filter("fps", **grid)
+        if chunk is not None:
+            decoded = chunk_frames(decoded, chunk)
+        decoded = decoded.filter("format", "yuv420p")
         if thumbnails is not None:
             branches = decoded.filter_multi_output("split", 2)
             decoded = branches.stream(0)
@@ -99,6 +116,11 @@ def build_ladder_command(
         gop = math.ceil(rate * segment_duration)
         plan = starts if starts is not None else segment_starts(
             media.duration, segment_duration, rate)
+        if chunk is not None:
+            # ffmpeg forces one key frame per listed time, at the first frame at or after it:
+            # a time listed twice would make the frame after it a key frame too.
+            frames = sorted({0, *(chunk.lead_in + k for k in chunk.key_frames)})
+            plan = [float(k / rate) for k in frames]
         key_frames = KeyFramePlan(tuple(plan), 2 * gop)
         for rendition, scaled in zip(videos, _scaled_branches(decoded, videos), strict=True):
             path = workdir / f"{rendition.id}.mp4"
@@ -213,18 +235,61 @@ def build_text_command(
 
 
 class Inputs:
-    """ffmpeg's inputs: the source first, then each side file a rendition is read from."""
+    """ffmpeg's inputs: the source first, then each side file a rendition is read from, each
+    read where `locations` says (by the coordinator's path; unlisted: that path). A chunk's
+    source input is seeked to just before the chunk (`chunk_input`)."""
 
-    def __init__(self, media: MediaInfo) -> None:
-        self.source: Any = ffmpeg.input(str(media.path))
+    def __init__(self, media: MediaInfo, locations: Mapping[str, str] | None = None,
+                 chunk: Chunk | None = None) -> None:
+        self._locations = locations or {}
+        self.source: Any = chunk_input(self.locate(media.path), chunk)
         self._side: dict[Path, Any] = {}
+
+    def locate(self, path: Path) -> str:
+        return self._locations.get(str(path), str(path))
 
     def stream(self, rendition: Rendition) -> Any:
         if rendition.source is None:
             return self.source[str(rendition.stream)]
         if rendition.source not in self._side:
-            self._side[rendition.source] = ffmpeg.input(str(rendition.source))
+            self._side[rendition.source] = ffmpeg.input(self.locate(rendition.source))
         return self._side[rendition.source][str(rendition.stream)]
+
+
+def _seek_frames(chunk: Chunk) -> int:
+    """Frames of the ladder's grid decoded before the chunk's encode begins (SEEK_MARGIN)."""
+    return min(chunk.encode_first, math.ceil(SEEK_MARGIN * chunk.frame_rate))
+
+
+def chunk_input(location: str, chunk: Chunk | None) -> Any:
+    """The source, for a chunk read from SEEK_MARGIN before its first frame.
+
+    -ss before -i seeks the demuxer to the key frame at or before that point and shifts every
+    time stamp by it, so the ladder's frame grid (fps's output slots, multiples of 1/rate from
+    the source's start) stays a grid of whole frames. -noaccurate_seek keeps the frames decoded
+    between that key frame and the seek point: fps shows at each slot the last source frame at
+    or before it, and with accurate seek a variable-rate source whose frame on the chunk's
+    first slot came before the seek point would lose that frame (the first slot filled late,
+    one frame short). The margin covers a source key frame whose decode time is before the
+    seek point but whose presentation (B-frames, an edit list) is after it."""
+    if chunk is None or chunk.encode_first == 0:
+        return ffmpeg.input(location)
+    seek = (chunk.encode_first - _seek_frames(chunk)) / chunk.frame_rate
+    return ffmpeg.input(location, ss=f"{float(seek):.6f}", noaccurate_seek=None)
+
+
+def chunk_frames(frames: Any, chunk: Chunk) -> Any:
+    """A chunk's frames of fps's output, its lead-in first, by slot number (fps's output time
+    base is 1/rate, so a frame's pts is its slot): trim is frame-exact where a trim by seconds
+    would round. Chunks after the first start at time 0 (setpts) so that their key frames are
+    forced at the plan's starts counted from the encode's start; the first keeps the whole
+    encode's times."""
+    first = _seek_frames(chunk)
+    options = {"start_pts": first}
+    if chunk.frames is not None:
+        options["end_pts"] = first + chunk.lead_in + chunk.frames
+    trimmed = frames.filter("trim", **options)
+    return trimmed.filter("setpts", "PTS-STARTPTS") if chunk.encode_first else trimmed
 
 
 def text_outputs(inputs: Inputs, renditions: list[Rendition], workdir: Path,
@@ -243,7 +308,8 @@ def _source_text(rendition: Rendition) -> bool:
     return rendition.kind == "text" and rendition.source is None and rendition.stream >= 0
 
 
-def draw_thumbnails(media: MediaInfo, plan: ThumbnailPlan, workdir: Path) -> None:
+def draw_thumbnails(media: MediaInfo, plan: ThumbnailPlan, workdir: Path,
+                    location: str | None = None) -> None:
     """`--copy` has no decode to branch the thumbnails from, and decoding the whole video for
     one picture in every INTERVAL seconds would cost more than the copy itself. Instead each
     thumbnail is a seek: ffmpeg decodes from the key frame before its time to it, so about half
@@ -255,7 +321,7 @@ def draw_thumbnails(media: MediaInfo, plan: ThumbnailPlan, workdir: Path) -> Non
     times = thumbnail_times(media, plan.spec)
     batches: list[Path] = []
     for start in range(0, len(times), SEEK_BATCH):
-        pictures = [seek_input(media.path, media.video.index, t)
+        pictures = [seek_input(location or str(media.path), media.video.index, t)
                     for t in times[start : start + SEEK_BATCH]]
         batch = workdir / f"thumbnails_{len(batches):05d}.nut"
         joined = scaled(ffmpeg.concat(*pictures, v=1, a=0), plan)

@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from packager.drm import pssh as drm
+from packager.encoding.chunks import chunk_count
 from packager.encoding.codecs import (
     check_build,
     codec_names,
     source_decoder_tool,
     video_codec,
 )
+from packager.encoding.encode import JobTiming, encode_title
 from packager.encoding.ladder import (
     LadderSpec,
     Rendition,
@@ -39,7 +41,6 @@ from packager.encoding.thumbnails import (
 from packager.encoding.transcode import (
     EncodedTrack,
     build_copy_command,
-    build_ladder_command,
     build_text_command,
     draw_thumbnails,
     ladder_tool,
@@ -48,6 +49,7 @@ from packager.encoding.transcode import (
 from packager.encryption.iv import with_release_iv
 from packager.encryption.spec import AES_128, EncryptionSpec
 from packager.errors import InputError, OutputExistsError
+from packager.executor import DirectoryStage, Executor, LocalExecutor, Stage
 from packager.fork_executor import ForkExecutor
 from packager.mp4.demux import DemuxedSource, TrackTables, read_moov, read_track, unsupported
 from packager.output import dash, hls
@@ -125,6 +127,14 @@ class PackageRequest:
     #: HLS SCORE (the CLI does unless --no-vmaf; --copy renditions are the source itself and
     #: are never measured).
     vmaf: bool = False
+    #: --chunks: the video encoded in this many chunks of whole segments, each a job of its
+    #: own (encoding/chunks.py); 1 encodes the title in one job; None (auto) chunks a title
+    #: long enough to gain when the executor has more than one worker.
+    chunks: int | None = None
+    #: Where the executor's workers read an input file (the source, a dub) that this machine
+    #: has at a path: (path, URL or shared-mount path) pairs. Unlisted inputs are read at their
+    #: path (workers on this machine).
+    locations: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -133,14 +143,22 @@ class PackageResult:
     media: MediaInfo
     release: Release
     seconds: float
+    #: How the encode was split (1: one job for the whole title) and each job's wall time.
+    chunks: int = 1
+    encode_jobs: tuple[JobTiming, ...] = ()
 
 
 #: (stage, done, total): "transcode" in seconds of media, "segment" in tracks.
 ProgressSink = Callable[[str, float, float], None]
 
 
-def package(request: PackageRequest, progress: ProgressSink | None = None) -> PackageResult:
-    """Package a source into a release directory; on any failure nothing is left behind."""
+def package(request: PackageRequest, progress: ProgressSink | None = None,
+            executor: Executor | None = None, stage: Stage | None = None) -> PackageResult:
+    """Package a source into a release directory; on any failure nothing is left behind.
+
+    The encode runs as jobs on `executor` (default: a process pool on this machine), whose
+    outputs move through `stage` (default: a directory in this package's work directory);
+    segmenting, encryption and manifests stay here, with the keys."""
     started = time.perf_counter()
     _check_request(request)
     if request.encryption is not None:
@@ -169,6 +187,7 @@ def package(request: PackageRequest, progress: ProgressSink | None = None) -> Pa
     build = Path(tempfile.mkdtemp(prefix=f".{output.name}.build-", dir=output.parent))
     work = Path(tempfile.mkdtemp(prefix=f".{output.name}.work-", dir=output.parent))
     build.chmod(0o755)  # mkdtemp makes it 0700; a release is meant to be served
+    runner = _Runner(executor or LocalExecutor(), stage or DirectoryStage(work / "stage"))
     try:
         ladder = None
         if spec.per_title is not None:
@@ -180,10 +199,10 @@ def package(request: PackageRequest, progress: ProgressSink | None = None) -> Pa
                 from packager.rights.allowance import check_rights
                 check_rights(request.rights, renditions)
         if request.encryption is not None and request.encryption.scheme == AES_128:
-            release = _package_ts(request, media, renditions, build, work, progress)
+            release = _package_ts(request, media, renditions, build, work, progress, runner)
         else:
             tracks = _encode_and_segment(request, media, renditions, build, work,
-                                         progress, localized.texts)
+                                         progress, localized.texts, runner)
             images = _thumbnails(request, media, work, build)
             quality = _measure(request, media, tracks, build, ladder, progress)
             tracks = quality.scored(tracks)
@@ -194,7 +213,18 @@ def package(request: PackageRequest, progress: ProgressSink | None = None) -> Pa
         raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return PackageResult(output, media, release, time.perf_counter() - started)
+    return PackageResult(output, media, release, time.perf_counter() - started,
+                         runner.chunks, runner.timings)
+
+
+@dataclass
+class _Runner:
+    """Where this package's encode runs and what it reported (one package call's state)."""
+
+    executor: Executor
+    stage: Stage
+    chunks: int = 1
+    timings: tuple[JobTiming, ...] = ()
 
 
 def _analyse(request: PackageRequest, spec: LadderSpec, media: MediaInfo, work: Path,
@@ -205,7 +235,7 @@ def _analyse(request: PackageRequest, spec: LadderSpec, media: MediaInfo, work: 
     report = (lambda done, total: progress("analyse", done, total)) if progress else None
     from packager.encoding.per_title import analyse  # its pool: only a per-title ladder's
     ladder = analyse(spec.per_title, spec, media, media.video.frame_rate,
-                               request.segment_duration, work, progress=report)
+                     request.segment_duration, work, progress=report)
     log.info("per-title: %d trial points, %d rungs, analysis %.1f s CPU",
              len(ladder.points), len(ladder.rungs), ladder.cpu_seconds)
     return ladder
@@ -237,6 +267,10 @@ def _check_request(request: PackageRequest) -> None:
         request.formats
     ) != {"hls"}:
         raise InputError("--encrypt aes-128 makes MPEG-TS for HLS only: add --format hls")
+    if request.copy and (request.chunks or 1) > 1:
+        raise InputError("--copy encodes nothing: --chunks applies to a transcode")
+    if request.chunks is not None and request.chunks < 1:
+        raise InputError(f"--chunks {request.chunks}: the count must be 1 or more (or auto)")
     if request.codecs is not None:
         if request.copy:
             raise InputError("--codec chooses what a transcode encodes; --copy keeps the "
@@ -320,10 +354,11 @@ def _encode_and_segment(
     work: Path,
     progress: ProgressSink | None,
     texts: dict[str, TextTrack],
+    runner: _Runner,
 ) -> list[CmafTrack]:
     planned = None if request.copy else planned_starts(media, renditions, request)
     sources, extracted, tables = _track_sources(request, media, renditions, work, progress,
-                                                planned)
+                                                planned, runner)
     # Every track is cut at the video's segment starts, so audio segments line up with video
     # segments to within one audio frame. A transcode forced its key frames at the planned
     # starts; a copy keeps the source's key frames, read from the first video's moof boxes (or
@@ -429,6 +464,7 @@ def _track_sources(
     work: Path,
     progress: ProgressSink | None,
     planned: list[float] | None,
+    runner: _Runner,
 ) -> tuple[list[tuple[Rendition, Path | DemuxedSource]], dict[str, Path],
            dict[DemuxedSource, TrackTables]]:
     """Where each audio and video rendition's samples come from: ffmpeg's fragmented output or,
@@ -458,7 +494,7 @@ def _track_sources(
             texts = {e.rendition.id: e.path for e in (command[1] if command else [])}
             return demuxed, texts, tables
         log.debug("--copy: remuxing %s with ffmpeg (our demuxer: %s)", *reasons[0])
-    encoded = _encode(request, media, renditions, work, progress, planned)
+    encoded = _encode(request, media, renditions, work, progress, planned, runner)
     return ([(e.rendition, e.path) for e in encoded if e.rendition.kind != "text"],
             {e.rendition.id: e.path for e in encoded if e.rendition.kind == "text"}, {})
 
@@ -536,17 +572,22 @@ def _encode(
     work: Path,
     progress: ProgressSink | None,
     planned: list[float] | None,
+    runner: _Runner,
 ) -> list[EncodedTrack]:
+    report = (lambda s: progress("transcode", s, media.duration)) if progress else None
     if request.copy:
         args, encoded = build_copy_command(media, renditions, work)
-    else:
-        args, encoded = build_ladder_command(
-            media, renditions, request.segment_duration, work, planned,
-            _thumbnail_plan(request, media, work),
-        )
-    report = (lambda s: progress("transcode", s, media.duration)) if progress else None
-    run_ffmpeg(args, media.duration, report)
-    return encoded
+        run_ffmpeg(args, media.duration, report)
+        return encoded
+    starts = planned if planned is not None else planned_starts(media, renditions, request)
+    chunks = chunk_count(request.chunks, runner.executor.workers, media.duration, len(starts))
+    done = encode_title(
+        media, renditions, request.segment_duration, starts, work,
+        executor=runner.executor, stage=runner.stage, chunks=chunks,
+        thumbnails=_thumbnail_plan(request, media, work), locations=request.locations,
+        progress=report)
+    runner.chunks, runner.timings = done.chunks, done.timings
+    return done.tracks
 
 
 def _thumbnail_plan(
@@ -577,6 +618,7 @@ def _package_ts(
     build: Path,
     work: Path,
     progress: ProgressSink | None,
+    runner: _Runner,
 ) -> Release:
     """--encrypt aes-128: encode as usual, then one muxed MPEG-TS rendition per video rung
     (audio-only when there is no video), whole segments encrypted, HLS playlists."""
@@ -584,7 +626,7 @@ def _package_ts(
     assert request.encryption is not None
     planned = planned_starts(media, renditions, request)
     encoded = _encode(request, media, renditions, work, progress,
-                      None if request.copy else planned)
+                      None if request.copy else planned, runner)
     videos = [e for e in encoded if e.rendition.kind == "video"]
     audio = next((e for e in encoded if e.rendition.kind == "audio"), None)
     cuts = planned[1:]

@@ -6,7 +6,6 @@ import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import BinaryIO
 
 from packager.drm.protection import TrackProtection
 from packager.encoding.ladder import Rendition
@@ -14,6 +13,7 @@ from packager.encryption.cenc import TrackEncryptor
 from packager.encryption.spec import EncryptionSpec
 from packager.errors import BitstreamError
 from packager.mp4.demux import DemuxedSource, SampleReader, TrackTables, read_track
+from packager.mp4.fragmented import fragments_of, read_fragmented
 from packager.mp4.isobmff import (
     STYP,
     Fragment,
@@ -124,7 +124,7 @@ def segment_track(
     if part != (0, 1):
         raise BitstreamError("only a demuxed source can be segmented in parts")
     with source.open("rb") as f:
-        header, pairs = _read_fragments(f)
+        header, pairs = read_fragmented(f)
         info = parse_track_info(header.moov)
         encryptor = _encryptor(job, header.moov, 0)
         init = _write_init(job, header.ftyp, header.moov, encryptor)
@@ -396,49 +396,6 @@ def plan_cut_times(source: Path | DemuxedSource, segment_duration: float) -> lis
             .earliest_presentation_time / info.timescale
             for g in groups
         ]
-
-
-@dataclass(frozen=True)
-class _Header:
-    ftyp: bytes
-    moov: bytes
-
-
-def _read_fragments(f: BinaryIO) -> tuple[_Header, Iterator[tuple[bytes, bytes]]]:
-    """Read ftyp + moov eagerly; yield (moof, mdat payload) pairs lazily, one at a time."""
-    boxes = read_top_level(f)
-    ftyp = moov = b""
-    for kind, size, head in boxes:
-        body = read_exact(f, size - len(head))
-        if kind == b"ftyp":
-            ftyp = head + body
-        elif kind == b"moov":
-            moov = head + body
-            break
-    if not moov:
-        raise BitstreamError("no moov box: not a fragmented MP4 written by ffmpeg")
-
-    def pairs() -> Iterator[tuple[bytes, bytes]]:
-        moof = b""
-        for kind, size, head in boxes:
-            body = read_exact(f, size - len(head))
-            if kind == b"moof":
-                moof = head + body
-            elif kind == b"mdat" and moof:
-                if len(head) != 8:
-                    raise BitstreamError("64-bit mdat inside a fragment is not supported")
-                yield moof, body
-                moof = b""
-
-    return _Header(ftyp, moov), pairs()
-
-
-def fragments_of(pairs: Iterator[tuple[bytes, bytes]], moov: bytes) -> Iterator[Fragment]:
-    trex_duration = trex_default_duration(moov)
-    for moof, payload in pairs:
-        fragment = parse_fragment(moof, payload, trex_duration)
-        if fragment.samples:
-            yield fragment
 
 
 def _group(fragments: Iterator[Fragment], boundaries: Iterator[int]) -> Iterator[list[Fragment]]:

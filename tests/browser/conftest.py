@@ -49,6 +49,10 @@ RELEASES: dict[str, tuple[str, ...]] = {
     # Trick play: thumbnails every 2 s in 2x2 sheets (the 10 s clip: two full sheets, one
     # with a single thumbnail), besides the I-frame playlists every CMAF release has.
     "thumbnails": ("--thumbnails", "2s:2x2:90"),
+    # The video encoded in five chunks (one a segment) joined on the coordinator, then
+    # encrypted: 5 s of playback cross the joins at 2 s and 4 s.
+    "chunked-cenc": ("--encrypt", "cenc", "--keys", "raw", "--drm", "clearkey",
+                     "--chunks", "5"),
     # AV1 beside H.264 (tests/browser/test_codecs.py): a player picks AV1 and falls back.
     "av1": ("--codec", "h264", "--codec", "av1"),
     # cbcs with the default --drm (Widevine, PlayReady, ClearKey, FairPlay), played with
@@ -59,6 +63,8 @@ RELEASES: dict[str, tuple[str, ...]] = {
     "av1-cenc": ("--codec", "h264", "--codec", "av1", "--encrypt", "cenc", "--keys", "raw",
                  "--drm", "clearkey"),
 }
+#: The releases whose samples are encrypted (a player needs the ClearKey key).
+SAMPLE_ENCRYPTED = frozenset({"cenc", "cbcs", "chunked-cenc"})
 
 
 @dataclass(frozen=True)

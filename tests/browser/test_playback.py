@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.browser.conftest import KEY, KID, WRONG_KEY, Stage
+from tests.browser.conftest import KEY, KID, SAMPLE_ENCRYPTED, WRONG_KEY, Stage
 from tests.browser.harness import MEDIA_ERR_DECODE, Browser, PlayCase, PlayResult
 
 ADVANCE_SECONDS = 5.0
@@ -40,12 +40,13 @@ CASES = [
     Playback("dashjs", "cbcs", "manifest.mpd"),
     Playback("hls.js", "aes-128", "master.m3u8"),
     Playback("hls.js", "cenc", "master.m3u8"),
+    Playback("dashjs", "chunked-cenc", "manifest.mpd"),
 ]
 CLEARKEY_CASES = [c for c in CASES if c.release in ("cenc", "cbcs")]
 
 
 def case(stage: Stage, playback: Playback, key: str = KEY) -> PlayCase:
-    clearkey = playback.release in ("cenc", "cbcs")
+    clearkey = playback.release in SAMPLE_ENCRYPTED
     return PlayCase(page=stage.page, player=playback.player,
                     manifest=stage.manifest(playback.release, playback.manifest),
                     keys={KID: key} if clearkey else {},
@@ -70,7 +71,7 @@ def test_release_plays_five_seconds_with_decoded_frames(
     assert result.fatal is None, explain(result)
     assert result.video_error is None, explain(result)
     # Sample encryption goes through EME (ClearKey); AES-128 is decrypted by hls.js itself.
-    assert result.media_keys == (playback.release in ("cenc", "cbcs")), explain(result)
+    assert result.media_keys == (playback.release in SAMPLE_ENCRYPTED), explain(result)
 
 
 @pytest.mark.parametrize("playback", CLEARKEY_CASES, ids=lambda p: p.id)
