@@ -131,16 +131,37 @@ def local_workers(requested: int | None) -> int:
         return max(1, os.cpu_count() or 1)
 
 
+@dataclass(frozen=True)
+class ClusterLink:
+    """How another process of the coordinator reaches the same cluster (a catalog's titles
+    each run in a process of their own, each with its own client)."""
+
+    address: str
+    tls: TlsFiles | None
+    #: The embedded LocalCluster of the process that started it: on this machine.
+    local: bool
+
+
 @dataclass
 class Cluster:
     """A connected Dask client and what the keys guard needs to know about the link."""
 
     client: Client
-    address: str
-    #: An embedded LocalCluster: every process is on this machine, linked over loopback.
-    local: bool
-    #: The link to the scheduler (and so to its workers) is TLS.
-    encrypted: bool
+    link: ClusterLink
+
+    @property
+    def address(self) -> str:
+        return self.link.address
+
+    @property
+    def local(self) -> bool:
+        """An embedded LocalCluster: every process is on this machine, linked over loopback."""
+        return self.link.local
+
+    @property
+    def encrypted(self) -> bool:
+        """The link to the scheduler (and through it to the workers) is TLS."""
+        return self.link.tls is not None
 
     @property
     def trusted(self) -> bool:
@@ -183,25 +204,33 @@ def connect(spec: ClusterSpec) -> Iterator[Cluster]:
         with _local_cluster(local_workers(spec.workers)) as cluster:
             yield cluster
         return
-    from distributed import Client  # noqa: PLC0415
-
-    try:
-        client = Client(spec.scheduler, security=security(spec.tls),
-                        timeout=spec.connect_timeout, set_as_default=False)
-    except (OSError, TimeoutError) as exc:
-        raise ClusterError(f"cannot reach the Dask scheduler at {spec.scheduler}: "
-                           f"{_reason(exc)}") from None
-    try:
-        register_reaper(client)
+    with attach(ClusterLink(spec.scheduler, spec.tls, local=False),
+                spec.connect_timeout) as cluster:
+        register_reaper(cluster.client)
         if spec.workers is not None:
             try:
-                client.wait_for_workers(spec.workers, timeout=WORKERS_TIMEOUT)
+                cluster.client.wait_for_workers(spec.workers, timeout=WORKERS_TIMEOUT)
             except (OSError, TimeoutError):
                 raise ClusterError(
                     f"the Dask scheduler at {spec.scheduler} has "
-                    f"{len(client.scheduler_info()['workers'])} worker(s); --workers "
+                    f"{len(cluster.client.scheduler_info()['workers'])} worker(s); --workers "
                     f"{spec.workers} did not join within {WORKERS_TIMEOUT:.0f} s") from None
-        yield Cluster(client, spec.scheduler, local=False, encrypted=spec.tls is not None)
+        yield cluster
+
+
+@contextmanager
+def attach(link: ClusterLink, timeout: float = CONNECT_TIMEOUT) -> Iterator[Cluster]:
+    """Another client on a cluster already connected (or started) elsewhere."""
+    from distributed import Client  # noqa: PLC0415
+
+    try:
+        client = Client(link.address, security=security(link.tls), timeout=timeout,
+                        set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        raise ClusterError(f"cannot reach the Dask scheduler at {link.address}: "
+                           f"{_reason(exc)}") from None
+    try:
+        yield Cluster(client, link)
     finally:
         _close(client)
 
@@ -226,7 +255,7 @@ def _local_cluster(workers: int) -> Iterator[Cluster]:
         client = Client(cluster, set_as_default=False)
         try:
             register_reaper(client)
-            yield Cluster(client, str(cluster.scheduler_address), local=True, encrypted=False)
+            yield Cluster(client, ClusterLink(str(cluster.scheduler_address), None, local=True))
         finally:
             _close(client)
     finally:
