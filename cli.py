@@ -121,6 +121,10 @@ def doctor(as_json: bool) -> None:
 PACKAGE_OPTIONS: list[Callable[[Any], Any]] = [
     click.option("--ladder", default="default", show_default=True,
                  help=f"Preset ({', '.join(PRESETS)}) or a YAML ladder file."),
+    click.option("--codec", "codecs", multiple=True, metavar="h264|hevc|av1",
+                 help="Video codec of every rung (repeatable: one set of renditions per codec, "
+                      "sharing audio, text and the segment plan). Default: the ladder's "
+                      "(h264)."),
     click.option("--segment-duration", type=float, default=4.0, show_default=True,
                  help="Target segment duration in seconds (keyframe every segment)."),
     click.option("--format", "formats", type=click.Choice(FORMATS), multiple=True,
@@ -235,6 +239,7 @@ def _package_request(source: Path, output: Path, force: bool, options: dict[str,
                      config_path: Path | None = None) -> PackageRequest:
     """The `package` options (shared by `release`) as a PackageRequest; keys are resolved and
     stored while it is built, before anything is encoded."""
+    from packager.encoding.codecs import codec_names
     from packager.encoding.thumbnails import parse_thumbnails
     from packager.keys.source import KeyOptions, encryption_for
     from packager.output.pipeline import PackageRequest
@@ -243,7 +248,10 @@ def _package_request(source: Path, output: Path, force: bool, options: dict[str,
     if options.pop("steering"):
         from steering.documents import manifest_spec
         steering = manifest_spec(_probe_config(config_path))
-    media = {k: options.pop(k) for k in ("ladder", "segment_duration", "formats", "copy")}
+    media = {k: options.pop(k) for k in ("ladder", "segment_duration", "formats", "copy",
+                                          "codecs")}
+    # Checked before any key is made or stored (below): a bad codec leaves nothing behind.
+    codecs = codec_names(media["codecs"]) or None
     title = resolve_title(
         options.pop("title_file"),
         {"--audio": options.pop("dubs"), "--described-audio": options.pop("described"),
@@ -257,7 +265,8 @@ def _package_request(source: Path, output: Path, force: bool, options: dict[str,
     return PackageRequest(
         source=source, output=output, ladder=media["ladder"],
         segment_duration=media["segment_duration"], formats=media["formats"] or FORMATS,
-        copy=media["copy"], force=force, title=title, encryption=encryption_for(keys, output),
+        copy=media["copy"], codecs=codecs, force=force, title=title,
+        encryption=encryption_for(keys, output),
         thumbnails=thumbnail_spec,
         steering=steering,
     )

@@ -96,9 +96,7 @@ class Job:
 
 
 def run_ours(job: Job, out: Path) -> list[Path]:
-    args, tracks = build_ladder_command(
-        job.media, job.renditions, job.spec, job.segment_duration, out
-    )
+    args, tracks = build_ladder_command(job.media, job.renditions, job.segment_duration, out)
     run_ffmpeg(args, job.media.duration, None)
     return [t.path for t in tracks]
 
@@ -144,7 +142,7 @@ def _run(args: list[str]) -> None:
 
 def check_same_flags(job: Job, out: Path) -> None:
     """Fail before timing if ours no longer uses the encoder flags written by hand here."""
-    ours, _ = build_ladder_command(job.media, job.renditions, job.spec, job.segment_duration, out)
+    ours, _ = build_ladder_command(job.media, job.renditions, job.segment_duration, out)
     for r in job.renditions:
         end = ours.index(str(out / f"{r.id}.mp4"))
         start = max(i for i in range(end) if ours[i] == "-map") + 2

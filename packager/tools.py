@@ -167,6 +167,7 @@ def run_tool(
     *,
     on_stdout_line: Callable[[str], None] | None = None,
     tail_lines: int = 20,
+    env: Mapping[str, str] | None = None,
 ) -> ToolRun:
     """Run a tool to completion, streaming stdout lines to a callback and keeping stderr's tail.
 
@@ -174,7 +175,7 @@ def run_tool(
     """
     tail: collections.deque[str] = collections.deque(maxlen=tail_lines)
     out: list[str] = []
-    with spawn(args) as proc:
+    with spawn(args, env=env) as proc:
         assert proc.stdout is not None
         assert proc.stderr is not None
         stderr = proc.stderr

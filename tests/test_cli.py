@@ -79,8 +79,13 @@ def test_push_concurrency_default_is_the_library_default() -> None:
 
 
 def test_ffmpeg_failure_is_reported_with_its_last_lines(source_clip: Path, tmp_path: Path) -> None:
+    # An ffmpeg that lists the real build's encoders and decoders (the job checks them before
+    # it writes anything) and then fails the transcode itself.
+    real = find_tool("ffmpeg").path
     fake = tmp_path / "ffmpeg"
-    fake.write_text("#!/bin/sh\necho '[error] Conversion failed: disk on fire' >&2\nexit 187\n")
+    fake.write_text("#!/bin/sh\n"
+                    f"case \"$*\" in *-encoders*|*-decoders*) exec {real} \"$@\";; esac\n"
+                    "echo '[error] Conversion failed: disk on fire' >&2\nexit 187\n")
     fake.chmod(0o755)
     out = tmp_path / "out"
     result = cdnpack_cli(

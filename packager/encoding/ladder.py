@@ -8,6 +8,16 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from packager.encoding.codecs import (
+    CODECS,
+    DEFAULT_CODECS,
+    X264_PRESETS,
+    CappedQuality,
+    CappedVBR,
+    RateControl,
+    VideoCodec,
+    video_codec,
+)
 from packager.errors import InputError
 
 if TYPE_CHECKING:
@@ -35,6 +45,15 @@ class LadderSpec:
     audio_bitrate: int
     audio_channels: int
     audio_sample_rate: int
+    #: Every rung is encoded in each of these (packager/encoding/codecs.py), h264 first.
+    codecs: tuple[str, ...] = DEFAULT_CODECS
+    #: Presets of the other codecs, as (codec, preset) pairs; the table's default otherwise.
+    presets: tuple[tuple[str, str], ...] = ()
+
+    def preset(self, codec: VideoCodec) -> str:
+        if codec.name == "h264":
+            return self.x264_preset
+        return dict(self.presets).get(codec.name, codec.preset)
 
 
 @dataclass(frozen=True)
@@ -43,7 +62,9 @@ class Rendition:
 
     id: str
     kind: str  # "video", "audio" or "text"
-    codec: str  # "h264", "aac" or "wvtt" (or the source codec in --copy mode)
+    #: Video: h264, hevc or av1 (the row of packager/encoding/codecs.py; --copy: the source's);
+    #: audio aac; text wvtt.
+    codec: str
     bitrate: int
     width: int = 0
     height: int = 0
@@ -51,6 +72,13 @@ class Rendition:
     profile: str = ""
     maxrate: int = 0
     bufsize: int = 0
+    #: Video: the encoder preset, and a CRF for a capped-quality encode (0: capped VBR at
+    #: `bitrate`); both with `maxrate` and `bufsize` as the VBV cap.
+    preset: str = ""
+    crf: float = 0.0
+    #: Video: a measured quality of the delivered rendition (e.g. VMAF), written as HLS SCORE
+    #: (RFC 8216bis §4.4.6.2); None when nothing was measured.
+    score: float | None = None
     channels: int = 0
     sample_rate: int = 0
     language: str = "und"
@@ -65,6 +93,13 @@ class Rendition:
     @property
     def forced(self) -> bool:
         return self.role == "forced-subtitle"
+
+    @property
+    def rate_control(self) -> RateControl:
+        """A video rendition's rate control, as packager/encoding/codecs.py takes it."""
+        if self.crf:
+            return CappedQuality(self.crf, self.maxrate, self.bufsize)
+        return CappedVBR(self.bitrate, self.maxrate, self.bufsize)
 
 
 # Bitrates follow the shape of Apple's HLS authoring ladder (16:9, H.264), trimmed to six rungs.
@@ -99,9 +134,6 @@ PRESETS: dict[str, LadderSpec] = {
     ),
 }
 
-X264_PRESETS = (
-    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
-)
 H264_PROFILES = ("baseline", "main", "high")
 #: Peak cap over the average: 1.5x keeps segment peaks honest while letting hard scenes breathe.
 MAXRATE_FACTOR = Fraction(3, 2)
@@ -126,10 +158,10 @@ def parse_ladder_file(path: Path) -> LadderSpec:
     from packager.yamlfile import Reader, load_yaml  # noqa: PLC0415
     doc = load_yaml(path, "ladder file")
     r = Reader(path)
-    r.unknown(doc, "", {"name", "video", "audio"})
+    r.unknown(doc, "", {"name", "codecs", "video", "audio"})
     video = r.mapping(doc, "video", "video")
     audio = r.mapping(doc, "audio", "audio", required=False)
-    r.unknown(video, "video", {"preset", "rungs"})
+    r.unknown(video, "video", {"preset", "presets", "rungs"})
     r.unknown(audio, "audio", {"bitrate", "channels", "sample_rate"})
     preset = r.choice(video, "preset", "video", X264_PRESETS, "veryfast")
     rungs = []
@@ -150,7 +182,37 @@ def parse_ladder_file(path: Path) -> LadderSpec:
         audio_channels=int(r.number(audio, "channels", "audio", 2, 1, 8, integer=True)),
         audio_sample_rate=int(
             r.number(audio, "sample_rate", "audio", 48000, 8000, 96000, integer=True)),
+        codecs=_codecs(r, doc),
+        presets=_presets(r, video),
     )
+
+
+def _codecs(r: Reader, doc: LineMapping) -> tuple[str, ...]:
+    """`codecs: [h264, av1]`: each a row of the codec table, once."""
+    value = doc.get("codecs", list(DEFAULT_CODECS))
+    if not isinstance(value, list) or not value:
+        raise r.fail(doc, "codecs", "codecs", "must be a non-empty list like [h264, av1]")
+    for name in value:
+        if name not in CODECS:
+            raise r.fail(doc, "codecs", "codecs",
+                         f"unknown codec {name!r} (use {', '.join(CODECS)})")
+    if len(set(value)) != len(value):
+        raise r.fail(doc, "codecs", "codecs", "a codec is listed twice")
+    return tuple(str(name) for name in value)
+
+
+def _presets(r: Reader, video: LineMapping) -> tuple[tuple[str, str], ...]:
+    """`video.presets: {hevc: fast, av1: 8}`: each codec's preset, from its own list."""
+    presets = r.mapping(video, "presets", "video.presets", required=False)
+    r.unknown(presets, "video.presets", set(CODECS) - {"h264"})
+    out = []
+    for name, value in presets.items():
+        codec = CODECS[name]
+        if isinstance(value, bool) or str(value) not in codec.presets:
+            raise r.fail(presets, name, f"video.presets.{name}",
+                         f"must be one of {', '.join(codec.presets)}, got {value!r}")
+        out.append((name, str(value)))
+    return tuple(out)
 
 
 def _bitrate(r: Reader, m: LineMapping, name: str, default: str | None) -> int:
@@ -173,13 +235,16 @@ def parse_bitrate(value: Any) -> int:
 
 
 def plan_renditions(
-    spec: LadderSpec, media: MediaInfo, audio: Sequence[TitleTrack] | None = None
+    spec: LadderSpec, media: MediaInfo, audio: Sequence[TitleTrack] | None = None,
+    codecs: Sequence[str] | None = None,
 ) -> list[Rendition]:
-    """The renditions to encode: never upscale, keep the display aspect, even dimensions;
-    one audio rendition per audio track of the title (default: the source's own streams).
+    """The renditions to encode: every rung in every codec (`codecs`, else the ladder's),
+    never upscaled, at the display aspect, even dimensions; one audio rendition per audio
+    track of the title (default: the source's own streams).
 
     A source smaller than every rung still gets one rendition at its own size, with the
-    bitrate of the smallest rung scaled by pixel count.
+    bitrate of the smallest rung scaled by pixel count. A rung's bitrate is H.264's; another
+    codec's is scaled by its rate_factor (the bitrate it needs for H.264's quality).
     """
     renditions: list[Rendition] = []
     if media.video is not None:
@@ -191,23 +256,28 @@ def plan_renditions(
             height = _even_floor(source_height)
             scaled = max(100_000, smallest.bitrate * height // smallest.height)
             rungs = [VideoRung(height, scaled, smallest.profile)]
-        for rung in rungs:
-            height = _even_floor(rung.height)
-            width = _even_round(height * v.display_aspect)
-            renditions.append(
-                Rendition(
-                    id=f"video_{height}p",
-                    kind="video",
-                    codec="h264",
-                    bitrate=rung.bitrate,
-                    width=width,
-                    height=height,
-                    frame_rate=v.frame_rate,
-                    profile=rung.profile,
-                    maxrate=int(rung.bitrate * MAXRATE_FACTOR),
-                    bufsize=rung.bitrate * BUFSIZE_SECONDS,
+        for codec in (video_codec(name) for name in codecs or spec.codecs):
+            for rung in rungs:
+                height = _even_floor(rung.height)
+                width = _even_round(height * v.display_aspect)
+                bitrate = int(rung.bitrate * codec.rate_factor)
+                renditions.append(
+                    Rendition(
+                        id=f"video_{height}p" if codec.name == "h264"
+                        else f"video_{codec.name}_{height}p",
+                        kind="video",
+                        codec=codec.name,
+                        bitrate=bitrate,
+                        width=width,
+                        height=height,
+                        frame_rate=v.frame_rate,
+                        profile=rung.profile if codec.name == "h264" else codec.profiles[0],
+                        maxrate=int(bitrate * MAXRATE_FACTOR),
+                        bufsize=bitrate * BUFSIZE_SECONDS,
+                        preset=spec.preset(codec),
+                        crf=codec.fixed_crf if codec.fixed_rate == "quality" else 0.0,
+                    )
                 )
-            )
     for track in audio if audio is not None else audio_tracks(media):
         stream = track.audio
         assert stream is not None

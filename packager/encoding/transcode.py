@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,9 +12,16 @@ from typing import Any
 
 import ffmpeg
 
-from packager.encoding.ladder import LadderSpec, Rendition
+from packager.encoding.codecs import (
+    KeyFramePlan,
+    encoder_options,
+    source_decoder_tool,
+    transcode_tool,
+    video_codec,
+)
+from packager.encoding.ladder import Rendition
 from packager.encoding.media import MediaInfo
-from packager.encoding.segments import force_key_frames, segment_starts
+from packager.encoding.segments import segment_starts
 from packager.encoding.thumbnails import (
     SEEK_BATCH,
     ThumbnailPlan,
@@ -54,16 +62,17 @@ class EncodedTrack:
 def build_ladder_command(
     media: MediaInfo,
     renditions: list[Rendition],
-    spec: LadderSpec,
     segment_duration: float,
     workdir: Path,
     starts: list[float] | None = None,
     thumbnails: ThumbnailPlan | None = None,
 ) -> tuple[list[str], list[EncodedTrack]]:
-    """The ffmpeg argument list for the whole ladder, and the track each output will hold.
-    Key frames are forced at the segment plan's starts (packager/encoding/segments.py), planned
+    """The ffmpeg argument list for the whole ladder (every rung in every codec, each through
+    the codec table, packager/encoding/codecs.py), and the track each output will hold. Key
+    frames are forced at the segment plan's starts (packager/encoding/segments.py), planned
     from the source's duration when not given. `thumbnails`: one more branch of the same decode
-    draws the tile sheets (encoding/thumbnails.py), so they cost no second decode."""
+    draws the tile sheets (encoding/thumbnails.py), so they cost no second decode. It runs in
+    the build `ladder_tool` names."""
     inputs = Inputs(media)
     source = inputs.source
     outputs: list[Any] = []
@@ -88,29 +97,23 @@ def build_ladder_command(
         gop = math.ceil(rate * segment_duration)
         plan = starts if starts is not None else segment_starts(
             media.duration, segment_duration, rate)
+        key_frames = KeyFramePlan(tuple(plan), 2 * gop)
         for rendition, scaled in zip(videos, _scaled_branches(decoded, videos), strict=True):
             path = workdir / f"{rendition.id}.mp4"
+            encoding = encoder_options(
+                video_codec(rendition.codec), rendition.rate_control, key_frames,
+                preset=rendition.preset or None, profile=rendition.profile,
+            )
             outputs.append(
                 ffmpeg.output(
                     scaled,
                     str(path),
-                    **{
-                        "c:v": "libx264",
-                        "profile:v": rendition.profile,
-                        "preset": spec.x264_preset,
-                        "b:v": rendition.bitrate,
-                        "maxrate": rendition.maxrate,
-                        "bufsize": rendition.bufsize,
-                        "g": 2 * gop,
-                        "sc_threshold": 0,
-                        "flags": "+cgop",
-                        "force_key_frames": force_key_frames(plan),
-                        "movflags": _VIDEO_MOVFLAGS,
-                        "video_track_timescale": VIDEO_TIMESCALE,
-                        "map_metadata": -1,
-                        "map_chapters": -1,
-                        "f": "mp4",
-                    },
+                    **encoding,
+                    movflags=_VIDEO_MOVFLAGS,
+                    video_track_timescale=VIDEO_TIMESCALE,
+                    map_metadata=-1,
+                    map_chapters=-1,
+                    f="mp4",
                 )
             )
             tracks.append(EncodedTrack(rendition, path))
@@ -133,7 +136,14 @@ def build_ladder_command(
         outputs.append(ffmpeg.output(inputs.stream(rendition), str(path), **options))
         tracks.append(EncodedTrack(rendition, path))
     text_outputs(inputs, renditions, workdir, outputs, tracks)
-    return _finish(ffmpeg.merge_outputs(*outputs)), tracks
+    return _finish(ffmpeg.merge_outputs(*outputs), ladder_tool(media, renditions)), tracks
+
+
+def ladder_tool(media: MediaInfo, renditions: list[Rendition]) -> str:
+    """The ffmpeg build a transcode runs in (codecs.transcode_tool): what the ladder's
+    encoders and the source's decoder need."""
+    codecs = [video_codec(r.codec) for r in renditions if r.kind == "video"]
+    return transcode_tool(codecs, media.video.codec if media.video is not None else None)
 
 
 def _scaled_branches(decoded: Any, videos: list[Rendition]) -> list[Any]:
@@ -232,6 +242,7 @@ def draw_thumbnails(media: MediaInfo, plan: ThumbnailPlan, workdir: Path) -> Non
     SEEK_BATCH seeks (one ffmpeg each, bounded memory) write the scaled pictures raw to NUT
     files; one last ffmpeg tiles them into the sheets. Figures in BENCHMARKS.md."""
     assert media.video is not None  # plan_thumbnails refuses a source without video
+    decoder = source_decoder_tool(media.video.codec)  # an AV1 source: dav1d, in ffmpeg-full
     times = thumbnail_times(media, plan.spec)
     batches: list[Path] = []
     for start in range(0, len(times), SEEK_BATCH):
@@ -240,7 +251,7 @@ def draw_thumbnails(media: MediaInfo, plan: ThumbnailPlan, workdir: Path) -> Non
         batch = workdir / f"thumbnails_{len(batches):05d}.nut"
         joined = scaled(ffmpeg.concat(*pictures, v=1, a=0), plan)
         run_ffmpeg(_finish(ffmpeg.output(joined, str(batch), **{
-            "c:v": "rawvideo", "f": "nut", "fps_mode": "passthrough"})), 0.0, None)
+            "c:v": "rawvideo", "f": "nut", "fps_mode": "passthrough"}), decoder), 0.0, None)
         batches.append(batch)
     listing = workdir / "thumbnails.txt"
     listing.write_text("".join(f"file '{b.name}'\n" for b in batches))
@@ -248,8 +259,8 @@ def draw_thumbnails(media: MediaInfo, plan: ThumbnailPlan, workdir: Path) -> Non
                0.0, None)
 
 
-def _finish(graph: Any) -> list[str]:
-    ffmpeg_tool = find_tool("ffmpeg")
+def _finish(graph: Any, tool: str = "ffmpeg") -> list[str]:
+    ffmpeg_tool = find_tool(tool)
     graph = graph.global_args(
         "-hide_banner", "-nostdin", "-nostats",
         # level+error: every diagnostic we keep is tagged, so decode errors can be told apart.
@@ -279,7 +290,11 @@ def run_ffmpeg(args: list[str], duration: float, progress: ProgressCallback | No
             if progress is not None:
                 progress(min(written, duration))
 
-    result = run_tool(args, on_stdout_line=on_line, tail_lines=40)
+    # SVT-AV1 writes a banner of a dozen info lines per encoder straight to stderr, around
+    # ffmpeg's -loglevel; SVT_LOG=1 keeps its errors ("Svt[error]: ...") only, so the tail
+    # kept for a failure holds the lines that say why. A SVT_LOG the user set wins.
+    env = {"SVT_LOG": "1", **os.environ}
+    result = run_tool(args, on_stdout_line=on_line, tail_lines=40, env=env)
     errors = [line for line in result.stderr_tail if _ERROR_TAG.search(line)]
     if result.returncode != 0:
         last = "; ".join(_strip(line) for line in (errors or result.stderr_tail)[-3:])

@@ -14,8 +14,13 @@ from fractions import Fraction
 from pathlib import Path
 
 from packager.drm import pssh as drm
+from packager.encoding.codecs import (
+    check_build,
+    codec_names,
+    source_decoder_tool,
+    video_codec,
+)
 from packager.encoding.ladder import (
-    LadderSpec,
     Rendition,
     load_ladder,
     plan_renditions,
@@ -36,6 +41,7 @@ from packager.encoding.transcode import (
     build_ladder_command,
     build_text_command,
     draw_thumbnails,
+    ladder_tool,
     run_ffmpeg,
 )
 from packager.encryption.iv import with_release_iv
@@ -97,6 +103,9 @@ class PackageRequest:
     #: --steering: the multivariant playlist and MPD name every CDN pathway and the steering
     #: server (packager/output/steering.py); None writes single-origin manifests.
     steering: SteeringSpec | None = None
+    #: --codec: the video codecs every rung is encoded in (packager/encoding/codecs.py);
+    #: None: the ladder's own (`codecs:` in a ladder file; h264).
+    codecs: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -124,9 +133,10 @@ def package(request: PackageRequest, progress: ProgressSink | None = None) -> Pa
     localized = localize(request.title, media, request.segment_duration)
     audio = [t for t in localized.tracks if t.kind == "audio"]
     renditions = (copy_renditions(media, audio) if request.copy
-                  else plan_renditions(spec, media, audio))
+                  else plan_renditions(spec, media, audio, request.codecs))
     renditions += text_renditions(localized.tracks)
     renditions = _ts_renditions(request, renditions)
+    _check_tools(request, media, renditions)
     output = request.output.absolute()
     output.parent.mkdir(parents=True, exist_ok=True)
     build = Path(tempfile.mkdtemp(prefix=f".{output.name}.build-", dir=output.parent))
@@ -134,9 +144,9 @@ def package(request: PackageRequest, progress: ProgressSink | None = None) -> Pa
     build.chmod(0o755)  # mkdtemp makes it 0700; a release is meant to be served
     try:
         if request.encryption is not None and request.encryption.scheme == AES_128:
-            release = _package_ts(request, media, spec, renditions, build, work, progress)
+            release = _package_ts(request, media, renditions, build, work, progress)
         else:
-            tracks = _encode_and_segment(request, media, spec, renditions, build, work,
+            tracks = _encode_and_segment(request, media, renditions, build, work,
                                          progress, localized.texts)
             images = _thumbnails(request, media, work, build)
             release = _write_manifests(request, media, tracks, build, images)
@@ -161,6 +171,27 @@ def _check_request(request: PackageRequest) -> None:
         request.formats
     ) != {"hls"}:
         raise InputError("--encrypt aes-128 makes MPEG-TS for HLS only: add --format hls")
+    if request.codecs is not None:
+        if request.copy:
+            raise InputError("--codec chooses what a transcode encodes; --copy keeps the "
+                             "source's codec: use one or the other")
+        codec_names(request.codecs)
+        new = [n for n in request.codecs if n != "h264"]
+        if new and request.encryption is not None and request.encryption.scheme == AES_128:
+            raise InputError(f"--encrypt aes-128 makes MPEG-TS, which HLS players take with "
+                             f"H.264 only: package {', '.join(new)} as CMAF (clear, cenc or "
+                             "cbcs)")
+
+
+def _check_tools(request: PackageRequest, media: MediaInfo, renditions: list[Rendition]) -> None:
+    """The ffmpeg build the job runs has every encoder and decoder it needs (exit 3 naming
+    the build and what it lacks), checked before anything is written."""
+    source = media.video.codec if media.video is not None else None
+    if not request.copy:
+        codecs = [video_codec(r.codec) for r in renditions if r.kind == "video"]
+        check_build(ladder_tool(media, renditions), codecs, source)
+    elif request.thumbnails is not None and source is not None:
+        check_build(source_decoder_tool(source), [], source)
 
 
 def copy_renditions(media: MediaInfo, audio: list[TitleTrack]) -> list[Rendition]:
@@ -216,7 +247,6 @@ def _ts_renditions(request: PackageRequest, renditions: list[Rendition]) -> list
 def _encode_and_segment(
     request: PackageRequest,
     media: MediaInfo,
-    spec: LadderSpec,
     renditions: list[Rendition],
     build: Path,
     work: Path,
@@ -224,7 +254,7 @@ def _encode_and_segment(
     texts: dict[str, TextTrack],
 ) -> list[CmafTrack]:
     planned = None if request.copy else planned_starts(media, renditions, request)
-    sources, extracted = _track_sources(request, media, spec, renditions, work, progress,
+    sources, extracted = _track_sources(request, media, renditions, work, progress,
                                         planned)
     # Every track is cut at the video's segment starts, so audio segments line up with video
     # segments to within one audio frame. A transcode forced its key frames at the planned
@@ -314,7 +344,6 @@ def _parts(work: list[float], cpus: int) -> list[int]:
 def _track_sources(
     request: PackageRequest,
     media: MediaInfo,
-    spec: LadderSpec,
     renditions: list[Rendition],
     work: Path,
     progress: ProgressSink | None,
@@ -342,7 +371,7 @@ def _track_sources(
                 progress("transcode", media.duration, media.duration)
             return demuxed, {e.rendition.id: e.path for e in (command[1] if command else [])}
         log.debug("--copy: remuxing %s with ffmpeg (our demuxer: %s)", *reasons[0])
-    encoded = _encode(request, media, spec, renditions, work, progress, planned)
+    encoded = _encode(request, media, renditions, work, progress, planned)
     return ([(e.rendition, e.path) for e in encoded if e.rendition.kind != "text"],
             {e.rendition.id: e.path for e in encoded if e.rendition.kind == "text"})
 
@@ -410,7 +439,6 @@ def _segment_job(job: _SegmentJob) -> CmafTrack:
 def _encode(
     request: PackageRequest,
     media: MediaInfo,
-    spec: LadderSpec,
     renditions: list[Rendition],
     work: Path,
     progress: ProgressSink | None,
@@ -420,7 +448,7 @@ def _encode(
         args, encoded = build_copy_command(media, renditions, work)
     else:
         args, encoded = build_ladder_command(
-            media, renditions, spec, request.segment_duration, work, planned,
+            media, renditions, request.segment_duration, work, planned,
             _thumbnail_plan(request, media, work),
         )
     report = (lambda s: progress("transcode", s, media.duration)) if progress else None
@@ -452,7 +480,6 @@ def _thumbnails(
 def _package_ts(
     request: PackageRequest,
     media: MediaInfo,
-    spec: LadderSpec,
     renditions: list[Rendition],
     build: Path,
     work: Path,
@@ -462,7 +489,7 @@ def _package_ts(
     (audio-only when there is no video), whole segments encrypted, HLS playlists."""
     assert request.encryption is not None
     planned = planned_starts(media, renditions, request)
-    encoded = _encode(request, media, spec, renditions, work, progress,
+    encoded = _encode(request, media, renditions, work, progress,
                       None if request.copy else planned)
     videos = [e for e in encoded if e.rendition.kind == "video"]
     audio = next((e for e in encoded if e.rendition.kind == "audio"), None)

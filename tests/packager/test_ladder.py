@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from packager.encoding.codecs import CappedQuality, CappedVBR
 from packager.encoding.ladder import PRESETS, load_ladder, plan_renditions
 from packager.encoding.media import AudioStream, MediaInfo, VideoStream, output_frame_rate
 from packager.errors import InputError
@@ -69,6 +70,16 @@ def test_vbv_cap_is_set_on_every_rung() -> None:
         ("video:\n  rungs:\n    - height: 720\n      bitrate: fast\n",
          ":4: video.rungs[0].bitrate: 'fast' is not a bitrate"),
         ("video: [", "not valid YAML"),
+        ("codecs: [h264, vp9]\nvideo: {rungs: [{height: 720, bitrate: 1M}]}",
+         ":1: codecs: unknown codec 'vp9' (use h264, hevc, av1)"),
+        ("codecs: [av1, av1]\nvideo: {rungs: [{height: 720, bitrate: 1M}]}",
+         ":1: codecs: a codec is listed twice"),
+        ("codecs: av1\nvideo: {rungs: [{height: 720, bitrate: 1M}]}",
+         ":1: codecs: must be a non-empty list like [h264, av1]"),
+        ("video:\n  presets: {av1: 14}\n  rungs: [{height: 720, bitrate: 1M}]",
+         ":2: video.presets.av1: must be one of 0, 1,"),
+        ("video:\n  presets: {vp9: good}\n  rungs: [{height: 720, bitrate: 1M}]",
+         ":2: video.presets.vp9: unknown field (allowed: av1, hevc)"),
     ],
 )
 def test_ladder_file_errors_name_the_file_line_and_field(
@@ -114,3 +125,33 @@ def test_unknown_preset_name_is_a_clear_error() -> None:
 )
 def test_output_frame_rate(base: Fraction, average: Fraction, expected: Fraction) -> None:
     assert output_frame_rate(base, average) == expected
+
+
+def test_a_ladder_file_names_its_codecs_and_their_presets(tmp_path: Path) -> None:
+    path = tmp_path / "ladder.yaml"
+    path.write_text("codecs: [h264, av1]\nvideo:\n  presets: {av1: 10, hevc: medium}\n"
+                    "  rungs:\n    - {height: 360, bitrate: 1M}\n")
+    spec = load_ladder(str(path))
+    assert spec.codecs == ("h264", "av1")
+    assert spec.presets == (("av1", "10"), ("hevc", "medium"))
+
+
+def test_every_rung_in_every_codec_at_its_rate() -> None:
+    """H.264 keeps its ids; another codec's rungs are named for it, at its rate_factor of the
+    rung's bitrate; AV1 is capped quality (its VBR cannot honour a maxrate)."""
+    videos = [r for r in plan_renditions(PRESETS["compact"], media(1280, 720),
+                                         codecs=["h264", "hevc", "av1"]) if r.kind == "video"]
+    assert [(r.id, r.codec, r.bitrate, r.preset, r.profile) for r in videos] == [
+        ("video_720p", "h264", 2_500_000, "veryfast", "high"),
+        ("video_360p", "h264", 700_000, "veryfast", "main"),
+        ("video_240p", "h264", 300_000, "veryfast", "main"),
+        ("video_hevc_720p", "hevc", 1_750_000, "faster", "main"),
+        ("video_hevc_360p", "hevc", 490_000, "faster", "main"),
+        ("video_hevc_240p", "hevc", 210_000, "faster", "main"),
+        ("video_av1_720p", "av1", 1_500_000, "8", "main"),
+        ("video_av1_360p", "av1", 420_000, "8", "main"),
+        ("video_av1_240p", "av1", 180_000, "8", "main"),
+    ]
+    av1 = videos[-1].rate_control
+    assert av1 == CappedQuality(32, 270_000, 360_000)
+    assert videos[0].rate_control == CappedVBR(2_500_000, 3_750_000, 5_000_000)

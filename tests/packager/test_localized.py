@@ -58,7 +58,7 @@ def test_all_audio_languages_are_encoded_in_the_one_ffmpeg_process(
     planned = localize(title, media, 2.0).tracks
     renditions = plan_renditions(spec, media, [t for t in planned if t.kind == "audio"])
     renditions += text_renditions(planned)
-    args, encoded = build_ladder_command(media, renditions, spec, 2.0, tmp_path)
+    args, encoded = build_ladder_command(media, renditions, 2.0, tmp_path)
     inputs = [args[i + 1] for i, a in enumerate(args) if a == "-i"]
     assert inputs == [str(localized_inputs.source), *(str(Path(v.split("=", 1)[1])) for v in (
         *localized_inputs.options["--audio"], *localized_inputs.options["--described-audio"]))]
