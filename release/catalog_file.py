@@ -2,7 +2,7 @@
 
     defaults:                          # every title's, unless it says otherwise
       ladder: default                  # a preset or a ladder file
-      codecs: [h264]
+      codecs: [h264, av1]              # default: the ladder's
       encrypt: cbcs                    # cenc | cbcs | none
       keys: generate                   # generate | cpix:FILE | speke:URL (stored in the keystore)
       drm: widevine,playready,fairplay
@@ -32,6 +32,7 @@ from typing import Any
 
 from cdn.s3 import S3Location, parse_s3_url
 from packager.drm.systems import SCHEMES, parse_systems
+from packager.encoding.codecs import CODECS
 from packager.encoding.ladder import PRESETS, load_ladder
 from packager.errors import InputError
 from packager.output.release import FORMATS
@@ -39,8 +40,6 @@ from packager.title.file import resolve_title
 from packager.title.model import Title
 from packager.yamlfile import LineMapping, Reader, load_yaml
 
-#: Video codecs a title may ask for (the ladder's encoders).
-CODECS = ("h264",)
 #: Title ids name S3 prefixes and keystore content ids: letters, digits, dot, dash, underscore.
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _OPTIONS = {"ladder", "codecs", "encrypt", "keys", "drm", "per_class", "chunks",
@@ -65,7 +64,7 @@ class TitleSpec:
     title_file: Path | None
     title: Title  # its languages and side files, resolved and checked
     ladder: str  # a preset name, or an absolute ladder file path
-    codecs: tuple[str, ...]
+    codecs: tuple[str, ...] | None  # None: the ladder's own
     encrypt: str | None  # cenc | cbcs; None: clear
     keys: str
     drm: str | None
@@ -83,7 +82,7 @@ class TitleSpec:
 
     def options(self) -> dict[str, Any]:
         """The options that shape the release (recorded in release.json, release/inputs.py)."""
-        return {"ladder": self.ladder, "codecs": list(self.codecs), "encrypt": self.encrypt,
+        return {"ladder": self.ladder, "codecs": list(self.codecs or ()), "encrypt": self.encrypt,
                 "keys": self.keys if self.encrypt else None, "drm": self.drm,
                 "per_class": self.per_class, "chunks": self.chunks,
                 "segment_duration": self.segment_duration, "formats": list(self.formats),
@@ -151,11 +150,11 @@ def _title(r: Reader, base: Path, item: LineMapping, defaults: LineMapping,
     except InputError as exc:
         raise r.fail(where, "ladder", field, str(exc)) from None
     where, field = pick("codecs")
-    codecs = _words(r, where, "codecs", field, ("h264",))
-    for codec in codecs:
+    codecs = _words(r, where, "codecs", field, ()) or None
+    for codec in codecs or ():
         if codec not in CODECS:
-            raise r.fail(where, "codecs", field, f"{codec!r}: this cdnpack encodes "
-                         f"{', '.join(CODECS)}")
+            raise r.fail(where, "codecs", field, f"unknown codec {codec!r} (use "
+                         f"{', '.join(CODECS)})")
     where, field = pick("encrypt")
     encrypt_value = where.get("encrypt", "none")
     encrypt_text = "none" if encrypt_value in (None, False) else str(encrypt_value)

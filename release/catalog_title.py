@@ -86,7 +86,8 @@ def release_title(job: TitleJob, progress: TitleProgress | None = None) -> Title
         output = work / "release"
         request = PackageRequest(
             source=source, output=output, ladder=spec.ladder,
-            segment_duration=spec.segment_duration, formats=spec.formats, title=spec.title,
+            segment_duration=spec.segment_duration, formats=spec.formats, codecs=spec.codecs,
+            title=spec.title,
             encryption=_encryption(job, output))
         packaged = package(request, sink)
         stamp_inputs(output, job.state.inputs)
