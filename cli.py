@@ -51,6 +51,10 @@ def main() -> None:
     except KeyboardInterrupt:
         fail("interrupted")
         sys.exit(130)
+    except SystemExit as exc:
+        if exc.code == 128 + signal.SIGTERM:  # raised by _terminate, once everything unwound
+            fail("terminated")
+        raise
     except Exception as exc:
         logging.getLogger("cdnpack").debug("internal error", exc_info=True)
         fail(f"internal error: {type(exc).__name__}: {exc} (run with -v for details)")

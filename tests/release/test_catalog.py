@@ -7,16 +7,30 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 
+from testbed.clips import ClipSpec, make_clip
 from tests.cdn.proxy import FaultProxy
 from tests.conftest import cdnpack_cli
-from tests.moto import MotoServer
+from tests.moto import FAKE_CREDENTIALS, MotoServer
 from tests.release.conftest import outcome, write_catalog
 
 pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Long enough that a title is still encoding when the test interrupts the run."""
+    return make_clip(tmp_path_factory.mktemp("long") / "long.mp4",
+                     ClipSpec(duration=30.0, width=1280, height=720))
 
 
 @pytest.fixture
@@ -117,3 +131,42 @@ def test_a_missing_s3_source_or_an_unreachable_scheduler_is_one_line_and_publish
     assert (code, err.count("\n")) == (3, 1), err
     assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in err
     assert keys_in(origin) == []
+
+
+@pytest.mark.parametrize(("sig", "code", "line"), [
+    (signal.SIGINT, 130, "cdnpack: interrupted"), (signal.SIGTERM, 143, "cdnpack: terminated")])
+def test_an_interrupt_stops_every_title_and_leaves_no_child_and_nothing_published(
+        origin: MotoServer, long_clip: Path, tmp_path: Path, sig: signal.Signals, code: int,
+        line: str) -> None:
+    catalog = write_catalog(tmp_path / "catalog.yaml", [
+        {"id": "ep1", "source": str(long_clip)}, {"id": "ep2", "source": str(long_clip)}])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli", "catalog", "run", str(catalog), "--endpoint-url",
+         origin.url, "--workers", "1", "--work-dir", str(tmp_path / "work")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+        env={**os.environ, **FAKE_CREDENTIALS}, start_new_session=True)
+    cli = psutil.Process(proc.pid)
+    deadline = time.monotonic() + 120
+    while not any("ffmpeg" in p.name() for p in descendants(cli)):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no title started encoding"
+        time.sleep(0.1)
+    everyone = descendants(cli)
+    if sig == signal.SIGINT:
+        os.killpg(proc.pid, sig)  # a terminal's Ctrl-C: the whole foreground group
+    else:
+        proc.send_signal(sig)  # kill, Kubernetes: the process alone
+    _, stderr = proc.communicate(timeout=90)
+    assert proc.returncode == code, stderr
+    assert stderr.strip() == line
+    left = [p for p in everyone if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert left == []
+    assert keys_in(origin) == []
+    assert list((tmp_path / "work").iterdir()) == []
+
+
+def descendants(process: psutil.Process) -> list[psutil.Process]:
+    try:
+        return list(process.children(recursive=True))
+    except psutil.NoSuchProcess:
+        return []
