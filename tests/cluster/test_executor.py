@@ -28,6 +28,7 @@ from packager.keys.model import ContentKey
 from testbed.dask_cluster import DaskProcesses, dask_processes
 from testbed.origin import local_connection
 from tests.cluster.jobs import ClipJob, KeyedJob, encode_clip, kid_of
+from tests.cluster.record_tasks import recorded
 from tests.moto import FAKE_CREDENTIALS, MotoServer
 
 pytestmark = pytest.mark.slow
@@ -146,8 +147,13 @@ def test_a_job_carrying_a_key_is_refused_on_a_clear_link_before_the_scheduler_se
 
 def test_over_tls_the_same_job_runs_and_a_clear_client_is_refused(
         tmp_path: Path, dask_env: dict[str, str], tls_files: TlsFiles) -> None:
+    """Where keys may travel (TLS), they do, and the scheduler's record of what it sent the
+    workers shows them: the same record shows none in a catalog's jobs (test_catalog_cluster)."""
     key = ContentKey.generate()
-    with dask_processes(1, tmp_path / "dask", env=dask_env, tls=tls_files) as processes:
+    log = tmp_path / "tasks.log"
+    env = {**dask_env, "CDNPACK_TASK_LOG": str(log)}
+    with dask_processes(1, tmp_path / "dask", env=env, tls=tls_files,
+                        scheduler_preload=["tests.cluster.record_tasks"]) as processes:
         assert processes.address.startswith("tls://")
         clear = processes.address.replace("tls://", "tcp://")
         with pytest.raises(ClusterError, match=r"cannot reach the Dask scheduler"), \
@@ -156,5 +162,6 @@ def test_over_tls_the_same_job_runs_and_a_clear_client_is_refused(
         with connect(ClusterSpec(processes.address, tls=tls_files)) as cluster:
             assert cluster.trusted
             assert DaskExecutor(cluster).map(kid_of, [KeyedJob(key)]) == [key.kid_uuid]
+    assert any(key.key in payload for payload in recorded(log))
 
 
