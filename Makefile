@@ -75,6 +75,7 @@ bench: $(STAMP) bench-tools
 	$(BIN)/python -m bench.thumbnails
 	$(BIN)/python -m bench.steering
 	$(BIN)/python -m bench.rum
+	$(BIN)/python -m bench.rights
 
 # Refresh the lock to the newest versions pyproject.toml's ranges allow (then run `make test`).
 lock: $(STAMP)

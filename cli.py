@@ -22,6 +22,8 @@ from packager.output.release import FORMATS
 from render.console import emit_json, err_console, fail, out_console, progress, unit_progress
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from cdn.publish import PushRequest
     from packager.keys.keystore import Keystore
     from packager.output.pipeline import PackageRequest
@@ -190,6 +192,10 @@ PACKAGE_OPTIONS: list[Callable[[Any], Any]] = [
     click.option("--steering", is_flag=True,
                  help="Content steering: every CDN of the config is a pathway (HLS PATHWAY-ID, "
                       "DASH BaseURL@serviceLocation) and players ask its steering server."),
+    click.option("--rights", "rights_file", type=click.Path(path_type=Path),
+                 metavar="FILE.yaml",
+                 help="Territories and windows (a title file's `rights:` does the same): a "
+                      "multivariant playlist and an MPD per grant, holding what it allows."),
 ]
 _PACKAGE_NAMES = _names(PACKAGE_OPTIONS)
 
@@ -222,7 +228,8 @@ _PUSH_NAMES = _names(PUSH_OPTIONS)
               help="Release directory to create (built aside, renamed into place).")
 @click.option("--force", is_flag=True, help="Replace an existing output directory.")
 @click.option("--config", "config_path", type=click.Path(path_type=Path),
-              help="--steering: the CDNs and steering server (default: regions.yaml).")
+              help="--steering: the CDNs and steering server; --rights: the regions a grant "
+                   "may name (default: regions.yaml).")
 @_options(PACKAGE_OPTIONS)
 @json_option
 def package_command(source: Path, output: Path, force: bool, config_path: Path | None,
@@ -247,6 +254,7 @@ def _package_request(source: Path, output: Path, force: bool, options: dict[str,
     from packager.encoding.thumbnails import parse_thumbnails
     from packager.keys.source import KeyOptions, encryption_for
     from packager.output.pipeline import PackageRequest
+    from packager.rights.file import rights_for
     from packager.title.file import resolve_title
     steering = None
     if options.pop("steering"):
@@ -256,12 +264,14 @@ def _package_request(source: Path, output: Path, force: bool, options: dict[str,
                                           "codecs")}
     # Checked before any key is made or stored (below): a bad codec leaves nothing behind.
     codecs = codec_names(media["codecs"]) or None
+    title_file = options.pop("title_file")
     title = resolve_title(
-        options.pop("title_file"),
+        title_file,
         {"--audio": options.pop("dubs"), "--described-audio": options.pop("described"),
          "--subtitles": options.pop("subtitles"), "--forced-subtitles": options.pop("forced"),
          "--captions": options.pop("captions")},
         options.pop("language"), options.pop("default_language"))
+    rights = rights_for(options.pop("rights_file"), title_file, lambda: _regions(config_path))
     # Parsed before any key is made or stored: a bad value leaves nothing behind.
     thumbnails = options.pop("thumbnails")
     thumbnail_spec = parse_thumbnails(thumbnails) if thumbnails is not None else None
@@ -273,6 +283,7 @@ def _package_request(source: Path, output: Path, force: bool, options: dict[str,
         encryption=encryption_for(keys, output),
         thumbnails=thumbnail_spec,
         steering=steering,
+        rights=rights,
     )
 
 
@@ -292,6 +303,7 @@ def demo(output: Path, duration: float, as_json: bool) -> None:
     from probes.report import html_report
     from render.package import package_doc, show_package
     from render.release import rollout_doc, show_rollout
+    from render.rights import demo_rights_doc, show_demo_rights
     from render.steering import demo_steering_doc, show_demo_steering
     from testbed.demo import run_demo
     with progress(quiet=as_json) as sink:
@@ -304,11 +316,14 @@ def demo(output: Path, duration: float, as_json: bool) -> None:
                    "report": str(report), "config": str(result.config),
                    "keystore": str(result.keystore), "distribution": result.distribution,
                    "steering": demo_steering_doc(steering.url, steering.plan, steering.config,
-                                                 steering.served)})
+                                                 steering.served),
+                   "rights": demo_rights_doc(result.rights.published, result.rights.viewers,
+                                             result.rights.note)})
     else:
         show_package(result.package)
         show_rollout(result.rollout)
         show_demo_steering(steering.url, steering.plan, steering.config, steering.served)
+        show_demo_rights(result.rights.published, result.rights.viewers, result.rights.note)
         out_console.print(
             f"report: {report}; probe results: {result.rollout.results[0].parent}; "
             f"config: {result.config}; keys: {result.keystore} (outside the release tree)")
@@ -395,6 +410,8 @@ def release_command(
 
     Takes every `package` and `push` option (encryption, keys, ladder; endpoint, distribution).
     """
+    from datetime import UTC, datetime
+
     from packager.files import write_atomic
     from packager.output.pipeline import package
     from probes.gate import enforce, junit_xml, write_step_summary
@@ -402,6 +419,7 @@ def release_command(
     from release.flow import (
         RolloutRequest,
         check_regions,
+        refuse_unlicensed,
         results_dir_for,
         rollout,
         steering_destination,
@@ -418,6 +436,7 @@ def release_command(
     steering = steering_destination(options["steering"], destination, steering_override)
     request = _package_request(source, output, force, _split(options, _PACKAGE_NAMES),
                                config_path)
+    refuse_unlicensed(request.rights, datetime.now(UTC))
     with progress(quiet=as_json) as sink:
         packaged = package(request, sink)
         result = rollout(RolloutRequest(push_request, config, probe_regions, results,
@@ -478,6 +497,11 @@ def sign_command(
 def _probe_config(path: Path | None) -> ProbeConfig:
     from probes.config import default_config_path, load_config
     return load_config(path if path is not None else default_config_path())
+
+
+def _regions(path: Path | None) -> dict[str, tuple[str, ...]]:
+    """Region id -> countries of the config: what a grant's territories may name."""
+    return {r.id: r.countries for r in _probe_config(path).regions}
 
 
 def _s3(endpoint_url: str | None) -> Any:
@@ -849,6 +873,124 @@ def catalog_status(catalog_file: Path, endpoint_url: str | None, profile: str | 
         emit_json(status_doc(str(catalog_file), states))
     else:
         show_status(str(catalog_file), states)
+
+
+# --- rights: territories and windows, enforced at the edge -------------------------------------
+
+
+@cdnpack.group("rights")
+def rights_group() -> None:
+    """Territories and windows: where and when a release may play, checked, drawn and enforced
+    at the CloudFront edge."""
+
+
+def _instant(at: str | None) -> datetime:
+    from datetime import UTC, datetime
+
+    from packager.rights.instants import InstantError, parse_instant
+    if at is None:
+        return datetime.now(UTC)
+    try:
+        return parse_instant(at)
+    except InstantError as exc:
+        raise click.BadParameter(str(exc), param_hint="--at") from None
+
+
+@rights_group.command("check")
+@click.argument("source", type=click.Path(path_type=Path), metavar="RELEASE_DIR|TITLE.yaml")
+@click.option("--at", "at", metavar="TIME", help="RFC 3339 instant to check (default: now).")
+@click.option("--require", "required", multiple=True, metavar="TERRITORY|REGION",
+              help="A country code or region id that must be licensed then (repeatable): "
+                   "exit 1 when one is not.")
+@click.option("--config", "config_path", type=click.Path(path_type=Path),
+              help="The regions --require and a title file's grants may name (default: "
+                   "regions.yaml).")
+@json_option
+def rights_check(source: Path, at: str | None, required: tuple[str, ...],
+                 config_path: Path | None, as_json: bool) -> None:
+    """Per territory, the grant in force at TIME and what it allows, when it opens or
+    closes, or "not licensed"; exit 1 when a --require'd territory is not licensed then."""
+    from packager.errors import UnlicensedError
+    from packager.rights.instants import format_instant
+    from packager.rights.source import read_rights
+    from packager.rights.standing import required_countries, standings
+    from render.rights import check_doc, show_check
+    moment = _instant(at)
+    rights = read_rights(source, lambda: _regions(config_path))
+    must = required_countries(required, _regions(config_path)) if required else ()
+    table = standings(rights, moment, must)
+    if as_json:
+        emit_json(check_doc(table, moment))
+    else:
+        show_check(table, moment)
+    missing = [s.territory for s in table if s.required and not s.licensed]
+    if missing:
+        raise UnlicensedError(f"not licensed at {format_instant(moment)}: {', '.join(missing)}")
+
+
+@rights_group.command("report")
+@click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path),
+                metavar="RELEASE_DIR|TITLE.yaml...")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path),
+              required=True, help="The HTML report to write.")
+@click.option("--at", "at", metavar="TIME", help="The instant marked as today (default: now).")
+@click.option("--config", "config_path", type=click.Path(path_type=Path),
+              help="The regions a title file's grants may name (default: regions.yaml).")
+@json_option
+def rights_report(sources: tuple[Path, ...], html_path: Path, at: str | None,
+                  config_path: Path | None, as_json: bool) -> None:
+    """The rights matrix as a picture: territories as rows, time as the axis, each title's
+    windows as bars (max height and languages), today marked."""
+    from packager.files import write_atomic
+    from packager.rights.source import read_rights, title_name
+    from render.rights_report import report_html, report_summary
+    moment = _instant(at)
+    titles = [(title_name(s), read_rights(s, lambda: _regions(config_path))) for s in sources]
+    write_atomic(html_path, report_html(titles, moment))
+    summary = report_summary(titles, moment, html_path)
+    if as_json:
+        emit_json(summary)
+    else:
+        out_console.print(f"wrote {html_path}: {len(titles)} titles, "
+                          f"{len(summary['territories'])} territories")
+
+
+@rights_group.command("publish")
+@click.argument("release_dir", type=click.Path(path_type=Path))
+@click.argument("destination", metavar="s3://BUCKET/PREFIX")
+@click.option("--distribution", required=True, help="CloudFront distribution id.")
+@click.option("--function-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the CloudFront Function's code here.")
+@click.option("--kvs-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write its KeyValueStore data here (the import format).")
+@click.option("--dry-run", is_flag=True, help="Write the files; call nothing.")
+@click.option("--url-path", metavar="/PATH/",
+              help="The path viewers request the release under (default: /PREFIX/).")
+@click.option("--name", metavar="NAME",
+              help="Of the function and its store (default: cdnpack-rights-<distribution>).")
+@click.option("--endpoint-url", help="S3 and CloudFront endpoint (a local stand-in).")
+@click.option("--profile", help="AWS profile.")
+@json_option
+def rights_publish(release_dir: Path, destination: str, distribution: str,
+                   function_file: Path | None, kvs_file: Path | None, dry_run: bool,
+                   url_path: str | None, name: str | None, endpoint_url: str | None,
+                   profile: str | None, as_json: bool) -> None:
+    """The rights function (cloudfront-js-2.0, viewer request) and its KeyValueStore data for
+    RELEASE_DIR, pushed to DESTINATION and served by DISTRIBUTION: viewers get their grant's
+    manifests, 451 where and when it is not licensed, 403 beyond their grant."""
+    from cdn.s3 import Connection, parse_s3_url
+    from render.rights import publish_doc, show_publish
+    from steering.rights_publish import RightsPublishRequest, publish_rights
+    request = RightsPublishRequest(
+        release_dir=release_dir, destination=parse_s3_url(destination),
+        distribution=distribution, url_path=url_path,
+        connection=Connection(endpoint_url=endpoint_url, profile=profile, region="us-east-1"),
+        function_file=function_file, kvs_file=kvs_file, dry_run=dry_run, name=name)
+    result = publish_rights(request)
+    if as_json:
+        emit_json(publish_doc(result))
+    else:
+        show_publish(result)
 
 
 # --- keys: the local keystore and CPIX exchange -----------------------------------------------

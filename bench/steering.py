@@ -199,7 +199,7 @@ def delivery(workdir: Path, viewers: int, segments: int) -> dict[str, Any]:
     source = make_clip(workdir / "source.mp4", ClipSpec(duration=16, width=1280, height=720))
     results = workdir / "probes"
     results.mkdir()
-    with local_cdn(workdir) as (url, edges, _):
+    with local_cdn(workdir) as (url, _, edges, _):
         config_path = demo_config(edges, SHIPPED_CONFIG, workdir / "regions.yaml",
                                   f"http://127.0.0.1:{free_port()}/")
         config = load_config(config_path)

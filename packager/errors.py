@@ -43,6 +43,13 @@ class BudgetError(CdnpackError):
     exit_code = 1
 
 
+class UnlicensedError(CdnpackError):
+    """A rights gate failed: a territory that must play has no grant in force then, or a
+    release would never play anywhere."""
+
+    exit_code = 1
+
+
 class EndpointError(CdnpackError):
     """A network endpoint the job needs (S3 results store, ...) is unreachable or refuses us."""
 

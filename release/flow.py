@@ -41,9 +41,11 @@ from cdn.s3 import (
     parse_s3_url,
     upload_all,
 )
-from packager.errors import InputError
+from packager.errors import InputError, UnlicensedError
 from packager.files import write_atomic
 from packager.output.release import CONTENT_TYPES, read_release
+from packager.rights.instants import format_instant
+from packager.rights.model import Rights
 from probes.config import ProbeConfig, Target
 from probes.gate import Verdict, evaluate
 from probes.results import jsonl, parse_records
@@ -96,6 +98,16 @@ def steering_destination(steering: bool, destination: str,
         return parse_s3_url(override)
     release = parse_s3_url(destination)
     return S3Location(release.bucket, release.key("steering"))
+
+
+def refuse_unlicensed(rights: Rights | None, now: datetime) -> None:
+    """A release whose every grant has closed would publish what may never play: refused
+    (exit 1, like a missed budget) before anything is encoded or uploaded."""
+    if rights is not None and not rights.current_or_upcoming(now):
+        last = max((g.end for g in rights.grants if g.end is not None), default=now)
+        raise UnlicensedError(f"{rights.source}: no grant is in force or upcoming at "
+                              f"{format_instant(now)} (the last closed "
+                              f"{format_instant(last)}): nothing to release")
 
 
 def results_dir_for(output: Path, results_dir: Path | None) -> Path:

@@ -12,6 +12,11 @@ The release is steered: its manifests name both CDNs as pathways and a local ste
 (`steer serve`'s, on a thread) that plans from the probe results as they land. fastly is
 degraded in Europe and Southeast Asia, where it would otherwise lead; the demo reports each
 region's pathway order, and the document the server answers there.
+The title is licensed by territory and window (its title.yaml's `rights:`): once released,
+`rights publish` puts the rights function and its KeyValueStore on the local CloudFront (the
+stand-in of testbed/cloudfront_api.py, in front of moto's S3), and one viewer edge per region
+runs that very function in front of the origin; the demo reports what each region's viewers
+get: their grant's manifest, 451, or 403 for a rung beyond their grant.
 """
 
 from __future__ import annotations
@@ -19,11 +24,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +38,13 @@ import yaml
 from cdn.publish import PushRequest
 from cdn.s3 import S3Location, client
 from packager.encoding.thumbnails import ThumbnailSpec
+from packager.errors import ToolError
 from packager.keys.source import keyed_request
 from packager.output.pipeline import PackageRequest, PackageResult, package
+from packager.output.release import read_release
+from packager.rights.file import load_rights
+from packager.rights.instants import format_instant
+from packager.rights.summary import release_rights
 from packager.title.file import load_title
 from packager.title.model import Title
 from probes.config import ProbeConfig, load_config
@@ -42,8 +53,10 @@ from release.flow import RolloutRequest, RolloutResult, rollout
 from steering.documents import manifest_spec
 from steering.feed import Feed
 from steering.plan import Plan, make_plan
+from steering.rights_publish import RightsPublishRequest, RightsPublishResult, publish_rights
 from steering.server import ServeRequest, serve
 from testbed.clips import ClipSpec, make_clip, make_dub
+from testbed.cloudfront_runtime import node
 from testbed.edges import Edges, EdgeSpec, edge_process
 from testbed.loopthread import LoopThread
 from testbed.origin import (
@@ -95,6 +108,24 @@ class DemoSteering:
 
 
 @dataclass(frozen=True)
+class ViewerAnswer:
+    """What a region's viewers got from an edge running the published rights function."""
+
+    region: str
+    country: str
+    manifest: int  # status of the release's master.m3u8
+    grant: str | None  # whose manifest they were given
+    top: int  # status of the top rung's init segment
+
+
+@dataclass(frozen=True)
+class DemoRights:
+    published: RightsPublishResult
+    viewers: list[ViewerAnswer]  # empty when node (the edges' function runtime) is missing
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class DemoResult:
     package: PackageResult
     rollout: RolloutResult
@@ -103,6 +134,7 @@ class DemoResult:
     distribution: str
     origin: str
     steering: DemoSteering
+    rights: DemoRights
 
 
 def edge_profile(cdn: str, region: str) -> tuple[float, float]:
@@ -142,17 +174,23 @@ def edge_specs(origin: str) -> list[EdgeSpec]:
 
 
 @contextmanager
-def local_cdn(workdir: Path) -> Iterator[tuple[str, Edges, str]]:
-    """moto_server with the demo bucket and a distribution, and the edges pulling from it:
-    yields (origin URL, edges, distribution id); everything stops on the way out."""
+def local_cdn(workdir: Path) -> Iterator[tuple[str, str, Edges, str]]:
+    """moto_server with the demo bucket, the CloudFront stand-in in front of it with a
+    distribution, and the edges pulling from the bucket: yields (AWS endpoint URL, S3 URL,
+    edges, distribution id); everything stops on the way out."""
+    # Imported here: it parses requests with moto's parsers, and moto is the demo's extra,
+    # whose absence run_demo reports in one line first.
+    from testbed.cloudfront_api import CloudFrontStandIn  # noqa: PLC0415
+
     with ExitStack() as stack:
-        url = stack.enter_context(moto_server())
+        s3 = stack.enter_context(moto_server())
+        url = stack.enter_context(CloudFrontStandIn(s3)).url
         connection = local_connection(url)
         origin_bucket(client(connection), BUCKET)
         distribution = create_distribution(client(connection, "cloudfront"), BUCKET)
-        edges = stack.enter_context(edge_process(edge_specs(f"{url}/{BUCKET}/{PREFIX}/"),
+        edges = stack.enter_context(edge_process(edge_specs(f"{s3}/{BUCKET}/{PREFIX}/"),
                                                  workdir))
-        yield url, edges, distribution
+        yield url, s3, edges, distribution
 
 
 class SteeringThread(LoopThread):
@@ -179,11 +217,25 @@ TEXTS = (("subtitles", "ar", "srt"), ("subtitles", "th", "vtt"),
          ("forced_subtitles", "en", "vtt"), ("captions", "en", "srt"))
 
 
+def demo_rights(now: datetime) -> list[str]:
+    """The title's grants, around today: North America and Europe in full for good; Japan /
+    Korea up to 480p in Japanese and English; Southeast Asia's window closed last month;
+    Latin America's opens in three months; the Middle East never licensed."""
+    def at(days: int) -> str:
+        return format_instant((now + timedelta(days=days)).replace(microsecond=0))
+    return ["rights:",
+            "  - {id: na-eu, territories: [na, eu], start: " + at(-30) + "}",
+            "  - {id: jpkr-sd, territories: [jpkr], start: " + at(-30) + ", max_height: 480,",
+            "     audio: [ja, en], subtitles: [ja]}",
+            "  - {id: sea, territories: [sea], start: " + at(-400) + ", end: " + at(-30) + "}",
+            "  - {id: latam, territories: [latam], start: " + at(90) + "}"]
+
+
 def demo_title(directory: Path, duration: float) -> Title:
-    """The demo's side files and the title file that lists them, read back as `--title`
-    reads it: a title a user can copy."""
+    """The demo's side files and the title file that lists them (and its rights), read back
+    as `--title` reads it: a title a user can copy."""
     directory.mkdir(parents=True, exist_ok=True)
-    lines = ["# Written by `cdnpack demo`: the languages of the demo release.",
+    lines = ["# Written by `cdnpack demo`: the languages and rights of the demo release.",
              "language: en", "default_language: en", "audio:"]
     for language, tone in DUBS:
         make_dub(directory / f"dub-{language}.mp4", duration, tone)
@@ -196,6 +248,7 @@ def demo_title(directory: Path, duration: float) -> Title:
         name = f"{option}-{language}.{fmt}"
         write_subtitles(directory / name, language, fmt)
         lines.append(f"  {language}: {name}")
+    lines += demo_rights(datetime.now(UTC))
     (directory / "title.yaml").write_text("\n".join(lines) + "\n")
     return load_title(directory / "title.yaml")
 
@@ -213,7 +266,10 @@ def run_demo(workdir: Path, duration: float, shipped_config: Path,
     results.mkdir(exist_ok=True)
     encryption = keyed_request("cbcs", "generate", output, keystore=keystore,
                                content_id=CONTENT_ID, drm="widevine,playready,fairplay,clearkey")
-    with local_cdn(workdir) as (url, edges, distribution):
+    shipped = load_config(shipped_config)
+    rights = load_rights(workdir / "title" / "title.yaml",
+                         {r.id: r.countries for r in shipped.regions})
+    with local_cdn(workdir) as (url, s3, edges, distribution):
         port = free_port()
         config_path = demo_config(edges, shipped_config, workdir / "regions.yaml",
                                   f"http://127.0.0.1:{port}/")
@@ -223,7 +279,7 @@ def run_demo(workdir: Path, duration: float, shipped_config: Path,
         with SteeringThread(serving) as server:
             packaged = package(PackageRequest(source=source, output=output, force=True,
                                               encryption=encryption, title=title,
-                                              thumbnails=THUMBNAILS,
+                                              thumbnails=THUMBNAILS, rights=rights,
                                               steering=manifest_spec(config)), progress)
             request = RolloutRequest(
                 push=PushRequest(
@@ -240,8 +296,57 @@ def run_demo(workdir: Path, duration: float, shipped_config: Path,
             plan = make_plan(read_results([str(results)]), config, datetime.now(UTC))
             served = {r.id: _served(server.url, r.id, plan.for_region(r.id).order)
                       for r in config.regions}
+        licensed = _rights(workdir, output, url, s3, distribution, config, result)
     return DemoResult(packaged, result, config_path, keystore, distribution, url,
-                      DemoSteering(server.url, config, plan, served))
+                      DemoSteering(server.url, config, plan, served), licensed)
+
+
+def _rights(workdir: Path, release: Path, url: str, s3: str, distribution: str,
+            config: ProbeConfig, rolled: RolloutResult) -> DemoRights:
+    """`rights publish` on the local CloudFront, then each region's viewers through an edge
+    running the function it published (the files hold the very code and data it sent). A
+    release the gate held back is not there to publish rights for: written, not published."""
+    edge = workdir / "edge"
+    edge.mkdir(exist_ok=True)
+    function, kvs = edge / "cloudfront-function.js", edge / "kvs.json"
+    published = publish_rights(RightsPublishRequest(
+        release_dir=release, destination=S3Location(BUCKET, PREFIX), distribution=distribution,
+        connection=local_connection(url), function_file=function, kvs_file=kvs,
+        dry_run=rolled.published is None))
+    if rolled.published is None:
+        return DemoRights(published, [], "rights not published: the gate held the release "
+                                          "back")
+    try:
+        node()
+    except ToolError as exc:
+        return DemoRights(published, [], f"viewer edges not run: {exc}")
+    countries = {r.id: r.countries[0] for r in config.regions if r.countries}
+    specs = [EdgeSpec(f"viewers-{region}", origin=f"{s3}/{BUCKET}/", cache="cloudfront",
+                      function=str(function), kvs=str(kvs), country=country)
+             for region, country in countries.items()]
+    packaged = read_release(release)
+    rights = release_rights(packaged, str(release))
+    top = max((r for r in packaged.renditions if r.kind == "video"), key=lambda r: r.height)
+    viewers = []
+    with edge_process(specs, edge) as running:
+        for region, country in countries.items():
+            base = running.url(f"viewers-{region}", f"/{PREFIX}/")
+            status, body = _get(base + "master.m3u8")
+            # Which grant's manifest it was: the one in force there now, if the bytes agree.
+            grant = rights.in_force(country, datetime.now(UTC))
+            given = next((g.id for g in packaged.rights if grant is not None and g.id == grant.id
+                          and (release / g.manifests["hls"]).read_bytes() == body), None)
+            viewers.append(ViewerAnswer(region, country, status, given,
+                                        _get(f"{base}{top.id}/init.mp4")[0]))
+    return DemoRights(published, viewers)
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            return answer.status, answer.read()
+    except urllib.error.HTTPError as error:
+        return error.code, b""
 
 
 def _served(url: str, region: str, expected: tuple[str, ...]) -> list[str]:

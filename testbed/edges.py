@@ -9,6 +9,11 @@ from an origin URL (an S3 bucket prefix) like a CDN, plus `/bytes/N` synthetic b
   failure    503 | reset (RST mid-body) | stall (never answers) | truncate (FIN mid-body) |
              drop (RST as soon as the request arrives, nothing sent), on every
              `failure_every`-th request
+  function   a CloudFront Function's code (and `kvs`, its KeyValueStore in the import format)
+             run, as CloudFront runs a viewer-request function, on every request but CORS
+             preflights, in node (testbed/cloudfront_runtime.py: the published code itself);
+             the viewer's CloudFront-Viewer-Country is the request's own header of that name
+             when it has one (a test's viewer sets it), else `country`
   fault_plan or request by request: the n-th request gets plan[(n - 1) % len(plan)], a
              failure name or "" for none (a seeded plan: tests know what the edge did)
   cache      header style of a CDN: cloudfront, cloudflare, fastly, akamai or none
@@ -52,12 +57,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from packager.errors import EndpointError
 from packager.output.release import CONTENT_TYPES
 from packager.tools import spawn
 from testbed.accesslog import AccessLog, Served
+from testbed.cloudfront_runtime import FunctionProcess, viewer_request
 
 CACHE_STYLES = ("cloudfront", "cloudflare", "fastly", "akamai", "none")
 FAILURES = ("503", "reset", "stall", "truncate", "drop")
@@ -70,9 +76,13 @@ _DEFAULT_TTL = 86400.0  # no max-age from the origin: CloudFront's default TTL
 #: What the edges answer: a release's own types, and the other files tests serve beside them.
 _CONTENT_TYPES = {**CONTENT_TYPES, ".json": "application/json",
                   ".key": "application/octet-stream"}
-_REASONS = {200: "OK", 204: "No Content", 206: "Partial Content", 404: "Not Found",
-            405: "Method Not Allowed", 416: "Range Not Satisfiable", 502: "Bad Gateway",
-            503: "Service Unavailable"}
+_REASONS = {200: "OK", 204: "No Content", 206: "Partial Content", 400: "Bad Request",
+            403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+            416: "Range Not Satisfiable", 451: "Unavailable For Legal Reasons",
+            502: "Bad Gateway", 503: "Service Unavailable"}
+#: Headers an edge writes itself, whatever a function's answer says.
+_EDGE_HEADERS = ("content-length", "content-type", "connection",
+                 "access-control-allow-origin")
 
 
 @dataclass(frozen=True)
@@ -95,6 +105,8 @@ class EdgeSpec:
     log_flush: float = 0.5  # seconds between log deliveries
     fault_plan: tuple[str, ...] = ()  # per request: a FAILURES name or "" (overrides failure)
     record: bool = False  # keep (time, path) of every request, for EdgeControl.requests
+    function: str | None = None  # a CloudFront Function (viewer request), run in node
+    kvs: str | None = None  # its KeyValueStore, in the import format
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> EdgeSpec:
@@ -191,6 +203,51 @@ class _EdgeProtocol(asyncio.Protocol):
             self.answer(received, 405, b"method not allowed\n", "", None, failure, keep_alive,
                         method)
             return
+        if self.edge.function is not None:
+            target, _, query = (parts[1] if len(parts) > 1 else "/").partition("?")
+            event = viewer_request(
+                target, headers.get("cloudfront-viewer-country", self.edge.spec.country),
+                {k: v[0] for k, v in parse_qs(query, keep_blank_values=True).items()}, method,
+                headers.get("host", "-"))
+            event["request"]["headers"].update(
+                {k: {"value": v} for k, v in headers.items() if k not in event["request"][
+                    "headers"]})
+            task = self.loop.create_task(self.edge.function.run(event))
+            task.add_done_callback(lambda t: self.ran(t, received, path, headers, failure,
+                                                      keep_alive, method))
+            return
+        self.serve(received, path, headers, failure, keep_alive, method)
+
+    def ran(self, task: asyncio.Task[dict[str, Any]], received: float, path: str,
+            headers: dict[str, str], failure: str | None, keep_alive: bool,
+            method: str) -> None:
+        """The function's answer: a response of its own, or the request (maybe rewritten)
+        to serve; a function that failed is a 503, as CloudFront answers then."""
+        if self.closed:
+            return
+        try:
+            answer = task.result()
+        except (OSError, ValueError) as exc:
+            answer = {"error": str(exc)}
+        result = answer.get("result")
+        if not isinstance(result, dict):
+            self.answer(received, 503, b"the function failed\n", path, None, failure,
+                        keep_alive, method)
+            return
+        if "statusCode" in result:
+            returned = {k.lower(): str(v.get("value", "")) for k, v in
+                        (result.get("headers") or {}).items()}
+            body = str((result.get("body") or {}).get("data", "")).encode()
+            self.answer(received, int(result["statusCode"]), body, path, None, failure,
+                        keep_alive, method,
+                        [(k, v) for k, v in returned.items() if k not in _EDGE_HEADERS],
+                        content_type=returned.get("content-type", ""))
+            return
+        self.serve(received, str(result["uri"]), headers, failure, keep_alive, method)
+
+    def serve(self, received: float, path: str, headers: dict[str, str], failure: str | None,
+              keep_alive: bool, method: str) -> None:
+        """The object at `path`: pulled from the origin (through the cache), or local."""
         if self.edge.origin is not None and not _SYNTHETIC.match(path):
             task = self.loop.create_task(self.edge.pull(path))
             task.add_done_callback(lambda t: self.pulled(t, received, path, headers, failure,
@@ -332,6 +389,9 @@ class _Edge:
         self.inflight: dict[str, asyncio.Future[tuple[int, bytes, str]]] = {}
         self.access_log = (AccessLog(Path(spec.access_log), spec.distribution)
                            if spec.access_log else None)
+        self.function = (FunctionProcess(Path(spec.function),
+                                         Path(spec.kvs) if spec.kvs else None)
+                         if spec.function else None)
         self.log_task: asyncio.Task[None] | None = None
 
     def log_served(self, entry: dict[str, Any], done: float, peer: Any) -> None:
@@ -451,6 +511,8 @@ async def _start(specs: list[EdgeSpec]
     edges: dict[str, _Edge] = {}
     for spec in specs:
         edge = _Edge(spec)
+        if edge.function is not None:
+            await edge.function.start()
         if edge.access_log is not None:  # the edge (held by its server) holds the task
             edge.log_task = loop.create_task(edge.deliver_logs())
         edges[spec.name] = edge
@@ -506,6 +568,9 @@ async def _serve_until_stdin_closes(specs: list[EdgeSpec]) -> None:
         sys.stdout.flush()
     for server in servers:
         server.close()
+    for edge in edges.values():
+        if edge.function is not None:
+            await edge.function.close()
     # What is still running (log deliveries, origin pulls) ends now: a log delivery's last
     # flush writes the requests of its final moments.
     others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
@@ -569,7 +634,7 @@ def edge_process(specs: Sequence[EdgeSpec], workdir: Path) -> Iterator[Edges]:
     docs = []
     for s in specs:
         doc = asdict(s)
-        for key in ("root", "certfile", "keyfile", "access_log"):
+        for key in ("root", "certfile", "keyfile", "access_log", "function", "kvs"):
             if doc[key] is not None:
                 doc[key] = str(Path(doc[key]).resolve())
         docs.append(doc)

@@ -113,7 +113,8 @@ def origin_bucket(s3: Any, bucket: str) -> None:
 
 
 def create_distribution(cloudfront: Any, bucket: str) -> str:
-    """A CloudFront distribution in front of the bucket (what `--distribution` names)."""
+    """A CloudFront distribution in front of the bucket (what `--distribution` names); it
+    forwards CloudFront-Viewer-Country, which a rights function reads."""
     answer = cloudfront.create_distribution(DistributionConfig={
         "CallerReference": str(uuid.uuid4()),
         "Comment": "cdnpack",
@@ -126,7 +127,9 @@ def create_distribution(cloudfront: Any, bucket: str) -> str:
             "TargetOriginId": "origin",
             "ViewerProtocolPolicy": "redirect-to-https",
             "TrustedSigners": {"Enabled": False, "Quantity": 0},
-            "ForwardedValues": {"QueryString": False, "Cookies": {"Forward": "none"}},
+            "ForwardedValues": {"QueryString": False, "Cookies": {"Forward": "none"},
+                                "Headers": {"Quantity": 1,
+                                            "Items": ["CloudFront-Viewer-Country"]}},
             "MinTTL": 0,
         },
     })

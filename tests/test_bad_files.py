@@ -74,6 +74,14 @@ Au revoir
 """
 
 
+RIGHTS = """\
+rights:
+  - id: jp
+    territories: [JP, jpkr]
+    start: 2025-03-01T00:00:00Z
+"""
+
+
 def valid_release() -> bytes:
     return json.dumps({"schema": 1, "source": "s.mp4", "duration": 4.0, "segment_duration": 2.0,
                        "formats": ["hls"], "renditions": [], "files": [
@@ -113,12 +121,23 @@ CASES: list[tuple[str, Callable[[], bytes], str, list[str]]] = [
      ["package", "{source}", "-o", "{out}", "--title", "{bad}"]),
     ("subtitles", SRT.encode, "subs.srt",
      ["package", "{source}", "-o", "{out}", "--subtitles", "fr={bad}"]),
+    ("rights", RIGHTS.encode, "rights.yaml",
+     ["package", "{source}", "-o", "{out}", "--rights", "{bad}"]),
+    ("rights for release", RIGHTS.encode, "rights.yaml",
+     ["release", "{source}", "s3://bucket/p", "-o", "{out}", "--rights", "{bad}",
+      "--endpoint-url", "http://127.0.0.1:9"]),
+    ("rights for check", RIGHTS.encode, "rights.yaml", ["rights", "check", "{bad}"]),
+    ("release.json for rights publish", valid_release, "release/release.json",
+     ["rights", "publish", "{release}", "s3://bucket/p", "--distribution", "E1",
+      "--kvs-file", "{out}", "--endpoint-url", "http://127.0.0.1:9"]),
+    ("rights for report", RIGHTS.encode, "rights.yaml",
+     ["rights", "report", "{bad}", "--html", "{out}"]),
 ]
 #: Where a valid file is cut to make a truncated one, when its middle could still be whole:
 #: half of regions.yaml is a valid config, half a subtitle file a shorter valid one, half of two
 #: equal JSON lines one whole line.
 CUTS = {"regions.yaml": b"\ncdns:\n", "subs.srt": b"--> 00:00:0", "title.yaml": b"subtitles:",
-        "rum.jsonl": b'"cdn":'}
+        "rum.jsonl": b'"cdn":', "rights.yaml": b"territories:"}
 
 
 @pytest.mark.parametrize(("what", "valid", "name", "command"), CASES, ids=[c[0] for c in CASES])

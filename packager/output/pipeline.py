@@ -50,6 +50,7 @@ from packager.errors import InputError, OutputExistsError
 from packager.mp4.demux import DemuxedSource, track_load, unsupported
 from packager.output import dash, hls, hls_ts
 from packager.output.bitrate import measure
+from packager.output.grants import write_grant_manifests, write_ts_grant_manifests
 from packager.output.release import (
     FORMATS,
     ProtectionSummary,
@@ -70,6 +71,8 @@ from packager.output.segmenter import (
 from packager.output.steering import SteeringSpec, steer_files
 from packager.output.text_track import within, write_text_track
 from packager.output.trickplay_release import write_trick_play
+from packager.rights.allowance import check_rights
+from packager.rights.model import Rights
 from packager.text.cues import TextTrack
 from packager.text.read import read_text_file
 from packager.title.localize import localize, text_renditions
@@ -103,6 +106,9 @@ class PackageRequest:
     #: --steering: the multivariant playlist and MPD name every CDN pathway and the steering
     #: server (packager/output/steering.py); None writes single-origin manifests.
     steering: SteeringSpec | None = None
+    #: Territories and windows (packager/rights): a multivariant playlist and an MPD per grant
+    #: beside the unrestricted ones; None writes no grant manifests.
+    rights: Rights | None = None
     #: --codec: the video codecs every rung is encoded in (packager/encoding/codecs.py);
     #: None: the ladder's own (`codecs:` in a ladder file; h264).
     codecs: tuple[str, ...] | None = None
@@ -136,6 +142,8 @@ def package(request: PackageRequest, progress: ProgressSink | None = None) -> Pa
                   else plan_renditions(spec, media, audio, request.codecs))
     renditions += text_renditions(localized.tracks)
     renditions = _ts_renditions(request, renditions)
+    if request.rights is not None:  # refused while there is nothing to undo
+        check_rights(request.rights, renditions)
     _check_tools(request, media, renditions)
     output = request.output.absolute()
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -516,12 +524,17 @@ def _package_ts(
         if progress:
             progress("segment", done + 1, len(jobs))
     duration = max(ts.duration for ts in outputs)
-    trick = write_trick_play(build, [], _thumbnails(request, media, work, build), duration,
-                             hls=True)
+    images = _thumbnails(request, media, work, build)
+    trick = write_trick_play(build, [], images, duration, hls=True)
     files += trick.files
     multivariant = hls_ts.multivariant_playlist(outputs, trick.stream_infs)
     (build / multivariant.path).write_text(multivariant.text)
     files.append(describe_file(build, multivariant.path, "multivariant", None))
+    grants = None
+    if request.rights is not None:
+        written = write_ts_grant_manifests(build, request.rights, outputs, trick, images,
+                                           audio.rendition.language if audio else None)
+        files, grants = files + written.files, written.grants
     if request.steering is not None:
         files = steer_files(build, files, request.steering)
     return finish_release(
@@ -550,6 +563,7 @@ def _package_ts(
             rendition_kids={ts.rendition.id: request.encryption.key.kid_uuid for ts in outputs},
         ),
         thumbnails=trick.thumbnails,
+        rights=grants,
     )
 
 
@@ -596,6 +610,11 @@ def _write_manifests(
     if "dash" in request.formats:
         (build / dash.MPD_NAME).write_text(dash.mpd(tracks, request.segment_duration, images))
         files.append(describe_file(build, dash.MPD_NAME, "mpd", None))
+    grants = None
+    if request.rights is not None:
+        written = write_grant_manifests(build, request.rights, tracks, trick, images,
+                                        request.formats, request.segment_duration)
+        files, grants = files + written.files, written.grants
     if request.steering is not None:
         files = steer_files(build, files, request.steering)
     return finish_release(
@@ -605,6 +624,7 @@ def _write_manifests(
         protection=protection_summary(request.encryption, tracks),
         iframes=trick.iframes,
         thumbnails=trick.thumbnails,
+        rights=grants,
     )
 
 

@@ -127,6 +127,22 @@ class ReleaseInputs:
 
 
 @dataclass(frozen=True)
+class GrantSummary:
+    """One grant of the title's rights (packager/rights) and the manifests written for it:
+    what viewers in its territories are routed to during its window, and all they may fetch."""
+
+    id: str
+    territories: list[str]  # ISO 3166-1 alpha-2, regions expanded
+    start: str  # RFC 3339, UTC: in force from (inclusive)
+    end: str | None  # until (exclusive); None: no end
+    max_height: int | None
+    audio: list[str]  # the languages its manifests carry
+    subtitles: list[str]
+    renditions: list[str]  # rendition ids (and thumbnail sets) its manifests list
+    manifests: dict[str, str]  # "hls" / "dash" -> the grant's multivariant playlist / MPD
+
+
+@dataclass(frozen=True)
 class Release:
     schema: int
     source: str
@@ -142,6 +158,8 @@ class Release:
     thumbnails: list[ThumbnailSummary] = field(default_factory=list)
     #: Recorded by `catalog run`; None for a release `package` made on its own.
     inputs: ReleaseInputs | None = None
+    #: Territories and windows: one manifest set per grant (empty: no rights, unrestricted).
+    rights: list[GrantSummary] = field(default_factory=list)
 
     @property
     def total_bytes(self) -> int:
@@ -164,6 +182,7 @@ def finish_release(
     protection: ProtectionSummary | None = None,
     iframes: list[IFrameSummary] | None = None,
     thumbnails: list[ThumbnailSummary] | None = None,
+    rights: list[GrantSummary] | None = None,
 ) -> Release:
     """The one way a Release is made: built from what was written, checked against the tree
     (it lists exactly the files there) and written as release.json, last."""
@@ -171,7 +190,7 @@ def finish_release(
         schema=SCHEMA_VERSION, source=source, duration=round(duration, 6),
         segment_duration=segment_duration, formats=[f for f in FORMATS if f in formats],
         renditions=renditions, files=files, protection=protection,
-        iframes=iframes or [], thumbnails=thumbnails or [],
+        iframes=iframes or [], thumbnails=thumbnails or [], rights=rights or [],
     )
     write_release(root, release)
     return release

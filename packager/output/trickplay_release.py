@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,13 @@ class TrickPlay:
     stream_infs: list[str]
     iframes: list[IFrameSummary]
     thumbnails: list[ThumbnailSummary]
+    #: Whose each stream_infs line is: the video rendition's id, or the sheets' directory.
+    owners: tuple[str, ...] = ()
+
+    def stream_infs_of(self, owners: Collection[str]) -> list[str]:
+        """The lines of these renditions and sheets only (a grant's manifests)."""
+        return [line for line, owner in zip(self.stream_infs, self.owners, strict=True)
+                if owner in owners]
 
 
 def write_trick_play(
@@ -44,6 +52,7 @@ def write_trick_play(
         for image in images for sheet in image.sheets
     ]
     stream_infs: list[str] = []
+    owners: list[str] = []
     iframe_summaries: list[IFrameSummary] = []
     image_playlists: dict[str, str] = {}
     if hls:
@@ -52,6 +61,7 @@ def write_trick_play(
             (root / playlist.path).write_text(playlist.text)
             files.append(describe_file(root, playlist.path, "iframe-playlist", track.rendition.id))
             stream_infs.append(iframe_stream_inf(track))
+            owners.append(track.rendition.id)
             rates = iframe_bitrates(track)
             iframe_summaries.append(IFrameSummary(
                 rendition=track.rendition.id, playlist=playlist.path,
@@ -63,6 +73,7 @@ def write_trick_play(
             (root / playlist.path).write_text(playlist.text)
             files.append(describe_file(root, playlist.path, "image-playlist", image.directory))
             stream_infs.append(image_stream_inf(image, duration))
+            owners.append(image.directory)
             image_playlists[image.directory] = playlist.path
     summaries = [
         ThumbnailSummary(
@@ -73,5 +84,5 @@ def write_trick_play(
         )
         for image in images
     ]
-    return TrickPlay(files, stream_infs, iframe_summaries, summaries)
+    return TrickPlay(files, stream_infs, iframe_summaries, summaries, tuple(owners))
 

@@ -14,6 +14,8 @@ A title file lists many languages, one a line; file paths are relative to the ti
       en: subs/en-forced.vtt
     captions:                   # SDH / closed captions
       en: subs/en-sdh.ttml
+    rights:                     # where and when it may play (packager/rights/file.py)
+      - {id: jp, territories: [JP], start: 2025-03-01T00:00:00Z}
 
 Options add to the file's tracks. Every mistake is one InputError naming the option
 (``--audio es-XX=dub.mp4: ...``) or the file, line and field (``title.yaml:7: subtitles.xx``).
@@ -29,7 +31,9 @@ from packager.title.languages import LanguageError, normalise
 from packager.title.model import SIDE_OPTIONS, SideFile, Title
 from packager.yamlfile import LineMapping, Reader, load_yaml
 
-_FIELDS = {"language", "default_language", *(field for field, _, _ in SIDE_OPTIONS.values())}
+#: `rights:` is read with the regions it may name, by packager/rights/file.py.
+_FIELDS = {"language", "default_language", "rights",
+           *(field for field, _, _ in SIDE_OPTIONS.values())}
 
 
 def resolve_title(

@@ -96,6 +96,7 @@ class PlayCase:
     hosts: dict[str, str] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)  # per player: shaka, hlsjs, dashjs
     timeline: bool = False  # sample (wall clock, media time) during playback
+    responses: bool = False  # every response's (URL, status): result.raw["responses"]
 
     def to_json(self) -> str:
         doc: dict[str, Any] = {
@@ -123,6 +124,8 @@ class PlayCase:
             doc["config"] = self.config
         if self.timeline:
             doc["timeline"] = True
+        if self.responses:
+            doc["responses"] = True
         return json.dumps(doc)
 
 

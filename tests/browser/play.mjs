@@ -12,10 +12,12 @@
 //          as a CDN adds CloudFront-Viewer-Country), hosts: {name: address} (requests to a
 //          host name go to that address, port kept: CDN host names without name lookups),
 //          config: {shaka, hlsjs, dashjs} (player settings), timeline: true (sample media
-//          time against the wall clock)}
+//          time against the wall clock), responses: true (every response's URL and status,
+//          the page's HTTP cache off so that none is missed)}
 // A result: {ok, current_time, frames: [first, last], fatal, errors, video_error, timed_out,
 //            media_keys (EME in use), seconds, console; thumbnails: one per time, when asked;
-//            timeline (when asked): [[epoch ms, currentTime], ...] one per poll}
+//            timeline (when asked): [[epoch ms, currentTime], ...] one per poll;
+//            responses (when asked): [[url, status], ...] in the order they came}
 //
 // Localized releases (optional case fields, acted on once the media has played `advance`):
 //   list_tracks: true          -> result.tracks: {audio: [...], text: [...]} as the player lists
@@ -59,9 +61,11 @@ async function play(context, c) {
   page.on('request', (r) => requests.push(r.url()));
   page.on('response', (r) => r.status() >= 400 && consoleLines.length < 20
     && consoleLines.push(`HTTP ${r.status()} ${r.url()}`));
+  const responses = [];
+  if (c.responses) page.on('response', (r) => responses.push([r.url(), r.status()]));
   // A case that checks what a switch fetches must see every fetch: routing turns the page's
   // HTTP cache off (an earlier case may have cached the same release's segments).
-  if (c.switch_expect) await page.route('**/*', (route) => route.continue());
+  if (c.switch_expect || c.responses) await page.route('**/*', (route) => route.continue());
   if (c.redirect) {
     await page.route((url) => url.pathname.endsWith(c.redirect.fromSuffix),
       (route) => route.continue({ url: c.redirect.to }));
@@ -108,6 +112,7 @@ async function play(context, c) {
             ([player, times]) => window.cdnpackThumbnails(player, times), [c.player, c.thumbnails]);
         }
         if (result.ok) await localized(page, c, result, requests, deadline);
+        if (c.responses) result.responses = responses;
         result.seconds = (Date.now() - started) / 1000;
         return result;
       }

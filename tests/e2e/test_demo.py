@@ -51,9 +51,14 @@ def test_demo_releases_through_the_local_origin_and_two_cdns(tmp_path: Path) -> 
     cells = [c for r in release["scorecard"]["regions"] for c in r["cells"]]
     assert {c["cdn"] for c in cells} == {"cloudfront", "fastly"}
     published = release["published"]
-    assert published["uploaded"] == 2  # the multivariant playlist and MPD, after the gate
-    assert release["staged"]["held"] == [
-        "releases/demo/manifest.mpd", "releases/demo/master.m3u8"]
+    # The multivariant playlists and MPDs, after the gate: the release's own and each of its
+    # four grants'.
+    grants = ("jpkr-sd", "latam", "na-eu", "sea")
+    held = sorted([f"releases/demo/{name}" for name in ("manifest.mpd", "master.m3u8")]
+                  + [f"releases/demo/{stem}.grant-{g}.{ext}" for g in grants
+                     for stem, ext in (("manifest", "mpd"), ("master", "m3u8"))])
+    assert published["uploaded"] == len(held)
+    assert release["staged"]["held"] == held
     assert published["invalidations"][0]["status"].lower() == "completed"
     assert (work / "report.html").read_text().lower().startswith("<!doctype html>")
     # Steered: fastly, degraded in Europe and Southeast Asia, is not first there; the server
@@ -67,6 +72,18 @@ def test_demo_releases_through_the_local_origin_and_two_cdns(tmp_path: Path) -> 
     assert f'#EXT-X-CONTENT-STEERING:SERVER-URI="{steering["server"]}/hls.json"' in master
     assert 'PATHWAY-ID="cloudfront"' in master
     assert 'PATHWAY-ID="fastly"' in master
+    # Rights, enforced at the edge: each region's viewers through an edge running the
+    # function `rights publish` put on the local CloudFront.
+    rights = doc["rights"]
+    assert rights["published"]["function"]["published"]
+    assert rights["published"]["associated"]
+    answers = {v["region"]: (v["manifest"], v["grant"], v["top"]) for v in rights["viewers"]}
+    assert answers == {
+        "na": (200, "na-eu", 200), "eu": (200, "na-eu", 200),
+        "jpkr": (200, "jpkr-sd", 403),  # up to 480p: the 720p rung is refused
+        "sea": (451, None, 451),  # its window closed last month
+        "latam": (451, None, 451),  # its window opens in three months
+        "me": (451, None, 451)}  # never licensed
     # Keys: in the keystore beside the release, never in it.
     keys = [stored.key for stored in Keystore(work / "keys")]
     assert keys
