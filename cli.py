@@ -8,6 +8,7 @@ looks like, for people and for `--json`, is render/'s job.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -18,6 +19,8 @@ import click
 
 from packager.encoding.ladder import PRESETS
 from packager.errors import CdnpackError, ToolError
+from packager.interrupts import Interrupted, stopped_by
+from packager.interrupts import install as install_interrupts
 from packager.output.release import FORMATS
 from render.console import emit_json, err_console, fail, out_console, progress, unit_progress
 
@@ -29,42 +32,41 @@ if TYPE_CHECKING:
     from packager.output.pipeline import PackageRequest
     from probes.config import ProbeConfig
     from probes.gate import RumCells
+    from testbed.demo import DemoResult
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def main() -> None:
-    """Console-script entry: every CdnpackError becomes one line on stderr and its exit code."""
-    # SIGTERM (Kubernetes, CI cancel) unwinds like Ctrl-C: temp trees removed, children stopped.
-    signal.signal(signal.SIGTERM, _terminate)
+    """Console-script entry: every CdnpackError becomes one line on stderr and its exit code;
+    Ctrl-C and SIGTERM (Kubernetes, CI cancel) unwind alike, then say so in one line
+    (packager/interrupts.py)."""
+    install_interrupts()
     try:
-        cdnpack(standalone_mode=False)
-    except click.exceptions.Abort:
-        fail("interrupted")
-        sys.exit(130)
+        _run(sys.argv[1:])
+    except Interrupted as exc:
+        if exc.signum == signal.SIGINT and sys.stderr.isatty():
+            click.echo(err=True)  # the terminal's ^C echo ends its own line
+        fail(exc.message)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(2)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except BrokenPipeError:  # `cdnpack ... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit
+        sys.exit(1)
     except CdnpackError as exc:
         fail(f"error: {exc}")
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # raised by Python's own handler (asyncio's, a library's)
         fail("interrupted")
         sys.exit(130)
-    except SystemExit as exc:
-        if exc.code == 128 + signal.SIGTERM:  # raised by _terminate, once everything unwound
-            fail("terminated")
-        raise
     except Exception as exc:
         logging.getLogger("cdnpack").debug("internal error", exc_info=True)
         fail(f"internal error: {type(exc).__name__}: {exc} (run with -v for details)")
         sys.exit(4)
-
-
-def _terminate(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -76,6 +78,36 @@ def cdnpack(verbose: int) -> None:
     logging.basicConfig(
         level=level, format="%(message)s", handlers=[RichHandler(console=err_console)]
     )
+
+
+class Duration(click.ParamType[float]):
+    """A duration option, read by the one parser (packager/durations.py) into seconds; a
+    mistake is one line naming the option, exit 2 (an InputError, not click's usage text)."""
+
+    name = "duration"
+
+    def __init__(self, **limits: Any) -> None:
+        self.limits = limits
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> float:
+        from packager.durations import parse_duration
+        if isinstance(value, float):
+            return value
+        option = param.opts[0] if param is not None and param.opts else "duration"
+        return parse_duration(value, option, **self.limits)
+
+
+#: Options whose help has always said seconds: a bare number still means seconds.
+SECONDS = Duration(bare_seconds=True)
+
+
+def _run(args: list[str]) -> None:
+    """click's Command.main without its handling of Ctrl-C: it writes a blank line to stderr
+    and raises Abort, and which signal stopped the command is lost. `main` says how a command
+    ended, in one line."""
+    with cdnpack.make_context("cdnpack", args) as ctx:
+        cdnpack.invoke(ctx)
 
 
 def json_option(f: F) -> F:
@@ -131,12 +163,13 @@ PACKAGE_OPTIONS: list[Callable[[Any], Any]] = [
                  help="Video codec of every rung (repeatable: one set of renditions per codec, "
                       "sharing audio, text and the segment plan). Default: the ladder's "
                       "(h264)."),
-    click.option("--segment-duration", type=float, default=4.0, show_default=True,
-                 help="Target segment duration in seconds (keyframe every segment)."),
+    click.option("--segment-duration", type=SECONDS, default="4s", show_default=True,
+                 metavar="DURATION",
+                 help="Target segment duration (keyframe every segment): 4s, 2.5s, 6 (seconds)."),
     click.option("--format", "formats", type=click.Choice(FORMATS), multiple=True,
                  help="Manifest formats (repeatable); both by default."),
     click.option("--copy", is_flag=True,
-                 help="No transcode: re-package H.264/HEVC + AAC as is."),
+                 help="No transcode: re-package H.264/HEVC/AV1 + AAC as is."),
     click.option("--thumbnails", metavar="INTERVAL[:CxR[:HEIGHT]]",
                  help="JPEG thumbnail tile sheets for scrubbing, e.g. 10s or 10s:5x5:240 "
                       "(a thumbnail every INTERVAL, C columns x R rows a sheet [5x5], HEIGHT "
@@ -156,8 +189,8 @@ PACKAGE_OPTIONS: list[Callable[[Any], Any]] = [
                  help="--keys generate|speke: one key per track class (AUDIO, SD, HD, UHD)."),
     click.option("--class-thresholds", metavar="SD=H,HD=H",
                  help="Largest frame height of the SD and HD classes (default SD=576,HD=1080)."),
-    click.option("--key-server-timeout", type=click.FloatRange(min=0, min_open=True),
-                 metavar="SECONDS", help="--keys speke: total time for the exchange [30]."),
+    click.option("--key-server-timeout", type=SECONDS, metavar="DURATION",
+                 help="--keys speke: total time for the exchange [30s]."),
     click.option("--speke-sigv4-region", metavar="REGION",
                  help="--keys speke: sign with AWS SigV4 (execute-api) for API Gateway in REGION."),
     click.option("--playready-la-url", metavar="URL",
@@ -203,9 +236,11 @@ PUSH_OPTIONS: list[Callable[[Any], Any]] = [
     click.option("--distribution",
                  help="CloudFront distribution id: invalidate changed manifests."),
     click.option("--wait", is_flag=True, help="Wait until the invalidation has completed."),
-    click.option("--manifest-max-age", type=click.IntRange(0, 86400), default=30,
-                 show_default=True,
-                 help="Cache-Control max-age of playlists and MPD (segments are immutable)."),
+    click.option("--manifest-max-age", default="30s", show_default=True, metavar="DURATION",
+                 type=Duration(bare_seconds=True, allow_minimum=True, maximum=86400,
+                               whole=True),
+                 help="Cache-Control max-age of playlists and MPD, whole seconds up to 1d "
+                      "(segments are immutable)."),
     # 32 is cdn.s3.DEFAULT_CONCURRENCY (tests/test_cli.py holds them together), written out so
     # that the CLI's start does not import botocore for every command.
     click.option("--concurrency", type=click.IntRange(1, 256), default=32, show_default=True,
@@ -290,24 +325,43 @@ def _package_request(source: Path, output: Path, force: bool, options: dict[str,
 @cdnpack.command()
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("cdnpack-demo"),
               show_default=True, help="Work directory: source, release, keys, results, report.")
-@click.option("--duration", type=float, default=20.0, show_default=True,
-              help="Length of the generated source in seconds.")
+@click.option("--duration", type=SECONDS, default="20s", show_default=True,
+              metavar="DURATION", help="Length of the generated source (20s, 1m).")
+@click.option("--serve", is_flag=True,
+              help="Then keep the local origin, edges and steering server up and serve the "
+                   "preview page (`cdnpack preview`), which plays the release through its edges, "
+                   "until Ctrl-C.")
+@click.option("--listen", default="127.0.0.1:8800", show_default=True, metavar="HOST:PORT",
+              help="--serve: the preview's address (loopback: its page gets the keys).")
 @json_option
-def demo(output: Path, duration: float, as_json: bool) -> None:
+def demo(output: Path, duration: float, serve: bool, listen: str, as_json: bool) -> None:
     """The release flow on this machine alone: an embedded source packaged with cbcs and
     generated keys, staged on a local S3 origin, probed from six regions through two emulated
     CDNs, gated on the budgets of regions.yaml, then published and invalidated."""
-    from packager.files import write_atomic
+    from contextlib import ExitStack
+
     from probes.config import SHIPPED_CONFIG
     from probes.gate import enforce
+    from testbed.demo import run_demo
+    if serve:
+        from preview.server import check_listen
+        check_listen(listen, keys=True)  # a mistake is one line before minutes of work
+    with ExitStack() as world:
+        with progress(quiet=as_json) as sink:
+            result = world.enter_context(run_demo(output, duration, SHIPPED_CONFIG, sink))
+        _show_demo(result, output, as_json)
+        enforce(result.rollout.verdict)
+        if serve:
+            _serve_demo(result, listen, as_json)
+
+
+def _show_demo(result: DemoResult, output: Path, as_json: bool) -> None:
+    from packager.files import write_atomic
     from probes.report import html_report
     from render.package import package_doc, show_package
     from render.release import rollout_doc, show_rollout
     from render.rights import demo_rights_doc, show_demo_rights
     from render.steering import demo_steering_doc, show_demo_steering
-    from testbed.demo import run_demo
-    with progress(quiet=as_json) as sink:
-        result = run_demo(output, duration, SHIPPED_CONFIG, sink)
     report = output / "report.html"
     write_atomic(report, html_report(result.rollout.card, "cdnpack demo: delivery scorecard"))
     steering = result.steering
@@ -327,7 +381,22 @@ def demo(output: Path, duration: float, as_json: bool) -> None:
         out_console.print(
             f"report: {report}; probe results: {result.rollout.results[0].parent}; "
             f"config: {result.config}; keys: {result.keystore} (outside the release tree)")
-    enforce(result.rollout.verdict)
+
+
+def _serve_demo(result: DemoResult, listen: str, as_json: bool) -> None:
+    """The demo's release in the preview, played as published: through the edges and the
+    steering server, each region's order as the demo planned it."""
+    from preview.regions import from_plan
+    from preview.server import preview_request
+    from preview.server import run as run_preview
+    from render.preview import show_listening, show_stopped
+    steering = result.steering
+    request = preview_request(result.package.output, listen, result.keystore, None, "published",
+                              lambda: from_plan(steering.plan, steering.config))
+    stopped = run_preview(request, lambda url: show_listening(url, request, as_json))
+    show_stopped(stopped, as_json)
+    if stopped.signal is not None:
+        stopped_by(stopped.signal)  # the world stops on the way out
 
 
 @cdnpack.command("push")
@@ -354,7 +423,7 @@ def push_command(release_dir: Path, destination: str, dry_run: bool, prune: bool
 
 def _push_request(
     release_dir: Path, destination: str, *, distribution: str | None, wait: bool,
-    dry_run: bool, prune: bool, manifest_max_age: int, concurrency: int, retry_mode: str,
+    dry_run: bool, prune: bool, manifest_max_age: float, concurrency: int, retry_mode: str,
     max_attempts: int, endpoint_url: str | None, profile: str | None, region: str | None,
 ) -> PushRequest:
     from cdn.publish import PushRequest
@@ -364,7 +433,7 @@ def _push_request(
         destination=parse_s3_url(destination),
         connection=_connection(endpoint_url, profile, region, retry_mode, max_attempts,
                                concurrency),
-        manifest_max_age=manifest_max_age, distribution=distribution, wait=wait,
+        manifest_max_age=int(manifest_max_age), distribution=distribution, wait=wait,
         dry_run=dry_run, prune=prune,
     )
 
@@ -519,17 +588,17 @@ def _s3(endpoint_url: str | None) -> Any:
               help="Also append this run as a new object under an S3 prefix.")
 @click.option("--endpoint-url", help="S3-compatible endpoint for --results.")
 @click.option("--samples", type=click.IntRange(min=1), help="Override probe.samples.")
-@click.option("--every", metavar="DURATION",
-              help="Run until stopped, one round per DURATION (60s, 5m), each round appended "
-                   "to --output and stored as a new object under --results.")
-@click.option("--jitter", metavar="DURATION",
+@click.option("--every", type=Duration(), metavar="DURATION",
+              help="Run until stopped, one round per DURATION (60s, 5m, 1h), each round "
+                   "appended to --output and stored as a new object under --results.")
+@click.option("--jitter", type=Duration(), metavar="DURATION",
               help="--every: wait up to this much more before each round (10s).")
 @click.option("--rounds", type=click.IntRange(min=1),
               help="--every: stop after this many rounds.")
 @json_option
 def probe_command(region: str, config_path: Path | None, output: Path | None,
                   results_url: str | None, endpoint_url: str | None, samples: int | None,
-                  every: str | None, jitter: str | None, rounds: int | None,
+                  every: float | None, jitter: float | None, rounds: int | None,
                   as_json: bool) -> None:
     """Probe every CDN from REGION: timed fetches and player-like video sessions, as JSONL.
 
@@ -575,15 +644,12 @@ def _rum(path: Path | None) -> RumCells | None:
     return load_summaries(path)
 
 
-def _probe_every(config: ProbeConfig, region: str, every: str, jitter: str | None,
+def _probe_every(config: ProbeConfig, region: str, every: float, jitter: float | None,
                  rounds: int | None, output: Path | None, results_url: str | None,
                  endpoint_url: str | None, as_json: bool) -> None:
-    from probes.config import parse_duration
     from probes.schedule import Schedule, run_schedule
     from render.probes import show_round
-    schedule = Schedule(every=parse_duration(every, "--every"),
-                        jitter=parse_duration(jitter, "--jitter") if jitter else 0.0,
-                        rounds=rounds)
+    schedule = Schedule(every=every, jitter=jitter or 0.0, rounds=rounds)
     run_schedule(config, region, schedule, output or Path(f"probe-{region}.jsonl"),
                  results_url, _s3(endpoint_url), lambda r: show_round(r, as_json))
 
@@ -599,7 +665,8 @@ def exporter_command(config_path: Path | None, region: str, listen: str,
                      as_json: bool) -> None:
     """Serve a Prometheus exporter in blackbox_exporter's style: /probe?cdn=ID&target=PATH
     runs one probe (blackbox metric names, plus startup and sustainable bitrate for hls/dash
-    targets); /metrics is the exporter's own. Runs until Ctrl-C or SIGTERM."""
+    targets); /metrics is the exporter's own. Runs until Ctrl-C or SIGTERM (exit 130 or 143,
+    once the probes running have answered)."""
     from probes.exporter import serve
     from probes.serving import parse_listen
     config = _probe_config(config_path)
@@ -614,7 +681,7 @@ def exporter_command(config_path: Path | None, region: str, listen: str,
                               "PATH, /metrics")
         sys.stdout.flush()
 
-    serve(config, region, address, ready)
+    stopped_by(serve(config, region, address, ready))
 
 
 @cdnpack.command("score")
@@ -726,13 +793,15 @@ def steer_plan(results: tuple[str, ...], config_path: Path | None, endpoint_url:
               metavar="DIR|s3://BUCKET/PREFIX", help="Probe results to plan from (repeatable).")
 @click.option("--listen", default="127.0.0.1:8900", show_default=True, metavar="HOST:PORT",
               help="Address to answer on (port 0: any free port, printed when ready).")
-@click.option("--refresh", default="30s", show_default=True, metavar="DURATION",
-              help="How often config and results are re-read (250ms, 30s, 5m).")
+@click.option("--refresh", type=Duration(), default="30s", show_default=True,
+              metavar="DURATION", help="How often config and results are re-read (250ms, 30s, "
+                                       "5m).")
 @click.option("--endpoint-url", help="S3-compatible endpoint for s3:// results.")
 @json_option
-def steer_serve(config_path: Path | None, results: tuple[str, ...], listen: str, refresh: str,
+def steer_serve(config_path: Path | None, results: tuple[str, ...], listen: str, refresh: float,
                 endpoint_url: str | None, as_json: bool) -> None:
-    """Serve /hls.json and /dash.json per viewer region, /metrics and /healthz until Ctrl-C."""
+    """Serve /hls.json and /dash.json per viewer region, /metrics and /healthz until Ctrl-C or
+    SIGTERM (exit 130 or 143, after open requests are answered)."""
     from render.steering import show_listening, show_stopped
     from steering.server import run as run_server
     from steering.server import serve_request
@@ -740,6 +809,8 @@ def steer_serve(config_path: Path | None, results: tuple[str, ...], listen: str,
                             endpoint_url)
     result = run_server(request, lambda url: show_listening(url, as_json))
     show_stopped(result, as_json)
+    if result.signal is not None:
+        stopped_by(result.signal)
 
 
 @steer_group.command("publish")

@@ -13,6 +13,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
 from cdn import cloudfront as cf
+from cdn.multipart import open_uploads, resume_uploads
 from cdn.s3 import (
     IMMUTABLE,
     Connection,
@@ -311,8 +312,11 @@ def _upload_in_phases(
 ) -> None:
     """Upload phase by phase; a phase is complete only when S3's answers prove every object
     of it stored with our bytes, so a manifest never goes up over a corrupt segment.
-    (Skipped objects were proven by the listing that planned the push.)"""
+    (Skipped objects were proven by the listing that planned the push.) A multipart upload a
+    killed push left open is resumed (cdn/multipart.py)."""
     todo = [p for p in plan if p.action == "upload"]
+    large = any(p.bytes >= request.transfer.multipart_threshold for p in todo)
+    unfinished = open_uploads(s3, request.destination) if large else {}
     total_bytes = sum(p.bytes for p in todo)
     sent = 0
     objects = 0
@@ -342,8 +346,15 @@ def _upload_in_phases(
             for p in todo
             if p.phase == phase
         ]
-        answered = upload_all(s3, request.destination.bucket, uploads, request.connection,
-                              request.transfer, on_bytes, on_done)
+        resumable = [u for u in uploads if u.key in unfinished]
+        answered = resume_uploads(s3, request.destination.bucket, resumable, unfinished,
+                                  request.connection, request.transfer, on_bytes)
+        for item in resumable:
+            if item.key in answered:
+                on_done(item)
+        answered |= upload_all(s3, request.destination.bucket,
+                               [u for u in uploads if u.key not in answered],
+                               request.connection, request.transfer, on_bytes, on_done)
         verify([p for p in todo if p.phase == phase], answered, etags)
 
 

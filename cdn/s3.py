@@ -80,6 +80,8 @@ class Connection:
     concurrency: int = DEFAULT_CONCURRENCY
     #: Static credentials (a local endpoint's); None: the AWS chain (env, profile, role).
     credentials: tuple[str, str] | None = None
+    connect_timeout: float = 10.0  # seconds
+    read_timeout: float = 60.0  # seconds
 
 
 def client(conn: Connection, service: str = "s3") -> Any:
@@ -100,8 +102,8 @@ def client(conn: Connection, service: str = "s3") -> Any:
     config = Config(
         retries={"mode": conn.retry_mode, "max_attempts": conn.max_attempts},
         max_pool_connections=max(10, conn.concurrency * 2),
-        connect_timeout=10,
-        read_timeout=60,
+        connect_timeout=conn.connect_timeout,
+        read_timeout=conn.read_timeout,
         # Objects and parts go with a signed x-amz-checksum-sha256 header that S3 checks the
         # bytes against (object_args), which is how botocore binds bodies over https. Over http
         # (MinIO, on-prem gateways, moto) botocore would also hash each body for the signature:

@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import ipaddress
-import re
 from datetime import UTC, datetime
 
+from packager.durations import UNITS, duration_seconds
 from packager.errors import InputError
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def parse_time(text: str, now: int) -> int:
-    """Epoch seconds from '1767225600', '+12h' (relative to now) or an ISO-8601 time
-    (UTC when no offset is given)."""
+    """Epoch seconds from '1767225600', '+12h', '+1d12h' or '+3600' (relative to now: a
+    duration of packager/durations.py, whole seconds, a bare number seconds) or an ISO-8601
+    time (UTC when no offset is given)."""
     text = text.strip()
     if text.isdigit():
         return int(text)
-    relative = re.fullmatch(r"\+(\d+)([smhd]?)", text)
-    if relative:
-        return now + int(relative.group(1)) * _UNITS[relative.group(2) or "s"]
+    if text.startswith("+"):
+        seconds = duration_seconds(text[1:], bare_seconds=True)
+        if seconds is not None and seconds == int(seconds):
+            return now + int(seconds)
+        raise InputError(f"{text!r} is not a time: +DURATION takes whole seconds in {UNITS} "
+                         "(+90m, +12h, +7d)")
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:

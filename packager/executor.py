@@ -21,6 +21,8 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Protocol, TypeVar, cast
 
+from packager.tools import own_process_group
+
 J = TypeVar("J")
 R = TypeVar("R")
 
@@ -71,7 +73,10 @@ class LocalExecutor:
                 if progress:
                     progress(done, len(jobs))
         else:
-            with ProcessPoolExecutor(min(self._workers, len(jobs))) as pool:
+            # Workers in a process group of their own: a terminal's Ctrl-C is the
+            # coordinator's to handle (packager/interrupts.py), not a traceback per worker.
+            with ProcessPoolExecutor(min(self._workers, len(jobs)),
+                                     initializer=own_process_group) as pool:
                 futures = {pool.submit(fn, job): index for index, job in enumerate(jobs)}
                 try:
                     for done, future in enumerate(as_completed(futures), 1):

@@ -127,10 +127,19 @@ def spawn(
     args: Sequence[str], *, stdin: int | None = subprocess.DEVNULL,
     stdout: int | None = subprocess.PIPE, stderr: int | None = subprocess.PIPE,
     env: Mapping[str, str] | None = None, terminate: bool = True, timeout: float = 5.0,
+    kill_on_error: bool = False,
 ) -> Iterator[subprocess.Popen[str]]:
     """Start a process (stdin closed unless asked for); on any exit path end it with `stop`:
     terminate (or, with terminate=False, wait: the caller told it to stop some other way, e.g.
-    by closing its stdin), then kill it after `timeout`.
+    by closing its stdin), then kill it after `timeout`. With `kill_on_error`, an exception
+    (a failure, Ctrl-C) kills it at once: what it was making is thrown away anyway, and ffmpeg
+    told to terminate first flushes its encoders (seconds).
+
+    The child gets a process group of its own: a terminal's Ctrl-C signals the whole foreground
+    group, and a child stopped by it at the same moment as cdnpack would fail under the
+    clean-up that still needs it (the demo's origin, answering the deletion of staged
+    manifests) and print its own complaint. cdnpack stops it on the way out
+    (packager/interrupts.py).
 
     The command line is logged shell-quoted so it can be pasted into a terminal to reproduce.
     """
@@ -138,14 +147,24 @@ def spawn(
     try:
         proc = subprocess.Popen(
             list(args), stdin=stdin, stdout=stdout, stderr=stderr, text=True,
-            errors="replace", env=None if env is None else dict(env),
+            errors="replace", env=None if env is None else dict(env), process_group=0,
         )
     except OSError as exc:
         raise ToolError(f"cannot run {args[0]}: {exc.strerror}") from exc
     try:
         yield proc
-    finally:
+    except BaseException:
+        if kill_on_error and proc.poll() is None:
+            proc.kill()
         stop(proc, timeout=timeout, terminate=terminate)
+        raise
+    stop(proc, timeout=timeout, terminate=terminate)
+
+
+def own_process_group() -> None:
+    """Run in a worker process (a pool's initializer): leave the terminal's foreground process
+    group, as `spawn` does for a tool, so only cdnpack gets Ctrl-C and stops its workers."""
+    os.setpgid(0, 0)
 
 
 def stop(proc: subprocess.Popen[Any], timeout: float = 5.0, terminate: bool = True) -> None:
@@ -175,7 +194,7 @@ def run_tool(
     """
     tail: collections.deque[str] = collections.deque(maxlen=tail_lines)
     out: list[str] = []
-    with spawn(args, env=env) as proc:
+    with spawn(args, env=env, kill_on_error=True) as proc:
         assert proc.stdout is not None
         assert proc.stderr is not None
         stderr = proc.stderr

@@ -14,19 +14,9 @@ from typing import Any
 
 import yaml
 
+from packager.durations import parse_duration
 from packager.errors import InputError
 from packager.files import read_text
-
-_DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(ms|s|m)\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0}
-
-
-def duration_seconds(text: str) -> float | None:
-    """Seconds of a duration written with its unit (`250ms`, `2s`, `5m`); None when it is not
-    one. A bare number is ambiguous (k6 means milliseconds, blackbox_exporter seconds), so
-    it is not a duration."""
-    match = _DURATION.match(text)
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)] if match else None
 
 
 class LineMapping(dict[str, Any]):
@@ -153,16 +143,11 @@ class Reader:
 
     def duration(self, m: LineMapping, key: str, name: str,
                  default: float | None) -> float | None:
+        """A duration with its unit (packager/durations.py), > 0."""
         value = m.get(key)
         if value is None:
             return default
-        seconds = duration_seconds(value) if isinstance(value, str) else None
-        if seconds is None:
-            raise self.fail(m, key, f"{name}.{key}", "must be a duration with a unit (ms, s, m) "
-                            f"like 250ms or 2s, got {value!r}")
-        if seconds <= 0:
-            raise self.fail(m, key, f"{name}.{key}", "must be > 0")
-        return seconds
+        return parse_duration(value, f"{self.path}:{m.lines.get(key, m.line)}: {name}.{key}")
 
     def choice(self, m: LineMapping, key: str, name: str, choices: tuple[str, ...],
                default: str) -> str:

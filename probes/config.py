@@ -2,8 +2,9 @@
 
 One declarative pass turns the YAML into frozen dataclasses or raises an `InputError` that names
 the file, the line and the field (``regions.yaml:14: cdns[1].base_url: must be http(s)``), so a
-CI log points at the exact mistake.  Durations need a unit (``250ms``, ``2s``, ``1m``): a bare
-number is ambiguous between k6 (milliseconds) and blackbox_exporter (seconds), so it is refused.
+CI log points at the exact mistake.  Durations need a unit (``250ms``, ``2s``, ``1h``, ``7d``,
+``1h30m``; packager/durations.py): a bare number is ambiguous between k6 (milliseconds) and
+blackbox_exporter (seconds), so it is refused.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from packager.errors import InputError
-from packager.yamlfile import LineMapping, Reader, duration_seconds, load_yaml
+from packager.yamlfile import LineMapping, Reader, load_yaml
 
 CONFIG_NAME = "regions.yaml"
 #: The default regions, CDNs and budgets: package data of `probes`, so an installed cdnpack has
@@ -164,17 +165,6 @@ class ProbeConfig:
 
     def budget(self, region_id: str) -> Budget:
         return self.budgets.get(region_id, self.budgets.get("default", Budget()))
-
-
-def parse_duration(text: str, what: str) -> float:
-    """Seconds of a duration typed with its unit (`250ms`, `60s`, `5m`), as in the config."""
-    seconds = duration_seconds(text)
-    if seconds is None:
-        raise InputError(f"{what}: must be a duration with a unit (ms, s, m) like 60s, "
-                         f"got {text!r}")
-    if seconds <= 0:
-        raise InputError(f"{what}: must be > 0, got {text!r}")
-    return seconds
 
 
 def default_config_path() -> Path:

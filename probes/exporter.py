@@ -20,7 +20,6 @@ own scrape that long and nothing else, since every probe runs in its own task.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -39,6 +38,8 @@ from prometheus_client import (
     generate_latest,
 )
 
+from packager.errors import InputError
+from packager.interrupts import loop_stops_on_signals
 from probes.config import ProbeConfig, Target
 from probes.http import Fetcher, FetchResult
 from probes.loop import new_loop
@@ -228,22 +229,37 @@ def _guess(path: str) -> Target:
     return Target(path, kind)
 
 
-def serve(config: ProbeConfig, region: str, listen: Listen,
-          ready: Callable[[str], None]) -> None:
-    """Serve until SIGINT/SIGTERM (aiohttp's runner handles both and returns)."""
-    async def main() -> None:
-        server = QuietServer(make_handler(config, region), access_log=None)
-        runner = web.ServerRunner(server, handle_signals=True)
-        await runner.setup()
-        site = web.TCPSite(runner, listen.host, listen.port)
-        await site.start()
-        address = runner.addresses[0] if runner.addresses else (listen.host, listen.port)
-        ready(f"http://{address[0]}:{address[1]}")
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await runner.cleanup()
+#: How long a stopping exporter lets the probes it is running answer before it closes their
+#: connections (a scrape cut short is a failed scrape for Prometheus, nothing worse).
+SHUTDOWN_SECONDS = 2.0
 
-    with asyncio.Runner(loop_factory=new_loop) as runner, contextlib.suppress(
-            KeyboardInterrupt, web.GracefulExit):
-        runner.run(main())
+
+def serve(config: ProbeConfig, region: str, listen: Listen,
+          ready: Callable[[str], None]) -> int:
+    """Serve until SIGINT or SIGTERM; returns the signal, once the listener is closed and the
+    probes running have answered (or SHUTDOWN_SECONDS have passed)."""
+    async def main() -> int:
+        server = QuietServer(make_handler(config, region), access_log=None)
+        runner = web.ServerRunner(server, handle_signals=False,
+                                  shutdown_timeout=SHUTDOWN_SECONDS)
+        await runner.setup()
+        stop = asyncio.Event()
+        with loop_stops_on_signals(asyncio.get_running_loop(), stop) as stopped:
+            try:
+                site = web.TCPSite(runner, listen.host, listen.port)
+                try:
+                    await site.start()
+                except OSError as exc:
+                    raise InputError(f"cannot listen on {listen.host}:{listen.port} "
+                                     f"({exc.strerror or exc})") from exc
+                address = runner.addresses[0] if runner.addresses else (listen.host,
+                                                                         listen.port)
+                ready(f"http://{address[0]}:{address[1]}")
+                await stop.wait()
+            finally:
+                await runner.cleanup()
+        assert stopped.signum is not None
+        return stopped.signum
+
+    with asyncio.Runner(loop_factory=new_loop) as runner:
+        return runner.run(main())

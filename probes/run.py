@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from time import perf_counter
 from typing import Any
 
+from packager.interrupts import run_async
 from probes.config import Cdn, ProbeConfig, Target
 from probes.http import Fetcher
 from probes.lag import LagMonitor, LagStats
@@ -59,8 +60,7 @@ class ProbeRun:
 def probe_region(config: ProbeConfig, region_id: str,
                  progress: ProgressSink | None = None) -> ProbeRun:
     """Run the region's probes on a fresh event loop; never outlives the deadline by much."""
-    with asyncio.Runner(loop_factory=new_loop) as runner:
-        return runner.run(probe_region_async(config, region_id, progress))
+    return run_async(probe_region_async(config, region_id, progress), new_loop)
 
 
 async def probe_region_async(config: ProbeConfig, region_id: str,

@@ -6,25 +6,24 @@ Each round's JSONL is appended to the local file in one O_APPEND write (a round 
 or not at all; a tail torn by a crash is cut off at start) and stored as a new S3 object
 (probes/s3store.py: one object per run, never an append). A results bus that fails is retried
 within the round, then again with every later round, and each failure is reported: it never
-stops the schedule. Ctrl-C or SIGTERM lets the running round finish and write, then the job
-returns (exit 0); a second signal stops at once.
+stops the schedule. Ctrl-C or SIGTERM lets the running round finish and write (waiting for the
+next round ends at once), then the job raises `Interrupted` for it (exit 130 or 143, one line:
+packager/interrupts.py); a second signal stops at once, the round in flight discarded whole.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import random
-import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 
 from cdn.s3 import Connection
 from packager.errors import CdnpackError
+from packager.interrupts import stop_on_signals
 from probes.config import ProbeConfig
 from probes.results import jsonl
 from probes.run import ProbeRun, probe_region
@@ -80,25 +79,6 @@ class _Bus:
         return stored, errors
 
 
-@contextlib.contextmanager
-def stop_on_signals() -> Iterator[threading.Event]:
-    """An event set by the first SIGINT/SIGTERM (the round in flight still completes); a
-    second signal raises KeyboardInterrupt as usual."""
-    stop = threading.Event()
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield stop
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
-
-
 def append_round(path: Path, text: str) -> None:
     """Append one round in a single write; a torn last line left by a crash is cut first."""
     if path.exists():
@@ -121,11 +101,13 @@ def append_round(path: Path, text: str) -> None:
 def run_schedule(config: ProbeConfig, region: str, schedule: Schedule, output: Path,
                  results_url: str | None, conn: Connection,
                  report: Callable[[RoundReport], None]) -> int:
-    """Probe rounds until stopped (or `schedule.rounds`); returns the rounds completed."""
+    """Probe rounds until `schedule.rounds` (returns how many) or a signal (raises
+    `Interrupted` once the round in flight is written)."""
     bus = _Bus(results_url, conn) if results_url else None
     rng = random.Random()
     done = 0
-    with stop_on_signals() as stop:
+    stop = threading.Event()
+    with stop_on_signals(stop.set) as signalled:
         planned = time.monotonic()
         while schedule.rounds is None or done < schedule.rounds:
             due = planned + rng.uniform(0.0, schedule.jitter)
@@ -146,4 +128,5 @@ def run_schedule(config: ProbeConfig, region: str, schedule: Schedule, output: P
             if stop.is_set():
                 break
             planned = max(planned, time.monotonic())  # overran: the next round starts now
+    signalled.raise_if_set()
     return done

@@ -10,6 +10,7 @@ text that depends on the status only.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -73,3 +74,23 @@ class QuietServer(Server):
 
     def __call__(self) -> RequestHandler:
         return _FixedErrors(self.error_headers, self, loop=self._loop, **self._kwargs)
+
+
+async def start_quiet(handler: Any, host: str, port: int, error_headers: dict[str, str], *,
+                      backlog: int, shutdown_timeout: float) -> tuple[web.ServerRunner, str]:
+    """A QuietServer listening on host:port, its runner (`cleanup()` stops it) and its URL. An
+    address that cannot be listened on (in use, not ours) is one line of bad input."""
+    server = QuietServer(handler, error_headers=error_headers, access_log=None,
+                         keepalive_timeout=75.0)
+    runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=shutdown_timeout)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, backlog=backlog, reuse_address=True)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise InputError(f"cannot listen on {host}:{port} ({reason.lower()})") from None
+    bound, bound_port = runner.addresses[0][:2]
+    url = f"http://{bound}:{bound_port}" if ":" not in bound else f"http://[{bound}]:{bound_port}"
+    return runner, url

@@ -32,6 +32,7 @@ from cdn.publish import PushRequest, push
 from cdn.s3 import Connection, client, origin_error
 from cluster.connect import ClusterLink
 from packager.errors import BudgetError, CdnpackError
+from packager.interrupts import install as install_interrupts
 from packager.output.pipeline import PackageRequest, package
 from packager.output.release import RELEASE_NAME, stamp_inputs
 from release.catalog_state import TitleState, clear_failure
@@ -159,8 +160,7 @@ def title_process(job: TitleJob, messages: Any, verbose: bool) -> None:
     """The entry point of a title's process (multiprocessing, spawned)."""
     os.setsid()  # a terminal's Ctrl-C reaches the coordinator, which stops us with SIGTERM
     _stop_with_parent()
-    signal.signal(signal.SIGTERM, _unwind)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    install_interrupts()  # SIGTERM unwinds as Ctrl-C does (packager/interrupts.py)
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
                         stream=sys.stderr, format=f"{job.state.spec.id}: %(message)s")
     title = job.state.spec.id
@@ -168,7 +168,7 @@ def title_process(job: TitleJob, messages: Any, verbose: bool) -> None:
         published = release_title(job, _Throttled(messages))
     except CdnpackError as exc:
         messages.put(("failed", title, str(exc), exc.exit_code, type(exc).__name__))
-    except (KeyboardInterrupt, SystemExit):
+    except KeyboardInterrupt:
         return  # stopped by the coordinator: it knows
     except Exception as exc:
         log.debug("internal error", exc_info=True)
@@ -192,10 +192,6 @@ class _Throttled:
             return
         self._sent[stage] = now
         self._messages.put(("progress", title, stage, done, total))
-
-
-def _unwind(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
 
 
 def _stop_with_parent() -> None:

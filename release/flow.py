@@ -17,7 +17,9 @@ back.  The flow:
               steering, the static steering documents planned from these very probe runs go up
               just before them (steering/publish.py), so a steered manifest never names a
               steering document that is not there, and a failed gate publishes neither.
-The candidates are deleted on every way out (pass, miss, error, Ctrl-C).
+The candidates are deleted on every way out (pass, miss, error, Ctrl-C, SIGTERM); on the way
+out of an error or a signal that deletion is bounded and quiet: what ends the command is what
+stopped it, not an origin that is gone too.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import Any
 
 from cdn.publish import PHASE_MANIFESTS, PHASES, PushRequest, PushResult, push
 from cdn.s3 import (
+    Connection,
     OriginError,
     S3Location,
     Upload,
@@ -198,10 +201,28 @@ def rollout(request: RolloutRequest, progress: ProgressSink | None = None) -> Ro
         else:
             log.info("gate failed: %d budgets missed; manifests not published",
                      len(verdict.violations))
-    finally:
-        delete_keys(s3, destination.bucket, staged_keys)
+    except BaseException:
+        _delete_quietly(request.push.connection, destination.bucket, staged_keys)
+        raise
+    delete_keys(s3, destination.bucket, staged_keys)
     return RolloutResult(staged, {p: destination.key(n) for p, n in candidates.items()}, runs,
                          results, card, verdict, published, steering)
+
+
+#: Attempts and timeouts (s) of the deletion on the way out of an error or a signal: a few
+#: seconds at most (signals are ignored meanwhile: packager/interrupts.py).
+QUICK_ATTEMPTS, QUICK_CONNECT, QUICK_READ = 2, 1.0, 3.0
+
+
+def _delete_quietly(connection: Connection, bucket: str, keys: list[str]) -> None:
+    """Delete the candidates if the origin answers at once; say so at -v if it does not (they
+    are uncacheable and named by content: the next run reuses or replaces them)."""
+    try:
+        quick = replace(connection, max_attempts=QUICK_ATTEMPTS, connect_timeout=QUICK_CONNECT,
+                        read_timeout=QUICK_READ)
+        delete_keys(client(quick), bucket, keys)
+    except Exception as exc:  # the error or signal being unwound is what the user must see
+        log.info("staged manifests not deleted (%s): %s", exc, ", ".join(keys))
 
 
 def _upload_candidates(s3: Any, request: PushRequest, sha: dict[str, str],

@@ -10,8 +10,9 @@ they are on.
 
 Nothing a request carries is ever written into a response: documents come from the plan,
 errors are fixed texts, malformed requests' included (probes/serving.QuietServer).
-SIGINT and SIGTERM stop the server cleanly: the listener closes, open connections finish,
-the refresh thread is abandoned (daemon), and `run` returns a summary.
+SIGINT and SIGTERM stop the server cleanly: the listener closes, open connections get up to
+SHUTDOWN_SECONDS to finish, the refresh thread is abandoned (daemon), and `run` returns a
+summary naming the signal (the command then exits 130 or 143: packager/interrupts.py).
 """
 
 from __future__ import annotations
@@ -19,11 +20,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -31,9 +31,10 @@ from aiohttp import web
 from aiohttp.web_request import BaseRequest
 
 from packager.errors import InputError
-from probes.config import ProbeConfig, load_config, parse_duration
-from probes.serving import QuietServer, parse_listen
+from packager.interrupts import loop_stops_on_signals
+from probes.config import ProbeConfig, load_config
 from probes.serving import fixed as fixed_text
+from probes.serving import parse_listen, start_quiet
 from steering.answers import Answers
 from steering.documents import DOCUMENTS
 from steering.feed import Feed, Snapshot
@@ -52,6 +53,8 @@ COMMON_HEADERS = {
 JSON_HEADERS = {**COMMON_HEADERS, "Content-Type": "application/json"}
 TEXT_HEADERS = {**COMMON_HEADERS, "Content-Type": "text/plain; charset=utf-8"}
 DOCUMENT_PATHS = {f"/{name}": name for name in DOCUMENTS}
+#: How long a stopping server lets open requests finish before it closes their connections.
+SHUTDOWN_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,7 @@ class ServeResult:
     refreshes: int
     failures: int
     seconds: float
+    signal: int | None = None  # what stopped `run`
 
 
 def fixed(status: int, headers: dict[str, str] = TEXT_HEADERS) -> web.Response:
@@ -183,20 +187,8 @@ async def serve(request: ServeRequest, snapshot: Snapshot, on_ready: Callable[[s
     """Listen, answer and refresh until `stop` is set; then close everything."""
     started = time.monotonic()
     service = SteeringService(snapshot)
-    server = QuietServer(service.handle, error_headers=TEXT_HEADERS, access_log=None,
-                         keepalive_timeout=75.0)
-    runner = web.ServerRunner(server, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, request.host, request.port, backlog=1024, reuse_address=True,
-                       shutdown_timeout=2.0)
-    try:
-        await site.start()
-    except OSError as exc:
-        await runner.cleanup()
-        raise InputError(f"cannot listen on {request.host}:{request.port} "
-                         f"({exc.strerror or exc})") from exc
-    host, port = runner.addresses[0][:2]
-    url = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
+    runner, url = await start_quiet(service.handle, request.host, request.port, TEXT_HEADERS,
+                                    backlog=1024, shutdown_timeout=SHUTDOWN_SECONDS)
     refresher = asyncio.create_task(refresh_forever(service, request.feed, request.refresh))
     try:
         on_ready(url)
@@ -215,14 +207,9 @@ def run(request: ServeRequest, on_ready: Callable[[str], None]) -> ServeResult:
 
     async def main() -> ServeResult:
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        try:
-            return await serve(request, snapshot, on_ready, stop)
-        finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
+        with loop_stops_on_signals(asyncio.get_running_loop(), stop) as stopped:
+            result = await serve(request, snapshot, on_ready, stop)
+        return replace(result, signal=stopped.signum)
 
     with asyncio.Runner() as runner:
         return runner.run(main())
@@ -236,11 +223,10 @@ def _config(feed: Feed) -> ProbeConfig:
     return config
 
 
-def serve_request(config_path: Path, results: tuple[str, ...], listen: str, refresh: str,
+def serve_request(config_path: Path, results: tuple[str, ...], listen: str, refresh: float,
                   endpoint_url: str | None) -> ServeRequest:
     """`steer serve`'s options checked before anything listens (exit 2 on a mistake)."""
     address = parse_listen(listen, "127.0.0.1:8900")
-    interval = parse_duration(refresh, "--refresh")
     connection = None
     for source in results:
         if source.startswith("s3://"):
@@ -252,4 +238,4 @@ def serve_request(config_path: Path, results: tuple[str, ...], listen: str, refr
         elif not Path(source).exists():
             raise InputError(f"--results {source}: no such file or directory")
     return ServeRequest(Feed(config_path, results, connection), address.host, address.port,
-                        interval)
+                        refresh)

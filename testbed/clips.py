@@ -34,12 +34,21 @@ class ClipSpec:
     subtitles: tuple[tuple[str, Path], ...] = ()
     #: Frames from one key frame to the next (-g); 0 leaves x264's default (250).
     keyframe_interval: int = 0
+    #: More options for the video encoder (e.g. SVT-AV1 tiles), and the ffmpeg build that
+    #: runs (ffmpeg-full has encoders the streamer build lacks: libaom-av1, librav1e).
+    video_options: tuple[str, ...] = ()
+    tool: str = "ffmpeg"
+
+
+#: The fastest setting of encoders without x264's preset names.
+_FASTEST = {"libsvtav1": ("-preset", "12"), "libaom-av1": ("-cpu-used", "8", "-row-mt", "1"),
+            "librav1e": ("-speed", "10")}
 
 
 def make_clip(path: Path, spec: ClipSpec = ClipSpec()) -> Path:
     """Write a clip with a moving test picture and a tone (beeping once a second), and the
     extra audio languages and subtitle streams the spec asks for."""
-    ffmpeg = find_tool("ffmpeg")
+    ffmpeg = find_tool(spec.tool)
     args = [str(ffmpeg.path), "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
     if spec.video:
         args += [
@@ -57,7 +66,8 @@ def make_clip(path: Path, spec: ClipSpec = ClipSpec()) -> Path:
     if spec.video:
         if spec.variable_frame_rate:
             args += ["-vf", "select='gt(random(0),0.3)'", "-fps_mode", "vfr"]
-        args += ["-c:v", spec.video_codec, "-pix_fmt", spec.pix_fmt, "-preset", "ultrafast"]
+        args += ["-c:v", spec.video_codec, "-pix_fmt", spec.pix_fmt,
+                 *_FASTEST.get(spec.video_codec, ("-preset", "ultrafast")), *spec.video_options]
         if spec.keyframe_interval:
             args += ["-g", str(spec.keyframe_interval)]
         if spec.video_codec == "libx265":

@@ -253,8 +253,12 @@ def demo_title(directory: Path, duration: float) -> Title:
     return load_title(directory / "title.yaml")
 
 
+@contextmanager
 def run_demo(workdir: Path, duration: float, shipped_config: Path,
-             progress: ProgressSink | None = None) -> DemoResult:
+             progress: ProgressSink | None = None) -> Iterator[DemoResult]:
+    """The demo's flow, its result yielded while its origin, edges and steering server are
+    still up (`demo --serve` plays the release through them until Ctrl-C); they stop when the
+    context is left."""
     moto_command()  # the local origin is an extra: say so before any work is done
     workdir.mkdir(parents=True, exist_ok=True)
     source = make_clip(workdir / "source.mp4",
@@ -296,9 +300,9 @@ def run_demo(workdir: Path, duration: float, shipped_config: Path,
             plan = make_plan(read_results([str(results)]), config, datetime.now(UTC))
             served = {r.id: _served(server.url, r.id, plan.for_region(r.id).order)
                       for r in config.regions}
-        licensed = _rights(workdir, output, url, s3, distribution, config, result)
-    return DemoResult(packaged, result, config_path, keystore, distribution, url,
-                      DemoSteering(server.url, config, plan, served), licensed)
+            licensed = _rights(workdir, output, url, s3, distribution, config, result)
+            yield DemoResult(packaged, result, config_path, keystore, distribution, url,
+                             DemoSteering(server.url, config, plan, served), licensed)
 
 
 def _rights(workdir: Path, release: Path, url: str, s3: str, distribution: str,

@@ -7,13 +7,18 @@ botocore 1.44 moved Athena's API model to the rest-json protocol (`POST /query-e
 single JSON 1.1 endpoint `/`, so every rest-json call met Flask's 404 before reaching moto's
 Athena. Real Athena answers both, so the product is right and the stand-in's URL map is behind:
 this module adds one catch-all route per such service and then runs moto's own server.
-Run as `python -m testbed.moto_server -H HOST -p PORT` (moto's own options).
+Run as `python -m testbed.moto_server -H HOST -p PORT` (moto's own options); with
+`--exit-with-stdin` it also exits when its stdin closes: the demo and the tests start it in a
+process group of its own (packager/tools.spawn), so a parent killed outright (SIGKILL) would
+otherwise leave it serving forever.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+import threading
 
 #: Services whose moto URL map lacks their rest-json paths: (urls module, response class).
 REST_JSON_ROUTES = {"athena": ("moto.athena.urls", "moto.athena.responses.AthenaResponse")}
@@ -31,9 +36,25 @@ def add_rest_json_routes() -> None:
         urls.url_paths.setdefault(CATCH_ALL, handler)
 
 
+EXIT_WITH_STDIN = "--exit-with-stdin"
+
+
+def exit_when_stdin_closes() -> None:
+    """Our parent holds our stdin open for as long as it lives."""
+    def watch() -> None:
+        while sys.stdin.buffer.read(65536):
+            pass
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+
+
 def main(argv: list[str]) -> None:
     from moto import server  # noqa: PLC0415 (imported after nothing else: moto is heavy)
 
+    if EXIT_WITH_STDIN in argv:
+        argv = [a for a in argv if a != EXIT_WITH_STDIN]
+        exit_when_stdin_closes()
     add_rest_json_routes()
     server.main(argv)
 

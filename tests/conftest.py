@@ -21,9 +21,13 @@ from testbed.clips import ClipSpec, make_clip, make_dub
 from testbed.subtitles import write_subtitles
 from tests.moto import FAKE_CREDENTIALS, MotoServer, moto_server
 
+#: The preview's session release (`watched`), shared by tests/preview and tests/browser.
+pytest_plugins = ("tests.preview.serving",)
+
 #: Fixtures that run servers in processes of their own (the local S3 origin, the emulated edges,
 #: a browser): a test that needs one is an integration test, left out of `make check`.
-SERVER_FIXTURES = frozenset({"moto", "signing_moto", "edges", "browser", "stage"})
+SERVER_FIXTURES = frozenset({"moto", "signing_moto", "edges", "browser", "preview_browser",
+                             "stage"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -13,11 +13,12 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 #: Each top-level package and what it may import. The flow runs one way: packager (source to
 #: release.json) → cdn (push) → rum (real viewers, from the CDN's logs) → probes (probe, score
-#: and gate, beside the real viewers) → steering → cluster (Dask: where encode jobs run) →
-#: release (the flow, and catalogs of titles) → render/cli.
-PRODUCT = ["packager", "cdn", "rum", "probes", "steering", "cluster", "release"]
+#: and gate, beside the real viewers) → steering → preview (a release served with a page that
+#: plays it) → cluster (Dask: where encode jobs run) → release (the flow, and catalogs of
+#: titles) → render/cli.
+PRODUCT = ["packager", "cdn", "rum", "probes", "steering", "preview", "cluster", "release"]
 #: Dask stays at the edge of the house: these never import it (cluster/ runs their jobs on it).
-BELOW_DASK = ("packager", "cdn", "rum", "probes", "steering")
+BELOW_DASK = ("packager", "cdn", "rum", "probes", "steering", "preview")
 LAYERS: dict[str, set[str]] = {
     **{name: set(PRODUCT[:i]) for i, name in enumerate(PRODUCT)},
     "render": set(PRODUCT),

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from packager.output.release import read_release
 from packager.tools import find_tool
 from testbed.clips import ClipSpec, make_clip
 from tests.conftest import cdnpack_cli
+from tests.interrupts import assert_stopped_cleanly, interrupt, start
 
 
 def test_doctor_lists_tools_versions_and_encoders() -> None:
@@ -106,20 +106,12 @@ def test_interrupted_package_leaves_nothing_behind(
     source = clips / "long.mp4"
     if not source.exists():
         make_clip(source, ClipSpec(duration=30.0, width=1280, height=720))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cli", "package", str(source), "-o", str(tmp_path / "out")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        cwd=Path(__file__).resolve().parent.parent,
-    )
-    deadline = time.monotonic() + 60
-    while not any(p.name.startswith(".out.work-") and any(p.iterdir())
-                  for p in tmp_path.iterdir()):
-        assert time.monotonic() < deadline, "ffmpeg never started writing"
-        time.sleep(0.05)
-    proc.send_signal(sig)
-    _, stderr = proc.communicate(timeout=30)
-    assert proc.returncode == code, stderr
-    assert "Traceback" not in stderr
+    command = start(["package", source, "-o", tmp_path / "out"])
+    command.wait_until(lambda: any(p.name.startswith(".out.work-") and any(p.iterdir())
+                                   for p in tmp_path.iterdir()), "ffmpeg writing")
+    ended = interrupt(command, sig)
+    assert_stopped_cleanly(ended, sig)
+    assert ended.code == code
     assert list(tmp_path.iterdir()) == []
 
 

@@ -48,9 +48,9 @@ class VideoCodec:
     #: VBV buffer; measured peaks reach 2.6x the target on 2 s segments, which is why a fixed
     #: AV1 ladder encodes capped quality (`fixed_rate`).
     caps_vbr: bool
-    #: The rate control of a fixed ladder's rung: "vbr" (CappedVBR at the rung's bitrate) or
-    #: "quality" (CappedQuality at `fixed_crf`, capped at the rung's maxrate, like
-    #: MediaConvert's QVBR).
+    #: The rate control of a fixed ladder's rung: "vbr" (CappedVBR at the rung's bitrate, peak
+    #: 1.5x) or "quality" (CappedQuality at `fixed_crf` capped at the rung's bitrate, like
+    #: MediaConvert's QVBR: easy titles come in under it).
     fixed_rate: str
     fixed_crf: int
 
@@ -104,7 +104,7 @@ CODECS: dict[str, VideoCodec] = {
     "hevc": VideoCodec(
         name="hevc", label="HEVC", encoder="libx265", tool="ffmpeg",
         decoder="hevc", decoder_tool="ffmpeg", sample_entry="hvc1", config_box="hvcC",
-        preset="faster", presets=X264_PRESETS, profiles=("main",),
+        preset="fast", presets=X264_PRESETS, profiles=("main",),
         rate_factor=Fraction(7, 10), crf_range=(0, 51), crf_integer=False,
         caps_vbr=True, fixed_rate="vbr",
         fixed_crf=28,
@@ -114,7 +114,7 @@ CODECS: dict[str, VideoCodec] = {
         decoder="libdav1d", decoder_tool="ffmpeg-full", sample_entry="av01",
         config_box="av1C", preset="8", presets=SVTAV1_PRESETS, profiles=("main",),
         rate_factor=Fraction(6, 10), crf_range=(1, 63), crf_integer=True, caps_vbr=False,
-        fixed_rate="quality", fixed_crf=32,
+        fixed_rate="quality", fixed_crf=35,
     ),
 }
 DEFAULT_CODECS = ("h264",)
@@ -128,6 +128,13 @@ def video_codec(name: str) -> VideoCodec:
         raise InputError(
             f"unknown codec {name!r}: use {', '.join(CODECS)}"
         ) from None
+
+
+def efficiency(name: str) -> Fraction:
+    """How many bits a codec needs for H.264's quality (its rate_factor): the order in which
+    manifests offer codecs, most efficient first. A codec outside the table counts as H.264."""
+    row = CODECS.get(name)
+    return row.rate_factor if row is not None else Fraction(1)
 
 
 def codec_names(names: Sequence[str]) -> tuple[str, ...]:

@@ -261,6 +261,10 @@ def plan_renditions(
                 height = _even_floor(rung.height)
                 width = _even_round(height * v.display_aspect)
                 bitrate = int(rung.bitrate * codec.rate_factor)
+                # Capped quality (AV1): the rung's bitrate is the cap itself, so the average
+                # stays under it however easy or hard the title (a peak factor over a CRF
+                # encode let it spend 1.5x the rung on a plain 240p clip, more than H.264's).
+                quality = codec.fixed_rate == "quality"
                 renditions.append(
                     Rendition(
                         id=f"video_{height}p" if codec.name == "h264"
@@ -272,10 +276,10 @@ def plan_renditions(
                         height=height,
                         frame_rate=v.frame_rate,
                         profile=rung.profile if codec.name == "h264" else codec.profiles[0],
-                        maxrate=int(bitrate * MAXRATE_FACTOR),
+                        maxrate=bitrate if quality else int(bitrate * MAXRATE_FACTOR),
                         bufsize=bitrate * BUFSIZE_SECONDS,
                         preset=spec.preset(codec),
-                        crf=codec.fixed_crf if codec.fixed_rate == "quality" else 0.0,
+                        crf=codec.fixed_crf if quality else 0.0,
                     )
                 )
     for track in audio if audio is not None else audio_tracks(media):

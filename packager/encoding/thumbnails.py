@@ -18,6 +18,7 @@ from typing import Any
 
 import ffmpeg
 
+from packager.durations import UNITS, duration_seconds
 from packager.encoding.media import MediaInfo
 from packager.errors import InputError, TranscodeError
 
@@ -28,7 +29,7 @@ JPEG_QUALITY = 5
 #: sheet into memory to show one cell of it, and TV devices have little image memory.
 MAX_SHEET_PIXELS = 16_384
 _OPTION = re.compile(
-    r"^(?P<interval>\d+(?:\.\d+)?)s?(?::(?P<columns>\d+)x(?P<rows>\d+))?(?::(?P<height>\d+))?$"
+    r"^(?P<interval>[^:]+)(?::(?P<columns>\d+)x(?P<rows>\d+))?(?::(?P<height>\d+))?$"
 )
 
 
@@ -57,15 +58,16 @@ class ThumbnailSpec:
 
 
 def parse_thumbnails(text: str) -> ThumbnailSpec:
-    """`10s`, `2.5s`, `10s:5x5`, `10s:5x5:240` (interval, tile grid, height) as a spec;
-    anything else is one clear InputError naming the option."""
+    """`10s`, `2.5s`, `1m`, `10s:5x5`, `10s:5x5:240` (interval, tile grid, height) as a spec;
+    anything else is one clear InputError naming the option. The interval is a duration
+    (packager/durations.py); a bare number is seconds, as it always was."""
     match = _OPTION.match(text.strip())
-    if match is None:
+    interval = duration_seconds(match["interval"], bare_seconds=True) if match else None
+    if match is None or interval is None:
         raise InputError(
             f"--thumbnails {text!r}: expected INTERVAL[:COLUMNSxROWS[:HEIGHT]], e.g. 10s or "
-            "10s:5x5:240"
+            f"10s:5x5:240 (INTERVAL a duration: {UNITS})"
         )
-    interval = float(match["interval"])
     spec = ThumbnailSpec(interval=interval)
     if match["columns"] is not None:
         spec = ThumbnailSpec(interval, int(match["columns"]), int(match["rows"]), spec.height)

@@ -83,6 +83,17 @@ class Keystore:
         if not self.root.is_dir():
             raise KeystoreError(f"keystore {self.root}: not a directory")
 
+    @classmethod
+    def existing(cls, root: Path | None = None) -> Keystore:
+        """A keystore that must already be there, opened to read: a command that only reads
+        keys (`preview`) creates no empty keystore and changes no mode."""
+        path = (root if root is not None else default_keystore_dir()).expanduser()
+        if not path.is_dir():
+            raise InputError(f"keystore {path}: no such directory")
+        store = cls.__new__(cls)
+        store.root = path
+        return store
+
     def path_for(self, kid: bytes) -> Path:
         return self.root / f"{kid.hex()}.json"
 

@@ -22,7 +22,6 @@ Errors and exit codes (one line, never a key's bytes):
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 import uuid
@@ -33,6 +32,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from packager.drm.systems import FAIRPLAY_SYSTEM_ID, SYSTEMS
 from packager.errors import BitstreamError, EndpointError, InputError
+from packager.interrupts import run_async
 from packager.keys.cpix import CpixDrmSystem, parse_cpix, request_cpix
 from packager.keys.keystore import Keystore
 from packager.keys.model import KEY_BYTES, ClassThresholds, KeyConflictError, KeySet, TrackClass
@@ -124,7 +124,7 @@ def request_keys(
         headers = sigv4_headers(server.url, body, headers, server.sigv4_region)
     log.info("asking key server %s for %d key(s) of %r", server.label,
              len(set(kids.values())), content_id)
-    status, reason, data = asyncio.run(_post(server, body, headers))
+    status, reason, data = run_async(_post(server, body, headers))
     _check_status(server, status, reason, data)
     return parse_answer(data, server, content_id, kids, t)
 

@@ -65,8 +65,9 @@ SYNC_FLAGS = 0x02000000
 NON_SYNC_FLAGS = 0x01010000
 
 #: Sample entries whose ffmpeg remux keeps the entry as it is (hev1 would be renamed hvc1,
-#: avc3 and others are left to ffmpeg).
-_ENTRIES = {"vide": {b"avc1", b"hvc1"}, "soun": {b"mp4a"}}
+#: avc3 and others are left to ffmpeg), and the decoder configuration box each must carry.
+_ENTRIES = {"vide": {b"avc1", b"hvc1", b"av01"}, "soun": {b"mp4a"}}
+_CONFIGS = {"avc1": b"avcC", "hvc1": b"hvcC", "av01": b"av1C", "mp4a": b"esds"}
 
 _FTYP = box(b"ftyp", b"iso6", struct.pack(">I", 0x200), b"iso6", b"mp41")
 
@@ -254,8 +255,7 @@ def _track_unsupported(moov: bytes, trak: Box) -> str | None:
     try:
         header = _cmaf_moov(moov, trak, VIDEO_TIMESCALE if handler == "vide" else timescale)
         info = parse_track_info(header)
-        sample_entry_config(header, b"esds" if handler == "soun" else b"avcC"
-                            if info.sample_entry == "avc1" else b"hvcC")
+        sample_entry_config(header, _CONFIGS[info.sample_entry])
     except BitstreamError as e:
         return f"sample entry: {e}"
     tables = read_tables(moov, trak)

@@ -3,7 +3,7 @@
 Bytes are read and written only in packager/mp4/ (this module; sampletable.py and demux.py for
 progressive MP4 sample tables) and packager/bitstream/ (the NAL and slice-header parsing sample
 encryption needs). References: ISO/IEC 14496-12 (boxes), ISO/IEC 14496-15 (avcC, hvcC),
-ISO/IEC 14496-14 (esds), RFC 6381 (codec strings).
+ISO/IEC 14496-14 (esds), RFC 6381 (codec strings), the AV1 ISOBMFF binding v1.2.0 (av1C).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from packager.bitstream.av1 import parse_av1_config
 from packager.errors import BitstreamError, InputError
 
 _CONTAINERS = frozenset(
@@ -216,6 +217,8 @@ def codec_string(fourcc: str, configs: dict[bytes, bytes]) -> str:
         return f"{fourcc}.{avcc[1]:02x}{avcc[2]:02x}{avcc[3]:02x}"
     if fourcc in ("hvc1", "hev1"):
         return _hevc_codec(fourcc, _config(configs, b"hvcC", fourcc))
+    if fourcc == "av01":
+        return parse_av1_config(_config(configs, b"av1C", fourcc)).codec_string(fourcc)
     if fourcc == "mp4a":
         return _mp4a_codec(_config(configs, b"esds", fourcc))
     if fourcc == "Opus":
@@ -406,11 +409,18 @@ def media_segment_boxes(
     saio points at the first senc entry, counted from the moof start (default-base-is-moof,
     ISO/IEC 14496-12 §8.7.9); trun's data_offset accounts for the extra boxes.
     """
-    trun_flags = TRUN_DATA_OFFSET | TRUN_DURATION | TRUN_SIZE | TRUN_FLAGS | TRUN_CTO
-    entries = b"".join(
-        struct.pack(">IIIi", s.duration, s.size, s.flags, s.composition_offset)
-        for s in fragment.samples
-    )
+    trun_flags = TRUN_DATA_OFFSET | TRUN_DURATION | TRUN_SIZE | TRUN_FLAGS
+    if any(s.composition_offset for s in fragment.samples):
+        trun_flags |= TRUN_CTO
+        entries = b"".join(
+            struct.pack(">IIIi", s.duration, s.size, s.flags, s.composition_offset)
+            for s in fragment.samples
+        )
+    else:
+        # No composition offsets at all (AV1, whose binding's "AV1 Sample Format" forbids
+        # them; audio; video without B-frames): the field is left out, not written as zeros.
+        entries = b"".join(struct.pack(">III", s.duration, s.size, s.flags)
+                           for s in fragment.samples)
     tfhd = full_box(b"tfhd", 0, TFHD_DEFAULT_BASE_IS_MOOF, struct.pack(">I", track_id))
     tfdt = full_box(b"tfdt", 1, 0, struct.pack(">Q", fragment.base_decode_time))
     mfhd = full_box(b"mfhd", 0, 0, struct.pack(">I", sequence))
@@ -637,7 +647,7 @@ def sample_entry_config(moov: bytes, kind: bytes) -> bytes:
     entry = next(iter_boxes(moov, stsd.body + 8, stsd.end), None)
     if entry is None:
         raise BitstreamError("stsd has no sample entry")
-    offset = 78 if kind in (b"avcC", b"hvcC") else 28
+    offset = 78 if kind in (b"avcC", b"hvcC", b"av1C") else 28
     found = find_box(moov, [kind], entry.body + offset, entry.end)
     if found is None:
         raise BitstreamError(f"sample entry {entry.type!r} has no {kind.decode()} box")

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from fractions import Fraction
 
 from packager.drm.signalling import CENC_NS, MSPR_NS, content_protection
+from packager.encoding.codecs import efficiency
 from packager.encoding.thumbnails import ThumbnailTrack
 from packager.output.bitrate import measure
 from packager.output.segmenter import INIT_NAME, SEGMENT_PATTERN, CmafTrack
@@ -28,8 +29,9 @@ def iso_duration(seconds: float) -> str:
 def mpd(
     tracks: list[CmafTrack], segment_duration: float, images: Sequence[ThumbnailTrack] = ()
 ) -> str:
-    """A static MPD: one video AdaptationSet, one per audio and per text language and role,
-    explicit timelines, and an image AdaptationSet for each set of thumbnail sheets
+    """A static MPD: one video AdaptationSet per codec (a player does not switch codecs within
+    one), one per audio and per text language and role, explicit
+    timelines, and an image AdaptationSet for each set of thumbnail sheets
     (output/thumbnails.py).
 
     @bandwidth is the peak segment bitrate: with minBufferTime equal to one segment, a client
@@ -53,26 +55,28 @@ def mpd(
     period = ET.SubElement(root, "Period", {"id": "0", "start": "PT0S"})
     videos = [t for t in tracks if t.info.handler == "vide"]
     audios = [t for t in tracks if t.info.handler == "soun"]
-    if videos:
-        top = max(videos, key=lambda t: t.info.height)
+    codec_sets = video_sets(videos)
+    for number, members in enumerate(codec_sets):
+        top = max(members, key=lambda t: t.info.height)
         rate = top.rendition.frame_rate
-        adaptation = ET.SubElement(
-            period,
-            "AdaptationSet",
-            {
-                "id": "0",
-                "contentType": "video",
-                "mimeType": "video/mp4",
-                "segmentAlignment": "true",
-                "startWithSAP": "1",
-                "maxWidth": str(top.info.width),
-                "maxHeight": str(top.info.height),
-                "maxFrameRate": _rate(rate),
-                "par": _ratio(Fraction(top.info.width, top.info.height)),
-            },
-        )
+        attrs = {
+            "id": str(number),
+            "contentType": "video",
+            "mimeType": "video/mp4",
+            "segmentAlignment": "true",
+            "startWithSAP": "1",
+            "maxWidth": str(top.info.width),
+            "maxHeight": str(top.info.height),
+            "maxFrameRate": _rate(rate),
+            "par": _ratio(Fraction(top.info.width, top.info.height)),
+        }
+        if len(codec_sets) > 1:
+            # AdaptationSet@selectionPriority (ISO/IEC 23009-1): the more efficient codec
+            # first where the player can decode it (dash.js starts with the highest).
+            attrs["selectionPriority"] = str(len(codec_sets) - number)
+        adaptation = ET.SubElement(period, "AdaptationSet", attrs)
         content_protection(adaptation, top.protection)
-        for track in sorted(videos, key=lambda t: measure(t).peak):
+        for track in sorted(members, key=lambda t: measure(t).peak):
             rep = _representation(adaptation, track)
             rep.set("width", str(track.info.width))
             rep.set("height", str(track.info.height))
@@ -81,7 +85,7 @@ def mpd(
             _template(rep, track)
     if any(a.rendition.default for a in audios):  # the default language's set first
         audios.sort(key=lambda a: not a.rendition.default)
-    for i, track in enumerate(audios, start=1):
+    for i, track in enumerate(audios, start=len(codec_sets) or 1):
         adaptation = _language_set(period, i, "audio", "audio/mp4", track)
         rep = _representation(adaptation, track)
         rep.set("audioSamplingRate", str(track.info.sample_rate))
@@ -92,7 +96,7 @@ def mpd(
         )
         _template(rep, track)
     texts = [t for t in tracks if t.info.handler == "text"]
-    for i, track in enumerate(texts, start=len(audios) + 1):
+    for i, track in enumerate(texts, start=(len(codec_sets) or 1) + len(audios)):
         # CMAF text (ISO/IEC 23000-19 §11.3): WebVTT in fMP4, on the video's timeline.
         _template(_representation(_language_set(period, i, "text", "application/mp4", track),
                                   track), track)
@@ -100,6 +104,15 @@ def mpd(
         image_adaptation_set(period, image, duration)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def video_sets(videos: list[CmafTrack]) -> list[list[CmafTrack]]:
+    """The video tracks grouped by codec, the most efficient codec first (the codec table's
+    rate_factor: the least bitrate for the same quality), in the order they came otherwise."""
+    groups: dict[str, list[CmafTrack]] = {}
+    for track in videos:
+        groups.setdefault(track.rendition.codec, []).append(track)
+    return sorted(groups.values(), key=lambda members: efficiency(members[0].rendition.codec))
 
 
 def _language_set(period: ET.Element, number: int, content: str, mime: str,

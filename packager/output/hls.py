@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from packager.drm.signalling import track_key_attributes
+from packager.encoding.codecs import efficiency
 from packager.output.bitrate import measure
 from packager.output.segmenter import INIT_NAME, CmafTrack
 
@@ -66,6 +67,8 @@ def media_playlist(track: CmafTrack) -> Playlist:
 def multivariant_playlist(tracks: list[CmafTrack], extra_streams: Sequence[str] = ()) -> Playlist:
     """One variant per video rendition, all sharing one audio group (or audio-only variants);
     `extra_streams` (EXT-X-I-FRAME-STREAM-INF, EXT-X-IMAGE-STREAM-INF lines) follow the variants.
+    With several codecs, each variant names its own (CODECS) and the first, where playback
+    starts, is of the most efficient codec (players skip variants they cannot decode).
 
     BANDWIDTH is the video's peak segment bitrate plus the audio's (§4.3.4.2: it must cover
     every rendition that may play with the variant); AVERAGE-BANDWIDTH likewise with averages.
@@ -89,6 +92,8 @@ def multivariant_playlist(tracks: list[CmafTrack], extra_streams: Sequence[str] 
     texts = [t for t in tracks if t.webvtt]
     lines += [media_line(t, "SUBTITLES", SUBTITLES_GROUP, False) for t in texts]
     variants: list[tuple[int, str]] = []
+    preferred: list[str] = []  # the variants of the most efficient codec: playback starts there
+    best = min((efficiency(v.rendition.codec) for v in videos), default=None)
     audio_codecs = sorted({a.info.codec for a in audios})
     for video in videos:
         rates = measure(video)
@@ -99,6 +104,10 @@ def multivariant_playlist(tracks: list[CmafTrack], extra_streams: Sequence[str] 
             f"RESOLUTION={video.info.width}x{video.info.height}",
             f"FRAME-RATE={float(video.rendition.frame_rate):.3f}",
         ]
+        if video.rendition.score is not None:
+            # RFC 8216bis §4.4.6.2: the measured quality, higher preferred (a player picks
+            # among variants it can play by SCORE before bandwidth).
+            attrs.append(f"SCORE={video.rendition.score:.2f}")
         if audios:
             attrs.append(f'AUDIO="{AUDIO_GROUP}"')
         if texts:
@@ -106,6 +115,8 @@ def multivariant_playlist(tracks: list[CmafTrack], extra_streams: Sequence[str] 
         attrs.append("CLOSED-CAPTIONS=NONE")
         entry = "#EXT-X-STREAM-INF:" + ",".join(attrs) + f"\n{video.directory}/{MEDIA_PLAYLIST}"
         variants.append((rates.peak + audio_peak, entry))
+        if efficiency(video.rendition.codec) == best:
+            preferred.append(entry)
     if not videos:
         for audio in audios:
             rates = measure(audio)
@@ -116,7 +127,8 @@ def multivariant_playlist(tracks: list[CmafTrack], extra_streams: Sequence[str] 
             variants.append((rates.peak, entry))
     variants.sort()
     if variants:
-        start = min(variants, key=lambda v: abs(v[0] - START_BITRATE))
+        start = min((v for v in variants if not preferred or v[1] in preferred),
+                    key=lambda v: abs(v[0] - START_BITRATE))
         variants.remove(start)
         variants.insert(0, start)
     lines += [entry for _, entry in variants]

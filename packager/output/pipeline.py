@@ -78,10 +78,11 @@ from packager.text.read import read_text_file
 from packager.title.localize import localize, text_renditions
 from packager.title.model import Title
 from packager.title.tracks import TitleTrack
+from packager.tools import own_process_group
 
 log = logging.getLogger(__name__)
 
-COPY_VIDEO_CODECS = {"h264": "h264", "hevc": "hevc"}
+COPY_VIDEO_CODECS = {"h264", "hevc", "av1"}
 COPY_AUDIO_CODECS = {"aac"}
 
 
@@ -184,11 +185,6 @@ def _check_request(request: PackageRequest) -> None:
             raise InputError("--codec chooses what a transcode encodes; --copy keeps the "
                              "source's codec: use one or the other")
         codec_names(request.codecs)
-        new = [n for n in request.codecs if n != "h264"]
-        if new and request.encryption is not None and request.encryption.scheme == AES_128:
-            raise InputError(f"--encrypt aes-128 makes MPEG-TS, which HLS players take with "
-                             f"H.264 only: package {', '.join(new)} as CMAF (clear, cenc or "
-                             "cbcs)")
 
 
 def _check_tools(request: PackageRequest, media: MediaInfo, renditions: list[Rendition]) -> None:
@@ -209,7 +205,7 @@ def copy_renditions(media: MediaInfo, audio: list[TitleTrack]) -> list[Rendition
         v = media.video
         if v.codec not in COPY_VIDEO_CODECS:
             raise InputError(
-                f"--copy needs H.264 or HEVC video; {media.path} has {v.codec or 'unknown'}"
+                f"--copy needs H.264, HEVC or AV1 video; {media.path} has {v.codec or 'unknown'}"
             )
         renditions.append(
             Rendition(
@@ -239,6 +235,13 @@ def _ts_renditions(request: PackageRequest, renditions: list[Rendition]) -> list
     a warning (as before localized releases, which packaged the first audio stream only)."""
     if request.encryption is None or request.encryption.scheme != AES_128:
         return renditions
+    other = sorted({r.codec for r in renditions if r.kind == "video" and r.codec != "h264"})
+    if other:
+        # HLS carries HEVC in fMP4 only (Apple's authoring spec) and AV1 has no MPEG-TS form
+        # players take.
+        raise InputError(f"--encrypt aes-128 makes MPEG-TS, which HLS players take with "
+                         f"H.264 only: package {', '.join(other)} as CMAF (clear, cenc or "
+                         "cbcs)")
     if request.title.side_files:
         raise InputError("--encrypt aes-128 makes MPEG-TS with one audio language and no "
                          "text: package a localized title as CMAF (clear, cenc or cbcs)")
@@ -301,13 +304,18 @@ def _encode_and_segment(
             if progress:
                 progress("segment", len(sources) * done / len(jobs), len(sources))
     else:
-        with ProcessPoolExecutor(workers) as pool:
+        # Workers in a process group of their own (a terminal's Ctrl-C is ours to handle);
+        # on the way out the jobs not started are cancelled, not run to the end.
+        pool = ProcessPoolExecutor(workers, initializer=own_process_group)
+        try:
             futures = {pool.submit(_segment_job, job): job for job in jobs}
             for done, future in enumerate(as_completed(futures), 1):
                 job = futures[future]
                 done_parts[job.index][job.part[0]] = future.result()
                 if progress:
                     progress("segment", len(sources) * done / len(jobs), len(sources))
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
     tracks = [join_parts([p for p in track_parts if p is not None]) for track_parts in done_parts]
     for (rendition, source), track in zip(sources, tracks, strict=True):
         if rendition.source is None:  # a dub's length was checked against the video's

@@ -8,6 +8,11 @@ EXT-X-MEDIA (of any TYPE) is cloned with its GROUP-ID made distinct per pathway
 (`audio` -> `audio-<pathway>`), and the pathway's variants refer to their own groups: a player
 following one pathway then never fetches a rendition from another CDN. STABLE-VARIANT-ID and
 STABLE-RENDITION-ID (same value on every pathway) tell players which entries are one stream.
+Each EXT-X-MEDIA also carries its pathway's PATHWAY-ID, an attribute RFC 8216bis does not define
+for it (players ignore unknown attributes, §4.2): shaka-player 5.2 knows the pathway of an AUDIO
+or VIDEO group from the variants naming it, but of a SUBTITLES group only from this attribute,
+and without it fetches the multivariant playlist in place of every subtitle playlist (error
+4017, HLS_INVALID_PLAYLIST_HIERARCHY) once a release is steered.
 The playlist is transformed line by line, attributes parsed generically, so it works on
 whatever renditions the writer lists (audio languages, subtitles, trick play, TS releases).
 
@@ -146,10 +151,9 @@ def _pathway_entries(entries: list[tuple[str, str | None]], pathway: Pathway) ->
         if tag == MEDIA_TAG:
             if stable_source is not None and "STABLE-RENDITION-ID" not in names:
                 steered.append(("STABLE-RENDITION-ID", _quoted(_stable(stable_source, seen))))
-        else:
-            if stable_source is not None and "STABLE-VARIANT-ID" not in names:
-                steered.append(("STABLE-VARIANT-ID", _quoted(_stable(stable_source, seen))))
-            steered.append(("PATHWAY-ID", _quoted(pathway.id)))
+        elif stable_source is not None and "STABLE-VARIANT-ID" not in names:
+            steered.append(("STABLE-VARIANT-ID", _quoted(_stable(stable_source, seen))))
+        steered.append(("PATHWAY-ID", _quoted(pathway.id)))
         out.append(_join(tag, steered))
         if uri_line is not None:
             out.append(_absolute(pathway, uri_line))

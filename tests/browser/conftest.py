@@ -16,9 +16,11 @@ from testbed.clips import ClipSpec, make_clip
 from testbed.edges import Edges, EdgeSpec, edge_process
 from testbed.origin import origin_bucket
 from tests.browser.harness import (
+    DRIVER,
     NODE_MODULES,
     PAGE,
     PLAYER_BUILDS,
+    PREVIEW_DRIVER,
     Browser,
     BrowserError,
     chromium_path,
@@ -45,6 +47,12 @@ RELEASES: dict[str, tuple[str, ...]] = {
     # Trick play: thumbnails every 2 s in 2x2 sheets (the 10 s clip: two full sheets, one
     # with a single thumbnail), besides the I-frame playlists every CMAF release has.
     "thumbnails": ("--thumbnails", "2s:2x2:90"),
+    # AV1 beside H.264 (tests/browser/test_codecs.py): a player picks AV1 and falls back.
+    "av1": ("--codec", "h264", "--codec", "av1"),
+    "av1-cbcs": ("--codec", "h264", "--codec", "av1", "--encrypt", "cbcs", "--keys", "raw",
+                 "--drm", "clearkey"),
+    "av1-cenc": ("--codec", "h264", "--codec", "av1", "--encrypt", "cenc", "--keys", "raw",
+                 "--drm", "clearkey"),
 }
 
 
@@ -79,19 +87,29 @@ def edge_specs(moto: MotoServer, page_root: Path, key_root: Path) -> list[EdgeSp
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
+    yield from chromium_driver(DRIVER)
+
+
+@pytest.fixture(scope="session")
+def preview_browser() -> Iterator[Browser]:
+    """A Chromium driven through `cdnpack preview`'s page (preview.mjs)."""
+    yield from chromium_driver(PREVIEW_DRIVER)
+
+
+def chromium_driver(driver: Path) -> Iterator[Browser]:
     missing = missing_parts()
     if missing:
         unavailable(f"missing {', '.join(missing)}")
     chromium = chromium_path()
     assert chromium is not None
     try:
-        driver = Browser(chromium)
+        started = Browser(chromium, driver=driver)
     except BrowserError as exc:
         unavailable(str(exc))
     try:
-        yield driver
+        yield started
     finally:
-        driver.close()
+        started.close()
 
 
 @pytest.fixture(scope="session")
@@ -126,6 +144,6 @@ def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
                                "--json", env=env)
             assert done.returncode == 0, done.stderr
 
-        with ThreadPoolExecutor(len(RELEASES)) as pool:  # four small CLI runs side by side
+        with ThreadPoolExecutor(len(RELEASES)) as pool:  # small CLI runs side by side
             list(pool.map(publish, RELEASES))
         yield stage

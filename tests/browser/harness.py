@@ -22,6 +22,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 NODE_MODULES = REPO / "node_modules"
 DRIVER = Path(__file__).with_name("play.mjs")
+PREVIEW_DRIVER = Path(__file__).with_name("preview.mjs")  # `cdnpack preview`'s page
 PAGE = Path(__file__).with_name("player.html")
 #: The player builds the page loads, copied beside it (the page origin serves one directory).
 PLAYER_BUILDS = (
@@ -97,6 +98,10 @@ class PlayCase:
     config: dict[str, Any] = field(default_factory=dict)  # per player: shaka, hlsjs, dashjs
     timeline: bool = False  # sample (wall clock, media time) during playback
     responses: bool = False  # every response's (URL, status): result.raw["responses"]
+    #: Codec prefixes (e.g. "av01") the page claims it cannot decode (MediaSource and
+    #: ManagedMediaSource isTypeSupported, canPlayType, mediaCapabilities.decodingInfo, EME
+    #: capabilities): a browser without that codec, as far as a player can tell.
+    refuse_codecs: tuple[str, ...] = ()
 
     def to_json(self) -> str:
         doc: dict[str, Any] = {
@@ -126,6 +131,8 @@ class PlayCase:
             doc["timeline"] = True
         if self.responses:
             doc["responses"] = True
+        if self.refuse_codecs:
+            doc["refuse_codecs"] = list(self.refuse_codecs)
         return json.dumps(doc)
 
 
@@ -165,11 +172,14 @@ class BrowserError(RuntimeError):
 
 
 class Browser:
-    """One play.mjs process (one Chromium) for the session; cases run one after another."""
+    """One driver process (one Chromium) for the session, play.mjs unless `driver` names
+    another (chromium.mjs's protocol); cases run one after another."""
 
-    def __init__(self, chromium: str, env: Mapping[str, str] = os.environ) -> None:
+    def __init__(self, chromium: str, env: Mapping[str, str] = os.environ,
+                 driver: Path = DRIVER) -> None:
+        self.driver = driver.name
         self.proc = subprocess.Popen(
-            ["node", str(DRIVER)], cwd=REPO, text=True, env={**env, "CHROMIUM": chromium},
+            ["node", str(driver)], cwd=REPO, text=True, env={**env, "CHROMIUM": chromium},
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )
         first = self._read()
@@ -184,19 +194,25 @@ class Browser:
         ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
         if not ready:
             self.proc.kill()
-            raise BrowserError(f"play.mjs said nothing for {timeout:.0f} s")
+            raise BrowserError(f"{self.driver} said nothing for {timeout:.0f} s")
         line = self.proc.stdout.readline()
         if not line:
             stderr = self.proc.stderr.read() if self.proc.stderr else ""
-            raise BrowserError(f"play.mjs exited ({self.proc.wait()}): {stderr.strip()[-500:]}")
+            raise BrowserError(f"{self.driver} exited ({self.proc.wait()}): "
+                               f"{stderr.strip()[-500:]}")
         doc: dict[str, Any] = json.loads(line)
         return doc
 
     def play(self, case: PlayCase) -> PlayResult:
+        return PlayResult.from_json(self.ask(case.to_json(), case.timeout))
+
+    def ask(self, case: str, timeout: float) -> dict[str, Any]:
+        """One case (a JSON line) and the driver's result, given `timeout` seconds and 30 more
+        for the driver's own steps."""
         assert self.proc.stdin is not None
-        self.proc.stdin.write(case.to_json() + "\n")
+        self.proc.stdin.write(case + "\n")
         self.proc.stdin.flush()
-        return PlayResult.from_json(self._read(case.timeout + 30.0))
+        return self._read(timeout + 30.0)
 
     def close(self) -> None:
         if self.proc.stdin is not None and not self.proc.stdin.closed:

@@ -1,7 +1,5 @@
-// Playback driver of the browser tests: one headless Chromium (playwright-core, the system
-// `chromium`), a fresh profile, no outside name lookups. Reads one JSON case per stdin line,
-// plays it in a new page, writes one JSON result per stdout line. The first line it writes is
-// {"ready": true, "version": ...} or {"launch_error": ...} (then it exits 1).
+// Playback driver of the browser tests (Chromium as chromium.mjs launches it): plays each JSON
+// case of stdin in a new page of tests/browser/player.html, one JSON result per stdout line.
 //
 // A case: {page, player: "shaka"|"hls.js"|"dashjs", manifest, keys: {kidHex: keyHex},
 //          redirect: {fromSuffix, to} (a request whose URL ends with fromSuffix goes to `to`),
@@ -13,7 +11,9 @@
 //          host name go to that address, port kept: CDN host names without name lookups),
 //          config: {shaka, hlsjs, dashjs} (player settings), timeline: true (sample media
 //          time against the wall clock), responses: true (every response's URL and status,
-//          the page's HTTP cache off so that none is missed)}
+//          the page's HTTP cache off so that none is missed), refuse_codecs: [prefix] (the
+//          page says it cannot decode those codecs: MediaSource.isTypeSupported,
+//          canPlayType, mediaCapabilities, EME capabilities)}
 // A result: {ok, current_time, frames: [first, last], fatal, errors, video_error, timed_out,
 //            media_keys (EME in use), seconds, console; thumbnails: one per time, when asked;
 //            timeline (when asked): [[epoch ms, currentTime], ...] one per poll;
@@ -28,26 +28,11 @@
 //   select_text: {language, role?}, cue_times: [seconds], cue_wait: seconds
 //                              -> result.cues: [{time, seek_time, texts}] (the cues showing
 //                                 after a paused seek to each time)
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { chromium } from 'playwright-core';
+import { serveCases } from './chromium.mjs';
 
-// The issue's flags, verbatim; playwright adds --headless and --user-data-dir (ours, fresh).
-export const CHROMIUM_ARGS = [
-  '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--autoplay-policy=no-user-gesture-required',
-  '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1',
-];
 const POLL_MS = 200;
 // After a fatal error, keep listening this long: the media element's own error often follows.
 const SETTLE_MS = 500;
-
-function write(doc) {
-  process.stdout.write(JSON.stringify(doc) + '\n');
-}
 
 async function play(context, c) {
   const started = Date.now();
@@ -81,6 +66,7 @@ async function play(context, c) {
     await page.route((url) => url.href.startsWith(added.urlPrefix),
       (route) => route.continue({ headers: { ...route.request().headers(), ...added.set } }));
   }
+  if (c.refuse_codecs) await page.addInitScript(refuseCodecs, c.refuse_codecs);
   const timeline = [];
   try {
     await page.goto(c.page, { timeout: c.timeout * 1000 });
@@ -124,6 +110,50 @@ async function play(context, c) {
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Runs in the page before any of its scripts: every way a player asks whether a codec can
+// be decoded answers no for the refused ones (hls.js and dash.js ask MediaSource, shaka-player
+// mediaCapabilities.decodingInfo, EME requestMediaKeySystemAccess with the content types).
+function refuseCodecs(refused) {
+  const refuses = (type) => refused.some((codec) => String(type).includes(codec));
+  for (const name of ['MediaSource', 'ManagedMediaSource', 'WebKitMediaSource']) {
+    const source = window[name];
+    if (!source || !source.isTypeSupported) continue;
+    const original = source.isTypeSupported.bind(source);
+    source.isTypeSupported = (type) => !refuses(type) && original(type);
+  }
+  const canPlay = HTMLMediaElement.prototype.canPlayType;
+  HTMLMediaElement.prototype.canPlayType = function (type) {
+    return refuses(type) ? '' : canPlay.call(this, type);
+  };
+  if (navigator.mediaCapabilities) {
+    const decodingInfo = navigator.mediaCapabilities.decodingInfo.bind(navigator.mediaCapabilities);
+    navigator.mediaCapabilities.decodingInfo = (config) => {
+      const types = [config.video && config.video.contentType,
+        config.audio && config.audio.contentType];
+      if (types.some((t) => t && refuses(t))) {
+        return Promise.resolve({ supported: false, smooth: false, powerEfficient: false });
+      }
+      return decodingInfo(config);
+    };
+  }
+  if (navigator.requestMediaKeySystemAccess) {
+    const request = navigator.requestMediaKeySystemAccess.bind(navigator);
+    navigator.requestMediaKeySystemAccess = (system, configs) => {
+      // A configuration asking only for refused video codecs is dropped, as a CDM without
+      // them would decline it.
+      const kept = [];
+      for (const config of configs) {
+        const video = config.videoCapabilities || [];
+        const allowed = video.filter((cap) => !refuses(cap.contentType));
+        if (video.length && !allowed.length) continue;
+        kept.push({ ...config, ...(video.length ? { videoCapabilities: allowed } : {}) });
+      }
+      return kept.length ? request(system, kept)
+        : Promise.reject(new DOMException('refused codecs', 'NotSupportedError'));
+    };
+  }
+}
 const TEXT_SETTLE_MS = 1000;
 
 async function localized(page, c, result, requests, deadline) {
@@ -176,33 +206,4 @@ async function localized(page, c, result, requests, deadline) {
   }
 }
 
-async function main() {
-  const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
-  const profile = mkdtempSync(join(tmpdir(), 'cdnpack-chromium-'));
-  let context;
-  try {
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath, headless: true, args: CHROMIUM_ARGS, timeout: 30000,
-    });
-  } catch (e) {
-    rmSync(profile, { recursive: true, force: true });
-    write({ launch_error: String(e.message || e).split('\n')[0] });
-    process.exit(1);
-  }
-  write({ ready: true, version: context.browser()?.version() ?? '' });
-  const lines = createInterface({ input: process.stdin });
-  for await (const line of lines) {
-    if (!line.trim()) continue;
-    let result;
-    try {
-      result = await play(context, JSON.parse(line));
-    } catch (e) {
-      result = { ok: false, driver_error: String(e.message || e).split('\n')[0] };
-    }
-    write(result);
-  }
-  await context.close();
-  rmSync(profile, { recursive: true, force: true });
-}
-
-await main();
+await serveCases(play);

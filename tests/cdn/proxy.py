@@ -31,6 +31,12 @@ class Faults:
     slow_seconds: float = 0.3
     delay_all: float = 0.0  # added to every request (to make a push take a while)
     corrupt_puts: bool = False  # flip one byte mid-body of every PUT (a bad network path)
+    #: Extra delay for requests whose path contains one of these strings: (substring, seconds).
+    delay_paths: tuple[tuple[str, float], ...] = ()
+    #: A request whose client went away is dropped wherever it is (aiohttp's handler
+    #: cancellation), as if its body never arrived; otherwise it still reaches the upstream,
+    #: as a request S3 received whole completes after its client died.
+    drop_on_disconnect: bool = False
     seed: int = 1
 
 
@@ -50,6 +56,18 @@ class RequestLog:
     def count(self, method: str, outcome: str = "ok") -> int:
         return sum(1 for m, _, o in self.snapshot() if m == method and o == outcome)
 
+    def stored_objects(self) -> list[str]:
+        """Keys (after the bucket) whose object S3 stored, in the order it answered: a PutObject
+        or a CompleteMultipartUpload each (a multipart upload counts once, as its object)."""
+        keys = []
+        for method, path_qs, outcome in self.snapshot():
+            path, _, query = path_qs.partition("?")
+            single = method == "PUT" and "partNumber=" not in query
+            completed = method == "POST" and "uploadId=" in query
+            if outcome == "ok" and (single or completed):
+                keys.append(path.lstrip("/").split("/", 1)[1])
+        return keys
+
 
 class FaultProxy(LoopThread):
     def __init__(self, upstream: str, faults: Faults | None = None) -> None:
@@ -59,11 +77,20 @@ class FaultProxy(LoopThread):
         self.log = RequestLog()
         self._rng = random.Random(self.faults.seed)
         self._kinds = itertools.cycle(self.faults.kinds)  # every kind occurs, in turn
+        self._in_flight = 0
+        self._idle = threading.Condition()
+
+    def wait_idle(self, timeout: float = 30.0) -> None:
+        """Until no request is in flight: those of a killed client still reach the origin."""
+        with self._idle:
+            if not self._idle.wait_for(lambda: self._in_flight == 0, timeout):
+                raise TimeoutError("requests still in flight at the proxy")
 
     async def _serve(self, stop: asyncio.Event) -> None:
         app = web.Application(client_max_size=1 << 30)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None)
+        runner = web.AppRunner(app, access_log=None,
+                               handler_cancellation=self.faults.drop_on_disconnect)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
@@ -75,12 +102,24 @@ class FaultProxy(LoopThread):
         await runner.cleanup()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        with self._idle:
+            self._in_flight += 1
+        try:
+            return await self._forward(request)
+        finally:
+            with self._idle:
+                self._in_flight -= 1
+                self._idle.notify_all()
+
+    async def _forward(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         fault = None
         if self._rng.random() < self.faults.rate:
             fault = next(self._kinds)
-        if self.faults.delay_all:
-            await asyncio.sleep(self.faults.delay_all)
+        delay = self.faults.delay_all + sum(
+            seconds for part, seconds in self.faults.delay_paths if part in request.path)
+        if delay:
+            await asyncio.sleep(delay)
         if fault == "slowdown":
             self.log.add(request.method, request.path_qs, "503")
             return web.Response(status=503, body=SLOWDOWN, content_type="application/xml")

@@ -11,14 +11,22 @@ import signal
 import subprocess
 import sys
 import threading
-import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
 import m3u8
 import pytest
 
-from cdn.publish import HASH_THREADS_MAX, PushRequest, PushResult, files_under, hash_threads, push
+from cdn.publish import (
+    HASH_THREADS_MAX,
+    PHASES,
+    PushRequest,
+    PushResult,
+    files_under,
+    hash_threads,
+    push,
+)
 from cdn.s3 import (
     Transfer,
     Upload,
@@ -34,6 +42,7 @@ from packager.output.release import CONTENT_TYPES, describe_file, write_release
 from testbed.origin import local_connection
 from tests.cdn.proxy import FaultProxy, Faults
 from tests.conftest import cdnpack_cli
+from tests.interrupts import assert_stopped_cleanly, interrupt, start
 from tests.moto import MotoServer
 
 BUCKET = "media-origin"
@@ -251,59 +260,43 @@ def cli_env(endpoint: str) -> dict[str, str]:
             "AWS_DEFAULT_REGION": "us-east-1"}
 
 
-@pytest.mark.slow
-def test_sigkill_mid_push_then_rerun_uploads_only_what_is_missing(
-    packaged: PackageResult, bucket: MotoServer
-) -> None:
-    total = len(packaged.release.files)
-    with FaultProxy(bucket.url, Faults(delay_all=0.08)) as slow:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "cli", "push", str(packaged.output), f"s3://{BUCKET}/{PREFIX}",
-             "--endpoint-url", slow.url, "--concurrency", "1", "--json"],
-            cwd=REPO, env=cli_env(slow.url), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 60
-        while slow.log.count("PUT") < total // 3:
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    before = len(stored(bucket))
-    assert 0 < before < total
-    with FaultProxy(bucket.url) as proxy:
-        result = cdnpack_cli("push", packaged.output, f"s3://{BUCKET}/{PREFIX}",
-                             "--endpoint-url", proxy.url, "--json", env=cli_env(proxy.url))
-    assert result.returncode == 0, result.stderr
-    doc = json.loads(result.stdout)
-    assert doc["uploaded"] == total - before
-    assert doc["verified"] is True
-    assert proxy.log.count("PUT") == total - before
-    assert len(stored(bucket)) == total
+def uploading(keys: list[str]) -> bool:
+    return len(keys) >= 5
+
+
+def between_the_manifests(keys: list[str]) -> bool:
+    return any(k.endswith("/master.m3u8") for k in keys)
+
+
+#: Moments to stop a push at: (what the proxy must have stored by then, proxy behaviour). The
+#: MPD is slow to answer: the push is stopped with the multivariant playlist stored.
+PUSH_MOMENTS: dict[str, tuple[Callable[[list[str]], bool], Faults]] = {
+    "upload": (uploading, Faults(delay_all=0.05)),
+    "manifests": (between_the_manifests,
+                  Faults(delay_all=0.02, delay_paths=(("/manifest.mpd", 1.0),))),
+}
 
 
 @pytest.mark.slow
-def test_ctrl_c_mid_push_cancels_the_uploads_and_exits_130(
-    packaged: PackageResult, bucket: MotoServer
+@pytest.mark.parametrize(("moment", "sig"), [("upload", signal.SIGINT),
+                                             ("manifests", signal.SIGTERM)])
+def test_a_push_stopped_by_a_signal_cancels_and_publishes_nothing_half(
+    packaged: PackageResult, bucket: MotoServer, moment: str, sig: signal.Signals
 ) -> None:
-    """s3transfer's own shutdown(cancel=True) fails with a TypeError; the push must cancel
-    through the manager's context exit instead, and say only that it was interrupted."""
-    total = len(packaged.release.files)
-    with FaultProxy(bucket.url, Faults(delay_all=0.08)) as slow:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "cli", "push", str(packaged.output), f"s3://{BUCKET}/{PREFIX}",
-             "--endpoint-url", slow.url, "--concurrency", "2"],
-            cwd=REPO, env=cli_env(slow.url), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            text=True,
-        )
-        deadline = time.monotonic() + 60
-        while slow.log.count("PUT") < total // 3:
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130, stderr
-    assert stderr.strip().splitlines()[-1] == "cdnpack: interrupted"
-    assert not {"master.m3u8", "manifest.mpd"} & {k.rsplit("/", 1)[-1] for k in stored(bucket)}
+    """s3transfer's own shutdown(cancel=True) fails with a TypeError; the push cancels through
+    the manager's context exit instead, says only that it was stopped, and the bucket holds a
+    phase only when it holds every earlier one."""
+    came, faults = PUSH_MOMENTS[moment]
+    with FaultProxy(bucket.url, faults) as slow:
+        command = start(["push", packaged.output, f"s3://{BUCKET}/{PREFIX}", "--endpoint-url",
+                         slow.url, "--concurrency", "2", "--json"], cli_env(slow.url))
+        command.wait_until(lambda: came(slow.log.stored_objects()), moment)
+        assert_stopped_cleanly(interrupt(command, sig), sig)
+        slow.wait_idle()
+    keys = set(stored(bucket))
+    phases = {f"{PREFIX}/{f.path}": PHASES[f.role] for f in packaged.release.files}
+    highest = max(phases[k] for k in keys)
+    assert {k for k, p in phases.items() if p < highest} <= keys
 
 
 def test_dry_run_prints_the_plan_and_uploads_nothing(

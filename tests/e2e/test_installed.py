@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
+import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
+
+from preview.assets import PAGE_DIR, STATIC
+from testbed.clips import ClipSpec, make_clip
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -111,3 +117,46 @@ def test_installed_cdnpack_works_from_an_empty_directory(
     assert demo.returncode == 0, demo.stderr[-3000:]
     assert (work / "cdnpack-demo" / "report.html").is_file()
     assert json.loads(demo.stdout)["release"]["published"] is not None
+
+
+def test_installed_preview_serves_its_page_and_the_vendored_player(
+    installed: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The page and the player are package data: served by the installed command, from an
+    empty directory, byte for byte what the repository ships."""
+    bin_dir, _ = installed
+    env = clean_env(bin_dir)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    source = make_clip(tmp_path / "source.mp4", ClipSpec(duration=2.0, width=320, height=180))
+    release = tmp_path / "release"
+    done = sh(bin_dir / "cdnpack", "package", source, "-o", release, "--ladder", "compact",
+              "--segment-duration", "1", cwd=empty, env=env)
+    assert done.returncode == 0, done.stderr
+    proc = subprocess.Popen([str(bin_dir / "cdnpack"), "preview", str(release), "--listen",
+                             "127.0.0.1:0", "--json"], cwd=empty, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], 60)
+        event = json.loads(proc.stdout.readline() if ready else "{}")
+        assert event.get("event") == "listening", proc.stderr.read() if proc.stderr else ""
+
+        def get(path: str) -> bytes:
+            with urllib.request.urlopen(event["url"] + path, timeout=10) as answer:
+                body: bytes = answer.read()
+                return body
+
+        assert b"/static/shaka-player.ui.js" in get("/")
+        for name in ("shaka-player.ui.js", "preview.js", "LICENSE"):
+            assert get(f"/static/{name}") == (PAGE_DIR / STATIC[name]).read_bytes(), name
+        assert json.loads(get("/preview.json"))["sources"]["local"]["hls"] == (
+            "/release/master.m3u8")
+        segment = "video_180p/seg_00001.m4s"
+        assert get(f"/release/{segment}") == (release / segment).read_bytes()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert json.loads(out.splitlines()[-1])["event"] == "stopped"
+    assert list(empty.iterdir()) == []

@@ -4,15 +4,16 @@ it: stage, probe, gate, then publish or hold the manifests back."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 
-from cdn.publish import PushRequest, push
+from cdn.publish import PHASES, PushRequest, push
 from cdn.s3 import S3Location
 from packager.errors import InputError
 from packager.output.pipeline import PackageResult
@@ -21,7 +22,9 @@ from probes.config import load_config
 from release.flow import RolloutRequest, rollout, staged_name
 from testbed.edges import Edges, EdgeSpec, edge_process
 from testbed.origin import create_distribution, local_connection, origin_bucket
+from tests.cdn.proxy import FaultProxy, Faults, RequestLog
 from tests.conftest import cdnpack_cli
+from tests.interrupts import assert_stopped_cleanly, interrupt, start
 from tests.moto import MotoServer
 
 BUCKET = "release-origin"
@@ -175,14 +178,17 @@ def test_push_stage_holds_the_manifests(stage: Stage, packaged: PackageResult) -
 
 
 
+def release_args(stage: Stage, source: Path, out: Path, config: Path, endpoint: str,
+                 *extra: str | Path) -> list[str | Path]:
+    return ["release", source, f"s3://{BUCKET}/{stage.prefix}", "-o", out, "--config", config,
+            "--ladder", "compact", "--segment-duration", "2", "--encrypt", "cbcs",
+            "--keys", "generate", "--keystore", out.parent / "keys",
+            "--endpoint-url", endpoint, "--distribution", stage.distribution, *extra]
+
+
 def release_cli(stage: Stage, source: Path, out: Path, config: Path,
                 *extra: str | Path) -> subprocess.CompletedProcess[str]:
-    return cdnpack_cli(
-        "release", source, f"s3://{BUCKET}/{stage.prefix}", "-o", out, "--config", config,
-        "--ladder", "compact", "--segment-duration", "2", "--encrypt", "cbcs",
-        "--keys", "generate", "--keystore", out.parent / "keys",
-        "--endpoint-url", stage.moto.url, "--distribution", stage.distribution, *extra,
-    )
+    return cdnpack_cli(*release_args(stage, source, out, config, stage.moto.url, *extra))
 
 
 def test_release_command_publishes_when_the_budgets_hold(
@@ -283,3 +289,53 @@ def test_a_failed_gate_publishes_no_steering_documents(
     published = stage.keys()
     assert not {k for k in published if k.startswith("steering/")}
     assert not set(MANIFESTS) & stage.keys()
+
+
+def encoding(out: Path) -> Callable[[RequestLog], bool]:
+    """ffmpeg is writing into the release's work directory."""
+    return lambda log: any(p.name.startswith(f".{out.name}.work-") and any(p.rglob("*.mp4"))
+                           for p in out.parent.iterdir())
+
+
+def staging(out: Path) -> Callable[[RequestLog], bool]:
+    return lambda log: len(log.stored_objects()) >= 3
+
+
+def probing(out: Path) -> Callable[[RequestLog], bool]:
+    """The first region's results are written: the second region is being probed."""
+    return lambda log: (out.parent / f"{out.name}.probes" / "probe-na.jsonl").exists()
+
+
+def publishing(out: Path) -> Callable[[RequestLog], bool]:
+    """The multivariant playlist is published, the MPD (slow to answer) not yet."""
+    return lambda log: any(k.endswith("/master.m3u8") for k in log.stored_objects())
+
+
+@pytest.mark.parametrize(("moment", "sig"), [
+    (encoding, signal.SIGINT), (staging, signal.SIGTERM), (probing, signal.SIGINT),
+    (publishing, signal.SIGTERM)], ids=["encode", "stage", "probe", "publish"])
+def test_a_release_stopped_by_a_signal_leaves_nothing_half_published(
+    stage: Stage, source_clip: Path, tmp_path: Path,
+    moment: Callable[[Path], Callable[[RequestLog], bool]], sig: signal.Signals,
+) -> None:
+    """One line, exit 130/143, no process left; the staged candidates are deleted, and a
+    manifest is in the bucket only with everything it names."""
+    out = tmp_path / "title"
+    faults = Faults(delay_all=0.02, delay_paths=(("/manifest.mpd", 1.0),))
+    with FaultProxy(stage.moto.url, faults) as proxy:
+        command = start(release_args(stage, source_clip, out, stage.config(PASSING), proxy.url,
+                                     "--json"))
+        came = moment(out)
+        command.wait_until(lambda: came(proxy.log), moment.__name__)
+        assert_stopped_cleanly(interrupt(command, sig), sig)
+        proxy.wait_idle()
+    keys = stage.keys()
+    assert not [k for k in keys if ".staged-" in k], keys
+    assert not list(tmp_path.glob(".title.work-*"))
+    if moment is encoding:
+        assert keys == set()
+        assert not out.exists()
+        return
+    phases = {f.path: PHASES[f.role] for f in read_release(out).files}
+    highest = max((phases[k] for k in keys), default=0)
+    assert {k for k, p in phases.items() if p < highest} <= keys

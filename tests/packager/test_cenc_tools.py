@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import base64
 import os
-import struct
 from pathlib import Path
 
 import m3u8
 import pytest
 from lxml import etree
 
+from packager.encoding.codecs import CODECS
 from packager.encryption.spec import EncryptionSpec
 from packager.errors import InputError
 from packager.keys.source import parse_key
@@ -21,6 +21,7 @@ from packager.output.segmenter import plan_cut_times
 from packager.tools import find_tool
 from testbed.clips import ClipSpec, make_clip
 from tests.conftest import cdnpack_cli, concat, run
+from tests.packager.cmaf_reader import subsample_maps
 
 KID_HEX = "00112233445566778899aabbccddeeff"
 KEY_HEX = "0123456789abcdef0123456789abcdef"
@@ -49,16 +50,29 @@ def rich_source(packaged: PackageResult, clips: Path) -> Path:
     return out
 
 
-@pytest.fixture(scope="session", params=["avc", "hevc"])
+@pytest.fixture(scope="session", params=["avc", "hevc", "av1"])
 def media_source(request: pytest.FixtureRequest, clips: Path) -> Path:
-    """AVC (Main, CABAC, B-frames, weighted P) or HEVC (x265 defaults: B-frames, SAO, temporal
-    MVP, wavefront entry points) with AAC: the slice-header parsers' two inputs."""
+    """AVC (Main, CABAC, B-frames, weighted P) or HEVC (x265: B-frames, SAO, temporal MVP,
+    wavefront entry points) with AAC: the slice-header parsers' two inputs; and AV1
+    (SVT-AV1 with two tile columns, hidden alt-ref frames shown later) for the OBU parser."""
     if request.param == "avc":
         path: Path = request.getfixturevalue("rich_source")
         return path
-    return make_clip(
-        clips / "hevc.mp4", ClipSpec(duration=3.0, width=320, height=180, video_codec="libx265")
-    )
+    if request.param == "av1":
+        return make_clip(clips / "av1.mp4", ClipSpec(
+            duration=3.0, width=320, height=180, video_codec="libsvtav1", keyframe_interval=50,
+            video_options=("-svtav1-params", "tile-columns=1")))
+    # x265 at the codec table's preset (fast; weighted prediction on, unlike ultrafast),
+    # what the ladder's HEVC renditions are made with.
+    return make_clip(clips / "hevc.mp4", ClipSpec(
+        duration=3.0, width=320, height=180, video_codec="libx265",
+        video_options=("-preset", CODECS["hevc"].preset)))
+
+
+@pytest.fixture(scope="session")
+def decoder(media_source: Path) -> Path:
+    """The ffmpeg that decodes the source: AV1 needs ffmpeg-full's dav1d."""
+    return find_tool("ffmpeg-full" if media_source.stem == "av1" else "ffmpeg").path
 
 
 @pytest.fixture(scope="session")
@@ -114,8 +128,8 @@ def joined(directory: Path, target: Path, pattern: str = "seg_*.m4s") -> Path:
     return concat([directory / "init.mp4", *segments], target)
 
 
-def framemd5(path: Path, *before_input: str) -> list[str]:
-    result = run(find_tool("ffmpeg").path, "-v", "error", "-nostdin", *before_input, "-i", path,
+def framemd5(path: Path, decoder: Path, *before_input: str) -> list[str]:
+    result = run(decoder, "-v", "error", "-nostdin", *before_input, "-i", path,
                  "-map", "0", "-f", "framemd5", "-")
     assert result.returncode == 0, result.stderr[-300:]
     return [line for line in result.stdout.splitlines() if not line.startswith("#")]
@@ -130,38 +144,41 @@ def kind_of(rendition: str) -> str:
 
 
 def test_shaka_packager_decrypts_to_the_clear_frames(
-    protected: PackageResult, clear_copy: PackageResult, tmp_path: Path
+    protected: PackageResult, clear_copy: PackageResult, decoder: Path, tmp_path: Path
 ) -> None:
     for rid in renditions(protected):
-        clear = framemd5(joined(clear_copy.output / rid, tmp_path / "clear.mp4"))
+        clear = framemd5(joined(clear_copy.output / rid, tmp_path / "clear.mp4"), decoder)
         encrypted = joined(protected.output / rid, tmp_path / "enc.mp4")
         result = run(find_tool("packager").path,
                      f"in={encrypted},stream={kind_of(rid)},output={tmp_path / 'dec.mp4'}",
                      "--enable_raw_key_decryption", "--keys", f"key_id={KID_HEX}:key={KEY_HEX}")
         assert result.returncode == 0, result.stderr[-500:]
-        assert framemd5(tmp_path / "dec.mp4") == clear, f"{rid}: frames differ after decryption"
+        assert framemd5(tmp_path / "dec.mp4", decoder) == clear, (
+            f"{rid}: frames differ after decryption")
         assert len(clear) >= 75
 
 
 def test_ffmpeg_decrypts_to_the_clear_frames(
-    protected: PackageResult, clear_copy: PackageResult, tmp_path: Path
+    protected: PackageResult, clear_copy: PackageResult, decoder: Path, tmp_path: Path
 ) -> None:
     for rid in renditions(protected):
-        clear = framemd5(joined(clear_copy.output / rid, tmp_path / "clear.mp4"))
+        clear = framemd5(joined(clear_copy.output / rid, tmp_path / "clear.mp4"), decoder)
         encrypted = joined(protected.output / rid, tmp_path / "enc.mp4")
-        assert framemd5(encrypted, "-decryption_key", KEY_HEX) == clear, rid
+        assert framemd5(encrypted, decoder, "-decryption_key", KEY_HEX) == clear, rid
 
 
-def test_wrong_key_gives_different_frames(protected: PackageResult, tmp_path: Path) -> None:
+def test_wrong_key_gives_different_frames(
+    protected: PackageResult, decoder: Path, tmp_path: Path
+) -> None:
     """Both tools exit 0 with a wrong key and emit garbage: only the hashes tell."""
     for rid in renditions(protected):
         encrypted = joined(protected.output / rid, tmp_path / "enc.mp4")
-        right = framemd5(encrypted, "-decryption_key", KEY_HEX)
-        wrong = run(find_tool("ffmpeg").path, "-v", "quiet", "-nostdin", "-decryption_key",
+        right = framemd5(encrypted, decoder, "-decryption_key", KEY_HEX)
+        wrong = run(decoder, "-v", "quiet", "-nostdin", "-decryption_key",
                     WRONG_KEY_HEX, "-i", encrypted, "-map", "0", "-f", "framemd5", "-")
         hashes = [line for line in wrong.stdout.splitlines() if not line.startswith("#")]
         assert wrong.returncode != 0 or hashes != right, rid
-        undecrypted = run(find_tool("ffmpeg").path, "-v", "quiet", "-nostdin", "-i", encrypted,
+        undecrypted = run(decoder, "-v", "quiet", "-nostdin", "-i", encrypted,
                           "-map", "0", "-f", "framemd5", "-")
         plain = [line for line in undecrypted.stdout.splitlines() if not line.startswith("#")]
         assert plain != right, f"{rid}: samples are not encrypted at all"
@@ -186,12 +203,17 @@ def test_video_subsamples_equal_shaka_packagers(
     scheme = _scheme(protected)
     rid = next(r for r in renditions(protected) if kind_of(r) == "video")
     iv_size = 8 if scheme == "cenc" else 0
-    ours = _subsample_maps(sorted((protected.output / rid).glob("seg_*.m4s")), iv_size)
+    ours = subsample_maps(sorted((protected.output / rid).glob("seg_*.m4s")), iv_size)
     theirs_dir = shaka_reference[scheme] / "v"
-    theirs = _subsample_maps(
+    theirs = subsample_maps(
         sorted(theirs_dir.glob("*.m4s"), key=lambda p: int(p.stem)), iv_size
     )
     assert len(ours) == len(theirs) >= 75
+    if scheme == "cenc" and _entry(protected) == "av01":
+        # AV1 cenc: the same blocks, ended on each tile's last byte where Shaka Packager starts
+        # them on its first (the binding v1.2.0's rule; test_av1.py holds the exact map).
+        assert [sum(p for _, p in m) for m in ours] == [sum(p for _, p in t) for t in theirs]
+        return
     assert ours == theirs
 
 
@@ -310,6 +332,11 @@ def test_cli_refuses_a_malformed_key_in_one_line(rich_source: Path, tmp_path: Pa
     assert "needs --key-uri" in no_uri.stderr
 
 
+def _entry(result: PackageResult) -> str:
+    rid = next(r.id for r in result.release.renditions if r.kind == "video")
+    return read_track_encryption(_moov(result.output / rid / "init.mp4")).original_format
+
+
 def _scheme(result: PackageResult) -> str:
     rid = result.release.renditions[0].id
     return read_track_encryption(_moov(result.output / rid / "init.mp4")).scheme
@@ -319,25 +346,6 @@ def _moov(init: Path) -> bytes:
     data = init.read_bytes()
     moov = next(b for b in iter_boxes(data) if b.type == b"moov")
     return data[moov.offset : moov.end]
-
-
-def _subsample_maps(segments: list[Path], iv_size: int) -> list[list[tuple[int, int]]]:
-    maps: list[list[tuple[int, int]]] = []
-    for segment in segments:
-        data = segment.read_bytes()
-        moof = next(b for b in iter_boxes(data) if b.type == b"moof")
-        senc = next(
-            b for b in iter_boxes(data, moof.body, moof.end) if b.type == b"traf"
-        )
-        box = next(b for b in iter_boxes(data, senc.body, senc.end) if b.type == b"senc")
-        (count,) = struct.unpack_from(">I", data, box.body + 4)
-        pos = box.body + 8
-        for _ in range(count):
-            pos += iv_size
-            (n,) = struct.unpack_from(">H", data, pos)
-            maps.append([struct.unpack_from(">HI", data, pos + 2 + 6 * i) for i in range(n)])
-            pos += 2 + 6 * n
-    return maps
 
 
 @pytest.fixture(scope="session")

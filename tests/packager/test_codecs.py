@@ -4,6 +4,8 @@ the shared segment plan in every encoder, and the builds checked for what a job 
 from __future__ import annotations
 
 import dataclasses
+import re
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -19,7 +21,11 @@ from packager.encoding.codecs import (
     transcode_tool,
     video_codec,
 )
+from packager.encoding.ladder import Rendition
 from packager.errors import InputError, ToolError
+from packager.mp4.isobmff import TrackInfo
+from packager.output.hls import multivariant_playlist
+from packager.output.segmenter import CmafTrack, Segment
 from packager.tools import find_tool
 from tests.conftest import run
 
@@ -137,3 +143,32 @@ def test_key_frames_at_exactly_the_planned_starts_and_nowhere_else(
                   "-movflags", "+frag_keyframe+empty_moov+default_base_moof", "-f", "mp4", out)
     assert encoded.returncode == 0, encoded.stderr
     assert key_frame_times(out) == [0.0, 1.52, 3.04]
+
+
+def _track(rid: str, codec: str, entry: str, string: str, kbps: int,
+           score: float | None = None) -> CmafTrack:
+    """A video track as the manifest writers take it: two 2 s segments of `kbps`."""
+    info = TrackInfo(1, "vide", 90_000, entry, string, 640, 360, 0, 0)
+    segments = [Segment(n, f"seg_{n:05d}.m4s", (n - 1) * 180_000, (n - 1) * 180_000, 180_000,
+                        kbps * 250, "", True) for n in (1, 2)]
+    rendition = Rendition(rid, "video", codec, kbps * 1000, 640, 360, Fraction(25), score=score)
+    return CmafTrack(rendition, rid, info, 0, "", segments)
+
+
+def test_hls_starts_on_the_most_efficient_codec_and_writes_score() -> None:
+    """Playback starts on the variant nearest 2 Mb/s of the most efficient codec offered (a
+    player skips it if it cannot decode it); SCORE (RFC 8216bis §4.4.6.2) appears exactly for
+    the renditions that carry a measured quality."""
+    tracks = [
+        _track("video_360p", "h264", "avc1", "avc1.64001e", 2000, 91.0),
+        _track("video_hevc_360p", "hevc", "hvc1", "hvc1.1.6.L63.90", 1400, 92.5),
+        _track("video_av1_360p", "av1", "av01", "av01.0.04M.08", 1200, 93.25),
+        _track("video_av1_180p", "av1", "av01", "av01.0.00M.08", 300),
+    ]
+    text = multivariant_playlist(tracks).text
+    entries = [line for line in text.splitlines() if line.startswith("#EXT-X-STREAM-INF")]
+    assert 'CODECS="av01.0.04M.08"' in entries[0]
+    scores = [re.search(r"SCORE=([0-9.]+)", e) for e in entries]
+    assert sorted(m.group(1) for m in scores if m) == ["91.00", "92.50", "93.25"]
+    assert sum(m is None for m in scores) == 1
+    assert "SCORE" not in multivariant_playlist(tracks[-1:]).text

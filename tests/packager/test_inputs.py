@@ -92,7 +92,7 @@ def test_copy_refuses_codecs_players_cannot_take(clips: Path, tmp_path: Path) ->
     result = cdnpack_cli("package", source, "-o", tmp_path / "out", "--copy")
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        f"cdnpack: error: --copy needs H.264 or HEVC video; {source} has mpeg4"
+        f"cdnpack: error: --copy needs H.264, HEVC or AV1 video; {source} has mpeg4"
     )
     assert leftovers(tmp_path, "out") == []
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -170,6 +171,21 @@ def test_any_rendition_the_writer_lists_is_cloned_per_pathway() -> None:
         "alpha", "beta"]
     assert {m.uri for m in playlist.media if m.group_id == "subs-beta"} == {
         "http://b.example:8080/x/subs_en/playlist.m3u8"}
+
+
+def test_every_rendition_names_its_pathway() -> None:
+    """shaka-player 5.2 learns a SUBTITLES group's pathway only from a PATHWAY-ID on its
+    EXT-X-MEDIA lines (it fetched the multivariant playlist as the subtitle playlist without it:
+    tests/browser/test_preview.py plays a steered release with subtitles)."""
+    text = steered_multivariant(LOCALIZED, SPEC)
+    media = [line for line in text.splitlines() if line.startswith("#EXT-X-MEDIA:")]
+    assert len(media) == 2 * 3
+    for line in media:
+        group = re.search(r'GROUP-ID="([^"]+)"', line)
+        pathway = re.search(r'PATHWAY-ID="([^"]+)"', line)
+        assert group is not None, line
+        assert pathway is not None, line
+        assert group.group(1).endswith(f"-{pathway.group(1)}"), line
 
 
 @pytest.mark.parametrize(("text", "message"), [

@@ -76,7 +76,7 @@ def test_valid_config_becomes_typed_objects(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("old", "new", "line", "field"), [
     ("weight: 2}", "weight: heavy}", 2, "regions[0].weight"),
     ("deadline: 1m", "deadline: 60", 14, "probe.deadline"),
-    ("deadline: 1m", "deadline: 1h", 14, "probe.deadline"),
+    ("deadline: 1m", "deadline: 1w", 14, "probe.deadline"),
     ("https://a.example.com/rel", "ftp://a.example.com/", 6, "cdns[0].base_url"),
     ("resolve: 192.0.2.1", "resolve: not-an-ip", 8, "cdns[0].regions.eu.resolve"),
     ("  eu: {ttfb_p95: 0.3s}", "  mars: {ttfb_p95: 0.3s}", 17, "budgets.mars"),

@@ -5,8 +5,11 @@ its own scrape, and fuzzed requests that never make it answer 5xx or echo them."
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import re
+import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -14,6 +17,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -21,6 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from testbed.edges import Edges
 from tests.fuzz import exchange, fuzzed, reflected, rss_kb
+from tests.interrupts import assert_stopped_cleanly, interrupt, start
 from tests.probes.conftest import DELAY_FAST
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,12 +43,8 @@ BLACKBOX_NAMES = {
 BLACKBOX_PHASES = {"resolve", "connect", "tls", "processing", "transfer"}
 
 
-@pytest.fixture(scope="module")
-def exporter_process(edges: Edges, tmp_path_factory: pytest.TempPathFactory
-                     ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """The exporter's URL and process, for the whole module."""
-    d = tmp_path_factory.mktemp("exporter")
-    config = d / "regions.yaml"
+def exporter_config(edges: Edges, directory: Path) -> Path:
+    config = directory / "regions.yaml"
     config.write_text(f"""\
 regions:
   - {{id: eu, name: Europe, weight: 1}}
@@ -53,6 +54,14 @@ cdns:
 targets: [master.m3u8, manifest.mpd, {{path: release.json, kind: file}}]
 probe: {{timeout: 5s, segments: 1}}
 """)
+    return config
+
+
+@pytest.fixture(scope="module")
+def exporter_process(edges: Edges, tmp_path_factory: pytest.TempPathFactory
+                     ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """The exporter's URL and process, for the whole module."""
+    config = exporter_config(edges, tmp_path_factory.mktemp("exporter"))
     proc = subprocess.Popen([sys.executable, "-m", "cli", "exporter", "--config", str(config),
                              "--region", "eu", "--listen", "127.0.0.1:0"], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -65,7 +74,9 @@ probe: {{timeout: 5s, segments: 1}}
         assert proc.poll() is None, "the exporter died"
     finally:
         proc.terminate()
-        assert proc.wait(timeout=15) == 0  # SIGTERM: a clean exit
+        _, stderr = proc.communicate(timeout=15)
+        assert proc.returncode == 143, stderr  # SIGTERM: a clean exit, in one line
+        assert stderr.splitlines() == ["cdnpack: terminated"], stderr
 
 
 @pytest.fixture
@@ -190,3 +201,23 @@ def test_fuzzed_requests_get_no_5xx_and_nothing_echoed(
     assert after - before < 3_000, (before, after)  # kB: nothing kept per request
     assert value(scrape(f"{exporter}/probe?cdn=fast&target=release.json"),
                  "probe_success") == 1.0
+
+
+@pytest.mark.parametrize(("moment", "sig"), [("serving", signal.SIGINT),
+                                             ("mid-request", signal.SIGTERM)])
+def test_a_signal_stops_the_exporter_in_one_line_even_mid_probe(
+        edges: Edges, tmp_path: Path, moment: str, sig: signal.Signals) -> None:
+    """A probe of a stalled target in flight holds the exporter at most its shutdown time: it
+    closes, says why in one line and exits 128 + the signal."""
+    command = start(["exporter", "--config", exporter_config(edges, tmp_path), "--region", "eu",
+                     "--listen", "127.0.0.1:0", "--json"])
+    command.wait_until(lambda: "}" in "".join(command.stdout), "listening")
+    ready = json.loads("".join(command.stdout))
+    host, port = ready["listen"].removeprefix("http://").rsplit(":", 1)
+    with ExitStack() as stack:
+        if moment == "mid-request":
+            scrape = stack.enter_context(socket.create_connection((host, int(port)), timeout=30))
+            scrape.sendall(b"GET /probe?cdn=stalled&target=release.json HTTP/1.1\r\n"
+                           b"Host: exporter\r\n\r\n")
+        ended = interrupt(command, sig)
+    assert_stopped_cleanly(ended, sig)

@@ -58,8 +58,8 @@ def steer_serve(config: Path, *results: str, refresh: str = "200ms",
                 extra: tuple[str, ...] = (), env: Mapping[str, str] | None = None,
                 listen: str = "127.0.0.1:0") -> Iterator[Served]:
     """Start the server, yield it once it listens; on the way out Ctrl-C it and check that it
-    stopped cleanly (exit 0, a `stopped` line, no traceback). Its log is not wrapped (rich
-    reads COLUMNS), so a test can look for a phrase in it."""
+    stopped cleanly (a `stopped` line, then exit 130 saying so in one line, no traceback). Its
+    log is not wrapped (rich reads COLUMNS), so a test can look for a phrase in it."""
     args = [sys.executable, "-m", "cli", "steer", "serve", "--config", str(config),
             "--listen", listen, "--refresh", refresh, "--json", *extra]
     for source in results:
@@ -82,6 +82,7 @@ def steer_serve(config: Path, *results: str, refresh: str = "200ms",
             proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
     served.stderr = err
-    assert proc.returncode == 0, err
+    assert proc.returncode == 130, err
+    assert err.splitlines()[-1] == "cdnpack: interrupted", err
     assert json.loads(out.strip().splitlines()[-1])["event"] == "stopped"
     assert "Traceback" not in err, err

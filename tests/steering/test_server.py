@@ -4,7 +4,11 @@ results flagged, the last good plan kept, sessions moved off slow pathways, 410 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
+import sys
+import urllib.request
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,6 +21,7 @@ from cdn.s3 import client
 from probes.results import jsonl
 from testbed.origin import local_connection, moto_server, origin_bucket
 from tests.conftest import cdnpack_cli
+from tests.interrupts import assert_stopped_cleanly, interrupt, start
 from tests.moto import FAKE_CREDENTIALS
 from tests.steering.conftest import CONFIG, write_config
 from tests.steering.results import TOP_BANDWIDTH, Delivery, run_lines, write_run
@@ -208,7 +213,7 @@ def test_steering_disabled_answers_410_gone(tmp_path: Path, results: Path) -> No
 
 
 def test_ctrl_c_stops_the_server_cleanly(config_path: Path, results: Path) -> None:
-    """steer_serve sends SIGINT on the way out and checks exit 0, a `stopped` event and no
+    """steer_serve sends SIGINT on the way out and checks exit 130, a `stopped` event and no
     traceback; here nothing listens on the port any more."""
     with steer_serve(config_path, str(results)) as served:
         port = int(served.url.rsplit(":", 1)[1])
@@ -217,9 +222,48 @@ def test_ctrl_c_stops_the_server_cleanly(config_path: Path, results: Path) -> No
         socket.create_connection(("127.0.0.1", port), timeout=5).close()
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize(("moment", "sig"), [("serving", signal.SIGINT),
+                                             ("mid-request", signal.SIGTERM)])
+def test_a_signal_stops_the_server_in_one_line_even_mid_request(
+        config_path: Path, results: Path, moment: str, sig: signal.Signals) -> None:
+    """A request still arriving (its headers half sent) does not hold the server past its
+    shutdown time: it closes, says why in one line and exits 128 + the signal."""
+    command = start(["steer", "serve", "--config", config_path, "--results", results,
+                     "--listen", "127.0.0.1:0", "--json"])
+    command.wait_until(lambda: bool(command.stdout), "listening")
+    url = json.loads(command.stdout[0])["url"]
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    with ExitStack() as stack:
+        if moment == "mid-request":
+            client = stack.enter_context(socket.create_connection((host, int(port)), timeout=30))
+            client.sendall(b"GET /hls.json?region=eu HTTP/1.1\r\nHost: steer\r\n")
+        ended = interrupt(command, sig)
+    assert_stopped_cleanly(ended, sig)
+    assert json.loads(command.stdout[-1])["event"] == "stopped"
+
+
+@pytest.mark.slow
+def test_a_background_job_started_with_sigint_ignored_keeps_ignoring_it(
+        config_path: Path, results: Path) -> None:
+    """A shell starts `cmd &` with SIGINT ignored, so that the terminal's Ctrl-C is not for it;
+    cdnpack keeps it so (as Python would) and still stops on SIGTERM."""
+    args: list[str | Path] = ["steer", "serve", "--config", config_path, "--results", results,
+                              "--listen", "127.0.0.1:0", "--json"]
+    command = start(["-c", 'trap "" INT; exec "$0" -m cli "$@"', sys.executable, *args],
+                    shell="/bin/sh")
+    command.wait_until(lambda: bool(command.stdout), "listening")
+    os.killpg(command.proc.pid, signal.SIGINT)
+    url = json.loads(command.stdout[0])["url"]
+    with urllib.request.urlopen(f"{url}/healthz", timeout=10) as answer:  # still serving
+        assert answer.status == 200
+    assert_stopped_cleanly(interrupt(command, signal.SIGTERM), signal.SIGTERM)
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (("--listen", "nowhere"), "--listen 'nowhere': expected HOST:PORT"),
-    (("--refresh", "5"), "--refresh: must be a duration with a unit (ms, s, m) like 60s, got '5'"),
+    (("--refresh", "5"), "--refresh: must be a duration with a unit (ms, s, m, h, d) like "
+                         "250ms, 30s, 5m, 1h or 7d, got '5'"),
     (("--results", "/no/such/dir"), "--results /no/such/dir: no such file or directory"),
     (("--results", "s3://Bad_Bucket/x"), "is not a valid S3 bucket name"),
 ])

@@ -1,0 +1,1 @@
+"""`cdnpack preview`: a release served with a page that plays it, before it is pushed."""
