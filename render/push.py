@@ -5,10 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from rich.table import Table
-
 from cdn.publish import PushResult
-from render.console import out_console
 
 
 def push_doc(result: PushResult) -> dict[str, Any]:
@@ -30,6 +27,9 @@ def push_command_doc(result: PushResult, dry_run: bool) -> dict[str, Any]:
 
 
 def show_push(result: PushResult, dry_run: bool) -> None:
+    from rich.table import Table  # rich only for people: `--json` never loads it
+
+    from render.console import out_console
     uploaded = result.uploaded
     if dry_run:
         table = Table(title=f"push plan for {result.destination}")
@@ -49,5 +49,6 @@ def show_push(result: PushResult, dry_run: bool) -> None:
 
 
 def show_invalidations(result: PushResult) -> None:
+    from render.console import out_console
     for inv in result.invalidations:
         out_console.print(f"invalidation {inv.id}: {len(inv.paths)} paths, {inv.status}")

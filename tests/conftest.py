@@ -44,6 +44,19 @@ SOURCE_SPEC = ClipSpec(duration=6.0, width=640, height=360, frame_rate="25")
 SEGMENT_SECONDS = 2.0
 
 
+@pytest.fixture(scope="session", autouse=True)
+def own_cache_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Pushes remember file digests under $XDG_CACHE_HOME (cdn/digest_cache.py): the suite's,
+    and those of the CLI processes it starts, go to a directory of the session's."""
+    previous = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache-home"))
+    yield
+    if previous is None:
+        del os.environ["XDG_CACHE_HOME"]
+    else:
+        os.environ["XDG_CACHE_HOME"] = previous
+
+
 @pytest.fixture(scope="session")
 def clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("clips")

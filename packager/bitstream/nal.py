@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from packager.errors import BitstreamError, InputError
 
@@ -24,9 +25,10 @@ _HIGH_PROFILES = frozenset({100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 
 _P, _B, _I, _SP, _SI = 0, 1, 2, 3, 4
 
 
-@dataclass(frozen=True)
-class NalUnit:
-    offset: int  # of the length prefix, within the sample
+class NalUnit(NamedTuple):
+    """One NAL unit of a sample (a tuple: thousands are made per second of video)."""
+
+    offset: int  # of the length prefix, within the buffer iterated over
     prefix: int  # bytes of the length prefix (1, 2 or 4)
     size: int  # NAL unit bytes after the prefix (header included)
     kind: int  # nal_unit_type
@@ -37,20 +39,24 @@ class NalUnit:
 
 
 def iter_nal_units(
-    sample: bytes | memoryview, prefix: int, hevc: bool = False
+    sample: bytes | bytearray | memoryview, prefix: int, hevc: bool = False, start: int = 0,
+    end: int | None = None,
 ) -> Iterator[NalUnit]:
-    """The length-prefixed NAL units of one sample (ISO/IEC 14496-15 §5.3.2 / §8.3.2)."""
-    pos, end = 0, len(sample)
+    """The length-prefixed NAL units of one sample (ISO/IEC 14496-15 §5.3.2 / §8.3.2): the
+    whole buffer, or the sample at buffer[start:end] (offsets stay the buffer's)."""
+    pos = start
+    end = len(sample) if end is None else end
     while pos < end:
         if pos + prefix > end:
-            raise BitstreamError(f"NAL length prefix overruns the sample at {pos}")
+            raise BitstreamError(f"NAL length prefix overruns the sample at {pos - start}")
         size = int.from_bytes(sample[pos : pos + prefix], "big")
         body = pos + prefix
         if size == 0 or body + size > end:
-            raise BitstreamError(f"NAL unit of {size} bytes at {pos} overruns the sample")
+            raise BitstreamError(
+                f"NAL unit of {size} bytes at {pos - start} overruns the sample"
+            )
         header = sample[body]
-        kind = (header >> 1) & 0x3F if hevc else header & 0x1F
-        yield NalUnit(pos, prefix, size, kind)
+        yield NalUnit(pos, prefix, size, (header >> 1) & 0x3F if hevc else header & 0x1F)
         pos = body + size
 
 
@@ -86,31 +92,44 @@ def escaped_length(rbsp_bytes: int, removed: list[int]) -> int:
 
 
 class BitReader:
-    """MSB-first bit reader with Exp-Golomb codes (H.264 §9.1)."""
+    """MSB-first bit reader with Exp-Golomb codes (H.264 §9.1).
+
+    The bits are one integer with 64 zero bits of padding after the data, so that an
+    Exp-Golomb code is read from one 64-bit window (its leading zeros counted with
+    bit_length) instead of bit by bit; reads past the data still fail.
+    """
 
     def __init__(self, data: bytes) -> None:
-        self._value = int.from_bytes(data, "big")
         self._bits = len(data) * 8
+        self._value = int.from_bytes(data, "big") << 64
+        self._end = self._bits + 64
         self.position = 0
 
     def u(self, n: int) -> int:
         if n == 0:
             return 0
-        if self.position + n > self._bits:
+        position = self.position + n
+        if position > self._bits:
             raise BitstreamError("slice header or parameter set ends early")
-        self.position += n
-        return (self._value >> (self._bits - self.position)) & ((1 << n) - 1)
+        self.position = position
+        return (self._value >> (self._end - position)) & ((1 << n) - 1)
 
     def flag(self) -> bool:
         return self.u(1) == 1
 
     def ue(self) -> int:
-        zeros = 0
-        while self.u(1) == 0:
-            zeros += 1
-            if zeros > 31:
-                raise BitstreamError("Exp-Golomb code longer than 32 bits")
-        return (1 << zeros) - 1 + self.u(zeros)
+        position = self.position
+        window = (self._value >> (self._end - position - 64)) & 0xFFFF_FFFF_FFFF_FFFF
+        zeros = 64 - window.bit_length()
+        if zeros > 31:
+            if position + 32 > self._bits:
+                raise BitstreamError("slice header or parameter set ends early")
+            raise BitstreamError("Exp-Golomb code longer than 32 bits")
+        length = 2 * zeros + 1
+        if position + length > self._bits:
+            raise BitstreamError("slice header or parameter set ends early")
+        self.position = position + length
+        return (window >> (64 - length)) - 1
 
     def se(self) -> int:
         k = self.ue()
@@ -270,9 +289,9 @@ def avc_slice_header_size(nal: bytes | memoryview, sets: AvcParameterSets) -> in
     # A header is a few dozen bytes; unescape a bounded prefix, not the whole slice, and look
     # further only for the rare header (long weight tables) that does not fit.
     try:
-        return _avc_slice_header_size(nal, sets, 256)
+        return _avc_slice_header_size(nal, sets, 64)
     except BitstreamError:
-        if len(nal) <= 257:
+        if len(nal) <= 65:
             raise
         return _avc_slice_header_size(nal, sets, len(nal))
 

@@ -14,9 +14,6 @@ import struct
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from xml.sax.saxutils import escape
-
-from Crypto.Cipher import AES
 
 from packager.drm.systems import (
     COMMON_SYSTEM_ID,
@@ -176,6 +173,7 @@ def kid_guid_bytes(kid: bytes) -> bytes:
 def playready_checksum(key: ContentKey) -> str:
     """The WRMHEADER CHECKSUM for an AESCTR key: the first 8 bytes of AES-128-ECB(key, KID as
     little-endian GUID), base64 (PlayReady Header Specification, "CHECKSUM")."""
+    from packager.encryption.aes import AES  # only PlayReady's cenc header needs a cipher
     encrypted = AES.new(key.key, AES.MODE_ECB).encrypt(kid_guid_bytes(key.kid))
     return base64.b64encode(encrypted[:8]).decode("ascii")
 
@@ -196,6 +194,7 @@ def playready_header(key: ContentKey, scheme: str, la_url: str | None = None) ->
     if la_url is not None:
         if not la_url.strip():
             raise InputError("a PlayReady LA_URL, when given, must not be empty")
+        from xml.sax.saxutils import escape  # imports urllib.request: 18 ms, for LA_URL only
         extra = f"<LA_URL>{escape(la_url)}</LA_URL>"
     head = f'<WRMHEADER xmlns="{PLAYREADY_HEADER_NS}" '
     if scheme == "cenc":

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import re
+import threading
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -11,7 +13,7 @@ from typing import Any
 
 from packager.errors import InputError
 from packager.title.languages import container_language
-from packager.tools import find_tool, run_tool
+from packager.tools import ToolRun, find_tool, run_tool
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,69 @@ STANDARD_FRAME_RATES = tuple(
 )
 
 
+class _EarlyProbe:
+    """ffprobe of one file, started on a thread before its answer is needed."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.identity = path, _identity(path)
+        self.result: ToolRun | BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        # An early exit (a bad option, Ctrl-C) waits for ffprobe rather than leave it behind.
+        atexit.register(self.thread.join)
+
+    def _run(self) -> None:
+        try:
+            self.result = _run_ffprobe(self.path)
+        except BaseException as e:  # handed to probe(), which raises it in its own thread
+            self.result = e
+
+
+#: Probes started early, by absolute path; `probe` takes (and removes) its file's.
+_EARLY: dict[str, _EarlyProbe] = {}
+
+
+def probe_early(path: Path) -> None:
+    """Start probing a source now, on a thread, so that ffprobe runs on another core while
+    this process goes on loading the packager; `probe` of the same file (unchanged since)
+    takes its answer. A path that is no regular, non-empty file is left to `probe`."""
+    try:
+        if not path.is_file() or path.stat().st_size == 0:
+            return
+    except OSError:
+        return
+    _EARLY[str(path.absolute())] = _EarlyProbe(path)
+
+
+def _identity(path: Path) -> tuple[str, int, int, int]:
+    stat = path.stat()
+    return str(path.absolute()), stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+def _run_ffprobe(path: Path) -> ToolRun:
+    ffprobe = find_tool("ffprobe")
+    return run_tool(
+        [
+            str(ffprobe.path), "-v", "error", "-hide_banner",
+            "-show_format", "-show_streams", "-of", "json", str(path),
+        ]
+    )
+
+
+def _probe_result(path: Path) -> ToolRun:
+    """ffprobe's answer for `path`: the early one if it was started for this very file."""
+    early = _EARLY.pop(str(path.absolute()), None)
+    if early is not None:
+        early.thread.join()
+        atexit.unregister(early.thread.join)
+        if early.identity == _identity(path):
+            if isinstance(early.result, BaseException):
+                raise early.result
+            assert early.result is not None
+            return early.result
+    return _run_ffprobe(path)
+
+
 def probe(path: Path) -> MediaInfo:
     """Describe a source, or raise InputError with one line that says what is wrong with it."""
     if not path.exists():
@@ -93,13 +158,7 @@ def probe(path: Path) -> MediaInfo:
     size = path.stat().st_size
     if size == 0:
         raise InputError(f"{path}: file is empty (0 bytes)")
-    ffprobe = find_tool("ffprobe")
-    result = run_tool(
-        [
-            str(ffprobe.path), "-v", "error", "-hide_banner",
-            "-show_format", "-show_streams", "-of", "json", str(path),
-        ]
-    )
+    result = _probe_result(path)
     if result.returncode != 0:
         reason = _last_meaningful(result.stderr_tail, path) or f"ffprobe exited {result.returncode}"
         raise InputError(f"{path}: not readable media ({reason})")

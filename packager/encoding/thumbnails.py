@@ -16,11 +16,13 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import ffmpeg
-
 from packager.durations import UNITS, duration_seconds
 from packager.encoding.media import MediaInfo
 from packager.errors import InputError, TranscodeError
+from packager.lazy import lazy_module
+
+#: ffmpeg-python builds the ffmpeg graphs; loaded when the first graph is (not for --copy).
+ffmpeg = lazy_module("ffmpeg")
 
 SHEET_PATTERN = "tile_{:05d}.jpg"
 #: ffmpeg's mjpeg quantiser scale, 2 (best) to 31 (worst).

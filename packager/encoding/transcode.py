@@ -10,8 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import ffmpeg
-
 from packager.encoding.codecs import (
     KeyFramePlan,
     encoder_options,
@@ -32,7 +30,11 @@ from packager.encoding.thumbnails import (
     thumbnail_times,
 )
 from packager.errors import InputError, TranscodeError
+from packager.lazy import lazy_module
 from packager.tools import find_tool, run_tool
+
+#: ffmpeg-python builds the ffmpeg graphs; loaded when the first graph is (not for --copy).
+ffmpeg = lazy_module("ffmpeg")
 
 #: Called with seconds of output written so far (from ffmpeg's -progress out_time_us).
 ProgressCallback = Callable[[float], None]
@@ -202,6 +204,8 @@ def build_text_command(
 ) -> tuple[list[str], list[EncodedTrack]] | None:
     """The source's text streams as WebVTT, when nothing else runs ffmpeg (a --copy our
     demuxer reads); None when the source has no text stream to convert."""
+    if not any(_source_text(r) for r in renditions):
+        return None
     outputs: list[Any] = []
     tracks: list[EncodedTrack] = []
     text_outputs(Inputs(media), renditions, workdir, outputs, tracks)
@@ -227,13 +231,18 @@ def text_outputs(inputs: Inputs, renditions: list[Rendition], workdir: Path,
                  outputs: list[Any], tracks: list[EncodedTrack]) -> None:
     """The source's own text streams (mov_text, subrip, webvtt, ass) converted to WebVTT by
     ffmpeg's webvtt encoder in the same process, for packager/text to read like a side file."""
-    for rendition in renditions:
-        if rendition.kind != "text" or rendition.source is not None or rendition.stream < 0:
-            continue
+    for rendition in filter(_source_text, renditions):
         path = workdir / f"{rendition.id}.vtt"
         outputs.append(ffmpeg.output(inputs.stream(rendition), str(path),
                                      **{"c:s": "webvtt", "f": "webvtt"}))
         tracks.append(EncodedTrack(rendition, path))
+
+
+def _source_text(rendition: Rendition) -> bool:
+    """A text stream of the source itself (not a side file)."""
+    return rendition.kind == "text" and rendition.source is None and rendition.stream >= 0
+
+
 def draw_thumbnails(media: MediaInfo, plan: ThumbnailPlan, workdir: Path) -> None:
     """`--copy` has no decode to branch the thumbnails from, and decoding the whole video for
     one picture in every INTERVAL seconds would cost more than the copy itself. Instead each

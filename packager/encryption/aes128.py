@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from Crypto.Cipher import AES
-
+from packager.encryption.aes import AES
 from packager.keys.model import ContentKey
 
 BLOCK = 16

@@ -7,7 +7,7 @@ packager/keys/keystore.py's job.
 
 from __future__ import annotations
 
-import secrets
+import os
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -44,8 +44,9 @@ class ContentKey:
 
     @classmethod
     def generate(cls) -> ContentKey:
-        """A fresh random KID and key from the OS CSPRNG (secrets, i.e. os.urandom)."""
-        return cls(secrets.token_bytes(KEY_BYTES), secrets.token_bytes(KEY_BYTES))
+        """A fresh random KID and key from the OS CSPRNG (os.urandom, what secrets.token_bytes
+        returns; secrets itself would load hmac and random into every `package`)."""
+        return cls(os.urandom(KEY_BYTES), os.urandom(KEY_BYTES))
 
     @property
     def kid_uuid(self) -> str:

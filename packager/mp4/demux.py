@@ -29,13 +29,13 @@ from __future__ import annotations
 import os
 import struct
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from packager.encoding.transcode import VIDEO_TIMESCALE
 from packager.errors import BitstreamError, InputError
 from packager.mp4.isobmff import (
     Box,
-    Sample,
     box,
     find_box,
     full_box,
@@ -44,6 +44,7 @@ from packager.mp4.isobmff import (
     read_exact,
     read_top_level,
     sample_entry_config,
+    trun_entries,
 )
 from packager.mp4.sampletable import (
     STBL,
@@ -54,7 +55,6 @@ from packager.mp4.sampletable import (
     need,
     read_tables,
     remux_timing,
-    sample_sizes,
     single_edit,
     trak_boxes,
 )
@@ -93,15 +93,26 @@ class TrackTables:
     composition_offsets: list[int]
     offsets: list[int]  # file offset of each sample
 
-    def samples(self, first: int, count: int) -> list[Sample]:
+    def trun_entries(self, first: int, count: int) -> bytes:
+        """The trun entries of the samples first..first+count (isobmff.trun_entries): with
+        composition offsets when one of them has one. Both forms are made once for the whole
+        track; a segment's are a slice."""
         end = first + count
-        return [
-            Sample(d, n, SYNC_FLAGS if k else NON_SYNC_FLAGS, c)
-            for d, n, k, c in zip(
-                self.durations[first:end], self.sizes[first:end], self.sync[first:end],
-                self.composition_offsets[first:end], strict=True,
-            )
-        ]
+        if any(self.composition_offsets[first:end]):
+            return self._entries_with_offsets[16 * first : 16 * end]
+        return self._entries_without_offsets[12 * first : 12 * end]
+
+    @cached_property
+    def _flags(self) -> list[int]:
+        return [SYNC_FLAGS if k else NON_SYNC_FLAGS for k in self.sync]
+
+    @cached_property
+    def _entries_with_offsets(self) -> bytes:
+        return trun_entries(self.durations, self.sizes, self._flags, self.composition_offsets)
+
+    @cached_property
+    def _entries_without_offsets(self) -> bytes:
+        return trun_entries(self.durations, self.sizes, self._flags, None)
 
     def fragment_starts(self) -> list[int]:
         """First sample of each fragment ffmpeg's remux would have written: one per GOP (at
@@ -116,6 +127,8 @@ class SampleReader:
     def __init__(self, path: Path, tables: TrackTables) -> None:
         self.sample_sizes, self._offsets = tables.sizes, tables.offsets
         self._fd = os.open(path, os.O_RDONLY)
+        self._buffer = bytearray()
+        self._gap = bytearray(_GAP)
 
     def __enter__(self) -> SampleReader:
         return self
@@ -123,10 +136,24 @@ class SampleReader:
     def __exit__(self, *_: object) -> None:
         os.close(self._fd)
 
-    def read(self, first: int, count: int) -> bytes:
+    def read_into(self, first: int, count: int) -> memoryview:
+        """The samples' bytes, read straight into this reader's buffer (no copies; the buffer
+        is reused, so the view is good until the next call).
+
+        Runs of samples that lie back to back are read whole; runs a few bytes apart (an
+        interleaved file puts an AAC frame between two video frames) are read in one call
+        too, the bytes between them landing in a scratch buffer: one system call per segment
+        instead of one per frame."""
         sizes, offsets = self.sample_sizes, self._offsets
-        chunks: list[bytes] = []
-        i, end = first, first + count
+        end = first + count
+        total = sum(sizes[first:end])
+        if len(self._buffer) < total:
+            self._buffer = bytearray(total)
+        view = memoryview(self._buffer)[:total]
+        gap = memoryview(self._gap)
+        group: list[memoryview] = []
+        group_start = group_end = 0
+        i, at = first, 0
         while i < end:
             start = offsets[i]
             stop = start + sizes[i]
@@ -134,12 +161,29 @@ class SampleReader:
             while i < end and offsets[i] == stop:
                 stop += sizes[i]
                 i += 1
-            data = os.pread(self._fd, stop - start, start)
-            if len(data) != stop - start:
-                raise InputError("source is corrupt or truncated: sample data ends past the "
-                                 "end of the file")
-            chunks.append(data)
-        return b"".join(chunks)
+            between = start - group_end
+            if not group or not 0 <= between <= len(gap) or len(group) >= _IOV_MAX - 1:
+                self._read(group, group_start, group_end)
+                group, group_start = [], start
+            elif between:
+                group.append(gap[:between])
+            group.append(view[at : at + stop - start])
+            at += stop - start
+            group_end = stop
+        self._read(group, group_start, group_end)
+        return view
+
+    def _read(self, buffers: list[memoryview], start: int, stop: int) -> None:
+        if buffers and os.preadv(self._fd, buffers, start) != stop - start:
+            raise InputError("source is corrupt or truncated: sample data ends past the end of "
+                             "the file")
+
+
+#: Bytes between two runs of samples that are read (into a scratch buffer) rather than
+#: skipped with a system call of their own.
+_GAP = 4096
+#: Buffers per preadv (Linux's IOV_MAX).
+_IOV_MAX = 1024
 
 
 def read_moov(path: Path) -> bytes:
@@ -159,15 +203,15 @@ def read_moov(path: Path) -> bytes:
         return moov
 
 
-def unsupported(path: Path, tracks: dict[int, str]) -> str | None:
+def unsupported(path: Path, tracks: dict[int, str], moov: bytes | None = None) -> str | None:
     """Why our demuxer cannot take these tracks (stream index: expected handler, "vide" or
-    "soun") of this file (None: it can)."""
+    "soun") of this file (None: it can); `moov` when it was read already (read_moov)."""
     try:
         with path.open("rb") as f:
             head = f.read(8)
         if len(head) < 8 or head[4:8] not in (b"ftyp", b"moov", b"free", b"mdat", b"wide"):
             return "not an ISO-BMFF file"
-        moov = read_moov(path)
+        moov = read_moov(path) if moov is None else moov
         if not moov:
             return "no moov box, or a fragmented file"
         traks = trak_boxes(moov)
@@ -185,10 +229,10 @@ def unsupported(path: Path, tracks: dict[int, str]) -> str | None:
     return None
 
 
-def read_track(source: DemuxedSource) -> TrackTables:
+def read_track(source: DemuxedSource, moov: bytes | None = None) -> TrackTables:
     """The CMAF header and sample timings of one track (its tables are read whole: a few
-    bytes per sample, about 1 MB for a two-hour film)."""
-    moov = read_moov(source.path)
+    bytes per sample, about 1 MB for a two-hour film); `moov` when it was read already."""
+    moov = read_moov(source.path) if moov is None else moov
     trak = trak_boxes(moov)[source.track_index]
     tables = read_tables(moov, trak)
     handler = tables.handler
@@ -210,16 +254,6 @@ def read_track(source: DemuxedSource) -> TrackTables:
     return TrackTables(
         _FTYP, _cmaf_moov(moov, trak, timescale), durations, sizes, sync, composition, offsets
     )
-
-
-def track_load(source: DemuxedSource) -> tuple[int, int]:
-    """(samples, bytes) of a track, from its stsz alone: what splitting work by cost needs."""
-    moov = read_moov(source.path)
-    trak = trak_boxes(moov)[source.track_index]
-    stbl = need(moov, trak, STBL)
-    sizes = sample_sizes(moov, find_box(moov, [b"stsz"], stbl.body, stbl.end),
-                   find_box(moov, [b"stz2"], stbl.body, stbl.end))
-    return len(sizes), sum(sizes)
 
 
 def _track_unsupported(moov: bytes, trak: Box) -> str | None:

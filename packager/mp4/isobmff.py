@@ -9,7 +9,9 @@ ISO/IEC 14496-14 (esds), RFC 6381 (codec strings), the AV1 ISOBMFF binding v1.2.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+import sys
+from array import array
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -403,31 +405,63 @@ def media_segment_boxes(
 ) -> tuple[bytes, bytes]:
     """styp + moof + mdat for one CMAF fragment; every sample described explicitly in trun v1.
     Returned as (styp + moof + mdat header, sample data): written one after the other, the
-    sample data (megabytes per segment) is never copied into one more buffer.
+    sample data (megabytes per segment) is never copied into one more buffer."""
+    samples = fragment.samples
+    offsets = [s.composition_offset for s in samples]
+    entries = trun_entries([s.duration for s in samples], [s.size for s in samples],
+                           [s.flags for s in samples], offsets if any(offsets) else None)
+    header = media_segment_header(sequence, track_id, fragment.base_decode_time, len(samples),
+                                  entries, len(fragment.data), encryption)
+    return header, fragment.data
+
+
+def trun_entries(
+    durations: Sequence[int], sizes: Sequence[int], flags: Sequence[int],
+    composition_offsets: Sequence[int] | None,
+) -> bytes:
+    """The sample entries of a version 1 trun (§8.8.8): duration, size, flags and (signed)
+    composition offset of every sample, four big-endian 32-bit words each; three, without the
+    offsets, for `composition_offsets` None: a fragment with no offset at all (AV1, whose
+    binding's "AV1 Sample Format" forbids them; audio; video without B-frames) leaves the
+    field out rather than write zeros."""
+    width = 3 if composition_offsets is None else 4
+    words = array("I", bytes(4 * width * len(sizes)))
+    lanes = memoryview(words)
+    lanes[0::width] = array("I", durations)
+    lanes[1::width] = array("I", sizes)
+    lanes[2::width] = array("I", flags)
+    if composition_offsets is not None:
+        lanes.cast("B").cast("i")[3::4] = array("i", composition_offsets)
+    lanes.release()
+    if sys.byteorder == "little":
+        words.byteswap()
+    return words.tobytes()
+
+
+def media_segment_header(
+    sequence: int, track_id: int, base_decode_time: int, sample_count: int, entries: bytes,
+    data_size: int, encryption: SampleEncryption | None = None,
+) -> bytes:
+    """styp + moof + mdat header of a CMAF fragment of `sample_count` samples whose trun
+    entries are `entries` (`trun_entries`: with composition offsets, 16 bytes a sample, or
+    without, 12) and whose sample data, `data_size` bytes, follows.
 
     With `encryption`, the traf also carries saiz, saio and senc (ISO/IEC 23001-7 §7.2), and
     saio points at the first senc entry, counted from the moof start (default-base-is-moof,
     ISO/IEC 14496-12 §8.7.9); trun's data_offset accounts for the extra boxes.
     """
     trun_flags = TRUN_DATA_OFFSET | TRUN_DURATION | TRUN_SIZE | TRUN_FLAGS
-    if any(s.composition_offset for s in fragment.samples):
+    if len(entries) == 16 * sample_count:
         trun_flags |= TRUN_CTO
-        entries = b"".join(
-            struct.pack(">IIIi", s.duration, s.size, s.flags, s.composition_offset)
-            for s in fragment.samples
-        )
-    else:
-        # No composition offsets at all (AV1, whose binding's "AV1 Sample Format" forbids
-        # them; audio; video without B-frames): the field is left out, not written as zeros.
-        entries = b"".join(struct.pack(">III", s.duration, s.size, s.flags)
-                           for s in fragment.samples)
+    elif len(entries) != 12 * sample_count:
+        raise BitstreamError("trun entries of 12 or 16 bytes a sample are expected")
     tfhd = full_box(b"tfhd", 0, TFHD_DEFAULT_BASE_IS_MOOF, struct.pack(">I", track_id))
-    tfdt = full_box(b"tfdt", 1, 0, struct.pack(">Q", fragment.base_decode_time))
+    tfdt = full_box(b"tfdt", 1, 0, struct.pack(">Q", base_decode_time))
     mfhd = full_box(b"mfhd", 0, 0, struct.pack(">I", sequence))
     trun_size = 8 + 4 + 4 + 4 + len(entries)
     protection: list[bytes] = []
     if encryption is not None:
-        if len(encryption.entries) != len(fragment.samples):
+        if len(encryption.entries) != sample_count:
             raise BitstreamError("one senc entry per sample is required")
         senc = encryption.senc()
         if encryption.iv_size == 0 and not encryption.use_subsamples:
@@ -449,11 +483,11 @@ def media_segment_boxes(
     moof_size = 8 + len(mfhd) + traf_size
     data_offset = moof_size + 8  # first sample byte, counted from the start of the moof
     trun = full_box(
-        b"trun", 1, trun_flags, struct.pack(">Ii", len(fragment.samples), data_offset), entries
+        b"trun", 1, trun_flags, struct.pack(">Ii", sample_count, data_offset), entries
     )
     moof = box(b"moof", mfhd, box(b"traf", tfhd, tfdt, trun, *protection))
-    mdat_header = struct.pack(">I4s", 8 + len(fragment.data), b"mdat")
-    return STYP + moof + mdat_header, fragment.data
+    mdat_header = struct.pack(">I4s", 8 + data_size, b"mdat")
+    return STYP + moof + mdat_header
 
 
 # --- Common Encryption boxes (ISO/IEC 23001-7) ---------------------------------------------
@@ -469,9 +503,9 @@ class SampleEncryption:
 
     iv_size: int
     use_subsamples: bool
-    entries: list[tuple[bytes, list[tuple[int, int]]]]
+    entries: Sequence[tuple[bytes, Sequence[tuple[int, int]]]]
 
-    def _entry(self, iv: bytes, subsamples: list[tuple[int, int]]) -> bytes:
+    def _entry(self, iv: bytes, subsamples: Sequence[tuple[int, int]]) -> bytes:
         if len(iv) != self.iv_size:
             raise BitstreamError(f"IV of {len(iv)} bytes where tenc says {self.iv_size}")
         if not self.use_subsamples:

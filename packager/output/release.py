@@ -264,10 +264,19 @@ def _fields_of(cls: type) -> tuple[tuple[str, Any, bool], ...]:
                  for f in fields(cls))
 
 
+@cache
+def _shape(hint: Any) -> tuple[Any, tuple[Any, ...], bool]:
+    """(origin, arguments, is a dataclass) of an annotation: found once per annotation, not
+    once per value."""
+    return get_origin(hint), get_args(hint), is_dataclass(hint) and isinstance(hint, type)
+
+
 def _value(value: Any, hint: Any, where: str) -> Any:
     if type(value) is hint and hint in (str, int, bool, float):  # most values, first
         return value
-    origin, args = get_origin(hint), get_args(hint)
+    origin, args, record = _shape(hint)
+    if record:
+        return typed(hint, value, where)
     if origin in (UnionType, Union):
         if value is None and type(None) in args:  # the common optional field, without a retry
             return None
@@ -282,8 +291,6 @@ def _value(value: Any, hint: Any, where: str) -> Any:
     if origin is dict and isinstance(value, dict):
         return {k: _value(v, args[1], f"{where}.{k}") for k, v in value.items()
                 if isinstance(k, str)}
-    if is_dataclass(hint) and isinstance(hint, type):
-        return typed(hint, value, where)
     if hint is type(None) and value is None:
         return None
     if hint is float and isinstance(value, int | float) and not isinstance(value, bool):

@@ -19,6 +19,7 @@ from packager.mp4.isobmff import (
     Fragment,
     TrackInfo,
     media_segment_boxes,
+    media_segment_header,
     parse_fragment,
     parse_track_info,
     read_exact,
@@ -113,11 +114,13 @@ def segment_track(
     and encrypted by several processes; part 0 writes the init segment. The returned track
     lists that part's segments; `join_parts` puts the parts back together.
     """
-    directory = release_root / rendition.id
-    directory.mkdir(parents=True, exist_ok=part[1] > 1)
-    job = _TrackJob(rendition, directory, segment_duration, cut_times, encryption, track_index)
     if isinstance(source, DemuxedSource):
-        return _segment_demuxed(job, source, part)
+        plan = plan_track(source, cut_times, segment_duration)
+        return segment_part(plan, plan.parts(part[1])[part[0]], rendition, release_root,
+                            encryption, track_index, write_init=part[0] == 0)
+    directory = release_root / rendition.id
+    directory.mkdir(parents=True, exist_ok=False)
+    job = _TrackJob(rendition, directory, segment_duration, cut_times, encryption, track_index)
     if part != (0, 1):
         raise BitstreamError("only a demuxed source can be segmented in parts")
     with source.open("rb") as f:
@@ -146,11 +149,12 @@ def join_parts(parts: Sequence[CmafTrack]) -> CmafTrack:
 
 def work_estimate(samples: int, size: int) -> float:
     """Seconds of segmenting and encrypting work for so many samples and bytes: a per-sample
-    cost (cipher setup, slice headers, boxes) and a per-byte one (AES, copies, hashing,
-    writes), fitted to segment_track's CPU time on the bench input (bench/encrypt.py, cbcs:
-    1080p H.264 2.2 s for 15,000 samples and 380 MB, AAC 0.7 s for 28,000 samples and
-    10 MB). Only the ratios matter: they split tracks into parts of equal work."""
-    return samples * 24e-6 + size * 5e-9
+    cost (slice headers, subsample maps, AES calls, boxes) and a per-byte one (AES, reads,
+    hashing, writes), fitted to segment_track's CPU time on the bench input (bench/encrypt.py,
+    10 min of 720p, cbcs and cenc alike: H.264 0.74 s for 15,000 samples and 240 MB, AAC
+    0.2 s for 28,000 samples and 10 MB). Its ratios split tracks into parts of equal work;
+    the pipeline cuts a source estimated under _FORK_WORK seconds in one process."""
+    return samples * 6e-6 + size * 2.7e-9
 
 
 @dataclass(frozen=True)
@@ -215,26 +219,82 @@ class _Span:
     duration: int
 
 
-def _segment_demuxed(job: _TrackJob, source: DemuxedSource, part: tuple[int, int]) -> CmafTrack:
-    tables = read_track(source)
+@dataclass(frozen=True)
+class TrackPlan:
+    """A demuxed track's segments, planned from its sample tables before any is written.
+
+    The pipeline plans every track once, in its own process, and the processes that cut the
+    parts of a track inherit the plan (packager/fork_executor.py): no process reads the
+    tables again.
+    """
+
+    source: DemuxedSource
+    tables: TrackTables
+    info: TrackInfo
+    spans: list[_Span]
+
+    @property
+    def cut_times(self) -> list[float]:
+        """The segment starts in seconds (what the other tracks are cut at)."""
+        return [s.presentation_start / self.info.timescale for s in self.spans]
+
+    def work(self, segments: range | None = None) -> float:
+        """Estimated seconds to cut and encrypt these segments (all by default)."""
+        spans = self.spans if segments is None else self.spans[segments.start : segments.stop]
+        sizes = self.tables.sizes
+        return sum(work_estimate(s.count, sum(sizes[s.first : s.first + s.count]))
+                   for s in spans)
+
+    def parts(self, count: int) -> list[range]:
+        """`count` runs of consecutive segments (indexes into spans) of about equal work."""
+        return _split(self.spans, self.tables, count)
+
+
+def plan_track(source: DemuxedSource, cut_times: Sequence[float], segment_duration: float,
+               tables: TrackTables | None = None) -> TrackPlan:
+    """The segments of a demuxed track cut at `cut_times` and then every `segment_duration`
+    (the rules of segment_track); `tables` when they were read already."""
+    tables = read_track(source) if tables is None else tables
     info = parse_track_info(tables.moov)
-    spans = _plan(tables, info, job.cut_times, job.segment_duration)
-    if not spans:
-        raise BitstreamError(f"{job.rendition.id}: the source track has no samples")
-    runs = _split(spans, tables, part[1])
-    mine = runs[part[0]]
-    encryptor = _encryptor(job, tables.moov, spans[mine.start].first if mine else 0)
-    init = _write_init(job, tables.ftyp, tables.moov, encryptor) if part[0] == 0 else b""
-    segments = []
-    with SampleReader(source.path, tables) as reader:
-        for index in mine:
+    return TrackPlan(source, tables, info, _plan(tables, info, cut_times, segment_duration))
+
+
+def segment_part(
+    plan: TrackPlan,
+    segments: range,
+    rendition: Rendition,
+    release_root: Path,
+    encryption: EncryptionSpec | None = None,
+    track_index: int = 0,
+    write_init: bool = True,
+) -> CmafTrack:
+    """Write some consecutive segments of a planned track (and its init segment, if asked):
+    one part of the track, which `join_parts` puts together with the others."""
+    if not plan.spans:
+        raise BitstreamError(f"{rendition.id}: the source track has no samples")
+    directory = release_root / rendition.id
+    directory.mkdir(parents=True, exist_ok=True)
+    job = _TrackJob(rendition, directory, 0.0, (), encryption, track_index)
+    tables, info, spans = plan.tables, plan.info, plan.spans
+    encryptor = _encryptor(job, tables.moov, spans[segments.start].first if segments else 0)
+    init = _write_init(job, tables.ftyp, tables.moov, encryptor) if write_init else b""
+    written = []
+    with SampleReader(plan.source.path, tables) as reader:
+        for index in segments:
             span = spans[index]
-            fragment = Fragment(
-                span.base_decode_time, tables.samples(span.first, span.count), b""
-            )
-            data = reader.read(span.first, span.count)
-            segments.append(_write(job.directory, index + 1, info, [fragment], encryptor, data))
-    return _track(job, info, init, segments, encryptor)
+            data = reader.read_into(span.first, span.count)
+            aux = (encryptor.encrypt_samples(data, tables.sizes[span.first : span.first
+                                                                  + span.count])
+                   if encryptor is not None else None)
+            entries = tables.trun_entries(span.first, span.count)
+            header = media_segment_header(index + 1, info.track_id, span.base_decode_time,
+                                          span.count, entries, len(data), aux)
+            written.append(_emit(job.directory, index + 1, info, header, data,
+                                 span.base_decode_time, span.presentation_start,
+                                 span.duration, tables.sync[span.first],
+                                 tables.sizes[span.first], span.base_decode_time
+                                 + tables.composition_offsets[span.first]))
+    return _track(job, info, init, written, encryptor)
 
 
 def _plan(
@@ -305,10 +365,7 @@ def plan_cut_times(source: Path | DemuxedSource, segment_duration: float) -> lis
     time as the video, in parallel, instead of after it.
     """
     if isinstance(source, DemuxedSource):
-        tables = read_track(source)
-        info = parse_track_info(tables.moov)
-        spans = _plan(tables, info, (), segment_duration)
-        return [s.presentation_start / info.timescale for s in spans]
+        return plan_track(source, (), segment_duration).cut_times
     with source.open("rb") as f:
         boxes = read_top_level(f)
         moov = b""
@@ -459,11 +516,31 @@ def _write(
     else:
         boxes, body = media_segment_boxes(number, info.track_id, merged)
     first = merged.samples[0]
+    return _emit(directory, number, info, boxes, body, merged.base_decode_time,
+                 merged.earliest_presentation_time, merged.duration, first.is_sync, first.size,
+                 merged.base_decode_time + first.composition_offset)
+
+
+def _emit(
+    directory: Path,
+    number: int,
+    info: TrackInfo,
+    boxes: bytes,
+    body: bytes | memoryview,
+    start: int,
+    presentation_start: int,
+    duration: int,
+    starts_with_sync: bool,
+    first_size: int,
+    first_presentation: int,
+) -> Segment:
+    """Write one segment (its boxes, then its sample data) and describe it; the first
+    sample's size and presentation time place an I-frame playlist's byte range."""
     sync_range = None
-    if info.handler == "vide" and first.is_sync:
+    if info.handler == "vide" and starts_with_sync:
         # Samples keep their sizes when encrypted (cenc/cbcs encrypt in place).
-        sync_range = SyncRange(len(STYP), len(boxes) - len(STYP) + first.size,
-                               merged.base_decode_time + first.composition_offset)
+        sync_range = SyncRange(len(STYP), len(boxes) - len(STYP) + first_size,
+                               first_presentation)
     name = SEGMENT_PATTERN.format(number)
     with (directory / name).open("wb") as f:
         f.write(boxes)
@@ -473,11 +550,11 @@ def _write(
     return Segment(
         number=number,
         name=name,
-        start=merged.base_decode_time,
-        presentation_start=merged.earliest_presentation_time,
-        duration=merged.duration,
+        start=start,
+        presentation_start=presentation_start,
+        duration=duration,
         size=len(boxes) + len(body),
         sha256=digest.hexdigest(),
-        starts_with_sync=first.is_sync,
+        starts_with_sync=starts_with_sync,
         sync_range=sync_range,
     )

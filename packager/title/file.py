@@ -25,11 +25,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from packager.errors import InputError
 from packager.title.languages import LanguageError, normalise
 from packager.title.model import SIDE_OPTIONS, SideFile, Title
-from packager.yamlfile import LineMapping, Reader, load_yaml
+
+if TYPE_CHECKING:
+    from packager.yamlfile import LineMapping, Reader
 
 #: `rights:` is read with the regions it may name, by packager/rights/file.py.
 _FIELDS = {"language", "default_language", "rights",
@@ -65,6 +68,7 @@ def resolve_title(
 
 def load_title(path: Path) -> Title:
     """A title file: see the module's docstring for its fields."""
+    from packager.yamlfile import Reader, load_yaml  # YAML only when there is a title file
     doc = load_yaml(path, "title file")
     r = Reader(path)
     r.unknown(doc, "", _FIELDS)

@@ -2,12 +2,12 @@
 
 `langcodes` (with its `language_data` names) does the work: "spa-419" becomes "es-419", a
 container's ISO 639-2 "fre" becomes "fr", and es-419 is named "Español (Latinoamérica)", ar
-"العربية", th "ไทย" — the names a viewer picks from in a player's language menu.
+"العربية", th "ไทย" — the names a viewer picks from in a player's language menu. It is imported
+when a tag other than 'und' is met: its tables take 25 ms to load, a third of packaging a
+2-second source whose streams say nothing of their language.
 """
 
 from __future__ import annotations
-
-import langcodes
 
 UNDETERMINED = "und"
 
@@ -20,11 +20,12 @@ def normalise(text: str) -> str:
     """The canonical form of a tag (lower-case language, title-case script, upper-case region,
     ISO 639-1 where one exists); LanguageError for an invalid or unknown tag."""
     tag = text.strip()
+    if tag.lower() == UNDETERMINED:
+        return UNDETERMINED
+    import langcodes
     if not tag or not langcodes.tag_is_valid(tag):
         raise LanguageError(f"{text!r} is not a BCP 47 language tag (like en, es-419, zh-Hant)")
     language = langcodes.Language.get(tag)
-    if tag.lower() == UNDETERMINED:
-        return UNDETERMINED
     # A well-formed tag can still name nothing: 'qaa' (private use), 'en-XX' (no such region).
     if not language.has_name_data() or "Unknown" in language.display_name():
         raise LanguageError(f"{text!r} is not a known language tag (like en, es-419, zh-Hant)")
@@ -45,5 +46,6 @@ def own_name(tag: str) -> str:
     (Latinoamérica)'); scripts without case are unchanged ('العربية', 'ไทย')."""
     if tag == UNDETERMINED:
         return "Original"
+    import langcodes
     name = langcodes.Language.get(tag).autonym()
     return name[:1].upper() + name[1:]

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from packager.encoding.ladder import Rendition, track_rendition
 from packager.encoding.media import MediaInfo, probe
 from packager.errors import InputError
-from packager.text.cues import TextTrack
-from packager.text.read import read_text_file
 from packager.title.model import SideFile, Title
 from packager.title.tracks import TitleTrack, plan_tracks
+
+if TYPE_CHECKING:
+    from packager.text.cues import TextTrack
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,9 @@ def localize(title: Title, media: MediaInfo, segment_duration: float) -> Localiz
             check_duration(side, info, media, segment_duration)
             side_media[side.path] = info
     tracks = plan_tracks(title, media, side_media)
+    if not any(t.kind == "text" and t.side for t in tracks):
+        return Localized(tracks, {})
+    from packager.text.read import read_text_file  # text modules for titles with text only
     texts = {t.id: read_text_file(t.file) for t in tracks if t.kind == "text" and t.side}
     return Localized(tracks, texts)
 

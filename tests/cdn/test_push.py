@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
@@ -18,6 +19,7 @@ from pathlib import Path, PurePosixPath
 import m3u8
 import pytest
 
+from cdn.digest_cache import SETTLED
 from cdn.publish import (
     HASH_THREADS_MAX,
     PHASES,
@@ -380,6 +382,31 @@ def test_a_file_that_differs_from_release_json_is_refused(
     target.write_bytes(target.read_bytes()[:-1] + b"\x00")
     result = cdnpack_cli("push", release, f"s3://{BUCKET}/{PREFIX}", "--endpoint-url",
                          bucket.url, env=cli_env(bucket.url))
+    assert result.returncode == 2
+    assert "does not match release.json" in result.stderr
+
+
+@pytest.mark.slow
+def test_a_file_changed_after_a_push_is_read_again_and_refused(
+    packaged: PackageResult, bucket: MotoServer, tmp_path: Path
+) -> None:
+    """The second push takes the digests of unchanged files from the first
+    (cdn/digest_cache.py); a segment rewritten in place since, with its size and modification
+    time kept, is read again and refused."""
+    release = tree_copy(packaged, tmp_path)
+    env = {**cli_env(bucket.url), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    time.sleep(SETTLED + 0.2)  # the copy's files are remembered only once settled
+    command: list[str | Path] = ["push", release, f"s3://{BUCKET}/{PREFIX}", "--endpoint-url",
+                                 bucket.url]
+    assert cdnpack_cli(*command, env=env).returncode == 0
+    (cache,) = (tmp_path / "cache" / "cdnpack" / "digests").iterdir()
+    assert len(json.loads(cache.read_text())["files"]) == len(packaged.release.files)
+    target = release / next(f.path for f in packaged.release.files if f.role == "segment")
+    before = target.stat()
+    data = target.read_bytes()
+    target.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
+    os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
+    result = cdnpack_cli(*command, env=env)
     assert result.returncode == 2
     assert "does not match release.json" in result.stderr
 

@@ -10,14 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from packager.bitstream.nal import escaped_length, unescape
-from packager.drm.protection import TrackProtection
 from packager.encryption.cenc import (
     BLOCK,
     MAX_CLEAR,
     Subsample,
     _CbcChains,
     _cbcs,
-    _ctr,
+    _CtrKeystream,
+    _protected_ranges,
     split_subsamples,
 )
 from packager.encryption.spec import EncryptionSpec
@@ -102,10 +102,9 @@ def _reference_cbcs(data: bytes, start: int, end: int, crypt: int, skip: int) ->
 @given(data=st.binary(min_size=0, max_size=2000), clear=st.integers(0, 100))
 def test_cbcs_pattern_matches_block_by_block_reference(data: bytes, clear: int) -> None:
     clear = min(clear, len(data))
-    protection = TrackProtection("cbcs", KID, 0, IV16, 1, 9, b"")
     buf = bytearray(data)
-    _cbcs(_CbcChains(KEY, IV16), protection, memoryview(buf),
-          [Subsample(clear, len(data) - clear)])
+    _cbcs(_CbcChains(KEY, IV16), memoryview(buf),
+          _protected_ranges([Subsample(clear, len(data) - clear)]), 1, 9)
     assert bytes(buf) == _reference_cbcs(data, clear, len(data), 1, 9)
 
 
@@ -120,18 +119,43 @@ def test_one_cipher_restarted_per_chain_equals_a_new_cipher_per_chain(
     chains = _CbcChains(KEY, IV16)
     for data, video in samples:
         crypt, skip = (1, 9) if video else (0, 0)
-        protection = TrackProtection("cbcs", KID, 0, IV16, crypt, skip, b"")
         buf = bytearray(data)
-        subsamples = [Subsample(0, len(data))] if video else []
-        _cbcs(chains, protection, memoryview(buf), subsamples)
+        _cbcs(chains, memoryview(buf), [(0, len(data))], crypt, skip)
         assert bytes(buf) == _reference_cbcs(data, 0, len(data), crypt, skip)
+
+
+@settings(max_examples=40, deadline=None)
+@given(samples=st.lists(st.binary(min_size=0, max_size=700), min_size=1, max_size=60),
+       then=st.binary(min_size=16, max_size=300), direct=st.booleans())
+def test_audio_chains_side_by_side_equal_a_cipher_per_chain(
+    samples: list[bytes], then: bytes, direct: bool
+) -> None:
+    """Many whole-block chains at once (_CbcChains.encrypt_side_by_side, called here directly
+    or taken by _cbcs when there are enough of them), samples back to back as in a segment:
+    each sample as a fresh CBC cipher from the IV encrypts it, its partial last block clear;
+    and the same object then encrypts a lone chain as a fresh cipher would."""
+    chains = _CbcChains(KEY, IV16)
+    data = b"".join(samples)
+    buf = bytearray(data)
+    ranges, pos = [], 0
+    for sample in samples:
+        ranges.append((pos, pos + len(sample)))
+        pos += len(sample)
+    whole = [(start, (end - start) // BLOCK) for start, end in ranges if end - start >= BLOCK]
+    if direct and whole:
+        chains.encrypt_side_by_side(memoryview(buf), whole)
+    else:
+        _cbcs(chains, memoryview(buf), ranges, 0, 0)
+    assert bytes(buf) == b"".join(_reference_cbcs(s, 0, len(s), 0, 0) for s in samples)
+    lone = bytearray(then)
+    _cbcs(chains, memoryview(lone), [(0, len(then))], 0, 0)
+    assert bytes(lone) == _reference_cbcs(then, 0, len(then), 0, 0)
 
 
 @given(data=st.binary(min_size=0, max_size=500))
 def test_cbcs_audio_encrypts_whole_blocks_and_leaves_the_tail_clear(data: bytes) -> None:
-    protection = TrackProtection("cbcs", KID, 0, IV16, 0, 0, b"")
     buf = bytearray(data)
-    _cbcs(_CbcChains(KEY, IV16), protection, memoryview(buf), [])
+    _cbcs(_CbcChains(KEY, IV16), memoryview(buf), [(0, len(data))], 0, 0)
     assert bytes(buf) == _reference_cbcs(data, 0, len(data), 0, 0)
     tail = len(data) % BLOCK
     assert bytes(buf[len(data) - tail :]) == data[len(data) - tail :]
@@ -142,7 +166,7 @@ def test_cenc_counter_runs_on_across_subsamples() -> None:
     subsamples = [Subsample(7, 48), Subsample(9, 32), Subsample(3, 0)]
     buf = bytearray(data)
     iv = bytes(8)
-    _ctr(KEY, iv, memoryview(buf), subsamples)
+    _CtrKeystream(KEY).encrypt(memoryview(buf), [iv], [_protected_ranges(subsamples)])
     stream = AES.new(KEY, AES.MODE_CTR, nonce=iv, initial_value=0).encrypt(
         data[7:55] + data[64:96]
     )
@@ -150,6 +174,45 @@ def test_cenc_counter_runs_on_across_subsamples() -> None:
     assert buf[:7] == data[:7]
     assert buf[55:64] == data[55:64]
     assert buf[96:] == data[96:]
+
+
+@settings(max_examples=60, deadline=None)
+@given(samples=st.lists(st.tuples(st.binary(min_size=0, max_size=700), st.integers(0, 60),
+                                  st.booleans()), min_size=1, max_size=10),
+       iv=st.integers(0, 2**64 - 1))
+def test_one_keystream_for_many_samples_equals_a_ctr_cipher_per_sample(
+    samples: list[tuple[bytes, int, bool]], iv: int
+) -> None:
+    """_CtrKeystream: samples back to back, each whole (audio: partial last blocks) or with a
+    clear head and whole protected blocks (video subsamples), one ECB pass for all of them,
+    twice on one object (its buffers are reused): each sample as a CTR cipher of its own IV
+    would encrypt it."""
+    ctr = _CtrKeystream(KEY)
+    for _ in range(2):
+        data = b"".join(d for d, _, _ in samples)
+        buf = bytearray(data)
+        ranges, ivs, expected, pos = [], [], bytearray(data), 0
+        for n, (sample, clear, whole) in enumerate(samples):
+            sample_iv = ((iv + n) % 2**64).to_bytes(8, "big")
+            if whole:
+                subsamples = [Subsample(0, len(sample))]
+            else:
+                head = min(clear, len(sample))
+                protected = (len(sample) - head) // BLOCK * BLOCK
+                subsamples = [Subsample(head, protected),
+                              Subsample(len(sample) - head - protected, 0)]
+            spans = _protected_ranges(subsamples, pos)
+            stream = AES.new(KEY, AES.MODE_CTR, nonce=sample_iv, initial_value=0).encrypt(
+                b"".join(data[s:e] for s, e in spans))
+            at = 0
+            for s, e in spans:
+                expected[s:e] = stream[at : at + e - s]
+                at += e - s
+            ranges.append(spans)
+            ivs.append(sample_iv)
+            pos += len(sample)
+        ctr.encrypt(memoryview(buf), ivs, ranges)
+        assert buf == expected
 
 
 def test_tenc_fields_per_scheme() -> None:
