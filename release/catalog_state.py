@@ -30,7 +30,7 @@ from cdn.s3 import S3Location, delete_keys, list_prefix
 from packager.errors import InputError
 from packager.output.release import RELEASE_NAME, Release, ReleaseInputs, parse_release, typed
 from release.catalog_file import Catalog, TitleSpec
-from release.inputs import HashCache, source_facts, title_inputs
+from release.inputs import InputHashes, source_facts, title_inputs
 
 STATUS_NAME = "_cdnpack/catalog-status.json"
 UP_TO_DATE = "up to date"
@@ -64,17 +64,18 @@ class TitleState:
         return str(self.spec.destination)
 
 
-def plan_catalog(catalog: Catalog, s3: Any, hashes: HashCache | None = None) -> list[TitleState]:
+def plan_catalog(catalog: Catalog, s3: Any,
+                 hashes: InputHashes | None = None) -> list[TitleState]:
     """Every title's state, read concurrently; a source that is not there is refused (exit 2)
     before anything is known of the others."""
-    cache = hashes or HashCache()
+    cache = hashes or InputHashes(catalog.path)
     with ThreadPoolExecutor(max_workers=min(PLAN_THREADS, len(catalog.titles))) as pool:
         states = list(pool.map(lambda spec: title_state(spec, s3, cache), catalog.titles))
     cache.save()
     return states
 
 
-def title_state(spec: TitleSpec, s3: Any, hashes: HashCache) -> TitleState:
+def title_state(spec: TitleSpec, s3: Any, hashes: InputHashes) -> TitleState:
     try:
         inputs = title_inputs(spec, source_facts(spec, s3, hashes), hashes)
     except InputError as exc:

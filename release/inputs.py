@@ -3,27 +3,24 @@ version (an S3 ETag, or a file's sha256), every other input file's sha256, the t
 and the cdnpack version. Equal inputs make an equal release, so a catalog skips a title whose
 published release.json records its current inputs.
 
-Hashing a two-hour mezzanine takes minutes, so a file's sha256 is kept in a cache beside the
-user's other caches ($XDG_CACHE_HOME/cdnpack/file-hashes.json), valid while the file's size,
-modification time and inode are those it was hashed at; a cache that cannot be read is ignored.
+Hashing a two-hour mezzanine takes minutes, so a file's sha256 is remembered from one run to
+the next while the file is unchanged, in the user's cache as a push remembers its files'
+(cdn/digest_cache.py).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import threading
-from contextlib import suppress
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from cdn.digest_cache import DigestCache
 from cdn.objects import head
+from cdn.s3 import Transfer, file_facts
 from packager.encoding.ladder import PRESETS
 from packager.errors import InputError
-from packager.files import write_atomic
 from packager.output.release import ReleaseInputs
 from release.catalog_file import TitleSpec
 
@@ -35,54 +32,26 @@ def cdnpack_version() -> str:
         return "unknown"
 
 
-def cache_path() -> Path:
-    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(root) / "cdnpack" / "file-hashes.json"
+class InputHashes:
+    """sha256 of a catalog's local input files, remembered from one run to the next while a
+    file is unchanged (cdn/digest_cache.py: the push's own cache, same rules, one cache file
+    per catalog); thread-safe."""
 
-
-class HashCache:
-    """sha256 of local files, remembered by (size, mtime, inode); thread-safe."""
-
-    def __init__(self, path: Path | None = None) -> None:
-        self.path = path or cache_path()
-        self._lock = threading.Lock()
-        self._changed = False
-        try:
-            doc = json.loads(self.path.read_text())
-            self._entries: dict[str, Any] = doc if isinstance(doc, dict) else {}
-        except (OSError, ValueError):
-            self._entries = {}
+    def __init__(self, catalog: Path, cache_dir: Path | None = None) -> None:
+        transfer = Transfer()
+        self._transfer = transfer
+        self._cache = DigestCache(catalog, (transfer.multipart_threshold,
+                                            transfer.multipart_chunksize), cache_dir)
 
     def sha256(self, path: Path) -> str:
         try:
-            stat = path.stat()
+            return self._cache.facts(str(path), str(path),
+                                     lambda p: file_facts(p, self._transfer))[1]
         except OSError as exc:
             raise InputError(f"{path}: cannot read ({exc.strerror})") from None
-        identity = [stat.st_size, stat.st_mtime_ns, stat.st_ino]
-        with self._lock:
-            entry = self._entries.get(str(path))
-        if isinstance(entry, dict) and entry.get("identity") == identity:
-            return str(entry["sha256"])
-        digest = hashlib.sha256()
-        try:
-            with path.open("rb") as f:
-                while chunk := f.read(1 << 22):
-                    digest.update(chunk)
-        except OSError as exc:
-            raise InputError(f"{path}: cannot read ({exc.strerror})") from None
-        with self._lock:
-            self._entries[str(path)] = {"identity": identity, "sha256": digest.hexdigest()}
-            self._changed = True
-        return digest.hexdigest()
 
     def save(self) -> None:
-        with self._lock:
-            if not self._changed:
-                return
-            text = json.dumps(self._entries, indent=1, sort_keys=True)
-            self._changed = False
-        with suppress(InputError):  # a cache not written costs a hash next time, nothing else
-            write_atomic(self.path, text)
+        self._cache.save()
 
 
 @dataclass(frozen=True)
@@ -91,7 +60,7 @@ class SourceFacts:
     version: str  # "etag:..." or "sha256:..."
 
 
-def source_facts(spec: TitleSpec, s3: Any, hashes: HashCache) -> SourceFacts:
+def source_facts(spec: TitleSpec, s3: Any, hashes: InputHashes) -> SourceFacts:
     """An S3 source's size and ETag (HEAD: a missing object is exit 2), or a file's size and
     sha256."""
     if spec.remote_source:
@@ -113,7 +82,7 @@ def input_files(spec: TitleSpec) -> list[Path]:
     return sorted(set(files))
 
 
-def title_inputs(spec: TitleSpec, source: SourceFacts, hashes: HashCache) -> ReleaseInputs:
+def title_inputs(spec: TitleSpec, source: SourceFacts, hashes: InputHashes) -> ReleaseInputs:
     return ReleaseInputs(
         source=spec.source, source_bytes=source.size, source_version=source.version,
         files={str(p): f"sha256:{hashes.sha256(p)}" for p in input_files(spec)},
