@@ -13,7 +13,7 @@
     titles:
       - id: ep101
         source: s3://mezzanine/ep101.mov      # or a path, relative to this file
-        title: titles/ep101.yaml              # languages and side files (packager/title)
+        title: titles/ep101.yaml              # languages, side files, rights (packager/title)
       - id: film-7
         source: masters/film-7.mxf
         ladder: ladders/film.yaml
@@ -36,9 +36,12 @@ from packager.encoding.codecs import CODECS
 from packager.encoding.ladder import PRESETS, load_ladder
 from packager.errors import InputError
 from packager.output.release import FORMATS
+from packager.rights.file import rights_for
+from packager.rights.model import Rights
 from packager.title.file import resolve_title
 from packager.title.model import Title
 from packager.yamlfile import LineMapping, Reader, load_yaml
+from probes.config import default_config_path, load_config
 
 #: Title ids name S3 prefixes and keystore content ids: letters, digits, dot, dash, underscore.
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -75,6 +78,7 @@ class TitleSpec:
     destination: S3Location
     probe: ProbeGate | None
     line: int  # where the title starts in the catalog file
+    rights: Rights | None = None  # the title file's `rights:`; None: unrestricted
 
     @property
     def remote_source(self) -> bool:
@@ -135,10 +139,16 @@ def _title(r: Reader, base: Path, item: LineMapping, defaults: LineMapping,
     source = _source(r, base, item, name)
     title_file = None
     title = Title()
+    rights = None
+    where, field = pick("probe")
+    probe = _probe(r, base, where, field)
     if "title" in item:
         title_file = _local(base, r.text(item, "title", name))
         try:
             title = resolve_title(title_file, {})
+            # A title file's `rights:` (territories, windows), with the regions of the probe
+            # config (or the shipped one) its grants may name, as `release` reads them.
+            rights = rights_for(None, title_file, lambda: _regions(probe))
         except InputError as exc:
             raise r.fail(item, "title", f"{name}.title", str(exc)) from None
     where, field = pick("ladder")
@@ -202,13 +212,17 @@ def _title(r: Reader, base: Path, item: LineMapping, defaults: LineMapping,
     if not destination.prefix:
         raise r.fail(where, "destination", field, "needs a prefix per title (a bucket root "
                      "would mix titles): s3://BUCKET/PREFIX/{id}")
-    where, field = pick("probe")
     return TitleSpec(
         id=title_id, source=source, title_file=title_file, title=title, ladder=ladder,
         codecs=codecs, encrypt=encrypt, keys=keys, drm=drm, per_class=per_class, chunks=chunks,
-        segment_duration=segment, formats=formats, destination=destination,
-        probe=_probe(r, base, where, field), line=item.line,
+        segment_duration=segment, formats=formats, destination=destination, probe=probe,
+        line=item.line, rights=rights,
     )
+
+
+def _regions(probe: ProbeGate | None) -> dict[str, tuple[str, ...]]:
+    config = load_config(probe.config if probe and probe.config else default_config_path())
+    return {region.id: region.countries for region in config.regions}
 
 
 def _source(r: Reader, base: Path, item: LineMapping, name: str) -> str:

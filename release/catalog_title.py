@@ -22,6 +22,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -36,6 +37,7 @@ from packager.interrupts import install as install_interrupts
 from packager.output.pipeline import PackageRequest, package
 from packager.output.release import RELEASE_NAME, stamp_inputs
 from release.catalog_state import TitleState, clear_failure
+from release.flow import refuse_unlicensed
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,7 @@ def release_title(job: TitleJob, progress: TitleProgress | None = None) -> Title
         if progress is not None:
             progress(spec.id, stage, done, total)
 
+    refuse_unlicensed(spec.rights, datetime.now(UTC))  # before anything is encoded
     job.work_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f"cdnpack-{spec.id}-", dir=job.work_dir))
     try:
@@ -88,7 +91,7 @@ def release_title(job: TitleJob, progress: TitleProgress | None = None) -> Title
         request = PackageRequest(
             source=source, output=output, ladder=spec.ladder,
             segment_duration=spec.segment_duration, formats=spec.formats, codecs=spec.codecs,
-            title=spec.title,
+            title=spec.title, rights=spec.rights,
             encryption=_encryption(job, output))
         packaged = package(request, sink)
         stamp_inputs(output, job.state.inputs)

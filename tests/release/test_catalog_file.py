@@ -113,3 +113,16 @@ def test_bad_catalogs_are_one_line_exit_2_from_the_command_line(
     assert len(done.stderr.splitlines()) == 1, done.stderr
     assert done.stderr.startswith("cdnpack: error: ")
     assert re.search(message, done.stderr), done.stderr
+
+
+def test_a_title_file_s_rights_are_read_with_the_title(folder: Path) -> None:
+    (folder / "ep1.yaml").write_text(
+        "rights:\n  - {id: jp, territories: [JP], start: 2025-03-01T00:00:00Z}\n")
+    (folder / "ep2.yaml").write_text(
+        "rights:\n  - {id: xx, territories: [XX], start: 2025-03-01T00:00:00Z}\n")
+    catalog = write(folder, HEAD + ONE + "    title: ep1.yaml\n")
+    [ep1] = load_catalog(catalog).titles
+    assert ep1.rights is not None
+    assert [g.id for g in ep1.rights.grants] == ["jp"]
+    with pytest.raises(InputError, match=r"catalog.yaml:6: titles\[0\].title: .*ep2.yaml"):
+        load_catalog(write(folder, HEAD + ONE + "    title: ep2.yaml\n"))
