@@ -893,9 +893,12 @@ CLUSTER_OPTIONS: list[Callable[[Any], Any]] = [
                  help="TLS to the scheduler: this client's certificate (PEM)."),
     click.option("--tls-key", type=click.Path(path_type=Path), metavar="FILE",
                  help="TLS to the scheduler: this client's private key (PEM)."),
-    click.option("--connect-timeout", type=click.FloatRange(min=0, min_open=True),
-                 default=10.0, show_default=True, metavar="SECONDS",
+    click.option("--connect-timeout", type=SECONDS, default="10s", show_default=True,
+                 metavar="DURATION",
                  help="How long to try to reach the scheduler (then exit 3)."),
+    click.option("--worker-wait", type=SECONDS, default="5m", show_default=True,
+                 metavar="DURATION",
+                 help="How long jobs wait on a cluster left without any worker (then exit 3)."),
 ]
 _CLUSTER_NAMES = _names(CLUSTER_OPTIONS)
 
@@ -947,7 +950,8 @@ def catalog_run(catalog_file: Path, max_parallel: int, work_dir: Path | None,
 def _cluster_spec(options: dict[str, Any]) -> Any:
     from cluster.connect import cluster_spec
     return cluster_spec(options["scheduler"], options["workers"], options["tls_ca"],
-                        options["tls_cert"], options["tls_key"], options["connect_timeout"])
+                        options["tls_cert"], options["tls_key"], options["connect_timeout"],
+                        options["worker_wait"])
 
 
 @catalog_group.command("status")

@@ -38,6 +38,8 @@ DEFAULT_PORT = 8786
 CONNECT_TIMEOUT = 10.0
 #: Seconds to wait for `--workers N` workers to join a scheduler given by address.
 WORKERS_TIMEOUT = 60.0
+#: Seconds jobs wait on a cluster left without any worker before the map fails (exit 3).
+WORKER_WAIT = 300.0
 _ADDRESS = re.compile(r"^(?:(?P<scheme>[a-z]+)://)?(?P<host>\[[0-9a-fA-F:]+\]|[^:/\s]+)"
                       r"(?::(?P<port>\d{1,5}))?/?$")
 
@@ -65,6 +67,7 @@ class ClusterSpec:
     workers: int | None = None
     tls: TlsFiles | None = None
     connect_timeout: float = CONNECT_TIMEOUT
+    worker_wait: float = WORKER_WAIT
 
     @property
     def local(self) -> bool:
@@ -73,7 +76,8 @@ class ClusterSpec:
 
 def cluster_spec(scheduler: str | None, workers: int | None, tls_ca: Path | None,
                  tls_cert: Path | None, tls_key: Path | None,
-                 connect_timeout: float = CONNECT_TIMEOUT) -> ClusterSpec:
+                 connect_timeout: float = CONNECT_TIMEOUT,
+                 worker_wait: float = WORKER_WAIT) -> ClusterSpec:
     """The options as a ClusterSpec, refused in one line before anything starts: an address
     that is not HOST[:PORT] over tcp:// or tls://, half a set of TLS files, a file that cannot
     be read, TLS files with a tcp:// address (which would not use them), or a tls:// address
@@ -96,9 +100,9 @@ def cluster_spec(scheduler: str | None, workers: int | None, tls_ca: Path | None
         if tls is not None:
             raise InputError("--tls-ca/--tls-cert/--tls-key are for a --scheduler given by "
                              "address; the embedded LocalCluster stays on this machine")
-        return ClusterSpec(None, workers, None, connect_timeout)
+        return ClusterSpec(None, workers, None, connect_timeout, worker_wait)
     return ClusterSpec(scheduler_address(scheduler, tls is not None), workers, tls,
-                       connect_timeout)
+                       connect_timeout, worker_wait)
 
 
 def scheduler_address(text: str, tls: bool) -> str:
@@ -140,6 +144,7 @@ class ClusterLink:
     tls: TlsFiles | None
     #: The embedded LocalCluster of the process that started it: on this machine.
     local: bool
+    worker_wait: float = WORKER_WAIT
 
 
 @dataclass
@@ -187,10 +192,16 @@ def security(tls: TlsFiles | None) -> Any:
 
 
 def quiet_dask(verbose: bool) -> None:
-    """Dask logs a warning or an error for every lost connection and slow event loop; a user
-    gets one line from us instead, and Dask's own lines with -v."""
-    level = logging.INFO if verbose else logging.CRITICAL
-    for name in ("distributed", "dask", "tornado"):
+    """Dask logs a warning or an error (with a traceback) for every lost connection and slow
+    event loop; a user gets one line from us instead, and Dask's own lines with -vv. Dask's
+    logging config gives some of its loggers levels of their own (distributed.client), so
+    each is set, not only their parent."""
+    import distributed  # noqa: PLC0415, F401 (its import configures its loggers)
+
+    level = logging.DEBUG if verbose else logging.CRITICAL
+    names = [n for n in logging.root.manager.loggerDict
+             if n.split(".")[0] in ("distributed", "dask", "tornado")]
+    for name in {"distributed", "dask", "tornado", *names}:
         logging.getLogger(name).setLevel(level)
 
 
@@ -198,13 +209,12 @@ def quiet_dask(verbose: bool) -> None:
 def connect(spec: ClusterSpec) -> Iterator[Cluster]:
     """A client on the cluster of `spec` for the duration of the block; an embedded cluster is
     started first and closed on every way out (its workers, and their children, stopped)."""
-    quiet_dask(logging.getLogger("cdnpack").isEnabledFor(logging.DEBUG)
-               or logging.getLogger().isEnabledFor(logging.DEBUG))
     if spec.scheduler is None:
-        with _local_cluster(local_workers(spec.workers)) as cluster:
+        quiet_dask(verbose=_verbose())
+        with _local_cluster(local_workers(spec.workers), spec.worker_wait) as cluster:
             yield cluster
         return
-    with attach(ClusterLink(spec.scheduler, spec.tls, local=False),
+    with attach(ClusterLink(spec.scheduler, spec.tls, False, spec.worker_wait),
                 spec.connect_timeout) as cluster:
         register_reaper(cluster.client)
         if spec.workers is not None:
@@ -223,6 +233,7 @@ def attach(link: ClusterLink, timeout: float = CONNECT_TIMEOUT) -> Iterator[Clus
     """Another client on a cluster already connected (or started) elsewhere."""
     from distributed import Client  # noqa: PLC0415
 
+    quiet_dask(verbose=_verbose())
     try:
         client = Client(link.address, security=security(link.tls), timeout=timeout,
                         set_as_default=False)
@@ -236,7 +247,7 @@ def attach(link: ClusterLink, timeout: float = CONNECT_TIMEOUT) -> Iterator[Clus
 
 
 @contextmanager
-def _local_cluster(workers: int) -> Iterator[Cluster]:
+def _local_cluster(workers: int, worker_wait: float) -> Iterator[Cluster]:
     from distributed import Client, LocalCluster  # noqa: PLC0415
 
     scratch = Path(tempfile.mkdtemp(prefix="cdnpack-dask-"))
@@ -247,6 +258,9 @@ def _local_cluster(workers: int) -> Iterator[Cluster]:
             n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
             dashboard_address=None, silence_logs=logging.CRITICAL,
             local_directory=str(scratch),
+            # No dashboard; the scheduler's own HTTP routes (/health) on any free loopback
+            # port, not 8787: another cluster there would cost a warning on stderr.
+            scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
         )
     finally:
         if main:
@@ -255,12 +269,17 @@ def _local_cluster(workers: int) -> Iterator[Cluster]:
         client = Client(cluster, set_as_default=False)
         try:
             register_reaper(client)
-            yield Cluster(client, ClusterLink(str(cluster.scheduler_address), None, local=True))
+            yield Cluster(client, ClusterLink(str(cluster.scheduler_address), None, True,
+                                              worker_wait))
         finally:
             _close(client)
     finally:
         cluster.close()
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _verbose() -> bool:
+    return logging.getLogger().isEnabledFor(logging.DEBUG)
 
 
 def _close(client: Client) -> None:

@@ -7,13 +7,17 @@ Ctrl-C and SIGTERM cancel every task (cluster/reaper.py stops their children on 
 worker lost in the middle of a job is Dask's to handle: the scheduler runs the job again elsewhere
 (a job writes only its own outputs, under names its job gives, so a second run is safe), and
 gives up after `distributed.scheduler.allowed-failures` deaths (KilledWorker, reported in one
-line). The scheduler itself going away fails the map with ClusterError (exit 3).
+line). The scheduler itself going away fails the map with ClusterError (exit 3), and so does a
+cluster left without any worker for the link's `worker_wait` (Dask itself would wait forever).
 """
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from cluster.connect import Cluster, ClusterError
@@ -47,21 +51,28 @@ class DaskExecutor:
         client = self.cluster.client
         batch = f"{TASK_PREFIX}{getattr(fn, '__name__', 'job')}-{uuid.uuid4().hex[:12]}"
         futures: list[Future[Any]] = []
+        watch = _Workerless(self.cluster)
         try:
             futures = [client.submit(fn, job, key=f"{batch}-{index}", pure=False)
                        for index, job in enumerate(jobs)]
-            return cast("list[R]", self._gather(futures, progress))
+            watch.start(futures)
+            return cast("list[R]", self._gather(futures, progress, watch))
         except BaseException:
             self._cancel(futures)
             raise
+        finally:
+            watch.stop()
 
-    def _gather(self, futures: list[Future[Any]], progress: JobProgress | None) -> list[Any]:
+    def _gather(self, futures: list[Future[Any]], progress: JobProgress | None,
+                watch: _Workerless) -> list[Any]:
         from distributed import as_completed  # noqa: PLC0415
         from distributed.scheduler import KilledWorker  # noqa: PLC0415
 
         position = {future.key: index for index, future in enumerate(futures)}
         results: list[Any] = [None] * len(futures)
         for done, future in enumerate(as_completed(futures, loop=self.cluster.client.loop), 1):
+            if watch.reason:
+                raise ClusterError(watch.reason)
             if future.status == "cancelled" or self.cluster.client.status != "running":
                 raise self._lost()
             try:
@@ -95,3 +106,44 @@ class DaskExecutor:
         except (OSError, TimeoutError, RuntimeError):
             pass  # the scheduler is gone: nothing left to cancel
         futures.clear()
+
+
+class _Workerless:
+    """While a map waits: a cluster left without any worker for the link's `worker_wait`
+    seconds (all of them lost, none started) fails the map in one line instead of waiting
+    forever; the tasks are cancelled, which wakes the map."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self._cluster = cluster
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.reason = ""
+
+    def start(self, futures: list[Future[Any]]) -> None:
+        self._thread = threading.Thread(target=self._watch, args=(list(futures),), daemon=True,
+                                        name="cdnpack-workerless")
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _watch(self, futures: list[Future[Any]]) -> None:
+        client, limit = self._cluster.client, self._cluster.link.worker_wait
+        since: float | None = None
+        while not self._done.wait(min(1.0, limit / 4)):
+            try:
+                workers = len(client.scheduler_info(n_workers=-1).get("workers", {}))
+            except (OSError, TimeoutError, RuntimeError):
+                return  # the scheduler is gone: the map reports it
+            if workers:
+                since = None
+                continue
+            since = since if since is not None else time.monotonic()
+            if time.monotonic() - since >= limit:
+                self.reason = (f"the Dask scheduler at {self._cluster.address} has had no "
+                               f"worker for {limit:g} s; its jobs cannot run")
+                with suppress(OSError, TimeoutError, RuntimeError):
+                    client.cancel(futures, force=True)
+                return

@@ -10,17 +10,14 @@ factory.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import threading
-from contextlib import suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from cdn.objects import presigned_get
+from cdn.objects import download, presigned_get
 from cdn.s3 import Connection, S3Location, client, delete_keys, list_prefix, origin_error
 
 _clients: dict[Connection, Any] = {}
@@ -56,18 +53,7 @@ class S3Stage:
             raise origin_error(exc, f"staging {key} failed") from None
 
     def get(self, key: str, local: Path) -> None:
-        local.parent.mkdir(parents=True, exist_ok=True)
-        fd, partial = tempfile.mkstemp(dir=local.parent, prefix=f".{local.name}.",
-                                       suffix=".part")
-        os.close(fd)
-        try:
-            self._s3().download_file(self.location.bucket, self.location.key(key), partial)
-            Path(partial).replace(local)
-        except (ClientError, BotoCoreError) as exc:
-            raise origin_error(exc, f"fetching staged {key} failed") from None
-        finally:
-            with suppress(FileNotFoundError):
-                Path(partial).unlink()
+        download(self._s3(), self.url_of(key), local)
 
     def delete_prefix(self, prefix: str) -> None:
         under = S3Location(self.location.bucket, self.location.key(prefix.strip("/")))

@@ -113,7 +113,9 @@ def _wait_for_workers(address: str, count: int, tls: TlsFiles | None, timeout: f
         try:
             with Client(address, security=security(tls), timeout=5,
                         set_as_default=False) as client:
-                client.wait_for_workers(count, timeout=max(1.0, deadline - time.monotonic()))
+                if count:  # a scheduler alone is up once it answers
+                    client.wait_for_workers(count,
+                                            timeout=max(1.0, deadline - time.monotonic()))
                 return
         except (OSError, TimeoutError):
             if time.monotonic() > deadline:
