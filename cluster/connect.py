@@ -19,7 +19,7 @@ import signal
 import tempfile
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -251,6 +251,7 @@ def _local_cluster(workers: int, worker_wait: float) -> Iterator[Cluster]:
     from distributed import Client, LocalCluster  # noqa: PLC0415
 
     scratch = Path(tempfile.mkdtemp(prefix="cdnpack-dask-"))
+    before = _spawned()
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
     try:  # the workers are started with SIGINT ignored, and keep it so (see above)
@@ -274,8 +275,44 @@ def _local_cluster(workers: int, worker_wait: float) -> Iterator[Cluster]:
         finally:
             _close(client)
     finally:
+        processes = _spawned() - before
         cluster.close()
+        _reap(processes)
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _spawned() -> set[int]:
+    """This process's children started by multiprocessing's spawn (a LocalCluster's worker
+    processes; not its resource tracker, which ends when this process does)."""
+    import psutil  # noqa: PLC0415 (distributed's own dependency)
+
+    found = set()
+    for child in psutil.Process().children():
+        try:
+            if any("spawn_main" in part for part in child.cmdline()):
+                found.add(child.pid)
+        except psutil.Error:
+            continue
+    return found
+
+
+def _reap(pids: set[int], grace: float = 10.0) -> None:
+    """Make sure the LocalCluster's worker processes are gone when it is: its close waits for
+    them only so long, and a worker still busy (a slow machine, an ffmpeg) would outlive the
+    command. What is left after `grace` is killed with whatever it started."""
+    import psutil  # noqa: PLC0415
+
+    processes = []
+    for pid in pids:
+        with suppress(psutil.Error):
+            processes.append(psutil.Process(pid))
+    _, alive = psutil.wait_procs(processes, timeout=grace)
+    for process in alive:
+        with suppress(psutil.Error):
+            for child in process.children(recursive=True):
+                child.kill()
+            process.kill()
+    psutil.wait_procs(alive, timeout=grace)
 
 
 def _verbose() -> bool:
