@@ -29,22 +29,29 @@ CLEARKEY_SCHEME = "urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e"
 @dataclass(frozen=True)
 class DrmSystem:
     """One `--drm` system: its system id, the pssh box it reads (None: FairPlay has none, it is
-    signalled by its skd:// key URI only) and what a SPEKE v2 request asks the key server to
-    fill in for it (empty: not asked; ClearKey's signalling is the KIDs alone)."""
+    signalled by its skd:// key URI only), what a SPEKE v2 request asks the key server to
+    fill in for it (empty: not asked; ClearKey's signalling is the KIDs alone) and its HLS
+    KEYFORMAT (RFC 8216 §4.3.2.4: the system's own name for it)."""
 
     name: str
     system_id: bytes
     pssh: str | None
     speke: tuple[str, ...]
+    hls_keyformat: str
 
 
 #: The one table, in the order `--drm` lists them.
 SYSTEMS: dict[str, DrmSystem] = {
     s.name: s for s in (
-        DrmSystem("widevine", WIDEVINE_SYSTEM_ID, "widevine", ("PSSH", "HLSSignalingData")),
-        DrmSystem("playready", PLAYREADY_SYSTEM_ID, "playready", ("PSSH", "HLSSignalingData")),
-        DrmSystem("clearkey", COMMON_SYSTEM_ID, "common", ()),
-        DrmSystem("fairplay", FAIRPLAY_SYSTEM_ID, None, ("URIExtXKey", "HLSSignalingData")),
+        DrmSystem("widevine", WIDEVINE_SYSTEM_ID, "widevine", ("PSSH", "HLSSignalingData"),
+                  f"urn:uuid:{uuid.UUID(bytes=WIDEVINE_SYSTEM_ID)}"),
+        DrmSystem("playready", PLAYREADY_SYSTEM_ID, "playready", ("PSSH", "HLSSignalingData"),
+                  "com.microsoft.playready"),
+        # ClearKey's KEYFORMAT as hls.js reads it (its KeySystemFormats.CLEARKEY): no registry
+        # names one, and shaka-player reads ClearKey as "identity" (packager/drm/signalling.py).
+        DrmSystem("clearkey", COMMON_SYSTEM_ID, "common", (), "org.w3.clearkey"),
+        DrmSystem("fairplay", FAIRPLAY_SYSTEM_ID, None, ("URIExtXKey", "HLSSignalingData"),
+                  "com.apple.streamingkeydelivery"),
     )
 }
 #: DRM systems `--drm` can signal.

@@ -1,5 +1,6 @@
-"""Browser-test fixtures: one Chromium, and four releases pushed to the local S3 origin and served
-through a CORS edge, with the player page on another origin and the AES-128 key on a third."""
+"""Browser-test fixtures: one Chromium, and the releases pushed to the local S3 origin and served
+through a CORS edge, with the player page on another origin, the AES-128 key on a third and a
+ClearKey license server (hls.js's keys) on a fourth."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 from testbed.clips import ClipSpec, make_clip
 from testbed.edges import Edges, EdgeSpec, edge_process
 from testbed.origin import origin_bucket
+from tests.browser.clearkey_license import ClearKeyLicenseServer
 from tests.browser.harness import (
     DRIVER,
     NODE_MODULES,
@@ -49,8 +51,11 @@ RELEASES: dict[str, tuple[str, ...]] = {
     "thumbnails": ("--thumbnails", "2s:2x2:90"),
     # AV1 beside H.264 (tests/browser/test_codecs.py): a player picks AV1 and falls back.
     "av1": ("--codec", "h264", "--codec", "av1"),
-    "av1-cbcs": ("--codec", "h264", "--codec", "av1", "--encrypt", "cbcs", "--keys", "raw",
-                 "--drm", "clearkey"),
+    # cbcs with the default --drm (Widevine, PlayReady, ClearKey, FairPlay), played with
+    # ClearKey: hls.js plays cbcs HLS only beside another DRM system, as a ClearKey-only cbcs
+    # playlist needs the identity key line that stops it (packager/drm/signalling.py); "cbcs"
+    # is that ClearKey-only release, for shaka-player and dash.js.
+    "av1-cbcs": ("--codec", "h264", "--codec", "av1", "--encrypt", "cbcs", "--keys", "raw"),
     "av1-cenc": ("--codec", "h264", "--codec", "av1", "--encrypt", "cenc", "--keys", "raw",
                  "--drm", "clearkey"),
 }
@@ -63,6 +68,11 @@ class Stage:
     #: onto the stage (tests/browser/test_localized.py does).
     origin: str = ""
     work: Path = Path()
+    licenses: str = ""  # the ClearKey license server's URL
+
+    def license(self, key: str = KEY) -> str:
+        """The license URL that answers KID with `key` (KEY or WRONG_KEY)."""
+        return f"{self.licenses}/license/{'right' if key == KEY else 'wrong'}"
 
     @property
     def page(self) -> str:
@@ -126,9 +136,11 @@ def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
     # The AES-128 key lives on its own server, never in the bucket.
     (key_root / "aes.key").write_bytes(bytes.fromhex(KEY))
     (key_root / "wrong.key").write_bytes(bytes.fromhex(WRONG_KEY))
-    with moto_server() as moto, edge_process(edge_specs(moto, page_root, key_root), work) as edges:
+    licenses = ClearKeyLicenseServer({"right": {KID: KEY}, "wrong": {KID: WRONG_KEY}})
+    with (moto_server() as moto,
+          edge_process(edge_specs(moto, page_root, key_root), work) as edges, licenses):
         origin_bucket(moto.client("s3"), BUCKET)  # the edges read it unsigned, as through an OAC
-        stage = Stage(edges, moto.url, base)
+        stage = Stage(edges, moto.url, base, licenses.url)
         source = make_clip(base / "source.mp4", CLIP)
         env = {**os.environ, **FAKE_CREDENTIALS, "CDNPACK_KEY": f"{KID}:{KEY}"}
 

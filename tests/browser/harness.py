@@ -70,7 +70,10 @@ class PlayCase:
     page: str  # the player page's URL
     player: str  # "shaka" | "hls.js" | "dashjs"
     manifest: str
-    keys: dict[str, str] = field(default_factory=dict)  # ClearKey: KID hex -> key hex
+    #: ClearKey keys (KID hex -> key hex) for shaka-player and dash.js, and a ClearKey license
+    #: server's URL for hls.js, which takes keys only from one.
+    keys: dict[str, str] = field(default_factory=dict)
+    license: str = ""
     #: Requests whose path ends with `from_suffix` are sent to `to` instead (e.g. a key URI).
     redirect: tuple[str, str] | None = None
     advance: float = 5.0  # seconds of media that must play
@@ -108,6 +111,8 @@ class PlayCase:
             "page": self.page, "player": self.player, "manifest": self.manifest,
             "keys": self.keys, "advance": self.advance, "timeout": self.timeout,
         }
+        if self.license:
+            doc["license"] = self.license
         if self.redirect is not None:
             doc["redirect"] = {"fromSuffix": self.redirect[0], "to": self.redirect[1]}
         if self.list_tracks:

@@ -2,6 +2,7 @@
 // case of stdin in a new page of tests/browser/player.html, one JSON result per stdout line.
 //
 // A case: {page, player: "shaka"|"hls.js"|"dashjs", manifest, keys: {kidHex: keyHex},
+//          license: a ClearKey license server's URL (hls.js: drmSystems licenseUrl),
 //          redirect: {fromSuffix, to} (a request whose URL ends with fromSuffix goes to `to`),
 //          advance: seconds of media to play, timeout: seconds,
 //          thumbnails: optional media times whose thumbnails are asked of the player at the end,

@@ -23,9 +23,11 @@ PICKS = [
     Playback("shaka", "av1-cenc", "manifest.mpd"),
     Playback("dashjs", "av1-cbcs", "manifest.mpd"),
     Playback("dashjs", "av1-cenc", "manifest.mpd"),
+    Playback("hls.js", "av1-cbcs", "master.m3u8"),
+    Playback("hls.js", "av1-cenc", "master.m3u8"),
 ]
 FALLBACKS = [
-    Playback("hls.js", "av1", "master.m3u8"),
+    Playback("hls.js", "av1-cbcs", "master.m3u8"),
     Playback("shaka", "av1-cbcs", "manifest.mpd"),
     Playback("dashjs", "av1", "manifest.mpd"),
 ]
@@ -33,11 +35,12 @@ FALLBACKS = [
 
 def play(browser: Browser, stage: Stage, offer: Playback,
          refuse: tuple[str, ...] = ()) -> PlayResult:
-    keys = {KID: KEY} if offer.release != "av1" else {}
+    clearkey = offer.release != "av1"
     return browser.play(PlayCase(
         page=stage.page, player=offer.player, manifest=stage.manifest(offer.release,
                                                                       offer.manifest),
-        keys=keys, advance=ADVANCE_SECONDS, refuse_codecs=refuse, responses=True))
+        keys={KID: KEY} if clearkey else {}, license=stage.license() if clearkey else "",
+        advance=ADVANCE_SECONDS, refuse_codecs=refuse, responses=True))
 
 
 def video_fetches(result: PlayResult, directory: str) -> int:

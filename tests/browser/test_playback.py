@@ -13,8 +13,10 @@ from tests.browser.harness import MEDIA_ERR_DECODE, Browser, PlayCase, PlayResul
 
 ADVANCE_SECONDS = 5.0
 #: The fatal error each player raises for MEDIA_ERR_DECODE: shaka-player 3016 (VIDEO_ERROR, a
-#: MEDIA category error, not a DRM one), dash.js its PLAYBACK_ERROR event.
-DECODE_ERRORS = {"shaka": "3016", "dashjs": "playback"}
+#: MEDIA category error, not a DRM one), dash.js its PLAYBACK_ERROR event, hls.js
+#: mediaSourceRequiresReset (it resets the MediaSource after a decode error and gives up when
+#: the error comes back appendErrorMaxRetry times).
+DECODE_ERRORS = {"shaka": "3016", "dashjs": "playback", "hls.js": "mediaSourceRequiresReset"}
 
 
 @dataclass(frozen=True)
@@ -37,15 +39,17 @@ CASES = [
     Playback("dashjs", "cenc", "manifest.mpd"),
     Playback("dashjs", "cbcs", "manifest.mpd"),
     Playback("hls.js", "aes-128", "master.m3u8"),
+    Playback("hls.js", "cenc", "master.m3u8"),
 ]
 CLEARKEY_CASES = [c for c in CASES if c.release in ("cenc", "cbcs")]
 
 
 def case(stage: Stage, playback: Playback, key: str = KEY) -> PlayCase:
-    keys = {KID: key} if playback.release in ("cenc", "cbcs") else {}
+    clearkey = playback.release in ("cenc", "cbcs")
     return PlayCase(page=stage.page, player=playback.player,
-                    manifest=stage.manifest(playback.release, playback.manifest), keys=keys,
-                    advance=ADVANCE_SECONDS)
+                    manifest=stage.manifest(playback.release, playback.manifest),
+                    keys={KID: key} if clearkey else {},
+                    license=stage.license(key) if clearkey else "", advance=ADVANCE_SECONDS)
 
 
 def explain(result: PlayResult) -> str:

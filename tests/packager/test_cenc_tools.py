@@ -249,18 +249,19 @@ def test_hls_signals_sample_aes_and_a_session_key(protected: PackageResult) -> N
     scheme = _scheme(protected)
     method = {"cbcs": "SAMPLE-AES", "cenc": "SAMPLE-AES-CTR"}[scheme]
     master = m3u8.load(str(protected.output / "master.m3u8"))
-    assert [k.method for k in master.session_keys] == [method]
-    # ClearKey (the common pssh, no --drm) is KEYFORMAT="identity" with the KID as a data: URI,
-    # as Shaka Packager writes it; shaka-player refuses a URN key format it does not know.
-    assert master.session_keys[0].keyformat == "identity"
+    # ClearKey (the common pssh, no --drm): KEYFORMAT="identity" as Shaka Packager writes it
+    # (shaka-player reads it), then "org.w3.clearkey" (hls.js reads it), both with the KID as a
+    # data: URI (tests/packager/test_hls_clearkey.py has the lines' attributes).
+    formats = ["identity", "org.w3.clearkey"]
+    assert [(k.method, k.keyformat) for k in master.session_keys] == [
+        (method, f) for f in formats]
     for rid in renditions(protected):
         playlist = m3u8.load(str(protected.output / rid / "playlist.m3u8"))
         keys = [k for k in playlist.keys if k is not None]
-        assert [k.method for k in keys] == [method]
-        assert [k.keyformat for k in keys] == ["identity"]
-        assert keys[0].uri.startswith("data:text/plain;base64,")
-        assert base64.b64decode(keys[0].uri.split(",", 1)[1]) == bytes.fromhex(KID_HEX)
-        assert keys[0].keyformatversions is None
+        assert [(k.method, k.keyformat) for k in keys] == [(method, f) for f in formats]
+        for key in keys:
+            assert key.uri.startswith("data:text/plain;base64,")
+            assert base64.b64decode(key.uri.split(",", 1)[1]) == bytes.fromhex(KID_HEX)
         assert all(s.key is not None and s.key.method == method for s in playlist.segments)
 
 
@@ -304,12 +305,12 @@ def test_cli_takes_the_key_from_the_environment_and_never_prints_it(
     assert result.returncode == 0, result.stderr
     assert KEY_HEX not in result.stdout + result.stderr
     # No --iv: one random constant IV drawn for the release, shared by every track, so the
-    # multivariant playlist has one session key.
+    # multivariant playlist has one session key (in ClearKey's two key formats).
     tencs = [read_track_encryption(_moov(d / "init.mp4")) for d in out.iterdir() if d.is_dir()]
     assert {t.scheme for t in tencs} == {"cbcs"}
     assert len({t.constant_iv for t in tencs}) == 1
     assert len(tencs[0].constant_iv) == 16
-    assert (out / "master.m3u8").read_text().count("#EXT-X-SESSION-KEY:") == 1
+    assert (out / "master.m3u8").read_text().count("#EXT-X-SESSION-KEY:") == 2
 
 
 def test_cli_refuses_a_malformed_key_in_one_line(rich_source: Path, tmp_path: Path) -> None:

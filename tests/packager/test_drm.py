@@ -30,7 +30,7 @@ from packager.drm.pssh import (
     widevine_pssh,
     widevine_pssh_data,
 )
-from packager.drm.signalling import hls_key_attributes
+from packager.drm.signalling import track_key_attributes
 from packager.drm.systems import COMMON_SYSTEM_ID, PLAYREADY_SYSTEM_ID, WIDEVINE_SYSTEM_ID
 from packager.drm.systems import PSSH_SYSTEMS as SYSTEMS
 from packager.errors import InputError
@@ -321,7 +321,10 @@ def test_bad_input_is_refused_with_a_reason(call: Callable[[], object], message:
         call()
 
 
-# --- FairPlay HLS key lines -------------------------------------------------------------------
+# --- HLS key lines against Shaka Packager's ----------------------------------------------------
+
+
+IV = bytes.fromhex("611b9b1d1466eb96e8be48d47d65a3fd")  # a cbcs constant IV for both packagers
 
 
 def _attributes(attribute_list: str) -> dict[str, str]:
@@ -329,26 +332,38 @@ def _attributes(attribute_list: str) -> dict[str, str]:
     return dict(re.findall(r'([A-Z0-9-]+)=("[^"]*"|[^,]*)', attribute_list))
 
 
+def _shaka_key_lines(drm_clip: Path, out: Path, systems: str, *extra: str) -> list[str]:
+    """The EXT-X-KEY attribute lists Shaka Packager writes for one cbcs video track."""
+    result = subprocess.run([
+        str(find_tool("packager").path),
+        f"in={drm_clip},stream=video,output={out}/v.mp4,playlist_name=v.m3u8",
+        "--enable_raw_key_encryption", "--protection_scheme", "cbcs", "--clear_lead", "0",
+        "--keys", f"label=:key_id={SD.kid.hex()}:key={SD.key.hex()}", "--iv", IV.hex(),
+        "--protection_systems", systems, "--hls_master_playlist_output", f"{out}/m.m3u8", *extra,
+    ], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr[-500:]
+    return [line.removeprefix("#EXT-X-KEY:") for line in (out / "v.m3u8").read_text().splitlines()
+            if line.startswith("#EXT-X-KEY:")]
+
+
 def test_fairplay_key_line_is_shaka_packagers_plus_keyid(drm_clip: Path, tmp_path: Path) -> None:
     """Shaka Packager writes FairPlay's EXT-X-KEY without KEYID and IV; ours adds KEYID (hls.js
     reads a FairPlay KID only from it) and is otherwise the same line."""
     uri = f"skd://{SD.kid.hex()}"
-    iv = bytes.fromhex("611b9b1d1466eb96e8be48d47d65a3fd")
-    result = subprocess.run([
-        str(find_tool("packager").path),
-        f"in={drm_clip},stream=video,output={tmp_path}/v.mp4,playlist_name=v.m3u8",
-        "--enable_raw_key_encryption", "--protection_scheme", "cbcs", "--clear_lead", "0",
-        "--keys", f"label=:key_id={SD.kid.hex()}:key={SD.key.hex()}", "--iv", iv.hex(),
-        "--protection_systems", "FairPlay", "--hls_key_uri", uri,
-        "--hls_master_playlist_output", f"{tmp_path}/m.m3u8",
-    ], capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stderr[-500:]
-    lines = [line for line in (tmp_path / "v.m3u8").read_text().splitlines()
-             if line.startswith("#EXT-X-KEY:")]
-    assert len(lines) == 1
-    theirs = _attributes(lines[0].removeprefix("#EXT-X-KEY:"))
-    protection = TrackProtection("cbcs", SD.kid, 0, iv, 1, 9, b"", ("fairplay",))
-    [ours_line] = hls_key_attributes(protection)
+    [line] = _shaka_key_lines(drm_clip, tmp_path, "FairPlay", "--hls_key_uri", uri)
+    theirs = _attributes(line)
+    protection = TrackProtection("cbcs", SD.kid, 0, IV, 1, 9, b"", ("fairplay",))
+    [ours_line] = track_key_attributes(protection)
     ours = _attributes(ours_line)
     assert ours == {**theirs, "KEYID": f"0x{SD.kid.hex()}"}
     assert "IV" not in ours
+
+
+def test_clearkey_identity_line_is_shaka_packagers(drm_clip: Path, tmp_path: Path) -> None:
+    """Shaka Packager signals ClearKey (the common system) in cbcs HLS as one KEYFORMAT="identity"
+    line; ours is the same line, then the org.w3.clearkey one hls.js reads."""
+    [theirs] = _shaka_key_lines(drm_clip, tmp_path, "CommonSystem")
+    protection = TrackProtection("cbcs", SD.kid, 0, IV, 1, 9, b"", ("clearkey",))
+    identity, clearkey = track_key_attributes(protection)
+    assert _attributes(identity) == _attributes(theirs)
+    assert _attributes(clearkey)["KEYFORMAT"] == '"org.w3.clearkey"'

@@ -218,16 +218,17 @@ def test_hls_carries_a_key_line_per_system(drm_cenc: PackageResult, keyset: KeyS
         playlist = m3u8.load(str(drm_cenc.output / r.id / "playlist.m3u8"))
         keys = [k for k in playlist.keys if k is not None]
         assert [k.keyformat for k in keys] == [
-            WIDEVINE_URN, "com.microsoft.playready", "identity"]
+            WIDEVINE_URN, "com.microsoft.playready", "identity", "org.w3.clearkey"]
         assert {k.method for k in keys} == {"SAMPLE-AES-CTR"}
         text = (drm_cenc.output / r.id / "playlist.m3u8").read_text()
-        assert text.count(f"KEYID=0x{key.kid.hex()}") == 2  # identity has none (Shaka Packager)
-        widevine, playready, common = keys
+        assert text.count(f"KEYID=0x{key.kid.hex()}") == 3  # identity has none (Shaka Packager)
+        widevine, playready, identity, clearkey = keys
         assert widevine.uri == f"data:text/plain;base64,{b64(boxes['widevine'].box)}"
         assert playready.uri == (
             f"data:text/plain;charset=UTF-16;base64,{b64(boxes['playready'].data)}")
-        # ClearKey: KEYFORMAT="identity" with the KID (never the key) as a data: URI.
-        assert common.uri == f"data:text/plain;base64,{b64(key.kid)}"
+        # ClearKey: KEYFORMAT="identity" (shaka-player) and "org.w3.clearkey" (hls.js), with
+        # the KID (never the key) as a data: URI.
+        assert identity.uri == clearkey.uri == f"data:text/plain;base64,{b64(key.kid)}"
         for k in keys:
             assert any(s.uri == k.uri and s.keyformat == k.keyformat for s in session)
 
@@ -242,8 +243,10 @@ def test_hls_fairplay_lines_for_cbcs(
     for rid, kid in release.protection.rendition_kids.items():
         playlist = m3u8.load(str(out / rid / "playlist.m3u8"))
         keys = [k for k in playlist.keys if k is not None]
+        # No identity line for cbcs beside other systems: hls.js cannot play fMP4 under one
+        # (tests/packager/test_hls_clearkey.py).
         assert [k.keyformat for k in keys] == [
-            WIDEVINE_URN, "com.microsoft.playready", "identity",
+            WIDEVINE_URN, "com.microsoft.playready", "org.w3.clearkey",
             "com.apple.streamingkeydelivery"]
         fairplay = keys[-1]
         assert fairplay.method == "SAMPLE-AES"
