@@ -33,6 +33,7 @@ from cdn.publish import PushRequest, push
 from cdn.s3 import Connection, client, origin_error
 from cluster.connect import ClusterLink
 from packager.errors import BudgetError, CdnpackError
+from packager.interrupts import ignore as ignore_interrupts
 from packager.interrupts import install as install_interrupts
 from packager.output.pipeline import PackageRequest, package
 from packager.output.release import RELEASE_NAME, stamp_inputs
@@ -167,18 +168,22 @@ def title_process(job: TitleJob, messages: Any, verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
                         stream=sys.stderr, format=f"{job.state.spec.id}: %(message)s")
     title = job.state.spec.id
+    message: tuple[Any, ...]
     try:
-        published = release_title(job, _Throttled(messages))
-    except CdnpackError as exc:
-        messages.put(("failed", title, str(exc), exc.exit_code, type(exc).__name__))
+        try:
+            message = ("published", title, release_title(job, _Throttled(messages)))
+        except CdnpackError as exc:
+            message = ("failed", title, str(exc), exc.exit_code, type(exc).__name__)
+        except Exception as exc:
+            log.debug("internal error", exc_info=True)
+            message = ("failed", title, f"internal error: {type(exc).__name__}: {exc}", 4,
+                       type(exc).__name__)
+        # Done: a stop sent from now on (the coordinator stopping the run because of another
+        # title) would only break the saying so and the exit (multiprocessing's own clean-up).
+        ignore_interrupts()
+        messages.put(message)
     except KeyboardInterrupt:
         return  # stopped by the coordinator: it knows
-    except Exception as exc:
-        log.debug("internal error", exc_info=True)
-        messages.put(("failed", title, f"internal error: {type(exc).__name__}: {exc}", 4,
-                      type(exc).__name__))
-    else:
-        messages.put(("published", title, published))
 
 
 class _Throttled:
