@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r $(LOCK)
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
-	$(BIN)/python -m compileall -q cli.py packager cdn probes release render testbed rum steering preview  # as an install would
+	$(BIN)/python -m compileall -q cli.py packager cdn probes release render testbed rum steering preview cluster  # as an install would
 	touch $@
 
 demo: $(STAMP)

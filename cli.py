@@ -463,16 +463,23 @@ def _push_request(
     max_attempts: int, endpoint_url: str | None, profile: str | None, region: str | None,
 ) -> PushRequest:
     from cdn.publish import PushRequest
-    from cdn.s3 import Connection, parse_s3_url
+    from cdn.s3 import parse_s3_url
     return PushRequest(
         release_dir=release_dir,
         destination=parse_s3_url(destination),
-        connection=Connection(endpoint_url=endpoint_url, profile=profile, region=region,
-                              retry_mode=retry_mode, max_attempts=max_attempts,
-                              concurrency=concurrency),
+        connection=_connection(endpoint_url, profile, region, retry_mode, max_attempts,
+                               concurrency),
         manifest_max_age=int(manifest_max_age), distribution=distribution, wait=wait,
         dry_run=dry_run, prune=prune,
     )
+
+
+def _connection(endpoint_url: str | None, profile: str | None, region: str | None,
+                retry_mode: str = "adaptive", max_attempts: int = 10,
+                concurrency: int = 32) -> Any:
+    from cdn.s3 import Connection
+    return Connection(endpoint_url=endpoint_url, profile=profile, region=region,
+                      retry_mode=retry_mode, max_attempts=max_attempts, concurrency=concurrency)
 
 
 @cdnpack.command("release")
@@ -974,6 +981,105 @@ def _preview_regions(config_path: Path | None, results: tuple[str, ...],
     config = _probe_config(config_path)
     found = read_results(results, _s3(endpoint_url)) if results else None
     return from_plan(make_plan(found, config, datetime.now(UTC)), config)
+
+
+# --- catalog: many titles, released on a Dask cluster ------------------------------------------
+
+CLUSTER_OPTIONS: list[Callable[[Any], Any]] = [
+    click.option("--scheduler", envvar="DASK_SCHEDULER_ADDRESS", show_envvar=True,
+                 metavar="tcp://HOST:8786",
+                 help="A Dask scheduler to run the encode jobs on (tls://HOST:PORT with the "
+                      "--tls-* files); default: a LocalCluster on this machine."),
+    click.option("--workers", type=int, metavar="N",
+                 help="LocalCluster: worker processes (default: one per core); with "
+                      "--scheduler: wait until N workers have joined."),
+    click.option("--tls-ca", type=click.Path(path_type=Path), metavar="FILE",
+                 help="TLS to the scheduler: the CA certificate (PEM)."),
+    click.option("--tls-cert", type=click.Path(path_type=Path), metavar="FILE",
+                 help="TLS to the scheduler: this client's certificate (PEM)."),
+    click.option("--tls-key", type=click.Path(path_type=Path), metavar="FILE",
+                 help="TLS to the scheduler: this client's private key (PEM)."),
+    click.option("--connect-timeout", type=SECONDS, default="10s", show_default=True,
+                 metavar="DURATION",
+                 help="How long to try to reach the scheduler (then exit 3)."),
+    click.option("--worker-wait", type=SECONDS, default="5m", show_default=True,
+                 metavar="DURATION",
+                 help="How long jobs wait on a cluster left without any worker (then exit 3)."),
+]
+_CLUSTER_NAMES = _names(CLUSTER_OPTIONS)
+
+
+@cdnpack.group("catalog")
+def catalog_group() -> None:
+    """Release a catalog of titles (package, push, verify each) with the encodes on Dask."""
+
+
+@catalog_group.command("run")
+@click.argument("catalog_file", metavar="CATALOG.yaml", type=click.Path(path_type=Path))
+@_options(CLUSTER_OPTIONS)
+@click.option("--max-parallel", type=click.IntRange(min=1), default=2, show_default=True,
+              metavar="N", help="Titles released at once on this machine (their encode jobs "
+                                "share the cluster).")
+@click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where titles are built before their push (default: the temp dir).")
+@click.option("--keystore", type=click.Path(file_okay=False, path_type=Path),
+              help="Keystore of the encrypted titles' keys (content id: the title's id).")
+@click.option("--force", is_flag=True,
+              help="Release every title again, up to date or not (default: resume).")
+@_options(PUSH_OPTIONS)
+@json_option
+def catalog_run(catalog_file: Path, max_parallel: int, work_dir: Path | None,
+                keystore: Path | None, force: bool, as_json: bool, **options: Any) -> None:
+    """Release every title of CATALOG.yaml that is not up to date: a title whose published
+    release.json records its current inputs (source size and ETag or sha256, options, cdnpack
+    version) is skipped. Exit 1 when any title failed (each named), 0 otherwise."""
+    from release.catalog import CatalogFailed, CatalogRequest, run_catalog
+    from release.catalog_file import load_catalog
+    from render.catalog import catalog_doc, catalog_progress, show_catalog
+    cluster = _cluster_spec(_split(options, _CLUSTER_NAMES))
+    catalog = load_catalog(catalog_file)
+    shaping = {k: options.pop(k) for k in ("manifest_max_age", "distribution", "wait")}
+    request = CatalogRequest(
+        catalog=catalog, cluster=cluster, connection=_connection(**options),
+        max_parallel=max_parallel, work_dir=work_dir, keystore=keystore, force=force,
+        verbose=logging.getLogger().isEnabledFor(logging.INFO), **shaping)
+    with catalog_progress(as_json) as watcher:
+        result = run_catalog(request, watcher)
+    if as_json:
+        emit_json(catalog_doc(result))
+    else:
+        show_catalog(result)
+    if result.failed:
+        raise CatalogFailed(result.failed)
+
+
+def _cluster_spec(options: dict[str, Any]) -> Any:
+    from cluster.connect import cluster_spec
+    return cluster_spec(options["scheduler"], options["workers"], options["tls_ca"],
+                        options["tls_cert"], options["tls_key"], options["connect_timeout"],
+                        options["worker_wait"])
+
+
+@catalog_group.command("status")
+@click.argument("catalog_file", metavar="CATALOG.yaml", type=click.Path(path_type=Path))
+@click.option("--endpoint-url", help="Any S3-compatible origin (MinIO, R2, a local moto).")
+@click.option("--profile", help="AWS profile.")
+@click.option("--region", help="AWS region.")
+@json_option
+def catalog_status(catalog_file: Path, endpoint_url: str | None, profile: str | None,
+                   region: str | None, as_json: bool) -> None:
+    """Per title of CATALOG.yaml: up to date, to do, or failed (with the reason of its last
+    attempt), and where it is published."""
+    from cdn.s3 import client
+    from release.catalog_file import load_catalog
+    from release.catalog_state import plan_catalog
+    from render.catalog import show_status, status_doc
+    catalog = load_catalog(catalog_file)
+    states = plan_catalog(catalog, client(_connection(endpoint_url, profile, region)))
+    if as_json:
+        emit_json(status_doc(str(catalog_file), states))
+    else:
+        show_status(str(catalog_file), states)
 
 
 # --- rights: territories and windows, enforced at the edge -------------------------------------

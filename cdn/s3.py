@@ -109,6 +109,10 @@ def client(conn: Connection, service: str = "s3") -> Any:
         # (MinIO, on-prem gateways, moto) botocore would also hash each body for the signature:
         # a second read and sha256 of the whole release that the checksum already covers.
         s3={"payload_signing_enabled": False},
+        # Presigned URLs (a listing's pages, a source read by ranges on a worker) signed with
+        # SigV4 like every other request: botocore would presign with SigV2, which S3 refuses
+        # for buckets made since June 2020.
+        signature_version="s3v4" if service == "s3" else None,
     )
     return session.client(service, endpoint_url=conn.endpoint_url, config=config)
 

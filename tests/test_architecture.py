@@ -14,8 +14,11 @@ REPO = Path(__file__).resolve().parents[1]
 #: Each top-level package and what it may import. The flow runs one way: packager (source to
 #: release.json) → cdn (push) → rum (real viewers, from the CDN's logs) → probes (probe, score
 #: and gate, beside the real viewers) → steering → preview (a release served with a page that
-#: plays it) → release (the flow) → render/cli.
-PRODUCT = ["packager", "cdn", "rum", "probes", "steering", "preview", "release"]
+#: plays it) → cluster (Dask: where encode jobs run) → release (the flow, and catalogs of
+#: titles) → render/cli.
+PRODUCT = ["packager", "cdn", "rum", "probes", "steering", "preview", "cluster", "release"]
+#: Dask stays at the edge of the house: these never import it (cluster/ runs their jobs on it).
+BELOW_DASK = ("packager", "cdn", "rum", "probes", "steering", "preview")
 LAYERS: dict[str, set[str]] = {
     **{name: set(PRODUCT[:i]) for i, name in enumerate(PRODUCT)},
     "render": set(PRODUCT),
@@ -72,6 +75,25 @@ def test_every_package_imports_only_the_layers_below_it(graph: dict[str, set[str
         and target.split(".")[0] not in LAYERS[module.split(".")[0]]
     )
     assert wrong == []
+
+
+def test_nothing_below_the_cluster_imports_dask() -> None:
+    offenders = sorted(
+        f"{name} imports {module}"
+        for name, path in modules() if name.split(".")[0] in BELOW_DASK
+        for module in _all_imports(path) if module.split(".")[0] in ("dask", "distributed")
+    )
+    assert offenders == []
+
+
+def _all_imports(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
 
 
 def test_no_module_import_cycle(graph: dict[str, set[str]]) -> None:

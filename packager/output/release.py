@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
+from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass, replace
 from functools import cache
 from pathlib import Path
 from types import UnionType
 from typing import Any, TypeVar, Union, cast, get_args, get_origin, get_type_hints
 
 from packager.errors import InputError
-from packager.files import read_text
+from packager.files import read_text, write_atomic
 
 T = TypeVar("T")
 
@@ -181,6 +181,23 @@ class ThumbnailSummary:
 
 
 @dataclass(frozen=True)
+class ReleaseInputs:
+    """What a release was made from, recorded by `catalog run` (release/inputs.py): a published
+    release whose inputs equal a title's current ones is up to date and is not made again."""
+
+    source: str  # the path or s3:// URL as the catalog names it
+    source_bytes: int
+    #: "etag:<ETag>" for an S3 source (HEAD), "sha256:<hex>" for a file.
+    source_version: str
+    #: Every other file the release is made from (title file, its dubs and subtitles, a ladder
+    #: file, a CPIX document): path -> "sha256:<hex>".
+    files: dict[str, str]
+    #: The title's options that shape the release, each as JSON text.
+    options: dict[str, str]
+    cdnpack: str  # the version that made it
+
+
+@dataclass(frozen=True)
 class GrantSummary:
     """One grant of the title's rights (packager/rights) and the manifests written for it:
     what viewers in its territories are routed to during its window, and all they may fetch."""
@@ -210,6 +227,8 @@ class Release:
     #: Trick play: empty in release.json files written before it existed.
     iframes: list[IFrameSummary] = field(default_factory=list)
     thumbnails: list[ThumbnailSummary] = field(default_factory=list)
+    #: Recorded by `catalog run`; None for a release `package` made on its own.
+    inputs: ReleaseInputs | None = None
     #: Territories and windows: one manifest set per grant (empty: no rights, unrestricted).
     rights: list[GrantSummary] = field(default_factory=list)
     #: Absent (None) when no rendition was measured.
@@ -270,16 +289,28 @@ def read_release(root: Path) -> Release:
     path = root / RELEASE_NAME
     if not path.is_file() and root.is_dir():
         raise InputError(f"{root}: no {RELEASE_NAME}; not a cdnpack release")
-    text = read_text(path, RELEASE_NAME)
+    return parse_release(read_text(path, RELEASE_NAME), str(path))
+
+
+def parse_release(text: str, where: str) -> Release:
+    """A release.json's text (a local file's, or a published one's) as a checked Release."""
     try:
         doc = json.loads(text)
     except ValueError as exc:
-        raise InputError(f"{path}: not JSON ({exc})") from None
+        raise InputError(f"{where}: not JSON ({exc})") from None
     if not isinstance(doc, dict):
-        raise InputError(f"{path}: not a cdnpack {RELEASE_NAME} (a JSON object is expected)")
+        raise InputError(f"{where}: not a cdnpack {RELEASE_NAME} (a JSON object is expected)")
     if doc.get("schema") != SCHEMA_VERSION:
-        raise InputError(f"{path}: schema {doc.get('schema')!r}, expected {SCHEMA_VERSION}")
-    return typed(Release, doc, str(path))
+        raise InputError(f"{where}: schema {doc.get('schema')!r}, expected {SCHEMA_VERSION}")
+    return typed(Release, doc, where)
+
+
+def stamp_inputs(root: Path, inputs: ReleaseInputs) -> Release:
+    """Record what the release in `root` was made from in its release.json (replaced
+    atomically: the tree's files are unchanged, so the listing still holds)."""
+    release = replace(read_release(root), inputs=inputs)
+    write_atomic(root / RELEASE_NAME, json.dumps(asdict(release), indent=2) + "\n")
+    return release
 
 
 def typed(cls: type[T], doc: Any, where: str) -> T:
