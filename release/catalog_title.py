@@ -108,7 +108,7 @@ def release_title(job: TitleJob, progress: TitleProgress | None = None) -> Title
                     segment_duration=spec.segment_duration, formats=spec.formats,
                     codecs=spec.codecs, title=spec.title, rights=spec.rights,
                     encryption=_encryption(job, output), chunks=parse_chunks(spec.chunks),
-                    locations=_locations(job, s3, source, stage) if stage else ())
+                    locations=_locations(job, s3, source, stage, sink) if stage else ())
                 packaged = package(request, sink, executor=DaskExecutor(cluster), stage=stage)
             except CdnpackError as exc:  # name the source as the catalog does, not our copy
                 if not spec.remote_source or str(source) not in str(exc):
@@ -158,8 +158,8 @@ def _title_stage(job: TitleJob, cluster: Cluster) -> Iterator[S3Stage | None]:
     stage.delete_prefix("")  # failing here fails the title: its next attempt clears it
 
 
-def _locations(job: TitleJob, s3: Any, source: Path, stage: S3Stage) -> tuple[tuple[str, str],
-                                                                               ...]:
+def _locations(job: TitleJob, s3: Any, source: Path, stage: S3Stage,
+               sink: Callable[[str, float, float], None]) -> tuple[tuple[str, str], ...]:
     """Where a remote worker reads each input its jobs read (the source, a dub or a
     description): an S3 source by a presigned URL of the object itself (ffmpeg reads it by
     ranged GETs, no copy); a file of this machine staged once under its sha256 and read by a
@@ -171,7 +171,8 @@ def _locations(job: TitleJob, s3: Any, source: Path, stage: S3Stage) -> tuple[tu
     inputs = [] if spec.remote_source else [source]
     inputs += [f.path for f in spec.title.side_files if f.kind == "audio"]
     versions = {**job.state.inputs.files, spec.source: job.state.inputs.source_version}
-    for path in inputs:
+    for done, path in enumerate(inputs):
+        sink("stage inputs", done, len(inputs))
         digest = versions.get(str(path), "").removeprefix("sha256:") or path.name
         key = f"{SOURCES}/{digest}{path.suffix}"
         stage.put(path, key)
