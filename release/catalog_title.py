@@ -13,6 +13,7 @@ where the keys are.
 
 from __future__ import annotations
 
+import copy
 import ctypes
 import logging
 import os
@@ -113,7 +114,9 @@ def release_title(job: TitleJob, progress: TitleProgress | None = None) -> Title
             except CdnpackError as exc:  # name the source as the catalog does, not our copy
                 if not spec.remote_source or str(source) not in str(exc):
                     raise
-                raise type(exc)(str(exc).replace(str(source), spec.source)) from None
+                renamed = copy.copy(exc)  # its type and exit code, the catalog's words
+                renamed.args = (str(exc).replace(str(source), spec.source),)
+                raise renamed from None
         stamp_inputs(output, job.state.inputs)
         push_request = PushRequest(output, spec.destination, job.connection,
                                    manifest_max_age=job.manifest_max_age,
@@ -224,8 +227,9 @@ def _put_release_json(s3: Any, job: TitleJob, output: Path) -> None:
 
 # --- the title's process --------------------------------------------------------------------
 
-#: A title's process sends ("progress", id, stage, done, total), then ("published", id,
-#: TitlePublished) or ("failed", id, reason, exit code, error class name).
+# A title's process sends ("progress", id, stage, done, total), then ("published", id,
+# TitlePublished) or ("failed", id, reason, exit code, error class name).
+
 #: Seconds between two progress messages of one stage.
 PROGRESS_EVERY = 0.25
 
