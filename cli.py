@@ -1024,15 +1024,21 @@ def catalog_group() -> None:
               help="Where titles are built before their push (default: the temp dir).")
 @click.option("--keystore", type=click.Path(file_okay=False, path_type=Path),
               help="Keystore of the encrypted titles' keys (content id: the title's id).")
+@click.option("--stage", "stage_url", metavar="s3://BUCKET/PREFIX",
+              help="With --scheduler: where the workers' encode outputs and this machine's "
+                   "inputs meet, a prefix per title (default: each title's DESTINATION/"
+                   "_cdnpack/stage). Clear media: keep it private.")
 @click.option("--force", is_flag=True,
               help="Release every title again, up to date or not (default: resume).")
 @_options(PUSH_OPTIONS)
 @json_option
 def catalog_run(catalog_file: Path, max_parallel: int, work_dir: Path | None,
-                keystore: Path | None, force: bool, as_json: bool, **options: Any) -> None:
+                keystore: Path | None, stage_url: str | None, force: bool, as_json: bool,
+                **options: Any) -> None:
     """Release every title of CATALOG.yaml that is not up to date: a title whose published
     release.json records its current inputs (source size and ETag or sha256, options, cdnpack
     version) is skipped. Exit 1 when any title failed (each named), 0 otherwise."""
+    from cdn.s3 import parse_s3_url
     from release.catalog import CatalogFailed, CatalogRequest, run_catalog
     from release.catalog_file import load_catalog
     from render.catalog import catalog_doc, catalog_progress, show_catalog
@@ -1042,6 +1048,7 @@ def catalog_run(catalog_file: Path, max_parallel: int, work_dir: Path | None,
     request = CatalogRequest(
         catalog=catalog, cluster=cluster, connection=_connection(**options),
         max_parallel=max_parallel, work_dir=work_dir, keystore=keystore, force=force,
+        stage=parse_s3_url(stage_url) if stage_url else None,
         verbose=logging.getLogger().isEnabledFor(logging.INFO), **shaping)
     with catalog_progress(as_json) as watcher:
         result = run_catalog(request, watcher)

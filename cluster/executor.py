@@ -3,12 +3,15 @@
 What a Dask user expects of it: jobs are submitted at once (the scheduler places them, largest
 first when the packager orders them so); progress is reported as each finishes; the first failure
 cancels the rest and is raised here as the job raised it (an InputError stays one line, exit 2);
-Ctrl-C and SIGTERM cancel every task (cluster/reaper.py stops their children on the workers); a
-worker lost in the middle of a job is Dask's to handle: the scheduler runs the job again elsewhere
-(a job writes only its own outputs, under names its job gives, so a second run is safe), and
-gives up after `distributed.scheduler.allowed-failures` deaths (KilledWorker, reported in one
-line). The scheduler itself going away fails the map with ClusterError (exit 3), and so does a
-cluster left without any worker for the link's `worker_wait` (Dask itself would wait forever).
+Ctrl-C and SIGTERM cancel every task (cluster/reaper.py stops their children on the workers),
+and the map ends once none of them runs on any worker, so none writes to the stage after it; a
+worker lost in the middle of a job is Dask's to handle: the scheduler runs the job again
+elsewhere (a job writes only its own outputs, under names its job gives, so a second run is
+safe), and gives up after `distributed.scheduler.allowed-failures` deaths (KilledWorker,
+reported in one line). The scheduler itself going away fails the map with ClusterError (exit 3),
+and so does a cluster left without any worker for the link's `worker_wait` (Dask itself would
+wait forever); workers cut off from their scheduler may still finish a job's writes, which the
+title's next attempt clears (release/catalog_title.py).
 """
 
 from __future__ import annotations
@@ -27,10 +30,14 @@ from packager.errors import CdnpackError
 from packager.executor import JobProgress
 
 if TYPE_CHECKING:
-    from distributed import Future
+    from distributed import Future, Worker
 
 J = TypeVar("J")
 R = TypeVar("R")
+
+#: Seconds a map that failed or was interrupted waits for its cancelled tasks to stop running
+#: on the workers (the coordinator gives a title's process 20 s to unwind).
+CANCEL_WAIT = 10.0
 
 
 class DaskExecutor:
@@ -58,7 +65,7 @@ class DaskExecutor:
             watch.start(futures)
             return cast("list[R]", self._gather(futures, progress, watch))
         except BaseException:
-            self._cancel(futures)
+            self._cancel(futures, batch)
             raise
         finally:
             watch.stop()
@@ -97,15 +104,30 @@ class DaskExecutor:
         return ClusterError(f"lost the Dask scheduler at {self.cluster.address} while it ran "
                             "our jobs")
 
-    def _cancel(self, futures: list[Future[Any]]) -> None:
+    def _cancel(self, futures: list[Future[Any]], batch: str) -> None:
         """Cancel what runs or waits, and forget what finished (a failed task's error stays on
-        the scheduler while a future names it)."""
+        the scheduler while a future names it); then wait until none of the batch runs on any
+        worker. Dask cancels a running task by dropping its result, so without the wait a job
+        that was putting its outputs would finish writing them after the coordinator emptied
+        the stage (cluster/reaper.py stops a job's ffmpeg at once, so the wait is short)."""
+        client = self.cluster.client
         try:
-            if futures and self.cluster.client.status == "running":
-                self.cluster.client.cancel(futures, force=True)
+            if futures and client.status == "running":
+                client.cancel(futures, force=True)
+                deadline = time.monotonic() + CANCEL_WAIT
+                while any(client.run(running_tasks, batch, on_error="ignore").values()) \
+                        and time.monotonic() < deadline:
+                    time.sleep(0.1)
         except (OSError, TimeoutError, RuntimeError):
-            pass  # the scheduler is gone: nothing left to cancel
+            pass  # the scheduler is gone: nothing left to cancel, nothing to ask
         futures.clear()
+
+
+def running_tasks(batch: str, dask_worker: Worker) -> list[str]:
+    """On a worker: the tasks of `batch` that still occupy a thread (cancelled ones too, until
+    their function returns)."""
+    return [str(ts.key) for ts in dask_worker.state.all_running_tasks
+            if str(ts.key).startswith(batch)]
 
 
 class _Workerless:

@@ -56,7 +56,10 @@ class S3Stage:
         download(self._s3(), self.url_of(key), local)
 
     def delete_prefix(self, prefix: str) -> None:
-        under = S3Location(self.location.bucket, self.location.key(prefix.strip("/")))
+        """Every object under `prefix` of the stage ("": the whole stage)."""
+        relative = prefix.strip("/")
+        under = (S3Location(self.location.bucket, self.location.key(relative)) if relative
+                 else self.location)
         s3 = self._s3()
         delete_keys(s3, self.location.bucket, sorted(list_prefix(s3, under)))
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from cdn.s3 import Connection, client
+from cdn.s3 import Connection, S3Location, client
 from cluster.connect import Cluster, ClusterError, ClusterSpec, connect
 from packager.errors import CdnpackError, InputError
 from release.catalog_file import Catalog
@@ -53,6 +53,9 @@ class CatalogRequest:
     distribution: str | None = None
     wait: bool = False  # for the invalidation
     work_dir: Path | None = None  # where titles are built (default: the system's temp dir)
+    #: A remote cluster's staging store, a prefix per title (default: DESTINATION/_cdnpack/
+    #: stage of each title).
+    stage: S3Location | None = None
     keystore: Path | None = None
     force: bool = False  # release up-to-date titles again
     verbose: bool = False
@@ -106,6 +109,9 @@ def run_catalog(request: CatalogRequest, watcher: CatalogProgress | None = None)
     started = time.perf_counter()
     if request.max_parallel < 1:
         raise InputError("--max-parallel must be at least 1")
+    if request.stage is not None and request.cluster.local:
+        raise InputError("--stage is for a --scheduler given by address; a LocalCluster's "
+                         "workers meet in this machine's work directory")
     s3 = client(request.connection)
     states = plan_catalog(request.catalog, s3)
     todo = [s for s in states if request.force or s.state != UP_TO_DATE]
@@ -140,7 +146,8 @@ def _run_titles(todo: list[TitleState], cluster: Cluster, request: CatalogReques
             while pending and len(running) < request.max_parallel:
                 state = pending.popleft()
                 job = TitleJob(state, cluster.link, request.connection, request.manifest_max_age,
-                               request.distribution, request.wait, work_dir, request.keystore)
+                               request.distribution, request.wait, work_dir, request.keystore,
+                               request.stage)
                 process = context.Process(target=title_process, name=f"cdnpack {state.spec.id}",
                                           args=(job, messages, request.verbose))
                 process.start()

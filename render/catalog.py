@@ -75,7 +75,8 @@ def _outcome_doc(outcome: TitleOutcome) -> dict[str, Any]:
         doc |= {"reason": outcome.reason, "exit_code": outcome.exit_code}
     if outcome.published is not None:
         published = asdict(outcome.published)
-        doc |= {k: published[k] for k in ("seconds", "uploaded", "bytes", "renditions")}
+        doc |= {k: published[k] for k in ("seconds", "uploaded", "bytes", "renditions",
+                                          "chunks")}
         doc["seconds"] = round(doc["seconds"], 3)
     return doc
 
@@ -96,7 +97,8 @@ def show_catalog(result: CatalogResult) -> None:
         if outcome.published is not None:
             p = outcome.published
             detail = (f"{p.uploaded} objects ({p.bytes / 1e6:.1f} MB) in {p.seconds:.1f} s, "
-                      f"{p.renditions} renditions")
+                      f"{p.renditions} renditions"
+                      + (f", video in {p.chunks} chunks" if p.chunks > 1 else ""))
         table.add_row(outcome.id, outcome.state, outcome.destination, detail)
     out_console.print(table)
     counts = {s: sum(o.state == s for o in result.outcomes)

@@ -4,8 +4,9 @@
     python deploy/dask/fargate.py catalog.yaml
 
 The scheduler and workers run deploy/dask/Dockerfile's image (pushed to ECR); the workers read the
-sources and the encode stage on S3 with the task role; the coordinator (this machine) packages,
-encrypts with keys it never sends, and publishes. Sizing: docs/catalog.md.
+sources by presigned URLs and write the encode stage on S3 with the task role; the coordinator
+(this machine) packages, encrypts with keys it never sends, and publishes. Sizing:
+docs/catalog.md.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import sys
 from dask_cloudprovider.aws import FargateCluster
 
 IMAGE = "REPLACE-WITH-ACCOUNT.dkr.ecr.REPLACE-WITH-REGION.amazonaws.com/cdnpack-dask:0.1.0"
-#: A role the tasks assume: s3:GetObject on the sources, read and write on the stage prefix.
+#: A role the tasks assume: s3:PutObject on the stage prefix (sources and staged inputs are read
+#: by presigned URLs the coordinator signs; it also empties the stage).
 TASK_ROLE = "arn:aws:iam::REPLACE-WITH-ACCOUNT:role/cdnpack-dask-worker"
 
 

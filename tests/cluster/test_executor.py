@@ -1,16 +1,13 @@
 """The Dask executor runs the packager's kind of jobs on real workers: an embedded LocalCluster
 and `dask scheduler` + `dask worker` processes over TCP and TLS, the local S3 origin as stage.
-
-Faults are real: a worker killed with SIGKILL in the middle of its job, the scheduler killed
-while it holds our jobs, a job that fails; and a job that carries a content key is refused on a
-clear link before the scheduler sees anything."""
+A failing job cancels the rest (their ffmpeg stopped on the workers); a job that carries a
+content key is refused on a clear link before the scheduler sees anything. (A worker or the
+scheduler killed in the middle of a catalog: tests/release/test_catalog_cluster.py.)"""
 
 from __future__ import annotations
 
 import hashlib
 import os
-import signal
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -98,39 +95,6 @@ def test_the_first_failing_job_fails_the_map_as_it_failed_and_cancels_the_rest(
         assert set(worker_children(cluster).values()) == {0}  # the long job's ffmpeg stopped
     listed = moto_s3.client().list_objects_v2(Bucket="stage").get("Contents", [])
     assert listed == []  # the long jobs were stopped, not left to finish
-
-
-def test_a_worker_killed_in_the_middle_of_a_job_has_it_run_again_elsewhere(
-        cluster_processes: DaskProcesses, stage: S3Stage, moto_s3: MotoServer) -> None:
-    with connect(ClusterSpec(cluster_processes.address)) as cluster:
-        pids = cluster.client.run(os.getpid)
-        killed: list[int] = []
-
-        def kill_when_running() -> None:
-            while not killed:
-                running = [w for w, keys in cluster.client.processing().items() if keys]
-                if running:
-                    killed.append(pids[running[0]])
-                    os.kill(pids[running[0]], signal.SIGKILL)
-                time.sleep(0.05)
-
-        killer = threading.Thread(target=kill_when_running, daemon=True)
-        killer.start()
-        [result] = DaskExecutor(cluster).map(encode_clip, [ClipJob(6, stage, "survivor.mp4")])
-        killer.join(timeout=5)
-    assert killed
-    assert result.pid != killed[0]
-    assert result.pid in pids.values()
-    assert staged_sha256(moto_s3, "survivor.mp4") == result.sha256
-
-
-def test_the_scheduler_going_away_fails_the_map_in_one_line_exit_3(
-        cluster_processes: DaskProcesses, stage: S3Stage) -> None:
-    with connect(ClusterSpec(cluster_processes.address)) as cluster:
-        threading.Timer(2.0, cluster_processes.kill_scheduler).start()
-        with pytest.raises(ClusterError, match=r"lost the Dask scheduler at tcp://") as caught:
-            DaskExecutor(cluster).map(encode_clip, [ClipJob(60, stage, "orphan.mp4")])
-    assert caught.value.exit_code == 3
 
 
 def test_a_job_carrying_a_key_is_refused_on_a_clear_link_before_the_scheduler_sees_it(

@@ -1,5 +1,6 @@
 """The S3 stage: what a worker puts, the coordinator gets whole; a presigned URL reads it by
-ranges (as ffmpeg does); a prefix is removed at once; static credentials never travel."""
+ranges (as ffmpeg does); a prefix, or the whole stage, is removed at once (and nothing beside
+it); static credentials never travel."""
 
 from __future__ import annotations
 
@@ -30,8 +31,18 @@ def test_put_get_ranges_and_delete_a_prefix(moto_s3: MotoServer, tmp_path: Path)
     with urllib.request.urlopen(ranged, timeout=10) as answer:
         assert answer.status == 206
         assert answer.read() == payload[1000:2000]
+    stage.put(local, "sources/x.mp4")
+    neighbour = S3Stage(S3Location("stage", "run-10"), stage.connection)
+    neighbour.put(local, "kept.mp4")
     stage.delete_prefix("encode")
-    assert moto_s3.client().list_objects_v2(Bucket="stage").get("KeyCount") == 0
+    assert listed(moto_s3) == ["run-1/sources/x.mp4", "run-10/kept.mp4"]
+    stage.delete_prefix("")  # the whole stage, and nothing beside it
+    assert listed(moto_s3) == ["run-10/kept.mp4"]
+
+
+def listed(moto: MotoServer) -> list[str]:
+    return sorted(o["Key"] for o in moto.client().list_objects_v2(Bucket="stage")
+                  .get("Contents", []))
 
 
 def test_a_stage_travels_without_static_credentials(moto_s3: MotoServer) -> None:

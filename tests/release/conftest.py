@@ -10,6 +10,9 @@ import pytest
 import yaml
 
 from testbed.clips import ClipSpec, make_clip
+from tests.cluster.conftest import dask_env
+
+__all__ = ["dask_env"]  # the real cluster's environment, shared with tests/cluster
 
 #: Short and small: a title's release costs a few seconds of a 2-core machine.
 SHORT = ClipSpec(duration=3.0, width=320, height=180, frame_rate="25")

@@ -1,12 +1,10 @@
 """`catalog run` on this machine (a LocalCluster) against the local S3 origin: titles released,
-resumed without an upload, re-released when they change, failing alone with their reason; and
-`catalog status` telling each title's state from the origin alone."""
+resumed without an upload, re-released when they change; bad input refused before anything is
+published; an interrupt stops everything. (A real cluster: test_catalog_cluster.py.)"""
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import signal
 from pathlib import Path
 
@@ -81,38 +79,7 @@ def test_a_catalog_is_released_then_resumed_without_one_upload_and_a_change_redo
     assert outcome(out) == {"ep1": "published", "ep2": "up to date"}
 
 
-def test_a_broken_source_fails_alone_with_its_reason_until_it_is_fixed(
-        origin: MotoServer, short_clips: list[Path], tmp_path: Path) -> None:
-    broken = tmp_path / "broken.mp4"
-    broken.write_bytes(os.urandom(64 * 1024))
-    catalog = write_catalog(tmp_path / "catalog.yaml", [
-        {"id": "good", "source": str(short_clips[0])},
-        {"id": "bad", "source": str(broken)}])
-    code, out, err = run(catalog, origin.url)
-    assert code == 1
-    assert outcome(out) == {"good": "published", "bad": "failed"}
-    assert err.count("\n") == 1
-    assert err.startswith("cdnpack: error: 1 title(s) failed: bad (")
-    assert "broken.mp4" in err
-
-    status = cdnpack_cli("catalog", "status", catalog, "--endpoint-url", origin.url, "--json")
-    assert status.returncode == 0, status.stderr
-    states = {t["id"]: t for t in json.loads(status.stdout)["titles"]}
-    assert states["good"]["state"] == "up to date"
-    assert states["bad"]["state"] == "failed"
-    assert "broken.mp4" in states["bad"]["reason"]
-    assert states["bad"]["exit_code"] == 2
-    assert "catalog/bad/_cdnpack/catalog-status.json" in keys_in(origin)
-    assert "catalog/bad/release.json" not in keys_in(origin)
-
-    shutil.copyfile(short_clips[2], broken)  # the source is fixed
-    code, out, err = run(catalog, origin.url)
-    assert code == 0, err
-    assert outcome(out) == {"good": "up to date", "bad": "published"}
-    assert "catalog/bad/_cdnpack/catalog-status.json" not in keys_in(origin)
-
-
-def test_a_missing_s3_source_or_an_unreachable_scheduler_is_one_line_and_publishes_nothing(
+def test_a_missing_s3_source_an_unreachable_scheduler_or_a_stray_stage_is_one_line(
         origin: MotoServer, short_clips: list[Path], tmp_path: Path) -> None:
     missing = write_catalog(tmp_path / "missing.yaml", [
         {"id": "ep1", "source": str(short_clips[0])},
@@ -126,6 +93,9 @@ def test_a_missing_s3_source_or_an_unreachable_scheduler_is_one_line_and_publish
                        "--connect-timeout", "1")
     assert (code, err.count("\n")) == (3, 1), err
     assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in err
+    code, _, err = run(fine, origin.url, "--stage", "s3://origin/stage")
+    assert (code, err.count("\n")) == (2, 1), err
+    assert "--stage is for a --scheduler given by address" in err
     assert keys_in(origin) == []
 
 
