@@ -97,14 +97,17 @@ async def test_throughput_is_the_edges_paced_rate(edges: Edges) -> None:
 
 
 async def test_total_is_the_sum_of_the_phases(edges: Edges) -> None:
-    lag = LagMonitor(0.001, interval=0.001)
-    async with lag.running():
-        r = await fetch(edges.url("na-fast", "/bytes/1000"), lag=lag)
-    parts = [r.dns or 0.0, r.connect or 0.0, r.tls or 0.0, r.ttfb or 0.0, r.transfer or 0.0]
-    assert sum(parts) <= r.total
-    # only request writing and bookkeeping are left out (late by what the loop lagged, if busy:
-    # a 1 ms heartbeat sees any stall of the process longer than a millisecond or two)
-    assert r.total - sum(parts) < 0.002 + r.lag
+    """Every phase lies inside the total, and only the client's own work (building and writing
+    the request, bookkeeping) is left out: under 2 ms in the best of a few fetches (a phase
+    left out would be missing from every one; a loaded machine slows some of them)."""
+    rest = []
+    for _ in range(5):
+        r = await fetch(edges.url("na-fast", "/bytes/1000"))
+        parts = [r.dns or 0.0, r.connect or 0.0, r.tls or 0.0, r.ttfb or 0.0, r.transfer or 0.0]
+        assert sum(parts) <= r.total
+        assert (r.ttfb or 0.0) >= DELAY_FAST - 0.001
+        rest.append(r.total - sum(parts))
+    assert min(rest) < 0.002, rest
 
 
 @pytest.mark.parametrize(("edge", "path", "expected"), [
@@ -237,7 +240,9 @@ def test_cache_verdict(headers: dict[str, str], verdict: str | None) -> None:
 
 
 async def test_fetch_timed_while_the_loop_was_blocked_is_flagged(edges: Edges) -> None:
-    lag = LagMonitor(0.015)  # well above what a busy neighbour causes, below the 30 ms block
+    # well above what a busy neighbour causes, below the 30 ms block; a 1 ms heartbeat wakes
+    # within the block's first millisecond, so its episode is the whole block
+    lag = LagMonitor(0.015, interval=0.001)
     url = edges.url("na-slow", "/bytes/100")
     async with lag.running(), fetcher(lag=lag) as f:
         # the negative control: fetches nobody blocks are not all flagged (on a loaded
