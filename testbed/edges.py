@@ -34,7 +34,8 @@ Runtime control (what a test does to a CDN mid-playback): each JSON line on the 
 stdin is a command answered by one JSON line on its stdout (`EdgeControl`): `{"set": NAME,
 "failure": "503", ...}` changes a running edge's delay, bandwidth or failure mode, and
 `{"log": NAME, "since": N}` returns the requests an edge with `record` set has received (its
-loop's monotonic time, which is the machine's CLOCK_MONOTONIC, and the path) from the N-th on.
+loop's monotonic time, which is the machine's CLOCK_MONOTONIC, and the path) from the N-th on;
+`{"served": NAME, "since": N}` when each answer's first and last byte really left.
 """
 
 from __future__ import annotations
@@ -171,7 +172,7 @@ class _EdgeProtocol(asyncio.Protocol):
         headers = {k.strip().lower(): v.strip()
                    for k, _, v in (line.partition(":") for line in lines[1:])}
         keep_alive = headers.get("connection", "").lower() != "close"
-        if self.edge.access_log is not None:
+        if self.edge.access_log is not None or self.edge.spec.record:
             self.entry = {"wall": time.time(), "received": received, "method": method,
                           "target": parts[1] if len(parts) > 1 else "/", "headers": headers,
                           "cs_bytes": len(head) + 4}
@@ -314,8 +315,11 @@ class _EdgeProtocol(asyncio.Protocol):
                   keep_alive: bool) -> None:
         if self.closed or self.transport is None:
             return
+        # The body is paced from when the first byte really left: a timer that fired late on a
+        # loaded machine must not squeeze the body into less than size / rate.
+        first_byte = self.loop.time()
         if self.entry is not None:
-            self.entry["first_byte"] = self.loop.time()
+            self.entry["first_byte"] = first_byte
         rate = self.edge.spec.bandwidth
         if rate is None or not body:
             self.transport.write(head + body)
@@ -343,8 +347,12 @@ class _EdgeProtocol(asyncio.Protocol):
     def finish(self, failure: str | None, keep_alive: bool) -> None:
         assert self.transport is not None
         if self.entry is not None:
-            self.edge.log_served(self.entry, self.loop.time(),
-                                 self.transport.get_extra_info("peername"))
+            done = self.loop.time()
+            if self.edge.access_log is not None:
+                self.edge.log_served(self.entry, done, self.transport.get_extra_info("peername"))
+            if self.edge.spec.record:
+                self.edge.served.append(
+                    (self.entry["received"], self.entry.get("first_byte", done), done))
             self.entry = None
         if failure == "reset":
             sock = self.transport.get_extra_info("socket")
@@ -381,6 +389,8 @@ class _Edge:
         self.spec = spec
         self.requests = 0
         self.log: list[tuple[float, str]] = []  # (loop time, path) when spec.record
+        #: (request's last byte in, first byte out, last byte out) in loop time, spec.record
+        self.served: list[tuple[float, float, float]] = []
         self.root = Path(spec.root).resolve() if spec.root else None
         self.files: dict[str, bytes] = {}
         self.origin = urlsplit(spec.origin) if spec.origin else None
@@ -550,6 +560,12 @@ def _command(edges: dict[str, _Edge], doc: Any) -> dict[str, Any]:
             return {"error": "log: unknown edge, or its spec does not record"}
         since = int(doc.get("since", 0))
         return {"requests": edge.log[since:], "next": len(edge.log)}
+    if "served" in doc:
+        edge = edges.get(doc["served"])
+        if edge is None or not edge.spec.record:
+            return {"error": "served: unknown edge, or its spec does not record"}
+        since = int(doc.get("since", 0))
+        return {"served": edge.served[since:], "next": len(edge.served)}
     return {"error": f"unknown command {sorted(doc)}"}
 
 
@@ -609,6 +625,31 @@ class EdgeControl:
         `since`-th on, and the index to continue from."""
         answer = self.command({"log": name, "since": since})
         return [(float(t), str(p)) for t, p in answer["requests"]], int(answer["next"])
+
+    def served(self, name: str, since: int = 0) -> tuple[list[ServedTimes], int]:
+        """What a recording edge really did, answer by answer (its own clock: the machine's
+        CLOCK_MONOTONIC), from the `since`-th on, and the index to continue from: the ground
+        truth a probe's phases are checked against, whatever a loaded machine made of the
+        configured delay and bandwidth."""
+        answer = self.command({"served": name, "since": since})
+        return [ServedTimes(*map(float, t)) for t in answer["served"]], int(answer["next"])
+
+
+@dataclass(frozen=True)
+class ServedTimes:
+    """One answer of an edge, in seconds of CLOCK_MONOTONIC."""
+
+    received: float  # the request's last byte read
+    first_byte: float  # the status line written
+    done: float  # the last byte written (or the connection cut)
+
+    @property
+    def ttfb(self) -> float:
+        return self.first_byte - self.received
+
+    @property
+    def transfer(self) -> float:
+        return self.done - self.first_byte
 
 
 @dataclass(frozen=True)

@@ -56,14 +56,14 @@ def edges(packaged: PackageResult, certificate: tuple[Path, Path],
     root = str(packaged.output)
     cert, key = map(str, certificate)
     specs = [
-        EdgeSpec("na-fast", delay=DELAY_FAST, root=root, cache="cloudfront"),
-        EdgeSpec("na-slow", delay=DELAY_SLOW, root=root, cache="cloudflare"),
+        EdgeSpec("na-fast", delay=DELAY_FAST, root=root, cache="cloudfront", record=True),
+        EdgeSpec("na-slow", delay=DELAY_SLOW, root=root, cache="cloudflare", record=True),
         EdgeSpec("eu-fast", delay=DELAY_FAST, root=root, cache="fastly"),
         # Every 8th request fails: a failed request ends one playback (of 4-5 requests), so
         # however the runs interleave, some playbacks of each probe run get through.
         EdgeSpec("eu-slow", delay=DELAY_SLOW, root=root, cache="akamai", failure="503",
                  failure_every=8),
-        EdgeSpec("capped", delay=0.005, bandwidth=CAP_BPS, root=root),
+        EdgeSpec("capped", delay=0.005, bandwidth=CAP_BPS, root=root, record=True),
         EdgeSpec("fail-503", failure="503"),
         EdgeSpec("fail-reset", delay=0.002, failure="reset"),
         EdgeSpec("fail-stall", failure="stall"),
