@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar, cast
 
 from packager.errors import CdnpackError
+from packager.interrupts import release_held, signals_held
 from packager.tools import own_process_group
 
 if TYPE_CHECKING:
@@ -161,8 +162,10 @@ def _in_processes(fn: Callable[[J], R], jobs: Sequence[J], workers: int,
             while waiting and len(running) < workers:
                 index, job = waiting.pop(0)
                 reader, writer = context.Pipe(duplex=False)
-                started: BaseProcess = context.Process(target=_run_one, args=(fn, job, writer))
-                started.start()
+                with signals_held() as mask:
+                    started: BaseProcess = context.Process(target=_run_one,
+                                                           args=(fn, job, writer, mask))
+                    started.start()
                 writer.close()
                 running[reader] = (started, index)
             for ready in wait(list(running)):
@@ -192,9 +195,10 @@ def _in_processes(fn: Callable[[J], R], jobs: Sequence[J], workers: int,
             reader.close()
 
 
-def _run_one(fn: Callable[[J], R], job: J, writer: Connection) -> None:
+def _run_one(fn: Callable[[J], R], job: J, writer: Connection,
+             mask: set[int | signal.Signals]) -> None:
     """A worker process: run one job, send back (True, result) or (False, the exception)."""
-    _worker_signals()
+    _worker_signals(mask)
     try:
         outcome: tuple[bool, object] = (True, fn(job))
     except Exception as exc:  # every failure goes back to the coordinator
@@ -210,14 +214,18 @@ class WorkerLost(CdnpackError):
     """A local worker process ended without a result (killed, out of memory)."""
 
 
-def _worker_signals() -> None:
+def _worker_signals(mask: set[int | signal.Signals]) -> None:
     """A pool process leaves the terminal's foreground process group (a terminal's Ctrl-C is
     the coordinator's to handle, packager/interrupts.py, not a traceback per worker), and
     unwinds on SIGTERM, the coordinator's way to stop it (finally blocks run: its ffmpeg
     stopped, its temporary directory removed) instead of dying on the spot with its children
-    left running."""
+    left running. A SIGINT held since the fork (sent to the group it has just left) is
+    dropped: the coordinator has it too, and stops the worker with SIGTERM."""
     own_process_group()
     signal.signal(signal.SIGTERM, _unwind)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # drops a pending one
+    release_held(mask)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _unwind(signum: int, frame: object) -> None:

@@ -22,9 +22,10 @@ import signal
 import struct
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar, cast
+from typing import Any, NoReturn, TypeVar, cast
 
 from packager.errors import CdnpackError
+from packager.interrupts import release_held, signals_held
 
 J = TypeVar("J")
 R = TypeVar("R")
@@ -90,10 +91,11 @@ class _SharedMap:
         finished = False
         try:
             for _ in range(forks):
-                pid = os.fork()
-                if pid == 0:  # pragma: no cover (a worker: coverage does not follow it)
-                    os.close(results_r)
-                    _work(self.fn, self.jobs, queue_r, results_w, self.initializer)
+                with signals_held() as mask:
+                    pid = os.fork()
+                    if pid == 0:  # pragma: no cover (a worker: coverage does not follow it)
+                        _work(self.fn, self.jobs, queue_r, results_r, results_w,
+                              self.initializer, mask)
                 children.append(pid)
             os.close(results_w)
             results_w = -1
@@ -155,13 +157,17 @@ def _kill(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
-def _work(fn: Callable[[Any], Any], jobs: Sequence[Any], queue: int, results: int,
-          initializer: Callable[[], None] | None) -> None:
+def _work(fn: Callable[[Any], Any], jobs: Sequence[Any], queue: int, theirs: int, results: int,
+          initializer: Callable[[], None] | None, mask: set[int | signal.Signals]) -> NoReturn:
     """A forked worker: take job numbers until the queue is empty, report each result (or the
     first error) pickled, and leave with os._exit: nothing of the parent's (atexit, stdio
-    buffers, `finally` blocks up the stack) runs here."""
+    buffers, `finally` blocks up the stack) runs here. It starts with SIGINT and SIGTERM held
+    (interrupts.signals_held); they are let through only inside the `try`, where whatever they
+    raise ends here."""
     code = 1
     try:
+        os.close(theirs)
+        release_held(mask)
         if initializer is not None:
             initializer()
         with os.fdopen(results, "wb") as out:

@@ -84,6 +84,29 @@ def ignore() -> None:
         signal.signal(sig, signal.SIG_IGN)
 
 
+@contextlib.contextmanager
+def signals_held() -> Iterator[set[int | signal.Signals]]:
+    """SIGINT and SIGTERM blocked (held pending) around a fork; yields the mask to restore.
+
+    A forked child starts as a copy of this process, handlers included: a Ctrl-C sent to the
+    process group in the instant after fork would raise `Interrupted` in the child before it
+    reaches its own code, and the child would unwind up the coordinator's stack as if it were
+    the coordinator (its `finally` blocks closing descriptors, removing the build tree,
+    printing the error line). Held across the fork, the signal waits in both: this process
+    takes it when the block ends, the child once it has set itself up (`worker_signals`)."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+    try:
+        yield previous
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def release_held(mask: set[int | signal.Signals]) -> None:
+    """In a forked child, once its own handlers are set: the signals held across the fork are
+    delivered (to those handlers) and heeded from now on."""
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
 class Stop:
     """Which signal stopped a server or a schedule (None: none yet)."""
 

@@ -157,18 +157,19 @@ def _track(rid: str, codec: str, entry: str, string: str, kbps: int,
 
 def test_hls_starts_on_the_most_efficient_codec_and_writes_score() -> None:
     """Playback starts on the variant nearest 2 Mb/s of the most efficient codec offered (a
-    player skips it if it cannot decode it); SCORE (RFC 8216bis §4.4.6.2) appears exactly for
-    the renditions that carry a measured quality."""
+    player skips it if it cannot decode it); SCORE (RFC 8216bis §4.4.6.2) is the measured
+    quality, on every variant or none ("if any Variant Stream contains the SCORE attribute,
+    then all Variant Streams ... SHOULD have" it)."""
     tracks = [
         _track("video_360p", "h264", "avc1", "avc1.64001e", 2000, 91.0),
         _track("video_hevc_360p", "hevc", "hvc1", "hvc1.1.6.L63.90", 1400, 92.5),
         _track("video_av1_360p", "av1", "av01", "av01.0.04M.08", 1200, 93.25),
-        _track("video_av1_180p", "av1", "av01", "av01.0.00M.08", 300),
+        _track("video_av1_180p", "av1", "av01", "av01.0.00M.08", 300, 70.5),
     ]
     text = multivariant_playlist(tracks).text
     entries = [line for line in text.splitlines() if line.startswith("#EXT-X-STREAM-INF")]
     assert 'CODECS="av01.0.04M.08"' in entries[0]
     scores = [re.search(r"SCORE=([0-9.]+)", e) for e in entries]
-    assert sorted(m.group(1) for m in scores if m) == ["91.00", "92.50", "93.25"]
-    assert sum(m is None for m in scores) == 1
-    assert "SCORE" not in multivariant_playlist(tracks[-1:]).text
+    assert sorted(m.group(1) for m in scores if m) == ["70.50", "91.00", "92.50", "93.25"]
+    unmeasured = [*tracks[:3], _track("video_av1_180p", "av1", "av01", "av01.0.00M.08", 300)]
+    assert "SCORE" not in multivariant_playlist(unmeasured).text
