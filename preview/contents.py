@@ -5,6 +5,7 @@ release.json is read through `read_release` (checked field by field: a damaged f
 exit 2); a rendition's VMAF is its `vmaf` (absent for --copy, --no-vmaf and releases packaged
 before quality was measured).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ from packager.output.release import RELEASE_NAME, Release, read_release
 
 #: Where each format's top manifest is, by its role in release.json.
 TOP_ROLES = {"hls": "multivariant", "dash": "mpd"}
+
+
 @dataclass(frozen=True)
 class Quality:
     """A rendition's measured quality (libvmaf scores, 0-100)."""
