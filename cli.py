@@ -191,7 +191,8 @@ PACKAGE_OPTIONS: list[Callable[[Any], Any]] = [
                  help="Manifest formats (repeatable); both by default."),
     click.option("--copy", is_flag=True,
                  help="No transcode: re-package H.264/HEVC/AV1 + AAC as is."),
-    click.option("--vmaf/--no-vmaf", default=True, show_default=True,
+    click.option("--vmaf/--no-vmaf", default=True, show_default=True, envvar="CDNPACK_VMAF",
+                 show_envvar=True,
                  help="Measure every video rendition's VMAF (libvmaf, vmaf_v0.6.1) on the "
                       "delivered track: release.json and the HLS SCORE."),
     click.option("--chunks", default="auto", show_default=True, metavar="auto|N",

@@ -21,6 +21,12 @@ from testbed.clips import ClipSpec, make_clip, make_dub
 from testbed.subtitles import write_subtitles
 from tests.moto import FAKE_CREDENTIALS, MotoServer, moto_server
 
+#: `cdnpack package|release` measure every rendition's VMAF unless told not to; here they are
+#: told (CDNPACK_VMAF, the option's environment variable) except where quality is what a test
+#: checks: tests/packager/test_quality_cli.py and test_per_title.py measure, the CLI's default
+#: included. It halves the CPU of a package call on the session's clips.
+os.environ.setdefault("CDNPACK_VMAF", "0")
+
 #: The preview's session release (`watched`), shared by tests/preview and tests/browser.
 pytest_plugins = ("tests.preview.serving",)
 
