@@ -182,6 +182,18 @@ def run_async(main: Coroutine[Any, Any, T],
     (the first-signal handler, or a schedule's that lets its round finish); where that policy
     would raise, the main task is cancelled instead and, once it has unwound, `Interrupted` is
     raised for the signal."""
+    try:
+        return _run_async(main, loop_factory)
+    finally:
+        # A signal before the loop took `main` (while it was being set up): the coroutine was
+        # never started, and Python would say so on stderr at exit ("never awaited").
+        import inspect
+        if inspect.iscoroutine(main) and inspect.getcoroutinestate(main) == inspect.CORO_CREATED:
+            main.close()
+
+
+def _run_async(main: Coroutine[Any, Any, T],
+               loop_factory: Callable[[], asyncio.AbstractEventLoop] | None) -> T:
     import asyncio  # here, not at the top: every command imports this module, few run a loop
     if threading.current_thread() is not threading.main_thread():
         with asyncio.Runner(loop_factory=loop_factory) as runner:  # signals are the main's
