@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import inspect
 import warnings
 
 import pytest
@@ -27,7 +28,7 @@ def test_a_signal_while_the_loop_is_made_closes_the_coroutine() -> None:
         warnings.simplefilter("error")  # "never awaited" would be raised here
         with pytest.raises(Interrupted):
             run_async(coroutine, loop_factory=interrupted_loop)
-        assert coroutine.cr_frame is None  # closed
+        assert inspect.getcoroutinestate(coroutine) == inspect.CORO_CLOSED
         del coroutine
         gc.collect()
 
