@@ -554,18 +554,14 @@ def _command(edges: dict[str, _Edge], doc: Any) -> dict[str, Any]:
             return {"error": f"set: failure must be one of {FAILURES} or null"}
         edge.spec = replace(edge.spec, **changes)
         return {"ok": True}
-    if "log" in doc:
-        edge = edges.get(doc["log"])
-        if edge is None or not edge.spec.record:
-            return {"error": "log: unknown edge, or its spec does not record"}
-        since = int(doc.get("since", 0))
-        return {"requests": edge.log[since:], "next": len(edge.log)}
-    if "served" in doc:
-        edge = edges.get(doc["served"])
-        if edge is None or not edge.spec.record:
-            return {"error": "served: unknown edge, or its spec does not record"}
-        since = int(doc.get("since", 0))
-        return {"served": edge.served[since:], "next": len(edge.served)}
+    for command, answer in (("log", "requests"), ("served", "served")):
+        if command in doc:  # what a recording edge kept, from the `since`-th entry on
+            edge = edges.get(doc[command])
+            if edge is None or not edge.spec.record:
+                return {"error": f"{command}: unknown edge, or its spec does not record"}
+            kept: list[Any] = edge.log if command == "log" else edge.served
+            since = int(doc.get("since", 0))
+            return {answer: kept[since:], "next": len(kept)}
     return {"error": f"unknown command {sorted(doc)}"}
 
 
