@@ -7,10 +7,25 @@ looks like, for people and for `--json`, is render/'s job.
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import sys
+
+
+def _stopped_while_loading(signum: int, frame: object) -> None:
+    """Ctrl-C or SIGTERM while cdnpack is still loading (main() has not taken the signals
+    over yet): nothing has started, so it ends at once, in one line, with no traceback."""
+    os.write(2, b"cdnpack: interrupted\n" if signum == signal.SIGINT else b"cdnpack: terminated\n")
+    os._exit(128 + signum)
+
+
+# Only as the command (the console script, or python -m cli), never when imported (tests).
+if __name__ == "__main__" or sys.argv[0].rpartition("/")[2] == "cdnpack":
+    for _sig in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(_sig) is not signal.SIG_IGN:
+            signal.signal(_sig, _stopped_while_loading)
+
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -69,9 +84,25 @@ def main() -> None:
         fail("interrupted")
         sys.exit(130)
     except Exception as exc:
+        cause = _interrupted_in(exc)
+        if cause is not None:  # a signal met code that wraps what it raises (a class body's
+            fail(cause.message)  # __set_name__ wraps it in RuntimeError): still a stop
+            sys.exit(cause.exit_code)
         logging.getLogger("cdnpack").debug("internal error", exc_info=True)
         fail(f"internal error: {type(exc).__name__}: {exc} (run with -v for details)")
         sys.exit(4)
+
+
+def _interrupted_in(exc: BaseException) -> Interrupted | None:
+    """The Interrupted an exception was raised from, if any."""
+    seen: set[int] = set()
+    found: BaseException | None = exc
+    while found is not None and id(found) not in seen:
+        if isinstance(found, Interrupted):
+            return found
+        seen.add(id(found))
+        found = found.__cause__ or found.__context__
+    return None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
