@@ -21,6 +21,9 @@ from rum.records import RumCell
 from tests.conftest import cdnpack_cli
 from tests.steering.results import Delivery, run_lines
 
+#: Each case is a real command line in a process of its own: seconds in all, so `make test`'s.
+pytestmark = pytest.mark.slow
+
 LADDER = """\
 name: shorts
 video:

@@ -23,6 +23,9 @@ from testbed.clips import ClipSpec, make_clip
 from tests.conftest import cdnpack_cli, concat, run
 from tests.packager.cmaf_reader import subsample_maps
 
+#: Decrypted by ffmpeg and Shaka Packager, frame by frame: seconds in all, so `make test`'s.
+pytestmark = pytest.mark.slow
+
 KID_HEX = "00112233445566778899aabbccddeeff"
 KEY_HEX = "0123456789abcdef0123456789abcdef"
 WRONG_KEY_HEX = "fedcba9876543210fedcba9876543210"

@@ -14,6 +14,9 @@ from testbed.clips import ClipSpec, make_clip, make_dub
 from testbed.subtitles import expected, write_subtitles
 from tests.conftest import LocalizedInputs, cdnpack_cli
 
+#: Dubs and side files muxed by ffmpeg per case: seconds in all, so `make test`'s.
+pytestmark = pytest.mark.slow
+
 #: (case, options builder (directory, inputs) -> extra args, what stderr must say).
 Case = tuple[str, Callable[[Path, LocalizedInputs], list[str]], str]
 

@@ -202,6 +202,7 @@ def test_thumbnails_of_a_source_without_video_are_refused(tmp_path: Path) -> Non
     assert sorted(p.name for p in tmp_path.iterdir()) == ["audio.mp4"]
 
 
+@pytest.mark.slow  # twenty packages in a row
 def test_copy_thumbnails_are_tiled_every_time(source_clip: Path, tmp_path: Path) -> None:
     """--copy joins its seeks' pictures with concat, which leaves them 1/51200 s apart: the
     tile filter's sheets then reached the JPEG encoder with equal time stamps at random ("Invalid
