@@ -34,6 +34,10 @@ import { serveCases } from './chromium.mjs';
 const POLL_MS = 200;
 // After a fatal error, keep listening this long: the media element's own error often follows.
 const SETTLE_MS = 500;
+// After the media element's error without a fatal one, wait this long at most for the player's
+// verdict: hls.js first tries to recover (resets the MediaSource, appends again) and declares
+// the error fatal only when that fails, which takes longer than SETTLE_MS on a loaded machine.
+const VERDICT_MS = 10000;
 
 async function play(context, c) {
   const started = Date.now();
@@ -85,8 +89,9 @@ async function play(context, c) {
       const failed = s.fatal !== null || s.video_error !== null;
       if (failed && fatalAt === null) fatalAt = Date.now();
       const advanced = s.current_time >= c.advance && s.frames > (first ?? 0);
-      if (advanced || (fatalAt !== null && Date.now() - fatalAt >= SETTLE_MS)
-          || Date.now() > deadline) {
+      const settled = fatalAt !== null
+        && Date.now() - fatalAt >= (s.fatal !== null ? SETTLE_MS : VERDICT_MS);
+      if (advanced || settled || Date.now() > deadline) {
         const timedOut = !advanced && fatalAt === null;
         const result = {
           ok: advanced && !failed, current_time: s.current_time, frames: [first ?? 0, s.frames],
