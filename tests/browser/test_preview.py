@@ -14,6 +14,7 @@ import select
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -128,14 +129,23 @@ def demo_served(work: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str, A
         env={**os.environ, "COLUMNS": "1000"})
     try:
         assert proc.stdout is not None
+        # Read from the pipe itself: select() on the buffered stream after a readline misses
+        # the lines that readline buffered with it (the demo's result and `listening` came in
+        # one burst, and the test waited out select's timeout with the line in the buffer).
+        fd, pending = proc.stdout.fileno(), b""
         event: dict[str, Any] = {}
+        deadline = time.monotonic() + 600
         while not event:
-            ready, _, _ = select.select([proc.stdout], [], [], 600)
-            line = proc.stdout.readline() if ready else ""
-            if not line:
-                proc.kill()
-                raise AssertionError(f"demo --serve did not serve: {proc.communicate()[1][-3000:]}")
-            if line.startswith('{"event":"listening"'):
+            while b"\n" not in pending:
+                ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+                chunk = os.read(fd, 65536) if ready else b""
+                if not chunk:
+                    proc.kill()
+                    raise AssertionError(
+                        f"demo --serve did not serve: {proc.communicate()[1][-3000:]}")
+                pending += chunk
+            line, pending = pending.split(b"\n", 1)
+            if line.startswith(b'{"event":"listening"'):
                 event = json.loads(line)
         yield proc, event
     finally:
