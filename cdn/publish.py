@@ -160,13 +160,18 @@ def _connect_and_list(
     """The prefix's objects and, if anything will be written, an S3 client (`read` gives the
     release, which the listing itself does not need).
 
-    The listing is signed without botocore when the credentials allow it (cdn/s3direct.py):
-    a no-op push then never imports boto3. The client (half a second to import and build) is
+    The listing is signed without botocore when the credentials allow it (cdn/s3direct.py),
+    in ranges cut by the release's own files and listed side by side: a no-op push then
+    never imports boto3. The client (half a second to import and build) is
     made here, still beside the hashing, as soon as the listing shows that an object is
     missing or has another size; a same-size change is found only by the hashes, and then
     the client is made after planning.
     """
-    remote = try_list_direct(request.connection, request.destination)
+    try:
+        expected = [request.destination.key(path) for path in files_under(request.release_dir)]
+    except OSError:  # the release's own check says what is wrong with its directory
+        expected = []
+    remote = try_list_direct(request.connection, request.destination, expected)
     if remote is None:
         s3 = client(request.connection)
         return s3, list_prefix(s3, request.destination)

@@ -17,8 +17,9 @@ import logging
 import os
 import re
 import ssl
+import threading
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -181,18 +182,71 @@ class ListingRefused(Exception):
     """The origin answered the direct listing with something other than a listing."""
 
 
-def page_url(listing: DirectListing, location: S3Location, token: str | None) -> str:
+#: Keys per ListObjectsV2 page (S3's default and maximum).
+PAGE_KEYS = 1000
+#: Ranges listed side by side at most: each is one connection and one thread.
+MAX_RANGES = 8
+
+
+def page_url(listing: DirectListing, location: S3Location, token: str | None,
+             start_after: str | None = None) -> str:
     """One ListObjectsV2 page: keys URL-encoded in the answer (as botocore asks), so that no
     key can break the XML."""
     prefix = f"{location.prefix}/" if location.prefix else ""
     params = [("list-type", "2"), ("prefix", prefix), ("encoding-type", "url")]
     if token:
         params.append(("continuation-token", token))
+    elif start_after is not None:
+        params.append(("start-after", start_after))
     return f"{listing.base_url}?{query_string(params)}"
 
 
-def list_direct(listing: DirectListing, location: S3Location) -> dict[str, RemoteObject]:
-    """Every object under the prefix: ListObjectsV2 pages over one kept-alive connection."""
+def split_points(expected: Iterable[str]) -> list[str]:
+    """Keys that cut the listing into ranges of about one page each: every PAGE_KEYS-th of the
+    keys expected under the prefix (the release's own), at most MAX_RANGES ranges. S3 lists
+    in UTF-8 byte order, which is the code-point order Python sorts str by."""
+    keys = sorted(expected)
+    step = max(PAGE_KEYS, -(-len(keys) // MAX_RANGES))
+    return keys[step - 1:len(keys) - 1:step]
+
+
+def list_direct(listing: DirectListing, location: S3Location,
+                expected: Iterable[str] = ()) -> dict[str, RemoteObject]:
+    """Every object under the prefix. A listing is a chain of pages (each continuation token
+    comes with the previous answer), so a 2,000-object release costs two round trips in a
+    row; the keys the release expects cut it into ranges (`start-after` the previous range's
+    last expected key) listed side by side, one kept-alive connection each. Any key at all
+    is found: a range goes on past the keys it expects until it passes its upper bound."""
+    bounds = split_points(expected)
+    ranges = list(zip([None, *bounds], [*bounds, None], strict=True))
+    # Daemon threads, not a pool: a pool's threads are joined at exit, and an interrupted
+    # push must not wait out a read timeout on an origin that stopped answering.
+    results: list[dict[str, RemoteObject] | Exception] = [{} for _ in ranges]
+
+    def run(index: int) -> None:
+        try:
+            results[index] = _list_range(listing, location, *ranges[index])
+        except Exception as exc:  # re-raised in the caller's thread below
+            results[index] = exc
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True, name="cdnpack-list")
+               for i in range(1, len(ranges))]
+    for thread in threads:
+        thread.start()
+    found = _list_range(listing, location, *ranges[0])
+    for thread in threads:
+        thread.join()
+    for part in results[1:]:
+        if isinstance(part, Exception):
+            raise part
+        found.update(part)
+    return found
+
+
+def _list_range(listing: DirectListing, location: S3Location, after: str | None,
+                upto: str | None) -> dict[str, RemoteObject]:
+    """The objects with after < key <= upto (open ends for None), page by page over one
+    kept-alive connection."""
     parts = urlsplit(listing.base_url)
     connection: http.client.HTTPConnection
     if parts.scheme == "https":
@@ -205,7 +259,7 @@ def list_direct(listing: DirectListing, location: S3Location) -> dict[str, Remot
     token: str | None = None
     try:
         while True:
-            url = page_url(listing, location, token)
+            url = page_url(listing, location, token, after)
             headers = sign_s3("GET", url, listing.credentials, listing.region,
                               datetime.now(UTC))
             if connection.sock is None:  # first page, or the server closed the connection
@@ -217,8 +271,8 @@ def list_direct(listing: DirectListing, location: S3Location) -> dict[str, Remot
             if answer.status != 200:
                 raise ListingRefused(f"HTTP {answer.status}: {body[:200]!r}")
             objects, token = parse_list_page(body)
-            found.update((o.key, o) for o in objects)
-            if token is None:
+            found.update((o.key, o) for o in objects if upto is None or o.key <= upto)
+            if token is None or (upto is not None and objects and objects[-1].key >= upto):
                 return found
     finally:
         connection.close()
@@ -231,7 +285,8 @@ def _connect(connection: http.client.HTTPConnection) -> None:
     sock.settimeout(READ_TIMEOUT)
 
 
-def try_list_direct(conn: Connection, location: S3Location) -> dict[str, RemoteObject] | None:
+def try_list_direct(conn: Connection, location: S3Location,
+                    expected: Iterable[str] = ()) -> dict[str, RemoteObject] | None:
     """The prefix's objects listed without botocore, or None: then botocore must list (its
     credential chain, retries and error reporting take over)."""
     listing = direct_listing(conn, location)
@@ -239,7 +294,7 @@ def try_list_direct(conn: Connection, location: S3Location) -> dict[str, RemoteO
         log.debug("listing %s through botocore (credentials or addressing need it)", location)
         return None
     try:
-        return list_direct(listing, location)
+        return list_direct(listing, location, expected)
     except (OSError, http.client.HTTPException, ListingRefused, ET.ParseError, ValueError) as exc:
         log.debug("direct listing of %s failed (%s); botocore lists instead", location, exc)
         return None

@@ -16,6 +16,7 @@ import pytest
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials as BotoCredentials
 
+from cdn import s3direct
 from cdn.s3 import Connection, S3Location, parse_s3_url
 from cdn.s3direct import (
     ListingRefused,
@@ -229,6 +230,29 @@ def test_direct_listing_follows_pages_and_decodes_keys(moto_s3: MotoServer) -> N
     assert found is not None
     assert sorted(found) == keys
     assert found["releases/demo/a b+c~(1).m4s"].size == len(b"releases/demo/a b+c~(1).m4s")
+
+
+@pytest.mark.slow
+def test_a_listing_in_ranges_finds_every_key_once_whatever_the_release_expects(
+        moto_s3: MotoServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The release's keys cut the listing into ranges listed side by side; the bucket holds
+    keys the release does not expect (stale ones, a non-ASCII one sorting after them all),
+    and lacks most of what it expects: every range still ends where the next begins."""
+    s3 = moto_s3.client()
+    s3.create_bucket(Bucket=BUCKET)
+    keys = sorted([f"releases/demo/k{i:04d}.m4s" for i in range(1005)]
+                  + ["releases/demo/a.m3u8", "releases/demo/ü/seg.m4s"])
+    for key in keys:
+        s3.put_object(Bucket=BUCKET, Key=key, Body=b"x")
+    location = parse_s3_url(f"s3://{BUCKET}/releases/demo")
+    listing = direct_listing(local_connection(moto_s3.url), location)
+    assert listing is not None
+    expected = [f"releases/demo/k{i:04d}.m4s" for i in range(0, 2002, 2)]  # half not there
+    for page_keys, ranges in ((1000, 2), (100, 8), (2000, 1)):
+        monkeypatch.setattr(s3direct, "PAGE_KEYS", page_keys)
+        assert len(s3direct.split_points(expected)) + 1 == ranges
+        found = list_direct(listing, location, expected)
+        assert sorted(found) == keys, page_keys
 
 
 @pytest.fixture(scope="module")
