@@ -36,13 +36,17 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Two workers (pytest-xdist): a test module runs whole on one of them (tests/conftest.py), the
+# browser tests together on one, mostly waiting for real-time playback, the rest on the other.
+XDIST := -n 2 --dist loadscope
+
 test: lint typecheck browser-deps
-	$(BIN)/pytest
+	$(BIN)/pytest $(XDIST)
 
 # The edit-test loop: lint, types and the fast tests (no browser, no whole flows, nothing marked
 # slow), about a minute on 2 cores. `make test` stays the full suite CI runs.
 check: lint typecheck
-	$(BIN)/pytest -q -m "not slow"
+	$(BIN)/pytest -q -m "not slow" $(XDIST)
 
 # Real playback tests (tests/browser): Debian's chromium and the pinned players. `make demo`
 # needs neither. The package index is refreshed only when the install fails without it.

@@ -36,6 +36,11 @@ SERVER_FIXTURES = frozenset({"moto", "signing_moto", "edges", "browser", "previe
                              "stage"})
 
 
+#: Directories whose modules share session fixtures that take seconds to build (the browser's
+#: releases and Chromium, the probes' edges and runs): one xdist worker runs each whole.
+SHARED_SESSION_DIRS = ("browser", "probes")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Whole flows (tests/e2e), real playback (tests/browser) and tests against servers in
     other processes are slow by nature; `make check` runs the rest (`-m "not slow"`)."""
@@ -43,6 +48,28 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         uses = set(getattr(item, "fixturenames", ()))
         if any(part in ("e2e", "browser") for part in item.path.parts) or uses & SERVER_FIXTURES:
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`pytest -n 2 --dist loadscope` (`make test`, `make check`): a module goes to one worker
+    whole, so its module fixtures are built once, and so do the directories whose modules share
+    costly session fixtures: the browser tests, which mostly wait for real-time playback, keep
+    one worker while the other runs the rest of the suite. (xdist's own `loadgroup` marks no
+    longer reach its scheduler under pytest 9, which ignores the node ids xdist rewrites.)"""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling  # noqa: PLC0415 (only under xdist)
+
+    class ModulesAndSharedDirectories(LoadScopeScheduling):  # type: ignore[misc] # untyped
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            parts = module.split("/")
+            if len(parts) > 2 and parts[0] == "tests" and parts[1] in SHARED_SESSION_DIRS:
+                return f"tests/{parts[1]}"
+            return module
+
+    return ModulesAndSharedDirectories(config, log)
 
 
 #: Small and short: the whole suite must stay well under 20 minutes on 2 cores.

@@ -27,6 +27,7 @@ import pytest
 from testbed.clips import make_clip
 from testbed.subtitles import LINES, TIMES
 from tests.browser.harness import Browser
+from tests.interrupts import descendants
 from tests.preview.serving import CLIP, Previewing, Watched, previewing
 
 #: The third Arabic cue (3.0-3.5 s): shown after a paused seek into it.
@@ -151,23 +152,6 @@ def demo_served(work: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str, A
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
-
-
-def descendants(pid: int) -> set[int]:
-    """Every live process under `pid` (from /proc)."""
-    parents: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(stat.parent.name)] = int(fields[1])
-    found: set[int] = set()
-    frontier = {pid}
-    while frontier:
-        frontier = {child for child, parent in parents.items() if parent in frontier} - found
-        found |= frontier
-    return found
 
 
 def test_demo_serve_plays_the_release_through_its_edges(preview_browser: Browser,
