@@ -94,7 +94,7 @@ test-latest: browser-deps
 	$(PYTHON) -m venv .venv-latest
 	.venv-latest/bin/python -m pip install --quiet --upgrade pip
 	.venv-latest/bin/python -m pip install --quiet --upgrade -e '.[test]'
-	.venv-latest/bin/pytest
+	.venv-latest/bin/pytest $(XDIST)
 
 clean:
 	rm -rf $(VENV) .venv-latest node_modules cdnpack-demo .pytest_cache .mypy_cache .ruff_cache
