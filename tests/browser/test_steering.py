@@ -317,8 +317,14 @@ def test_players_follow_the_steering(browser: Browser, steered: SteeredStage,
     driver.join(60)
     st.control.set("alpha", failure=None)
     st.enable(True)
+    # What each edge was asked for during the session (the last of it): which step of the
+    # player's start a failure stopped at.
+    asked = {cdn: [path for _, path in st.control.requests(cdn, st.marks.get(cdn, 0))[0]][-8:]
+             for cdn in CDNS}
     summary = (f"{session.id}: ok={result.ok} t={result.current_time:.1f} fatal={result.fatal} "
-               f"errors={result.errors[:3]} console={result.console[:3]} seen={seen}")
+               f"timed_out={result.timed_out} seconds={result.seconds:.1f} "
+               f"errors={result.errors[:3]} console={result.console[:3]} asked={asked} "
+               f"steering={st.steering_requests()} seen={seen}")
     assert seen.error is None, f"{seen.error!r}; {summary}"
     assert not driver.is_alive(), summary
     # 1. start: media segments from the server's first pathway, not the manifest's default.
