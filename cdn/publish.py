@@ -113,14 +113,19 @@ def push(request: PushRequest, progress: ProgressSink | None = None) -> PushResu
     # the listing goes first and runs beside them. A refused tree is reported at once,
     # without waiting for the origin.
     release_read: Future[Release] = Future()
-    listing = _in_background(lambda: _connect_and_list(request, release_read.result))
+    try:  # scanned once: it cuts the listing into ranges and is checked against release.json
+        present: set[str] | None = files_under(request.release_dir)
+    except OSError:  # reading release.json says what is wrong with the directory
+        present = None
+    listing = _in_background(
+        lambda: _connect_and_list(request, release_read.result, present or set()))
     try:
         release = read_release(request.release_dir)
     except BaseException as exc:
         release_read.set_exception(exc)
         raise
     release_read.set_result(release)
-    digests = check_tree(request.release_dir, release, request.transfer)
+    digests = check_tree(request.release_dir, release, request.transfer, present=present)
     s3, remote = listing()
     plan = make_plan(release, request, remote, digests)
     if request.stage:
@@ -155,22 +160,19 @@ def push(request: PushRequest, progress: ProgressSink | None = None) -> PushResu
 
 
 def _connect_and_list(
-    request: PushRequest, read: Callable[[], Release]
+    request: PushRequest, read: Callable[[], Release], present: set[str]
 ) -> tuple[Any | None, dict[str, RemoteObject]]:
     """The prefix's objects and, if anything will be written, an S3 client (`read` gives the
     release, which the listing itself does not need).
 
-    The listing is signed without botocore when the credentials allow it (cdn/s3direct.py),
-    in ranges cut by the release's own files and listed side by side: a no-op push then
+    The listing is signed without botocore when the credentials allow it (cdn/s3direct.py;
+    in ranges cut by the release's files `present`, listed side by side): a no-op push then
     never imports boto3. The client (half a second to import and build) is
     made here, still beside the hashing, as soon as the listing shows that an object is
     missing or has another size; a same-size change is found only by the hashes, and then
     the client is made after planning.
     """
-    try:
-        expected = [request.destination.key(path) for path in files_under(request.release_dir)]
-    except OSError:  # the release's own check says what is wrong with its directory
-        expected = []
+    expected = [request.destination.key(path) for path in present]
     remote = try_list_direct(request.connection, request.destination, expected)
     if remote is None:
         s3 = client(request.connection)
@@ -214,7 +216,8 @@ def _in_background(job: Callable[[], T]) -> Callable[[], T]:
 
 
 def check_tree(root: Path, release: Release, transfer: Transfer,
-               cache: DigestCache | None = None) -> dict[str, str]:
+               cache: DigestCache | None = None,
+               present: set[str] | None = None) -> dict[str, str]:
     """Refuse anything that is not a public file of the release, exactly as listed.
 
     Keys and other secrets never reach a bucket: a file the listing does not name (a key
@@ -225,7 +228,8 @@ def check_tree(root: Path, release: Release, transfer: Transfer,
     if cache is None:
         cache = DigestCache(root, (transfer.multipart_threshold, transfer.multipart_chunksize))
     listed = {f.path: f for f in release.files}
-    present = files_under(root)
+    if present is None:
+        present = files_under(root)
     unlisted = sorted(present - listed.keys() - {RELEASE_NAME})
     if unlisted:
         raise InputError(
