@@ -105,6 +105,17 @@ class PlayCase:
     #: ManagedMediaSource isTypeSupported, canPlayType, mediaCapabilities.decodingInfo, EME
     #: capabilities): a browser without that codec, as far as a player can tell.
     refuse_codecs: tuple[str, ...] = ()
+    #: Keep the page's last `log` console lines, any level (result.raw["log"]): with a
+    #: player's debug setting, what it did before a failure.
+    log: int = 0
+    #: A URL prefix (a steering server): requests to `hosts` other than `manifest` wait for
+    #: the first response under it (play.mjs holdMedia).
+    media_after: str = ""
+    #: (URL prefix of a steering server, URL part of a segment, URL part of the playlists
+    #: that wait, the console line they wait for): the server's first answer lands while the
+    #: first such segment is in flight, and the page has the segment before those playlists
+    #: (play.mjs steerLate).
+    steering_late: tuple[str, str, str, str] | None = None
 
     def to_json(self) -> str:
         doc: dict[str, Any] = {
@@ -138,6 +149,13 @@ class PlayCase:
             doc["responses"] = True
         if self.refuse_codecs:
             doc["refuse_codecs"] = list(self.refuse_codecs)
+        if self.log:
+            doc["log"] = self.log
+        if self.media_after:
+            doc["media_after"] = self.media_after
+        if self.steering_late is not None:
+            doc["steering_late"] = dict(zip(("prefix", "during", "after", "until"),
+                                            self.steering_late, strict=True))
         return json.dumps(doc)
 
 

@@ -14,11 +14,18 @@
 //          time against the wall clock), responses: true (every response's URL and status,
 //          the page's HTTP cache off so that none is missed), refuse_codecs: [prefix] (the
 //          page says it cannot decode those codecs: MediaSource.isTypeSupported,
-//          canPlayType, mediaCapabilities, EME capabilities)}
+//          canPlayType, mediaCapabilities, EME capabilities), log: N (keep the page's last N
+//          console lines of any level, with their epoch ms: a player's debug log),
+//          media_after: a URL prefix (a steering server): requests to `hosts` other than the
+//          manifest wait until the first response under that prefix has arrived,
+//          steering_late: {prefix, during, after, until}: the first answer under prefix (a
+//          steering server) comes while the first media segment with `during` in its URL is
+//          in flight; requests with `after` in their URL wait for a console line with `until`}
 // A result: {ok, current_time, frames: [first, last], fatal, errors, video_error, timed_out,
 //            media_keys (EME in use), seconds, console; thumbnails: one per time, when asked;
 //            timeline (when asked): [[epoch ms, currentTime], ...] one per poll;
-//            responses (when asked): [[url, status], ...] in the order they came}
+//            responses (when asked): [[url, status], ...] in the order they came;
+//            log (when asked): the last N console lines}
 //
 // Localized releases (optional case fields, acted on once the media has played `advance`):
 //   list_tracks: true          -> result.tracks: {audio: [...], text: [...]} as the player lists
@@ -47,6 +54,13 @@ async function play(context, c) {
     if (m.type() === 'error' && consoleLines.length < 20) consoleLines.push(m.text().slice(0, 300));
   });
   page.on('pageerror', (e) => consoleLines.length < 20 && consoleLines.push(String(e).slice(0, 300)));
+  const log = [];
+  if (c.log) {
+    page.on('console', (m) => {
+      log.push(`${Date.now()} [${m.type()}] ${m.text().slice(0, 400)}`);
+      if (log.length > c.log) log.shift();
+    });
+  }
   const requests = [];
   page.on('request', (r) => requests.push(r.url()));
   page.on('response', (r) => r.status() >= 400 && consoleLines.length < 20
@@ -71,6 +85,8 @@ async function play(context, c) {
     await page.route((url) => url.href.startsWith(added.urlPrefix),
       (route) => route.continue({ headers: { ...route.request().headers(), ...added.set } }));
   }
+  if (c.media_after) await holdMedia(page, c);
+  if (c.steering_late) await steerLate(page, c);
   if (c.refuse_codecs) await page.addInitScript(refuseCodecs, c.refuse_codecs);
   const timeline = [];
   try {
@@ -105,6 +121,7 @@ async function play(context, c) {
         }
         if (result.ok) await localized(page, c, result, requests, deadline);
         if (c.responses) result.responses = responses;
+        if (c.log) result.log = log;
         result.seconds = (Date.now() - started) / 1000;
         return result;
       }
@@ -113,6 +130,51 @@ async function play(context, c) {
   } finally {
     await page.close();
   }
+}
+
+// A steering server that answers before the CDNs deliver anything but the manifest: a player
+// that loads the manifest's default pathway while its first steering request is out (hls.js;
+// RFC 8216bis lets it) sees the steering answer first, whatever the machine's load. Registered
+// after the `hosts` route, so it runs first and hands the request on to it.
+async function holdMedia(page, c) {
+  let release;
+  const answered = new Promise((resolve) => { release = resolve; });
+  const settles = (r) => r.url().startsWith(c.media_after) && release();
+  page.on('requestfinished', settles);
+  page.on('requestfailed', settles);
+  await page.route((url) => Object.hasOwn(c.hosts || {}, url.hostname) && url.href !== c.manifest,
+    async (route) => { await answered; return route.fallback(); });
+}
+
+// The steering server's first answer lands while a media segment is loading, every time, and
+// the player has that segment before the new pathway's playlists: the steering request waits for
+// the first segment request whose URL has `steering_late.during` in it, every segment's response
+// for the steering answer, and requests with `steering_late.after` in their URL for the page's
+// console to say `steering_late.until` (the player's log of that segment's arrival: a response
+// leaving the network is not yet the page handling it).
+async function steerLate(page, c) {
+  const { prefix, during, after, until } = c.steering_late;
+  const signal = () => {
+    let resolve;
+    const promise = new Promise((r) => { resolve = r; });
+    return { promise, resolve };
+  };
+  const asked = signal();
+  const answered = signal();
+  const delivered = signal();
+  const settles = (r) => r.url().startsWith(prefix) && answered.resolve();
+  page.on('requestfinished', settles);
+  page.on('requestfailed', settles);
+  page.on('console', (m) => m.text().includes(until) && delivered.resolve());
+  await page.route((url) => url.href.startsWith(prefix),
+    async (route) => { await asked.promise; return route.fallback(); });
+  await page.route((url) => url.href.includes(after) && !/\.(m4s|ts)$/.test(url.pathname),
+    async (route) => { await delivered.promise; return route.fallback(); });
+  await page.route((url) => /\.(m4s|ts)$/.test(url.pathname), async (route) => {
+    if (route.request().url().includes(during)) asked.resolve();
+    await answered.promise;
+    return route.fallback();
+  });
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
