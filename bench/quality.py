@@ -304,6 +304,9 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--workdir", type=Path, help="kept, sources cached (default: temp)")
     args = parser.parse_args()
+    unknown = [scene for scene in args.scenes.split(",") if scene not in SCENES]
+    if unknown:
+        parser.error(f"unknown scene {unknown[0]!r} (known: {', '.join(SCENES)})")
     with contextlib.ExitStack() as stack:
         workdir: Path = args.workdir or Path(
             stack.enter_context(tempfile.TemporaryDirectory(prefix="cdnpack-bench-")))

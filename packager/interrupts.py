@@ -101,6 +101,47 @@ def signals_held() -> Iterator[set[int | signal.Signals]]:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[Callable[[], None]]:
+    """SIGINT and SIGTERM put off while a child process is started; yields `deliver`, which
+    hands a signal that came meanwhile to the handler in force, as if it came then.
+
+    Raised inside `subprocess.Popen`, after its fork but before it returns, a signal's
+    exception loses the child: nobody holds its Popen to stop it, and the ffmpeg it is
+    outlives cdnpack (1 Ctrl-C in a few hundred, at the moment a chunk worker starts its
+    encoder). Blocking the signals instead would pass the block on to the child (exec keeps a
+    signal mask), which could then not be terminated. The caller calls `deliver()` where the
+    child is in its hands (its clean-up in place). Only the main thread, where Python runs
+    signal handlers, defers; elsewhere `deliver` has nothing to do."""
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: None
+        return
+    came: list[int] = []
+    previous = {sig: signal.getsignal(sig) for sig in SIGNALS}
+    for sig in SIGNALS:
+        if callable(previous[sig]):
+            signal.signal(sig, lambda signum, frame: came.append(signum))
+    restored = False
+
+    def restore() -> None:
+        nonlocal restored
+        if not restored:
+            restored = True
+            _restore({sig: old for sig, old in previous.items() if callable(old)})
+
+    def deliver() -> None:
+        restore()
+        if came:
+            handler = previous[signal.Signals(came[0])]
+            assert callable(handler)  # only a callable handler was replaced
+            handler(came[0], None)
+
+    try:
+        yield deliver
+    finally:
+        restore()
+
+
 def release_held(mask: set[int | signal.Signals]) -> None:
     """In a forked child, once its own handlers are set: the signals held across the fork are
     delivered (to those handlers) and heeded from now on."""

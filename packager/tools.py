@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from packager.errors import ToolError
+from packager.interrupts import signals_deferred
 
 log = logging.getLogger(__name__)
 
@@ -171,20 +172,22 @@ def spawn(
     The command line is logged shell-quoted so it can be pasted into a terminal to reproduce.
     """
     log.debug("run: %s", shlex.join(args))
-    try:
-        proc = subprocess.Popen(
-            list(args), stdin=stdin, stdout=stdout, stderr=stderr, text=True,
-            errors="replace", env=None if env is None else dict(env), process_group=0,
-        )
-    except OSError as exc:
-        raise ToolError(f"cannot run {args[0]}: {exc.strerror}") from exc
-    try:
-        yield proc
-    except BaseException:
-        if kill_on_error and proc.poll() is None:
-            proc.kill()
-        stop(proc, timeout=timeout, terminate=terminate)
-        raise
+    with signals_deferred() as deliver:  # a signal inside Popen would lose the child
+        try:
+            proc = subprocess.Popen(
+                list(args), stdin=stdin, stdout=stdout, stderr=stderr, text=True,
+                errors="replace", env=None if env is None else dict(env), process_group=0,
+            )
+        except OSError as exc:
+            raise ToolError(f"cannot run {args[0]}: {exc.strerror}") from exc
+        try:
+            deliver()  # a signal that came meanwhile: now, with the child stopped below
+            yield proc
+        except BaseException:
+            if kill_on_error and proc.poll() is None:
+                proc.kill()
+            stop(proc, timeout=timeout, terminate=terminate)
+            raise
     stop(proc, timeout=timeout, terminate=terminate)
 
 

@@ -20,7 +20,7 @@ from tests.conftest import cdnpack_cli
 
 #: Ground truth of the emulated edges: region x CDN, plus one edge per failure mode.
 DELAY_FAST = 0.020
-DELAY_SLOW = 0.060
+DELAY_SLOW = 0.100
 CAP_BPS = 32_000_000
 
 
@@ -107,9 +107,11 @@ budgets:
     return path
 
 
-#: `slow` misses TTFB everywhere (60 ms > 40 ms) and the error rate in eu (every 8th is a 503).
+#: `slow` misses TTFB everywhere (an edge never answers before its delay: 100 ms > 90 ms) and
+#: the error rate in eu (every 8th is a 503); `fast` (20 ms) has 70 ms for a loaded machine's
+#: tail (its p95 passed 40 ms once in a full run at load 15).
 STRICT_BUDGETS = """\
-  default: {ttfb_p95: 40ms, startup_p95: 1s, min_throughput: 1.0, max_error_rate: 0.01}
+  default: {ttfb_p95: 90ms, startup_p95: 1s, min_throughput: 1.0, max_error_rate: 0.01}
 """
 LENIENT_BUDGETS = """\
   default: {ttfb_p95: 200ms, startup_p95: 2s, max_error_rate: 0.5}

@@ -1,0 +1,78 @@
+"""tools.spawn under a signal that lands inside `subprocess.Popen`, after its fork and before it
+returns: the child must still be stopped (the interrupt test of `package --chunks 3` caught an
+ffmpeg outliving a SIGTERM, once in a full run on a loaded machine). The signal is real, sent
+to this process by itself at that instant; the child is a real process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from packager import tools
+from packager.interrupts import Interrupted, install, signals_deferred
+
+SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
+
+
+@pytest.fixture
+def first_signal_handlers() -> Iterator[None]:
+    """cdnpack's handlers (the first SIGINT or SIGTERM raises Interrupted), then the test
+    runner's back."""
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    install()
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead: it only waits for its parent to read its status.
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_at_the_end_of_popen_stops_the_child(
+        sig: signal.Signals, first_signal_handlers: None,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[subprocess.Popen[str]] = []
+
+    class SignalledPopen(subprocess.Popen):  # type: ignore[type-arg]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            started.append(self)
+            os.kill(os.getpid(), sig)  # Python runs the handler before the next line
+
+    monkeypatch.setattr(subprocess, "Popen", SignalledPopen)  # the module tools.spawn calls
+    with pytest.raises(Interrupted), tools.spawn(SLEEPER):
+        pytest.fail("the signal was not raised where the child is held")
+    (child,) = started
+    assert child.poll() is not None, f"child {child.pid} outlived the signal"
+    assert not alive(child.pid)
+
+
+def test_deferred_signals_reach_the_handler_in_force_once_delivered(
+        first_signal_handlers: None) -> None:
+    with signals_deferred() as deliver:
+        os.kill(os.getpid(), signal.SIGTERM)  # held: nothing raised here
+        with pytest.raises(Interrupted) as raised:
+            deliver()
+    assert raised.value.signum == signal.SIGTERM
+
+
+def test_no_signal_nothing_delivered(first_signal_handlers: None) -> None:
+    with signals_deferred() as deliver:
+        deliver()
+    assert signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN  # cdnpack's, not ignored
