@@ -108,10 +108,11 @@ def signals_deferred() -> Iterator[Callable[[], None]]:
 
     Raised inside `subprocess.Popen`, after its fork but before it returns, a signal's
     exception loses the child: nobody holds its Popen to stop it, and the ffmpeg it is
-    outlives cdnpack (1 Ctrl-C in a few hundred, at the moment a chunk worker starts its
-    encoder). Blocking the signals instead would pass the block on to the child (exec keeps a
-    signal mask), which could then not be terminated. The caller calls `deliver()` where the
-    child is in its hands (its clean-up in place). Only the main thread, where Python runs
+    outlives cdnpack (seen once in a full test run on a loaded machine: SIGTERM of `package
+    --chunks 3` as a chunk worker started its encoder). Blocking the signals instead would
+    pass the block on to the child (exec keeps a signal mask), which could then not be
+    terminated. The caller calls `deliver()` where the child is in its hands (its clean-up in
+    place). Only the main thread, where Python runs
     signal handlers, defers; elsewhere `deliver` has nothing to do."""
     if threading.current_thread() is not threading.main_thread():
         yield lambda: None
