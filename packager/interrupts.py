@@ -112,8 +112,8 @@ def signals_deferred() -> Iterator[Callable[[], None]]:
     --chunks 3` as a chunk worker started its encoder). Blocking the signals instead would
     pass the block on to the child (exec keeps a signal mask), which could then not be
     terminated. The caller calls `deliver()` where the child is in its hands (its clean-up in
-    place). Only the main thread, where Python runs
-    signal handlers, defers; elsewhere `deliver` has nothing to do."""
+    place). Only the main thread, where Python runs signal handlers, defers; elsewhere
+    `deliver` has nothing to do."""
     if threading.current_thread() is not threading.main_thread():
         yield lambda: None
         return
