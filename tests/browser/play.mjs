@@ -137,13 +137,19 @@ async function play(context, c) {
 // RFC 8216bis lets it) sees the steering answer first, whatever the machine's load. Registered
 // after the `hosts` route, so it runs first and hands the request on to it.
 async function holdMedia(page, c) {
-  let release;
-  const answered = new Promise((resolve) => { release = resolve; });
-  const settles = (r) => r.url().startsWith(c.media_after) && release();
+  const answered = signal();
+  const settles = (r) => r.url().startsWith(c.media_after) && answered.resolve();
   page.on('requestfinished', settles);
   page.on('requestfailed', settles);
   await page.route((url) => Object.hasOwn(c.hosts || {}, url.hostname) && url.href !== c.manifest,
-    async (route) => { await answered; return route.fallback(); });
+    async (route) => { await answered.promise; return route.fallback(); });
+}
+
+// A promise and the function that settles it: one moment the routes above wait for.
+function signal() {
+  let resolve;
+  const promise = new Promise((r) => { resolve = r; });
+  return { promise, resolve };
 }
 
 // The steering server's first answer lands while a media segment is loading, every time, and
@@ -154,11 +160,6 @@ async function holdMedia(page, c) {
 // leaving the network is not yet the page handling it).
 async function steerLate(page, c) {
   const { prefix, during, after, until } = c.steering_late;
-  const signal = () => {
-    let resolve;
-    const promise = new Promise((r) => { resolve = r; });
-    return { promise, resolve };
-  };
   const asked = signal();
   const answered = signal();
   const delivered = signal();
