@@ -10,13 +10,13 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from packager import tools
 from packager.interrupts import Interrupted, install, signals_deferred
+from tests.interrupts import alive
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
 
@@ -32,15 +32,6 @@ def first_signal_handlers() -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is dead: it only waits for its parent to read its status.
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
