@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from cdn.digest_cache import DigestCache
-from cdn.multipart import open_uploads, resume_uploads
 from cdn.s3 import (
     IMMUTABLE,
     Connection,
@@ -31,10 +29,11 @@ from cdn.s3 import (
 )
 from cdn.s3direct import try_list_direct
 from packager.errors import InputError
-from packager.output.release import CONTENT_TYPES, RELEASE_NAME, Release, ReleaseFile, read_release
 
 if TYPE_CHECKING:
     from cdn import cloudfront as cf
+    from cdn.digest_cache import DigestCache
+    from packager.output.release import Release, ReleaseFile
 
 #: Upload order. A phase starts only when the one before is stored in full, so a reader who
 #: polls the manifests never finds one that names an object not yet there.
@@ -119,6 +118,10 @@ def push(request: PushRequest, progress: ProgressSink | None = None) -> PushResu
         present = None
     listing = _in_background(
         lambda: _connect_and_list(request, release_read.result, present or set()))
+    # What reads and checks the release loads here, while the listing is out: off a no-op
+    # push's critical path, which is the origin's answer.
+    from packager.output.release import read_release
+
     try:
         release = read_release(request.release_dir)
     except BaseException as exc:
@@ -225,6 +228,9 @@ def check_tree(root: Path, release: Release, transfer: Transfer,
     role or type is not a public one. Sizes and sha256 are checked; returns path → ETag.
     A file unchanged since the last push is not read again (cdn/digest_cache.py).
     """
+    from cdn.digest_cache import DigestCache  # see push: after the listing
+    from packager.output.release import CONTENT_TYPES, RELEASE_NAME
+
     if cache is None:
         cache = DigestCache(root, (transfer.multipart_threshold, transfer.multipart_chunksize))
     listed = {f.path: f for f in release.files}
@@ -295,6 +301,8 @@ def _digest(root: Path, entry: ReleaseFile, transfer: Transfer,
 def make_plan(
     release: Release, request: PushRequest, remote: dict[str, Any], etags: dict[str, str]
 ) -> list[PlannedObject]:
+    from packager.output.release import CONTENT_TYPES  # see push
+
     manifest_cache = f"public, max-age={request.manifest_max_age}"
     plan = []
     # posixpath.splitext, not PurePosixPath(...).suffix: the same answer for the paths
@@ -346,6 +354,8 @@ def _upload_in_phases(
     of it stored with our bytes, so a manifest never goes up over a corrupt segment.
     (Skipped objects were proven by the listing that planned the push.) A multipart upload a
     killed push left open is resumed (cdn/multipart.py)."""
+    from cdn.multipart import open_uploads, resume_uploads  # botocore's side: uploads only
+
     todo = [p for p in plan if p.action == "upload"]
     large = any(p.bytes >= request.transfer.multipart_threshold for p in todo)
     unfinished = open_uploads(s3, request.destination) if large else {}

@@ -1,4 +1,8 @@
-"""S3 origin I/O: where a release goes, how each object is stored, what is already there."""
+"""S3 origin I/O: where a release goes, how each object is stored, what is already there.
+
+botocore, even its exceptions (10 ms), is imported by the functions that go through it: a no-op
+push lists its prefix without it (cdn/s3direct.py) and never loads it.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
-
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from packager.errors import CdnpackError, InputError
 
@@ -92,6 +94,7 @@ def client(conn: Connection, service: str = "s3") -> Any:
     """
     import boto3  # noqa: PLC0415
     from botocore.config import Config  # noqa: PLC0415
+    from botocore.exceptions import BotoCoreError  # noqa: PLC0415
 
     try:
         key_id, secret = conn.credentials or (None, None)
@@ -176,6 +179,8 @@ def list_prefix(s3: Any, location: S3Location) -> dict[str, RemoteObject]:
     cProfile), ElementTree a few microseconds. Any failure of that path falls back to
     botocore's paginator, with its retries and its error reporting.
     """
+    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
     try:
         return _list_presigned(s3, location)
     except (OSError, ET.ParseError, ValueError, BotoCoreError, ClientError) as exc:
@@ -276,6 +281,7 @@ def upload_all(
     CompleteMultipartUpload answer) let the caller verify without listing the bucket again.
     """
     from boto3.s3.transfer import TransferConfig, create_transfer_manager  # noqa: PLC0415
+    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
 
     config = TransferConfig(
         multipart_threshold=transfer.multipart_threshold,
@@ -374,6 +380,8 @@ class _Progress:
 
 def delete_keys(s3: Any, bucket: str, keys: list[str]) -> None:
     """DeleteObjects in batches of 1000 (the API's limit)."""
+    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
     for start in range(0, len(keys), 1000):
         batch = [{"Key": k} for k in keys[start : start + 1000]]
         try:
@@ -387,6 +395,8 @@ def delete_keys(s3: Any, bucket: str, keys: list[str]) -> None:
 
 def origin_error(exc: Exception, context: str) -> CdnpackError:
     """One line saying what the origin answered, as a user needs it."""
+    from botocore.exceptions import ClientError, NoCredentialsError  # noqa: PLC0415
+
     if isinstance(exc, NoCredentialsError):
         return OriginError(f"{context}: no AWS credentials (set a profile or AWS_* variables)")
     if isinstance(exc, ClientError):
