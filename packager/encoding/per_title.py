@@ -59,13 +59,16 @@ MAX_EXCERPTS = 12
 #: VMAF of every n-th frame of a trial (libvmaf n_subsample; its motion feature still sees
 #: every frame).
 TRIAL_SUBSAMPLE = 3
-#: The CRFs each size is tried at, per codec (each on its own scale): the tallest size at
-#: `crfs`, each smaller one `step` higher (a smaller picture is on the hull at lower
-#: qualities only). x265's CRF gives x264's quality about 3 higher; SVT-AV1's scale is 1-63.
+#: The CRFs every size is tried at, per codec (each on its own scale; x265's CRF gives x264's
+#: quality about 3 higher, SVT-AV1's scale is 1-63). The same for every size: at one bitrate a
+#: smaller picture sits at a lower CRF than a larger one, so where a smaller size takes over
+#: the hull is at the CRFs the tallest is tried at, not higher. (Trying each smaller size 3
+#: higher left a grainy title's 240p and 360p without points between 0.3 and 1.5 Mb/s, where
+#: they are the best sizes: bench/quality.py, BENCHMARKS.md.)
 TRIAL_GRIDS = {
-    "h264": ((19.0, 25.0, 31.0, 37.0), 3.0),
-    "hevc": ((21.0, 27.0, 33.0, 39.0), 3.0),
-    "av1": ((24.0, 32.0, 40.0, 48.0), 4.0),
+    "h264": (19.0, 25.0, 31.0, 37.0),
+    "hevc": (21.0, 27.0, 33.0, 39.0),
+    "av1": (24.0, 32.0, 40.0, 48.0),
 }
 #: What pins each encoder to one thread, so that a trial's bits depend on its input alone.
 ONE_THREAD = {"libx265": ("x265-params", "pools=1:frame-threads=1"),
@@ -159,11 +162,9 @@ def plan_analysis(spec: PerTitleSpec, ladder: LadderSpec, media: MediaInfo,
     jobs = []
     for name in spec.codecs:
         codec = video_codec(name)
-        crfs, step = TRIAL_GRIDS[name]
         encodes = []
-        for i, size in enumerate(sizes):
-            for crf in crfs:
-                quality = min(crf + i * step, float(codec.crf_range[1]))
+        for size in sizes:
+            for quality in TRIAL_GRIDS[name]:
                 options = trial_options(codec, ladder.preset(codec), quality, key_frames,
                                         _profile(codec, size.height))
                 encodes.append(TrialEncode(size.width, size.height, quality,

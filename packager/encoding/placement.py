@@ -21,9 +21,13 @@ from packager.quality.pchip import Pchip
 TARGET_MARGIN = 0.5
 #: Two rungs closer than this bitrate ratio are one rung (the better one is kept).
 MIN_RUNG_RATIO = 1.1
+#: Adjacent rungs further apart than this get rungs between them while max_rungs allows (HLS
+#: authoring asks adjacent variants to be 1.5-2x apart): a player on a link between two rungs
+#: otherwise drops to the lower one, and a title whose targets sit above its cap keeps a ladder.
+MAX_RUNG_RATIO = 2.0
 
 #: Why a rung is in the ladder.
-TARGET, FLOOR, CAPPED = "target", "floor", "capped"
+TARGET, FLOOR, CAPPED, FILL = "target", "floor", "capped", "fill"
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,9 @@ class Rung:
     crf: float
     bitrate: int  # predicted average, bits/s
     vmaf: float  # predicted mean VMAF
-    role: str  # TARGET, FLOOR (the low-bandwidth rung) or CAPPED (a bitrate cap decided it)
+    #: TARGET, FLOOR (the low-bandwidth rung), CAPPED (a bitrate cap decided it) or FILL (placed
+    #: by bitrate in a gap wider than MAX_RUNG_RATIO)
+    role: str
     target: float | None = None  # the VMAF it was placed for (TARGET rungs)
 
 
@@ -107,7 +113,8 @@ def place_rungs(points: Sequence[RatePoint], targets: Sequence[float],
                 limits: Limits, integer_crf: bool = False) -> list[Rung]:
     """The rungs of one codec, best first: one per target on the cheapest curve reaching it
     (capped to [min_bitrate, max_bitrate]), the low-bandwidth floor, then pruned: a rung that
-    costs as much as a better one goes, near-twins merge, and at most max_rungs stay."""
+    costs as much as a better one goes, near-twins merge, and at most max_rungs stay; room
+    left under max_rungs fills the widest bitrate gaps."""
     if not points:
         return []
     codec = points[0].codec
@@ -136,10 +143,35 @@ def place_rungs(points: Sequence[RatePoint], targets: Sequence[float],
         floor = _best_at(codec, curves, max(limits.floor_bitrate, limits.min_bitrate), FLOOR)
         if floor.bitrate < rungs[-1].bitrate:
             rungs = _pruned([*rungs, floor], keep_last=True)
+    rungs = _filled(codec, curves, rungs, limits.max_rungs)
     while len(rungs) > max(limits.max_rungs, 1):
         interior = range(1, len(rungs) - 1) if len(rungs) > 2 else range(1, 2)
         drop = min(interior, key=lambda i: rungs[i - 1].bitrate / rungs[i].bitrate)
         rungs.pop(drop)
+    return rungs
+
+
+def _filled(codec: str, curves: Sequence[SizeCurve], rungs: list[Rung],
+            max_rungs: int) -> list[Rung]:
+    """`rungs` with the widest gap over MAX_RUNG_RATIO split at its geometric middle (the best
+    point the curves give for that bitrate), again while there is room: the split that adds
+    most where a ladder is thinnest first."""
+    rungs = list(rungs)
+    unfillable: set[int] = set()  # bitrates of rungs whose gap below has no point between
+    while len(rungs) < max_rungs:
+        gaps = [i for i in range(len(rungs) - 1) if rungs[i].bitrate not in unfillable
+                and rungs[i].bitrate > rungs[i + 1].bitrate * MAX_RUNG_RATIO]
+        if not gaps:
+            break
+        i = max(gaps, key=lambda i: (rungs[i].bitrate / rungs[i + 1].bitrate, -i))
+        upper, lower = rungs[i], rungs[i + 1]
+        rung = _best_at(codec, curves, math.sqrt(upper.bitrate * lower.bitrate), FILL)
+        if (upper.bitrate > rung.bitrate * MIN_RUNG_RATIO
+                and rung.bitrate > lower.bitrate * MIN_RUNG_RATIO
+                and upper.vmaf > rung.vmaf > lower.vmaf):
+            rungs.insert(i + 1, rung)
+        else:
+            unfillable.add(upper.bitrate)
     return rungs
 
 

@@ -14,7 +14,17 @@ from packager.encoding.ladder import load_ladder
 from packager.encoding.media import MediaInfo, VideoStream
 from packager.encoding.per_title import candidates, sample
 from packager.encoding.per_title_spec import PerTitleSpec
-from packager.encoding.placement import CAPPED, FLOOR, TARGET, Limits, Rung, place_rungs
+from packager.encoding.placement import (
+    CAPPED,
+    FILL,
+    FLOOR,
+    MAX_RUNG_RATIO,
+    TARGET,
+    Limits,
+    Rung,
+    SizeCurve,
+    place_rungs,
+)
 from packager.errors import InputError
 from packager.quality.hull import RatePoint
 
@@ -42,7 +52,7 @@ LIMITS = Limits(min_bitrate=50_000, max_bitrate=8_000_000, max_rungs=6, floor_bi
 
 
 def test_a_target_is_met_by_the_size_that_reaches_it_for_the_fewest_bits() -> None:
-    (top, low) = place_rungs(POINTS, [95.0, 70.0], LIMITS)
+    (top, low) = [r for r in place_rungs(POINTS, [95.0, 70.0], LIMITS) if r.role == TARGET]
     assert (top.height, top.role, top.target) == (720, TARGET, 95.0)
     assert top.vmaf >= 95.0 + 0.5 > top.vmaf - 0.01  # the margin above the target, no more
     assert 19 < top.crf < 25
@@ -84,6 +94,50 @@ def test_max_rungs_keeps_the_top_and_the_floor() -> None:
     assert len(rungs) == 3
     assert rungs[0].target == 97.0
     assert rungs[-1].role == FLOOR
+
+
+#: One size, bits halving every 6 CRF from 4 Mb/s at CRF 19 down to 62.5 kb/s.
+SMOOTH = curve(720, (19, 25, 31, 37, 43, 49), 4_000_000, 98.0, 5.0)
+
+
+def test_a_gap_wider_than_twice_is_filled_at_its_middle_on_the_curve() -> None:
+    rungs = place_rungs(SMOOTH, [97.0, 85.0], LIMITS)
+    assert [r.role for r in rungs] == [TARGET, FILL, FILL, FILL, TARGET]
+    assert all(a.bitrate <= b.bitrate * MAX_RUNG_RATIO for a, b in itertools.pairwise(rungs))
+    on_curve = SizeCurve(SMOOTH)
+    for fill in rungs[1:-1]:
+        assert fill.target is None
+        _, bitrate, vmaf = on_curve.at_rate(fill.bitrate * 1.001) or (0, 0, 0)
+        assert fill.bitrate == pytest.approx(bitrate, rel=0.002)  # the curve's best there
+        assert fill.vmaf == pytest.approx(vmaf, abs=0.05)
+    # the widest gap first, at its geometric middle: the first fill halves the ladder
+    middle = math.sqrt(rungs[0].bitrate * rungs[-1].bitrate)
+    assert abs(math.log(rungs[2].bitrate / middle)) < 0.02
+
+
+def test_fills_stop_at_max_rungs() -> None:
+    rungs = place_rungs(SMOOTH, [97.0, 85.0], Limits(50_000, 8_000_000, 3, 0))
+    assert [r.role for r in rungs] == [TARGET, FILL, TARGET]
+
+
+def test_a_title_capped_below_every_target_keeps_a_ladder_down_to_its_floor() -> None:
+    """A grainy title: no target is reachable under max_bitrate; the capped rung and the
+    floor alone would leave a 20x gap."""
+    hard = curve(720, (19, 25, 31, 37, 43, 49), 4_000_000, 68.0, 8.0)
+    rungs = place_rungs(hard, [95.0, 93.0, 88.0, 80.0, 70.0], Limits(100_000, 8_000_000, 6,
+                                                                     200_000))
+    assert [r.role for r in rungs] == [CAPPED, FILL, FILL, FILL, FILL, FLOOR]
+    assert rungs[-1].bitrate <= 200_000
+    assert max(a.bitrate / b.bitrate for a, b in itertools.pairwise(rungs)) < 2.2
+    assert all(a.vmaf > b.vmaf for a, b in itertools.pairwise(rungs))
+
+
+def test_no_fill_where_a_better_point_already_costs_less() -> None:
+    """POINTS: 360p at CRF 25 (600 kb/s, VMAF 88) beats 720p up to about 1.4 Mb/s, so the gap
+    above it has nothing better to offer than what is already a rung: it stays."""
+    rungs = place_rungs(POINTS, [95.0, 70.0], LIMITS)
+    assert [(r.height, r.role) for r in rungs][:2] == [(720, TARGET), (360, FILL)]
+    assert rungs[0].bitrate > 2 * rungs[1].bitrate
 
 
 def test_an_unreachable_target_takes_the_best_point_measured() -> None:
