@@ -216,12 +216,26 @@ def test_a_per_title_ladder_file_reads_every_field(tmp_path: Path) -> None:
     path = tmp_path / "ladder.yaml"
     path.write_text("per_title:\n  codecs: [h264, av1]\n  targets: [96, 90, 75]\n"
                     "  resolutions: [720, 360]\n  min_bitrate: 80k\n  max_bitrate: 4M\n"
-                    "  max_rungs: 4\n  floor_bitrate: 150k\nvideo: {preset: faster}\n")
+                    "  max_rungs: 4\n  floor_bitrate: 150k\nvideo: {preset: medium}\n")
     spec = load_ladder(str(path))
-    assert spec.x264_preset == "faster"
+    assert spec.x264_preset == "medium"
     assert spec.rungs == ()
     assert spec.per_title == PerTitleSpec(("h264", "av1"), (96.0, 90.0, 75.0), (720, 360),
                                           80_000, 4_000_000, 4, 150_000)
     assert load_ladder("per-title").per_title == PerTitleSpec()
     path.write_text("per_title: {floor_bitrate: 0}\n")
     assert load_ladder(str(path)).per_title == PerTitleSpec(floor_bitrate=0)
+
+
+def test_a_per_title_ladder_encodes_h264_at_faster_and_a_fixed_one_at_veryfast(
+    tmp_path: Path
+) -> None:
+    """Per-title is asked for bytes (x264 `faster`: BENCHMARKS.md), fixed ladders for speed;
+    a ladder file's own preset wins."""
+    assert load_ladder("per-title").x264_preset == "faster"
+    assert load_ladder("default").x264_preset == "veryfast"
+    path = tmp_path / "ladder.yaml"
+    path.write_text("per_title: {max_rungs: 4}\n")
+    assert load_ladder(str(path)).x264_preset == "faster"
+    path.write_text("per_title: {max_rungs: 4}\nvideo: {preset: veryfast}\n")
+    assert load_ladder(str(path)).x264_preset == "veryfast"
