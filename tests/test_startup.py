@@ -41,6 +41,8 @@ FORBIDDEN_FOR_PACKAGE = (
     "pysubs2", "ffmpeg._ffmpeg", "ssl", "http.client", "urllib.request", "xml.sax",
     "multiprocessing", "concurrent.futures", "packager.keys.speke", "packager.keys.cpix",
     "packager.yamlfile", "packager.text", "packager.output.steering", "packager.output.hls_ts",
+    "packager.encoding.encode", "packager.encoding.jobs", "packager.quality.vmaf",
+    "packager.quality.delivered",
     "cdn", "probes", "rum", "steering", "release", "testbed",
 )
 

@@ -19,12 +19,11 @@ from packager.output.release import (
     VmafSummary,
 )
 from packager.output.segmenter import INIT_NAME, CmafTrack
-from packager.quality.delivered import DeliveredTrack, measure_delivered
 from packager.quality.hull import RatePoint
-from packager.quality.vmaf import VMAF_MODEL, Viewing
 
 if TYPE_CHECKING:
     from packager.encoding.per_title import PerTitleLadder
+    from packager.quality.vmaf import Viewing
 
 #: How per-title rungs are encoded (bench/quality.py measured it against VBR at the hull's
 #: bitrate; BENCHMARKS.md).
@@ -62,6 +61,9 @@ def measure_release(source: Path, tracks: Sequence[CmafTrack], build: Path,
 def viewing_for(tracks: Sequence[CmafTrack], ladder: PerTitleLadder | None) -> Viewing | None:
     """The size every rendition is scored at: a per-title analysis' (its tallest candidate),
     else the tallest video rendition's; None without video."""
+    # The measuring side loads only when something is measured: --copy measures nothing,
+    # and its start-up is issue 25's (tests/test_startup.py).
+    from packager.quality.vmaf import Viewing  # noqa: PLC0415
     if ladder is not None:
         return ladder.viewing
     videos = [t for t in tracks if t.info.handler == "vide"]
@@ -75,6 +77,7 @@ def viewing_for(tracks: Sequence[CmafTrack], ladder: PerTitleLadder | None) -> V
 def measure_tracks(source: Path, tracks: Sequence[CmafTrack], build: Path, viewing: Viewing,
                    key_for: KeyFor) -> dict[str, VmafSummary]:
     """VMAF of every video track as written in the release tree, by rendition id."""
+    from packager.quality.delivered import DeliveredTrack, measure_delivered  # noqa: PLC0415
     delivered = [
         DeliveredTrack(t.rendition.id,
                        (build / t.directory / INIT_NAME,
@@ -98,6 +101,7 @@ def track_key(spec: EncryptionSpec | None) -> KeyFor:
 
 
 def quality_summary(viewing: Viewing, ladder: PerTitleLadder | None) -> QualitySummary:
+    from packager.quality.vmaf import VMAF_MODEL  # noqa: PLC0415
     return QualitySummary(VMAF_MODEL, f"{viewing.width}x{viewing.height}",
                           per_title_summary(ladder) if ladder is not None else None)
 

@@ -21,7 +21,6 @@ from packager.encoding.codecs import (
     source_decoder_tool,
     video_codec,
 )
-from packager.encoding.encode import JobTiming, encode_title
 from packager.encoding.ladder import (
     LadderSpec,
     Rendition,
@@ -81,6 +80,7 @@ from packager.title.tracks import TitleTrack
 from packager.tools import own_process_group
 
 if TYPE_CHECKING:
+    from packager.encoding.encode import JobTiming
     from packager.encoding.per_title import PerTitleLadder
 
     # Text, steering, rights and MPEG-TS are loaded by the runs that make them (a release of
@@ -579,6 +579,9 @@ def _encode(
         args, encoded = build_copy_command(media, renditions, work)
         run_ffmpeg(args, media.duration, report)
         return encoded
+    # Only a transcode loads the encode's planning and jobs: --copy's start-up is issue 25's.
+    from packager.encoding.encode import encode_title
+
     starts = planned if planned is not None else planned_starts(media, renditions, request)
     chunks = chunk_count(request.chunks, runner.executor.workers, media.duration, len(starts))
     done = encode_title(
