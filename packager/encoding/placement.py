@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from packager.quality.hull import RatePoint
 from packager.quality.pchip import Pchip
@@ -140,7 +140,13 @@ def place_rungs(points: Sequence[RatePoint], targets: Sequence[float],
                               target))
     rungs = _pruned(rungs)
     if limits.floor_bitrate and rungs[-1].bitrate > limits.floor_bitrate:
-        floor = _best_at(codec, curves, max(limits.floor_bitrate, limits.min_bitrate), FLOOR)
+        floor_rate = max(limits.floor_bitrate, limits.min_bitrate)
+        floor = _best_at(codec, curves, floor_rate, FLOOR)
+        if floor.bitrate > floor_rate:
+            # The grid's cheapest point costs more (a hard title): the encode's VBV holds the
+            # rung at the floor (per_title.renditions); its VMAF here is an upper bound, the
+            # delivered rung's is measured.
+            floor = replace(floor, bitrate=floor_rate)
         if floor.bitrate < rungs[-1].bitrate:
             rungs = _pruned([*rungs, floor], keep_last=True)
     rungs = _filled(codec, curves, rungs, limits.max_rungs)

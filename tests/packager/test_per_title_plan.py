@@ -12,7 +12,13 @@ import pytest
 
 from packager.encoding.ladder import load_ladder
 from packager.encoding.media import MediaInfo, VideoStream
-from packager.encoding.per_title import candidates, sample
+from packager.encoding.per_title import (
+    FLOOR_BUFFER_SECONDS,
+    PerTitleLadder,
+    candidates,
+    renditions,
+    sample,
+)
 from packager.encoding.per_title_spec import PerTitleSpec
 from packager.encoding.placement import (
     CAPPED,
@@ -24,9 +30,11 @@ from packager.encoding.placement import (
     Rung,
     SizeCurve,
     place_rungs,
+    rendition_id,
 )
 from packager.errors import InputError
 from packager.quality.hull import RatePoint
+from packager.quality.vmaf import Viewing
 
 
 def media(height: int = 720, duration: float = 60.0, width: int | None = None) -> MediaInfo:
@@ -132,12 +140,37 @@ def test_a_title_capped_below_every_target_keeps_a_ladder_down_to_its_floor() ->
     assert all(a.vmaf > b.vmaf for a, b in itertools.pairwise(rungs))
 
 
+def test_a_floor_under_every_trial_point_is_placed_at_the_floor() -> None:
+    """The grid's cheapest point costs 1 Mb/s: the floor rung says 200 kb/s, which its encode's
+    VBV holds it to (test_the_floor_rung_is_capped_at_the_floor...)."""
+    dear = curve(720, (19, 25, 31), 4_000_000, 68.0, 8.0)
+    rungs = place_rungs(dear, [95.0], Limits(100_000, 8_000_000, 6, 200_000))
+    assert (rungs[-1].role, rungs[-1].bitrate) == (FLOOR, 200_000)
+    assert rungs[-1].crf == 31  # the grid's cheapest point, held down by the cap
+
+
 def test_no_fill_where_a_better_point_already_costs_less() -> None:
     """POINTS: 360p at CRF 25 (600 kb/s, VMAF 88) beats 720p up to about 1.4 Mb/s, so the gap
     above it has nothing better to offer than what is already a rung: it stays."""
     rungs = place_rungs(POINTS, [95.0, 70.0], LIMITS)
     assert [(r.height, r.role) for r in rungs][:2] == [(720, TARGET), (360, FILL)]
     assert rungs[0].bitrate > 2 * rungs[1].bitrate
+
+
+def test_the_floor_rung_is_capped_at_the_floor_and_the_others_at_their_peak() -> None:
+    """However the sample mispredicts the title, the floor's VBV keeps it at the floor."""
+    spec = PerTitleSpec(floor_bitrate=150_000)
+    rungs = place_rungs(POINTS, [95.0, 88.0], Limits(50_000, 8_000_000, 6, 150_000))
+    ladder = PerTitleLadder(spec, Viewing(1280, 720, Fraction(25)), (), tuple(POINTS),
+                            tuple(rungs), 0.0, 0.0)
+    by_id = {r.id: r for r in renditions(ladder, lambda codec: codec.preset)}
+    for rung in rungs:
+        r = by_id[rendition_id(rung)]
+        if rung.role == FLOOR:
+            assert (r.maxrate, r.bufsize) == (150_000, 150_000 * FLOOR_BUFFER_SECONDS)
+        else:
+            assert (r.maxrate, r.bufsize) == (int(rung.bitrate * 1.5), rung.bitrate * 2)
+    assert FLOOR in {r.role for r in rungs}
 
 
 def test_an_unreachable_target_takes_the_best_point_measured() -> None:
