@@ -151,7 +151,7 @@ PER_TITLE = "per-title"
 #: x264's preset in a per-title ladder, unless its file names one: a per-title ladder is asked
 #: for bytes, the fixed ones stay the speed anchor. Measured on the grainy bench scene (the
 #: per-title rungs, VBR at the same bitrates; BENCHMARKS.md "Quality per byte"): `faster` needs
-#: 13 % fewer bits than `veryfast` for the same VMAF at 1.45x its CPU; `fast` only 6 % at 1.77x
+#: 15 % fewer bits than `veryfast` for the same VMAF at 1.45x its CPU; `fast` only 8 % at 1.77x
 #: (its psy-rd spends bits on grain that VMAF does not reward).
 PER_TITLE_X264_PRESET = "faster"
 
