@@ -14,8 +14,10 @@ from packager.encoding.ladder import load_ladder
 from packager.encoding.media import MediaInfo, VideoStream
 from packager.encoding.per_title import (
     FLOOR_BUFFER_SECONDS,
+    TRIAL_GRIDS,
     PerTitleLadder,
     candidates,
+    plan_analysis,
     renditions,
     sample,
 )
@@ -203,6 +205,17 @@ def test_default_sizes_start_at_the_source_and_never_upscale() -> None:
 def test_a_listed_resolution_above_the_source_is_bad_input() -> None:
     with pytest.raises(InputError, match=r"1080p is above the source's 720p"):
         candidates(PerTitleSpec(resolutions=(1080, 720)), media(720))
+
+
+@pytest.mark.parametrize("codec", ["h264", "hevc", "av1"])
+def test_every_size_is_tried_at_the_same_crfs(codec: str, tmp_path: Path) -> None:
+    """Where a smaller size takes over the hull is at the CRFs the tallest is tried at (a
+    grainy title's 240p and 360p had no points where they were best when tried higher)."""
+    plan = plan_analysis(PerTitleSpec(codecs=(codec,)), load_ladder("per-title"), media(720),
+                         Fraction(25), 4.0, tmp_path)
+    grid = {(e.height, e.quality) for e in plan.jobs[0].encodes}
+    assert grid == {(h, q) for h in (720, 540, 360, 240) for q in TRIAL_GRIDS[codec]}
+    assert all(job.encodes == plan.jobs[0].encodes for job in plan.jobs)
 
 
 def test_the_sample_is_spread_over_the_title_on_frame_boundaries() -> None:
