@@ -225,7 +225,7 @@ def analyse(spec: PerTitleSpec, ladder: LadderSpec, media: MediaInfo, frame_rate
 
 def plan_ladder(spec: PerTitleSpec, plan: AnalysisPlan, points: Sequence[RatePoint],
                 cpu_seconds: float = 0.0, seconds: float = 0.0) -> PerTitleLadder:
-    limits = Limits(spec.min_bitrate, spec.max_bitrate, spec.max_rungs, spec.floor_bitrate)
+    limits = _limits(spec)
     rungs = [rung for codec in spec.codecs
              for rung in place_rungs([p for p in points if p.codec == codec], spec.targets,
                                      limits, integer_crf=video_codec(codec).crf_integer)]
@@ -233,6 +233,10 @@ def plan_ladder(spec: PerTitleSpec, plan: AnalysisPlan, points: Sequence[RatePoi
                  for h in convex_hull(p for p in points if p.codec == codec))
     return PerTitleLadder(spec, plan.viewing, plan.excerpts, tuple(points), tuple(rungs),
                           round(cpu_seconds, 3), round(seconds, 3), hull)
+
+
+def _limits(spec: PerTitleSpec) -> Limits:
+    return Limits(spec.min_bitrate, spec.max_bitrate, spec.max_rungs, spec.floor_bitrate)
 
 
 def _children_cpu() -> float:
@@ -256,7 +260,7 @@ def renditions(ladder: PerTitleLadder, preset: Callable[[VideoCodec], str]) -> l
     for rung in ladder.rungs:
         maxrate, bufsize = int(rung.bitrate * MAXRATE_FACTOR), rung.bitrate * BUFSIZE_SECONDS
         if rung.role == FLOOR:
-            floor = max(ladder.spec.floor_bitrate, ladder.spec.min_bitrate)  # as placed
+            floor = _limits(ladder.spec).floor_rate  # where placement put it
             maxrate, bufsize = min(maxrate, floor), min(bufsize, floor * FLOOR_BUFFER_SECONDS)
         out.append(Rendition(
             id=rendition_id(rung), kind="video", codec=rung.codec, bitrate=rung.bitrate,

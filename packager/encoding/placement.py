@@ -54,6 +54,11 @@ class Limits:
     max_rungs: int
     floor_bitrate: int  # 0: no low-bandwidth rung
 
+    @property
+    def floor_rate(self) -> int:
+        """The bitrate a floor rung is placed at, and its encode capped to (per_title)."""
+        return max(self.floor_bitrate, self.min_bitrate)
+
 
 class SizeCurve:
     """One size's measured points as functions of CRF (CRF rising: bits and VMAF falling)."""
@@ -140,13 +145,12 @@ def place_rungs(points: Sequence[RatePoint], targets: Sequence[float],
                               target))
     rungs = _pruned(rungs)
     if limits.floor_bitrate and rungs[-1].bitrate > limits.floor_bitrate:
-        floor_rate = max(limits.floor_bitrate, limits.min_bitrate)
-        floor = _best_at(codec, curves, floor_rate, FLOOR)
-        if floor.bitrate > floor_rate:
+        floor = _best_at(codec, curves, limits.floor_rate, FLOOR)
+        if floor.bitrate > limits.floor_rate:
             # The grid's cheapest point costs more (a hard title): the encode's VBV holds the
             # rung at the floor (per_title.renditions); its VMAF here is an upper bound, the
             # delivered rung's is measured.
-            floor = replace(floor, bitrate=floor_rate)
+            floor = replace(floor, bitrate=limits.floor_rate)
         if floor.bitrate < rungs[-1].bitrate:
             rungs = _pruned([*rungs, floor], keep_last=True)
     rungs = _filled(codec, curves, rungs, limits.max_rungs)
