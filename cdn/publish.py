@@ -27,7 +27,7 @@ from cdn.s3 import (
     object_args,
     upload_all,
 )
-from cdn.s3direct import try_list_direct
+from cdn.s3direct import DirectListing, try_list_direct
 from packager.errors import InputError
 
 if TYPE_CHECKING:
@@ -129,7 +129,7 @@ def push(request: PushRequest, progress: ProgressSink | None = None) -> PushResu
         raise
     release_read.set_result(release)
     digests = check_tree(request.release_dir, release, request.transfer, present=present)
-    s3, remote = listing()
+    s3, direct, remote = listing()
     plan = make_plan(release, request, remote, digests)
     if request.stage:
         refuse_over_published(plan, remote)
@@ -137,11 +137,11 @@ def push(request: PushRequest, progress: ProgressSink | None = None) -> PushResu
         return PushResult(str(request.destination), plan, seconds=time.perf_counter() - started)
     listed = {p.key for p in plan}
     stale = sorted(key for key in remote if key not in listed) if request.prune else []
-    uploads = any(p.action == "upload" for p in plan)
-    if s3 is None and (stale or uploads):
+    uploads = [p for p in plan if p.action == "upload"]
+    if s3 is None and (stale or any(_needs_botocore(p.bytes, direct, request) for p in uploads)):
         s3 = client(request.connection)  # a same-size change: the sizes did not foretell it
     if uploads:
-        _upload_in_phases(s3, request, release, plan, digests, progress)
+        _upload_in_phases(s3, direct, request, release, plan, digests, progress)
     pruned: list[str] = []
     if stale:
         delete_keys(s3, request.destination.bucket, stale)
@@ -164,34 +164,43 @@ def push(request: PushRequest, progress: ProgressSink | None = None) -> PushResu
 
 def _connect_and_list(
     request: PushRequest, read: Callable[[], Release], present: set[str]
-) -> tuple[Any | None, dict[str, RemoteObject]]:
-    """The prefix's objects and, if anything will be written, an S3 client (`read` gives the
-    release, which the listing itself does not need).
+) -> tuple[Any | None, DirectListing | None, dict[str, RemoteObject]]:
+    """The prefix's objects, how to PUT without botocore if the listing went so, and an S3
+    client if botocore will be needed (`read` gives the release, which the listing itself
+    does not need).
 
     The listing is signed without botocore when the credentials allow it (cdn/s3direct.py;
-    in ranges cut by the release's files `present`, listed side by side): a no-op push then
-    never imports boto3. The client (half a second to import and build) is
-    made here, still beside the hashing, as soon as the listing shows that an object is
+    in ranges cut by the release's files `present`, listed side by side), and then so are
+    single PUTs (cdn/s3put.py): a push that changes no object of the multipart size and
+    prunes nothing never imports boto3. The client (half a second to import and build) is
+    made here, still beside the hashing, as soon as the listing shows that such an object is
     missing or has another size; a same-size change is found only by the hashes, and then
     the client is made after planning.
     """
     expected = [request.destination.key(path) for path in present]
-    remote = try_list_direct(request.connection, request.destination, expected)
-    if remote is None:
+    found = try_list_direct(request.connection, request.destination, expected)
+    if found is None:
         s3 = client(request.connection)
-        return s3, list_prefix(s3, request.destination)
+        return s3, None, list_prefix(s3, request.destination)
+    direct, remote = found
     if request.dry_run:
-        return None, remote
+        return None, direct, remote
     release = read()
     sizes = {
         request.destination.key(f.path): f.bytes
         for f in release.files
         if not (request.stage and PHASES.get(f.role) == PHASE_MANIFESTS)  # held back, not written
     }
-    missing = any(remote.get(key) is None or remote[key].size != size
-                  for key, size in sizes.items())
+    missing = any((remote.get(key) is None or remote[key].size != size)
+                  and _needs_botocore(size, direct, request) for key, size in sizes.items())
     stale = request.prune and any(key not in sizes for key in remote)
-    return (client(request.connection) if missing or stale else None), remote
+    return (client(request.connection) if missing or stale else None), direct, remote
+
+
+def _needs_botocore(size: int, direct: DirectListing | None, request: PushRequest) -> bool:
+    """Whether an object of this size goes up through s3transfer: a multipart upload, or
+    any upload when the listing needed botocore."""
+    return direct is None or size >= request.transfer.multipart_threshold
 
 
 def _in_background(job: Callable[[], T]) -> Callable[[], T]:
@@ -343,7 +352,8 @@ def refuse_over_published(plan: list[PlannedObject], remote: dict[str, RemoteObj
 
 
 def _upload_in_phases(
-    s3: Any,
+    s3: Any | None,
+    direct: DirectListing | None,
     request: PushRequest,
     release: Release,
     plan: list[PlannedObject],
@@ -354,11 +364,13 @@ def _upload_in_phases(
     of it stored with our bytes, so a manifest never goes up over a corrupt segment.
     (Skipped objects were proven by the listing that planned the push.) A multipart upload a
     killed push left open is resumed (cdn/multipart.py)."""
-    from cdn.multipart import open_uploads, resume_uploads  # botocore's side: uploads only
+    from cdn.s3put import put_all  # a no-op push never loads it
 
     todo = [p for p in plan if p.action == "upload"]
-    large = any(p.bytes >= request.transfer.multipart_threshold for p in todo)
-    unfinished = open_uploads(s3, request.destination) if large else {}
+    unfinished = {}
+    if any(p.bytes >= request.transfer.multipart_threshold for p in todo):
+        from cdn.multipart import open_uploads, resume_uploads  # botocore's side: multipart
+        unfinished = open_uploads(s3, request.destination)
     total_bytes = sum(p.bytes for p in todo)
     sent = 0
     objects = 0
@@ -389,14 +401,21 @@ def _upload_in_phases(
             if p.phase == phase
         ]
         resumable = [u for u in uploads if u.key in unfinished]
-        answered = resume_uploads(s3, request.destination.bucket, resumable, unfinished,
-                                  request.connection, request.transfer, on_bytes)
+        answered: dict[str, str] = {}
+        if resumable:
+            answered = resume_uploads(s3, request.destination.bucket, resumable, unfinished,
+                                      request.connection, request.transfer, on_bytes)
         for item in resumable:
             if item.key in answered:
                 on_done(item)
-        answered |= upload_all(s3, request.destination.bucket,
-                               [u for u in uploads if u.key not in answered],
-                               request.connection, request.transfer, on_bytes, on_done)
+        rest = [u for u in uploads if u.key not in answered]
+        if direct is not None:
+            single = [u for u in rest if not _needs_botocore(u.size, direct, request)]
+            answered |= put_all(direct, single, request.connection, on_bytes, on_done)
+            rest = [u for u in rest if u.key not in answered]
+        if rest:
+            answered |= upload_all(s3, request.destination.bucket, rest, request.connection,
+                                   request.transfer, on_bytes, on_done)
         verify([p for p in todo if p.phase == phase], answered, etags)
 
 

@@ -401,10 +401,14 @@ def origin_error(exc: Exception, context: str) -> CdnpackError:
         return OriginError(f"{context}: no AWS credentials (set a profile or AWS_* variables)")
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
-        code = error.get("Code", "")
-        if code in ("NoSuchBucket", "404"):
-            return InputError(f"{context}: no such bucket")
-        if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
-            return OriginError(f"{context}: access denied ({code})")
-        return OriginError(f"{context}: {code} {error.get('Message', '')}".strip())
+        return answered_error(error.get("Code", ""), error.get("Message", ""), context)
     return OriginError(f"{context}: {exc}")
+
+
+def answered_error(code: str, message: str, context: str) -> CdnpackError:
+    """An S3 error answer (its code, or the HTTP status where it has none) in one line."""
+    if code in ("NoSuchBucket", "404"):
+        return InputError(f"{context}: no such bucket")
+    if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+        return OriginError(f"{context}: access denied ({code})")
+    return OriginError(f"{context}: {code} {message}".strip())

@@ -3,8 +3,9 @@
 A no-op push must only list its prefix, and importing boto3 and loading the S3 service model
 costs about half a second, as much as the listing itself (bench/push.py). So when the
 credentials are plain static keys and nothing in the environment or the profile changes how
-botocore would address S3, the listing is signed here (cdn/sigv4.py) and boto3 is imported
-only if something must be uploaded. Anything else (SSO, assume-role, instance roles, FIPS or
+botocore would address S3, the listing is signed here (cdn/sigv4.py), single PUTs go the same
+way (cdn/s3put.py), and boto3 is imported only for multipart uploads, deletes and
+invalidations. Anything else (SSO, assume-role, instance roles, FIPS or
 dual-stack endpoints, custom CA bundles, proxies, an answer other than 200) returns None, and
 the caller lists through botocore, which then also reports any error exactly as before.
 """
@@ -59,7 +60,8 @@ READ_TIMEOUT = 60.0
 
 @dataclass(frozen=True)
 class DirectListing:
-    """How to list one prefix without botocore: signed GETs to `base_url`."""
+    """How to reach one bucket without botocore: requests to `base_url` signed with these
+    credentials (the listing's GETs, cdn/s3put.py's PUTs)."""
 
     base_url: str  # scheme://host[:port][/path] up to and excluding the query
     credentials: Credentials
@@ -247,14 +249,7 @@ def _list_range(listing: DirectListing, location: S3Location, after: str | None,
                 upto: str | None) -> dict[str, RemoteObject]:
     """The objects with after < key <= upto (open ends for None), page by page over one
     kept-alive connection."""
-    parts = urlsplit(listing.base_url)
-    connection: http.client.HTTPConnection
-    if parts.scheme == "https":
-        connection = http.client.HTTPSConnection(
-            parts.netloc, timeout=CONNECT_TIMEOUT,
-            context=ssl.create_default_context(cafile=listing.ca_bundle))
-    else:
-        connection = http.client.HTTPConnection(parts.netloc, timeout=CONNECT_TIMEOUT)
+    connection = open_connection(listing)
     found: dict[str, RemoteObject] = {}
     token: str | None = None
     try:
@@ -262,8 +257,8 @@ def _list_range(listing: DirectListing, location: S3Location, after: str | None,
             url = page_url(listing, location, token, after)
             headers = sign_s3("GET", url, listing.credentials, listing.region,
                               datetime.now(UTC))
-            if connection.sock is None:  # first page, or the server closed the connection
-                _connect(connection)
+            if connection.sock is None:  # the server closed the connection after a page
+                connection = open_connection(listing)
             target = urlsplit(url)
             connection.request("GET", f"{target.path}?{target.query}", headers=headers)
             answer = connection.getresponse()
@@ -278,23 +273,35 @@ def _list_range(listing: DirectListing, location: S3Location, after: str | None,
         connection.close()
 
 
-def _connect(connection: http.client.HTTPConnection) -> None:
-    """Connect within CONNECT_TIMEOUT, then allow READ_TIMEOUT per read (botocore's split)."""
+def open_connection(target: DirectListing, connect_timeout: float = CONNECT_TIMEOUT,
+                    read_timeout: float = READ_TIMEOUT) -> http.client.HTTPConnection:
+    """A connection to the bucket's host, connected within connect_timeout, then allowing
+    read_timeout per read (botocore's split)."""
+    parts = urlsplit(target.base_url)
+    connection: http.client.HTTPConnection
+    if parts.scheme == "https":
+        connection = http.client.HTTPSConnection(
+            parts.netloc, timeout=connect_timeout,
+            context=ssl.create_default_context(cafile=target.ca_bundle))
+    else:
+        connection = http.client.HTTPConnection(parts.netloc, timeout=connect_timeout)
     connection.connect()
     sock: Any = connection.sock
-    sock.settimeout(READ_TIMEOUT)
+    sock.settimeout(read_timeout)
+    return connection
 
 
-def try_list_direct(conn: Connection, location: S3Location,
-                    expected: Iterable[str] = ()) -> dict[str, RemoteObject] | None:
-    """The prefix's objects listed without botocore, or None: then botocore must list (its
-    credential chain, retries and error reporting take over)."""
+def try_list_direct(conn: Connection, location: S3Location, expected: Iterable[str] = ()
+                    ) -> tuple[DirectListing, dict[str, RemoteObject]] | None:
+    """The prefix's objects listed without botocore, with how they were reached (for PUTs
+    alike), or None: then botocore must list (its credential chain, retries and error
+    reporting take over)."""
     listing = direct_listing(conn, location)
     if listing is None:
         log.debug("listing %s through botocore (credentials or addressing need it)", location)
         return None
     try:
-        return list_direct(listing, location, expected)
+        return listing, list_direct(listing, location, expected)
     except (OSError, http.client.HTTPException, ListingRefused, ET.ParseError, ValueError) as exc:
         log.debug("direct listing of %s failed (%s); botocore lists instead", location, exc)
         return None

@@ -209,6 +209,27 @@ def test_a_no_op_re_push_never_imports_botocore(
     assert not {m for m in imported if m.split(".")[0] in ("boto3", "botocore", "s3transfer")}
 
 
+def test_a_first_push_of_single_puts_never_imports_botocore(
+    packaged: PackageResult, bucket: MotoServer
+) -> None:
+    """Static keys and nothing of the multipart size: the PUTs are signed by cdn/sigv4.py
+    too (cdn/s3put.py), and every object is stored and verified."""
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "cli", "push", str(packaged.output),
+         f"s3://{BUCKET}/{PREFIX}", "--endpoint-url", bucket.url, "--json"],
+        cwd=REPO, env=aws_free_env(), capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout)["uploaded"] == len(packaged.release.files)
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "cdn.s3put" in imported
+    assert not {m for m in imported if m.split(".")[0] in ("boto3", "botocore", "s3transfer")}
+    objects = stored(bucket)
+    assert {k: hashlib.sha256(v).hexdigest() for k, v in objects.items()} == {
+        f"{PREFIX}/{f.path}": f.sha256 for f in packaged.release.files}
+
+
 def test_a_same_size_change_is_found_by_the_hashes_and_uploaded(
     packaged: PackageResult, bucket: MotoServer, tmp_path: Path
 ) -> None:

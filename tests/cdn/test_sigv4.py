@@ -225,9 +225,10 @@ def test_direct_listing_follows_pages_and_decodes_keys(moto_s3: MotoServer) -> N
     for key in keys:
         s3.put_object(Bucket=BUCKET, Key=key, Body=key.encode())
     s3.put_object(Bucket=BUCKET, Key="releases/demo-other/x.m4s", Body=b"not under the prefix")
-    found = try_list_direct(local_connection(moto_s3.url),
-                            parse_s3_url(f"s3://{BUCKET}/releases/demo"))
-    assert found is not None
+    answer = try_list_direct(local_connection(moto_s3.url),
+                             parse_s3_url(f"s3://{BUCKET}/releases/demo"))
+    assert answer is not None
+    found = answer[1]
     assert sorted(found) == keys
     assert found["releases/demo/a b+c~(1).m4s"].size == len(b"releases/demo/a b+c~(1).m4s")
 
