@@ -319,7 +319,8 @@ PUSH_OPTIONS: list[Callable[[Any], Any]] = [
                  help="Uploads in flight (more for a distant origin)."),
     click.option("--retry-mode", type=click.Choice(["standard", "adaptive"]),
                  default="adaptive", show_default=True,
-                 help="botocore retry mode (503 SlowDown, resets, throttling)."),
+                 help="Retry mode (503 SlowDown, resets, throttling); adaptive also slows "
+                      "down when throttled."),
     click.option("--max-attempts", type=click.IntRange(1, 50), default=10, show_default=True,
                  help="Attempts per request before the push fails."),
     click.option("--endpoint-url", help="Any S3-compatible origin (MinIO, R2, a local moto)."),

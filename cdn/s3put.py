@@ -8,7 +8,10 @@ other core the origin needs (bench/push.py). Signed here by cdn/sigv4.py, the sa
 while hashing, signed and checked by S3; UNSIGNED-PAYLOAD, as payload signing is off), over
 one kept-alive connection per worker, with botocore's standard retries: connection errors,
 5xx, 429 and throttling codes, backed off exponentially with full jitter up to
-Connection.max_attempts. Multipart uploads and their resumption stay with s3transfer.
+Connection.max_attempts. In adaptive mode (botocore's client-side rate limiting, the CLI's
+default) a throttling answer also halves the requests in flight, and each success widens
+them again by one per window, up to Connection.concurrency. Multipart uploads and their
+resumption stay with s3transfer.
 """
 
 from __future__ import annotations
@@ -29,12 +32,13 @@ from cdn.sigv4 import sign_s3
 
 #: What botocore's standard mode retries, besides connection errors.
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
-RETRY_CODES = frozenset({
+#: Answers that ask the client to slow down (botocore's throttling codes).
+THROTTLE_CODES = frozenset({
     "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
     "TooManyRequestsException", "RequestLimitExceeded", "BandwidthLimitExceeded",
-    "RequestThrottled", "SlowDown", "PriorRequestNotComplete", "RequestTimeout",
-    "RequestTimeoutException", "InternalError",
+    "RequestThrottled", "SlowDown", "PriorRequestNotComplete",
 })
+RETRY_CODES = THROTTLE_CODES | {"RequestTimeout", "RequestTimeoutException", "InternalError"}
 #: botocore's cap on one back-off, in seconds.
 MAX_BACKOFF = 20.0
 #: cdn.s3.object_args's arguments as the headers botocore sends for them.
@@ -64,9 +68,10 @@ def put_all(
     errors: list[BaseException] = []
     stop = threading.Event()
     reporting = threading.Lock()
+    window = Window(conn.concurrency, adaptive=conn.retry_mode == "adaptive")
 
     def work() -> None:
-        sender = _Sender(target, conn)
+        sender = _Sender(target, conn, window)
         try:
             while not stop.is_set():
                 try:
@@ -119,21 +124,55 @@ def request_headers(extra_args: Mapping[str, Any], size: int) -> dict[str, str]:
     return headers
 
 
+class Window:
+    """Requests in flight: at most `limit`; in adaptive mode halved by each throttling answer
+    and widened by one per window of successes (additive increase, multiplicative decrease,
+    as TCP does with its congestion window)."""
+
+    def __init__(self, limit: int, adaptive: bool) -> None:
+        self.limit, self.adaptive = limit, adaptive
+        self.size = float(limit)
+        self.in_flight = 0
+        self._changed = threading.Condition()
+
+    def __enter__(self) -> None:
+        with self._changed:
+            self._changed.wait_for(lambda: self.in_flight < int(self.size))
+            self.in_flight += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._changed:
+            self.in_flight -= 1
+            self._changed.notify_all()
+
+    def throttled(self) -> None:
+        if self.adaptive:
+            with self._changed:
+                self.size = max(1.0, self.size / 2)
+
+    def succeeded(self) -> None:
+        if self.adaptive and self.size < self.limit:
+            with self._changed:
+                self.size = min(float(self.limit), self.size + 1 / self.size)
+                self._changed.notify_all()
+
+
 class _Sender:
     """One worker's kept-alive connection, opened again after any failure."""
 
-    def __init__(self, target: DirectListing, conn: Connection) -> None:
-        self.target, self.conn = target, conn
+    def __init__(self, target: DirectListing, conn: Connection, window: Window) -> None:
+        self.target, self.conn, self.window = target, conn, window
         self.connection: http.client.HTTPConnection | None = None
 
     def send(self, url: str, body: bytes, headers: dict[str, str]
              ) -> tuple[int, str | None, bytes]:
-        if self.connection is None:
-            self.connection = open_connection(self.target, self.conn.connect_timeout,
-                                              self.conn.read_timeout)
-        self.connection.request("PUT", urlsplit(url).path, body=body, headers=headers)
-        answer = self.connection.getresponse()
-        data = answer.read()
+        with self.window:
+            if self.connection is None:
+                self.connection = open_connection(self.target, self.conn.connect_timeout,
+                                                  self.conn.read_timeout)
+            self.connection.request("PUT", urlsplit(url).path, body=body, headers=headers)
+            answer = self.connection.getresponse()
+            data = answer.read()
         if answer.will_close:
             self.close()
         return answer.status, answer.getheader("ETag"), data
@@ -162,10 +201,13 @@ def _put(sender: _Sender, item: Upload, attempts: int, stop: threading.Event) ->
             if status == 200:
                 if not etag:
                     raise OriginError(f"{context}: S3 answered without an ETag")
+                sender.window.succeeded()
                 return etag.strip('"')
             code, message = error_of(answer)
             if status not in RETRY_STATUS and code not in RETRY_CODES:
                 raise answered_error(code or str(status), message, context)
+            if status == 429 or code in THROTTLE_CODES:
+                sender.window.throttled()
             failure = f"HTTP {status} {code}".strip()
         if attempt < attempts and stop.wait(min(MAX_BACKOFF, random.random() * 2.0 ** attempt)):
             break  # another worker failed, or the push was stopped

@@ -308,9 +308,10 @@ PUSH_MOMENTS: dict[str, tuple[Callable[[list[str]], bool], Faults]] = {
 def test_a_push_stopped_by_a_signal_cancels_and_publishes_nothing_half(
     packaged: PackageResult, bucket: MotoServer, moment: str, sig: signal.Signals
 ) -> None:
-    """s3transfer's own shutdown(cancel=True) fails with a TypeError; the push cancels through
-    the manager's context exit instead, says only that it was stopped, and the bucket holds a
-    phase only when it holds every earlier one."""
+    """The uploads stop (cdn/s3put.py's workers take no more; through s3transfer, the
+    manager's context exit cancels, as its own shutdown(cancel=True) fails with a TypeError),
+    the push says only that it was stopped, and the bucket holds a phase only when it holds
+    every earlier one."""
     came, faults = PUSH_MOMENTS[moment]
     with FaultProxy(bucket.url, faults) as slow:
         command = start(["push", packaged.output, f"s3://{BUCKET}/{PREFIX}", "--endpoint-url",

@@ -15,7 +15,7 @@ import pytest
 
 from cdn.s3 import OriginError, Transfer, Upload, object_args, parse_s3_url
 from cdn.s3direct import DirectListing, direct_listing
-from cdn.s3put import object_url, put_all
+from cdn.s3put import Window, object_url, put_all
 from cdn.sigv4 import Credentials
 from packager.errors import InputError
 from testbed.origin import local_connection
@@ -192,3 +192,43 @@ def test_retries_end_at_max_attempts_and_nothing_more_is_sent(
                                           r"HTTP 500 InternalError"):
         put_all(target_of(server), items, replace(CONN, max_attempts=2))
     assert len(script.requests) == 2  # one worker: nothing after the failure
+
+
+def test_adaptive_mode_halves_the_window_on_throttling_and_widens_it_by_one_per_window() -> None:
+    window = Window(8, adaptive=True)
+    for size in (4, 2, 1, 1):
+        window.throttled()
+        assert window.size == size
+    sizes = []
+    for _ in range(40):
+        window.succeeded()
+        sizes.append(window.size)
+    assert sizes[:3] == pytest.approx([2.0, 2.5, 2.9])  # one more per window of successes
+    assert sizes == sorted(sizes)
+    assert sizes[-1] == 8  # and never past the limit
+    standard = Window(8, adaptive=False)
+    standard.throttled()
+    assert standard.size == 8
+
+
+def test_no_more_requests_are_in_flight_than_the_window_allows() -> None:
+    window = Window(8, adaptive=True)
+    window.throttled()
+    window.throttled()  # 2 in flight at most
+    lock = threading.Lock()
+    seen: list[int] = []
+    release = threading.Event()
+
+    def request() -> None:
+        with window:
+            with lock:
+                seen.append(window.in_flight)
+            release.wait(0.05)
+
+    threads = [threading.Thread(target=request) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(seen) == 12
+    assert max(seen) <= 2
