@@ -13,6 +13,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from cdn.s3 import (
+    EXPECT_CONTINUE_FROM,
     IMMUTABLE,
     Connection,
     OriginError,
@@ -171,7 +172,7 @@ def _connect_and_list(
 
     The listing is signed without botocore when the credentials allow it (cdn/s3direct.py;
     in ranges cut by the release's files `present`, listed side by side), and then so are
-    single PUTs (cdn/s3put.py): a push that changes no object of the multipart size and
+    PUTs of objects under 2 MiB (cdn/s3put.py): a push that changes nothing larger and
     prunes nothing never imports boto3. The client (half a second to import and build) is
     made here, still beside the hashing, as soon as the listing shows that such an object is
     missing or has another size; a same-size change is found only by the hashes, and then
@@ -198,9 +199,12 @@ def _connect_and_list(
 
 
 def _needs_botocore(size: int, direct: DirectListing | None, request: PushRequest) -> bool:
-    """Whether an object of this size goes up through s3transfer: a multipart upload, or
-    any upload when the listing needed botocore."""
-    return direct is None or size >= request.transfer.multipart_threshold
+    """Whether an object of this size goes up through s3transfer: any object when the
+    listing needed botocore; otherwise one that waits for "100 Continue" (2 MiB and more: an
+    origin that refuses it says so before megabytes are sent, which only botocore's
+    connection handles) or goes in parts."""
+    return direct is None or size >= min(EXPECT_CONTINUE_FROM,
+                                         request.transfer.multipart_threshold)
 
 
 def _in_background(job: Callable[[], T]) -> Callable[[], T]:

@@ -8,7 +8,9 @@ other core the origin needs (bench/push.py). Signed here by cdn/sigv4.py, the sa
 while hashing, signed and checked by S3; UNSIGNED-PAYLOAD, as payload signing is off), over
 one kept-alive connection per worker, with botocore's standard retries: connection errors,
 5xx, 429 and throttling codes, backed off exponentially with full jitter up to
-Connection.max_attempts. In adaptive mode (botocore's client-side rate limiting, the CLI's
+Connection.max_attempts. Only bodies under 2 MiB come here (cdn.s3.EXPECT_CONTINUE_FROM):
+larger ones go through botocore, which waits for "100 Continue" before sending them. In
+adaptive mode (botocore's client-side rate limiting, the CLI's
 default) a throttling answer also halves the requests in flight, and each success widens
 them again by one per window, up to Connection.concurrency. Multipart uploads and their
 resumption stay with s3transfer.
@@ -185,7 +187,7 @@ class _Sender:
 
 def _put(sender: _Sender, item: Upload, attempts: int, stop: threading.Event) -> str:
     url = object_url(sender.target, item.key)
-    body = item.path.read_bytes()  # under the multipart threshold: 16 MiB at most
+    body = item.path.read_bytes()  # under 2 MiB (publish._needs_botocore)
     headers = request_headers(item.extra_args, len(body))
     context = f"upload of {item.key} failed"
     failure = ""

@@ -30,6 +30,7 @@ from cdn.publish import (
     push,
 )
 from cdn.s3 import (
+    EXPECT_CONTINUE_FROM,
     Transfer,
     Upload,
     client,
@@ -228,6 +229,32 @@ def test_a_first_push_of_single_puts_never_imports_botocore(
     objects = stored(bucket)
     assert {k: hashlib.sha256(v).hexdigest() for k, v in objects.items()} == {
         f"{PREFIX}/{f.path}": f.sha256 for f in packaged.release.files}
+
+
+def test_an_object_of_2_mib_goes_through_botocore_and_the_others_direct(
+    packaged: PackageResult, bucket: MotoServer, tmp_path: Path
+) -> None:
+    """From 2 MiB a body waits for "100 Continue", which only botocore's connection does:
+    such an object makes the push load boto3, and the release is stored whole either way."""
+    release = tree_copy(packaged, tmp_path)
+    large = next(f for f in packaged.release.files if f.role == "segment")
+    (release / large.path).write_bytes(os.urandom(EXPECT_CONTINUE_FROM))
+    files = [describe_file(release, f.path, f.role, f.rendition) if f == large else f
+             for f in packaged.release.files]
+    written = replace(packaged.release, files=files)
+    write_release(release, written)
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "cli", "push", str(release),
+         f"s3://{BUCKET}/{PREFIX}", "--endpoint-url", bucket.url, "--json"],
+        cwd=REPO, env=aws_free_env(), capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert {"cdn.s3put", "s3transfer"} <= imported
+    objects = stored(bucket)
+    assert {k: hashlib.sha256(v).hexdigest() for k, v in objects.items()} == {
+        f"{PREFIX}/{f.path}": f.sha256 for f in written.files}
 
 
 def test_a_same_size_change_is_found_by_the_hashes_and_uploaded(
