@@ -83,9 +83,12 @@ EDGE_PROFILE: dict[str, dict[str, tuple[float, float]]] = {
 }
 #: Where a CDN is degraded (first-byte delay, bandwidth): fastly, which leads Europe and
 #: Southeast Asia above, answers slowly and thinly there, yet within the regions' budgets
-#: (the gate passes; steering, not the gate, is what moves viewers away).
+#: (the gate passes; steering, not the gate, is what moves viewers away). Within them by
+#: 190 ms and more: on a busy machine an edge's first byte leaves up to 155 ms after its
+#: timer (seen under `make test` with eu at 150 ms, p95 305 ms, budget 250), and the demo
+#: must pass where it is run.
 DEGRADED: dict[str, dict[str, tuple[float, float]]] = {
-    "fastly": {"eu": (0.150, 30), "sea": (0.250, 20)},
+    "fastly": {"eu": (0.060, 30), "sea": (0.160, 20)},
 }
 
 #: Quick but real: every region x CDN x target sampled three times on cold connections.
