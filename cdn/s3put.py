@@ -21,6 +21,7 @@ from __future__ import annotations
 import http.client
 import queue
 import random
+import ssl
 import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping, Sequence
@@ -196,6 +197,9 @@ def _put(sender: _Sender, item: Upload, attempts: int, stop: threading.Event) ->
                          datetime.now(UTC), headers, payload_sha256=UNSIGNED_PAYLOAD)
         try:
             status, etag, answer = sender.send(url, body, signed)
+        except ssl.SSLCertVerificationError as exc:  # not the network's doing: no retry
+            sender.close()
+            raise OriginError(f"{context}: {exc.verify_message or exc}") from exc
         except (OSError, http.client.HTTPException) as exc:
             sender.close()
             failure = str(exc) or type(exc).__name__
@@ -213,7 +217,7 @@ def _put(sender: _Sender, item: Upload, attempts: int, stop: threading.Event) ->
             failure = f"HTTP {status} {code}".strip()
         if attempt < attempts and stop.wait(min(MAX_BACKOFF, random.random() * 2.0 ** attempt)):
             break  # another worker failed, or the push was stopped
-    raise OriginError(f"{context} after {attempt} attempts: {failure}")
+    raise OriginError(f"{context} after {attempt} attempt{'s' if attempt > 1 else ''}: {failure}")
 
 
 def error_of(answer: bytes) -> tuple[str, str]:

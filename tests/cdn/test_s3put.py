@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ssl
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -78,8 +80,10 @@ def error(code: str) -> bytes:
     return f"<?xml version='1.0'?><Error><Code>{code}</Code><Message>no</Message></Error>".encode()
 
 
-@pytest.fixture
-def scripted() -> Iterator[tuple[ThreadingHTTPServer, Script]]:
+@contextmanager
+def scripted_origin(tls: tuple[Path, Path] | None = None
+                    ) -> Iterator[tuple[ThreadingHTTPServer, Script]]:
+    """A threaded HTTP server answering PUTs as its Script says (over TLS with (cert, key))."""
     script = Script([])
 
     class Handler(BaseHTTPRequestHandler):
@@ -107,6 +111,10 @@ def scripted() -> Iterator[tuple[ThreadingHTTPServer, Script]]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    if tls is not None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(*tls)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -116,10 +124,17 @@ def scripted() -> Iterator[tuple[ThreadingHTTPServer, Script]]:
         server.server_close()
 
 
-def target_of(server: ThreadingHTTPServer) -> DirectListing:
+@pytest.fixture
+def scripted() -> Iterator[tuple[ThreadingHTTPServer, Script]]:
+    with scripted_origin() as running:
+        yield running
+
+
+def target_of(server: ThreadingHTTPServer, scheme: str = "http",
+              ca_bundle: str | None = None) -> DirectListing:
     host, port = server.server_address[:2]
-    return DirectListing(f"http://{host!s}:{port}/{BUCKET}", Credentials("AKID", "SECRET"),
-                         "eu-west-1")
+    return DirectListing(f"{scheme}://{host!s}:{port}/{BUCKET}", Credentials("AKID", "SECRET"),
+                         "eu-west-1", ca_bundle)
 
 
 CONN = replace(local_connection("http://unused"), concurrency=1, max_attempts=3)
@@ -232,3 +247,20 @@ def test_no_more_requests_are_in_flight_than_the_window_allows() -> None:
         thread.join()
     assert len(seen) == 12
     assert max(seen) <= 2
+
+
+def test_puts_go_over_https_verified_against_the_bundle(
+    certificate: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Every worker's connection verifies the origin against the bundle botocore would use
+    (here the origin's own certificate); a bundle that does not vouch for it fails the push."""
+    items = [upload(tmp_path, f"s{i}", f"k{i}.m4s", bytes([i]) * 1000) for i in range(8)]
+    with scripted_origin(certificate) as (server, script):
+        trusted = target_of(server, "https", str(certificate[0]))
+        answered = put_all(trusted, items, replace(CONN, concurrency=4))
+        assert answered == {f"k{i}.m4s": hashlib.md5(bytes([i]) * 1000).hexdigest()
+                            for i in range(8)}
+        assert len(script.requests) == 8
+        with pytest.raises(OriginError, match=r"upload of k0\.m4s failed: self-signed"):
+            put_all(target_of(server, "https"), items[:1], CONN)  # and not retried
+        assert len(script.requests) == 8
