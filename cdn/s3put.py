@@ -10,10 +10,9 @@ one kept-alive connection per worker, with botocore's standard retries: connecti
 5xx, 429 and throttling codes, backed off exponentially with full jitter up to
 Connection.max_attempts. Only bodies under 2 MiB come here (cdn.s3.EXPECT_CONTINUE_FROM):
 larger ones go through botocore, which waits for "100 Continue" before sending them. In
-adaptive mode (botocore's client-side rate limiting, the CLI's
-default) a throttling answer also halves the requests in flight, and each success widens
-them again by one per window, up to Connection.concurrency. Multipart uploads and their
-resumption stay with s3transfer.
+adaptive mode (botocore's client-side rate limiting, the CLI's default) a throttling answer
+also halves the requests in flight, and each success widens them again by one per window, up
+to Connection.concurrency. Multipart uploads and their resumption stay with s3transfer.
 """
 
 from __future__ import annotations
@@ -64,6 +63,8 @@ def put_all(
     error that is not retried stops the workers taking more, and is raised. The workers are
     daemon threads: a Ctrl-C in the wait below leaves at once, and what is in flight then
     belongs to the phase already under way."""
+    if not uploads:
+        return {}
     todo: queue.SimpleQueue[Upload] = queue.SimpleQueue()
     for item in uploads:
         todo.put(item)
@@ -95,7 +96,7 @@ def put_all(
             sender.close()
 
     workers = [threading.Thread(target=work, daemon=True, name="cdnpack-put")
-               for _ in range(max(1, min(conn.concurrency, len(uploads))))]
+               for _ in range(min(conn.concurrency, len(uploads)))]
     for worker in workers:
         worker.start()
     try:
