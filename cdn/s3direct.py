@@ -5,9 +5,10 @@ costs about half a second, as much as the listing itself (bench/push.py). So whe
 credentials are plain static keys and nothing in the environment or the profile changes how
 botocore would address S3, the listing is signed here (cdn/sigv4.py), single PUTs go the same
 way (cdn/s3put.py), and boto3 is imported only for multipart uploads, deletes and
-invalidations. Anything else (SSO, assume-role, instance roles, FIPS or
-dual-stack endpoints, custom CA bundles, proxies, an answer other than 200) returns None, and
-the caller lists through botocore, which then also reports any error exactly as before.
+invalidations (a CA bundle named by AWS_CA_BUNDLE or the profile is honoured, as botocore
+does). Anything else (SSO, assume-role, instance roles, FIPS or dual-stack endpoints,
+proxies, an answer other than 200) returns None, and the caller lists through botocore,
+which then also reports any error exactly as before.
 """
 
 from __future__ import annotations
