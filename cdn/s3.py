@@ -11,7 +11,6 @@ import hashlib
 import logging
 import os
 import re
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -183,7 +182,7 @@ def list_prefix(s3: Any, location: S3Location) -> dict[str, RemoteObject]:
 
     try:
         return _list_presigned(s3, location)
-    except (OSError, ET.ParseError, ValueError, BotoCoreError, ClientError) as exc:
+    except (OSError, ValueError, BotoCoreError, ClientError) as exc:
         log.debug("fast listing failed (%s); using botocore's paginator", exc)
     prefix = f"{location.prefix}/" if location.prefix else ""
     found: dict[str, RemoteObject] = {}
@@ -221,8 +220,14 @@ def _list_presigned(s3: Any, location: S3Location) -> dict[str, RemoteObject]:
 def parse_list_page(body: bytes) -> tuple[list[RemoteObject], str | None]:
     """A ListObjectsV2 answer read with ElementTree (botocore's parser costs about 0.5 ms per
     key): the objects, and the continuation token when the listing is truncated. Keys are
-    URL-decoded when the answer says EncodingType=url, as botocore does."""
-    root = ET.fromstring(body)
+    URL-decoded when the answer says EncodingType=url, as botocore does. An answer that is
+    not XML raises ValueError, as one without the fields does."""
+    import xml.etree.ElementTree as ET  # noqa: PLC0415 (loaded while the origin answers)
+
+    try:
+        root = ET.fromstring(body)
+    except ET.ParseError as exc:
+        raise ValueError(f"listing is not XML: {exc}") from None
     ns = root.tag[:root.tag.index("}") + 1] if root.tag.startswith("{") else ""
     key_tag, size_tag, etag_tag = f"{ns}Key", f"{ns}Size", f"{ns}ETag"
     decode = root.findtext(f"{ns}EncodingType") == "url"

@@ -14,23 +14,24 @@ which then also reports any error exactly as before.
 from __future__ import annotations
 
 import functools
-import http.client
 import importlib.util
 import logging
 import os
 import re
-import ssl
 import threading
-import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from cdn.http11 import Http11
 from cdn.s3 import Connection, RemoteObject, S3Location, parse_list_page
 from cdn.sigv4 import Credentials, query_string, sign_s3
+
+if TYPE_CHECKING:
+    import ssl
 
 log = logging.getLogger(__name__)
 
@@ -259,15 +260,11 @@ def _list_range(listing: DirectListing, location: S3Location, after: str | None,
             url = page_url(listing, location, token, after)
             headers = sign_s3("GET", url, listing.credentials, listing.region,
                               datetime.now(UTC))
-            if connection.sock is None:  # the server closed the connection after a page
-                connection = open_connection(listing)
             target = urlsplit(url)
-            connection.request("GET", f"{target.path}?{target.query}", headers=headers)
-            answer = connection.getresponse()
-            body = answer.read()
+            answer = connection.request("GET", f"{target.path}?{target.query}", headers)
             if answer.status != 200:
-                raise ListingRefused(f"HTTP {answer.status}: {body[:200]!r}")
-            objects, token = parse_list_page(body)
+                raise ListingRefused(f"HTTP {answer.status}: {answer.body[:200]!r}")
+            objects, token = parse_list_page(answer.body)
             found.update((o.key, o) for o in objects if upto is None or o.key <= upto)
             if token is None or (upto is not None and objects and objects[-1].key >= upto):
                 return found
@@ -279,24 +276,18 @@ def _list_range(listing: DirectListing, location: S3Location, after: str | None,
 def tls_context(ca_bundle: str | None) -> ssl.SSLContext:
     """One context per CA bundle, shared by every connection (contexts are thread-safe):
     loading a bundle costs about 15 ms of CPU, and a push opens a connection per worker."""
+    import ssl  # noqa: PLC0415 (https only)
+
     return ssl.create_default_context(cafile=ca_bundle)
 
 
 def open_connection(target: DirectListing, connect_timeout: float = CONNECT_TIMEOUT,
-                    read_timeout: float = READ_TIMEOUT) -> http.client.HTTPConnection:
-    """A connection to the bucket's host, connected within connect_timeout, then allowing
-    read_timeout per read (botocore's split)."""
-    parts = urlsplit(target.base_url)
-    connection: http.client.HTTPConnection
-    if parts.scheme == "https":
-        connection = http.client.HTTPSConnection(
-            parts.netloc, timeout=connect_timeout, context=tls_context(target.ca_bundle))
-    else:
-        connection = http.client.HTTPConnection(parts.netloc, timeout=connect_timeout)
-    connection.connect()
-    sock: Any = connection.sock
-    sock.settimeout(read_timeout)
-    return connection
+                    read_timeout: float = READ_TIMEOUT) -> Http11:
+    """A connection to the bucket's host (opened at its first request), connected within
+    connect_timeout, then allowing read_timeout per read (botocore's split)."""
+    https = target.base_url.startswith("https:")
+    return Http11(target.base_url, tls_context(target.ca_bundle) if https else None,
+                  connect_timeout, read_timeout)
 
 
 def try_list_direct(conn: Connection, location: S3Location, expected: Iterable[str] = ()
@@ -310,6 +301,6 @@ def try_list_direct(conn: Connection, location: S3Location, expected: Iterable[s
         return None
     try:
         return listing, list_direct(listing, location, expected)
-    except (OSError, http.client.HTTPException, ListingRefused, ET.ParseError, ValueError) as exc:
+    except (OSError, ListingRefused, ValueError) as exc:
         log.debug("direct listing of %s failed (%s); botocore lists instead", location, exc)
         return None

@@ -17,7 +17,6 @@ to Connection.concurrency. Multipart uploads and their resumption stay with s3tr
 
 from __future__ import annotations
 
-import http.client
 import queue
 import random
 import ssl
@@ -28,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from cdn.http11 import Http11
 from cdn.s3 import Connection, OriginError, Upload, answered_error
 from cdn.s3direct import DirectListing, open_connection
 from cdn.sigv4 import sign_s3
@@ -166,7 +166,7 @@ class _Sender:
 
     def __init__(self, target: DirectListing, conn: Connection, window: Window) -> None:
         self.target, self.conn, self.window = target, conn, window
-        self.connection: http.client.HTTPConnection | None = None
+        self.connection: Http11 | None = None
 
     def send(self, url: str, body: bytes, headers: dict[str, str]
              ) -> tuple[int, str | None, bytes]:
@@ -174,12 +174,8 @@ class _Sender:
             if self.connection is None:
                 self.connection = open_connection(self.target, self.conn.connect_timeout,
                                                   self.conn.read_timeout)
-            self.connection.request("PUT", urlsplit(url).path, body=body, headers=headers)
-            answer = self.connection.getresponse()
-            data = answer.read()
-        if answer.will_close:
-            self.close()
-        return answer.status, answer.getheader("ETag"), data
+            answer = self.connection.request("PUT", urlsplit(url).path, headers, body)
+        return answer.status, answer.headers.get("etag"), answer.body
 
     def close(self) -> None:
         if self.connection is not None:
@@ -201,7 +197,7 @@ def _put(sender: _Sender, item: Upload, attempts: int, stop: threading.Event) ->
         except ssl.SSLCertVerificationError as exc:  # not the network's doing: no retry
             sender.close()
             raise OriginError(f"{context}: {exc.verify_message or exc}") from exc
-        except (OSError, http.client.HTTPException) as exc:
+        except OSError as exc:  # cdn/http11.py's BadAnswer included
             sender.close()
             failure = str(exc) or type(exc).__name__
         else:

@@ -196,7 +196,8 @@ def test_a_no_op_re_push_never_imports_botocore(
     packaged: PackageResult, bucket: MotoServer
 ) -> None:
     """Static keys: the listing is signed by cdn/sigv4.py, and nothing needs a boto3 client
-    (nor botocore's exceptions: the origin's answer is a no-op's critical path)."""
+    (nor botocore's exceptions: the origin's answer is a no-op's critical path), nor
+    http.client (cdn/http11.py sends it), nor TLS for an http origin."""
     push_via(bucket.url, packaged.output)
     result = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "cli", "push", str(packaged.output),
@@ -209,6 +210,7 @@ def test_a_no_op_re_push_never_imports_botocore(
                 if line.startswith("import time:")}
     assert "cdn.s3direct" in imported
     assert not {m for m in imported if m.split(".")[0] in ("boto3", "botocore", "s3transfer")}
+    assert not {m for m in imported if m.split(".")[0] in ("http", "email", "ssl", "_ssl")}
 
 
 def test_a_first_push_of_single_puts_never_imports_botocore(
@@ -226,7 +228,8 @@ def test_a_first_push_of_single_puts_never_imports_botocore(
     imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()
                 if line.startswith("import time:")}
     assert "cdn.s3put" in imported
-    assert not {m for m in imported if m.split(".")[0] in ("boto3", "botocore", "s3transfer")}
+    assert not {m for m in imported if m.split(".")[0] in ("boto3", "botocore", "s3transfer",
+                                                            "http", "email")}
     objects = stored(bucket)
     assert {k: hashlib.sha256(v).hexdigest() for k, v in objects.items()} == {
         f"{PREFIX}/{f.path}": f.sha256 for f in packaged.release.files}
