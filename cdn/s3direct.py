@@ -235,13 +235,15 @@ def list_direct(listing: DirectListing, location: S3Location,
             results[index] = exc
 
     threads = [threading.Thread(target=run, args=(i,), daemon=True, name="cdnpack-list")
-               for i in range(1, len(ranges))]
+               for i in range(len(ranges))]
     for thread in threads:
         thread.start()
-    found = _list_range(listing, location, *ranges[0])
+    # The answers' parser loads while the origin prepares them, not after they came.
+    import xml.etree.ElementTree  # noqa: F401, PLC0415
     for thread in threads:
         thread.join()
-    for part in results[1:]:
+    found: dict[str, RemoteObject] = {}
+    for part in results:
         if isinstance(part, Exception):
             raise part
         found.update(part)
