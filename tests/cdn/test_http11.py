@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -42,12 +44,17 @@ def _read_request(conn: socket.socket, pending: bytes) -> tuple[bytes, bytes] | 
 
 
 @contextmanager
-def scripted(replies: list[Reply]) -> Iterator[Origin]:
-    """Answers each request with the next reply, in order, whatever connection it comes on."""
+def scripted(replies: list[Reply], tls: tuple[Path, Path] | None = None) -> Iterator[Origin]:
+    """Answers each request with the next reply, in order, whatever connection it comes on
+    (over TLS with (cert, key))."""
     origin = Origin(list(replies))
     server = socket.create_server(("127.0.0.1", 0))
     server.settimeout(0.1)  # accept() wakes up to see `stop`
-    origin.url = f"http://127.0.0.1:{server.getsockname()[1]}"
+    origin.url = f"http{'s' if tls else ''}://127.0.0.1:{server.getsockname()[1]}"
+    if tls is not None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(*tls)
+        server = context.wrap_socket(server, server_side=True)
     stop = threading.Event()
 
     def serve() -> None:
@@ -55,6 +62,8 @@ def scripted(replies: list[Reply]) -> Iterator[Origin]:
             try:
                 conn, _ = server.accept()
             except TimeoutError:
+                continue
+            except ssl.SSLError:  # a client that did not trust us
                 continue
             except OSError:
                 return
@@ -187,6 +196,17 @@ def test_a_silent_origin_times_out() -> None:
             client.request("GET", "/", {})
     finally:
         server.close()
+
+
+def test_over_tls_the_origin_is_verified(certificate: tuple[Path, Path]) -> None:
+    answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nsafe\r\n0\r\n\r\n"
+    with scripted([(answer, False), (ok(b"again"), False)], certificate) as origin:
+        trusting = Http11(origin.url, ssl.create_default_context(cafile=str(certificate[0])))
+        assert trusting.request("GET", "/", {}).body == b"safe"
+        assert trusting.request("GET", "/", {}).body == b"again"
+        with pytest.raises(ssl.SSLCertVerificationError):
+            Http11(origin.url, ssl.create_default_context()).request("GET", "/", {})
+    assert origin.connections == 1  # the refused handshake never became a connection
 
 
 def test_https_needs_a_context() -> None:
