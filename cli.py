@@ -58,7 +58,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 PRESET_NAMES = ("default", "compact")
 FORMATS = ("hls", "dash")
 #: Path types shared by every option that takes one: each click.Path() looks its name up in
-#: gettext's catalogues on disk, 60 instances about 4 ms of every command's start.
+#: gettext's catalogues on disk: 55 instances cost 3 ms of every command's start.
 PATH = click.Path(path_type=Path)
 FILE_PATH = click.Path(dir_okay=False, path_type=Path)
 DIR_PATH = click.Path(file_okay=False, path_type=Path)
