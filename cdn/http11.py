@@ -1,12 +1,12 @@
 """HTTP/1.1 requests over one kept-alive socket: the direct listing's GETs and PUTs.
 
-A no-op push is the origin's listing plus the start-up before it and the planning after.
-http.client costs about 12 ms to import (it parses headers with the email package): on
-loopback, 0.03 of the 0.4 that a no-op push may take of `aws s3 sync`'s time (bench/push.py).
-What S3 needs is small: a request line, headers, a body, and an answer whose body has a
-Content-Length, comes in chunks, or runs to the end of the connection. An answer that is not
-that raises BadAnswer, an OSError: a connection lost, which the callers already handle
-(the listing falls back on botocore, a PUT retries).
+A no-op push is the origin's listing plus the start-up before it and the planning after:
+0.37 s for 2,000 objects on loopback, 0.29 s of it the origin's (bench/push.py). http.client
+costs about 12 ms to import (it parses headers with the email package), all of it before the
+listing could leave. What S3 needs is small: a request line, headers, a body, and an answer
+whose body has a Content-Length, comes in chunks, or runs to the end of the connection. An
+answer that is not that raises BadAnswer, an OSError: a connection lost, which the callers
+already handle (the listing falls back on botocore, a PUT retries).
 """
 
 from __future__ import annotations
