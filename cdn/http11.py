@@ -70,9 +70,12 @@ class Http11:
 
     def request(self, method: str, target: str, headers: dict[str, str],
                 body: bytes = b"") -> Answer:
-        """`method target` (path and query, already encoded) with these headers, Host and
-        (for a body, unless given) Content-Length added; the whole answer read."""
-        lines = [f"{method} {target} HTTP/1.1", f"Host: {self._host}"]
+        """`method target` (path and query, already encoded) with these headers, Host,
+        Accept-Encoding and (for a body, unless given) Content-Length added; the whole answer
+        read."""
+        # Identity, as http.client asks: no header would let an origin or a proxy compress.
+        lines = [f"{method} {target} HTTP/1.1", f"Host: {self._host}",
+                 "Accept-Encoding: identity"]
         lines += [f"{name}: {value}" for name, value in headers.items()]
         if (body or method in ("PUT", "POST")) and not any(
                 name.lower() == "content-length" for name in headers):

@@ -108,6 +108,7 @@ def test_two_requests_share_one_kept_alive_connection() -> None:
     port = origin.url.rsplit(":", 1)[1]
     assert get.startswith(b"GET /b?list-type=2 HTTP/1.1\r\nHost: 127.0.0.1:%s\r\n" % port.encode())
     assert b"X-Amz-Date: d\r\n" in get
+    assert b"Accept-Encoding: identity\r\n" in get  # as http.client: nothing compressed
     assert b"content-length" not in get.lower()
     assert put.endswith(b"Content-Length: 3\r\n\r\nabc")
 
