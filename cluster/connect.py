@@ -15,9 +15,7 @@ import logging
 import os
 import re
 import shutil
-import signal
 import tempfile
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -26,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from cluster.reaper import register_reaper
 from packager.errors import EndpointError, InputError
+from packager.interrupts import sigint_ignored_by_children
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -252,9 +251,7 @@ def _local_cluster(workers: int, worker_wait: float) -> Iterator[Cluster]:
 
     scratch = Path(tempfile.mkdtemp(prefix="cdnpack-dask-"))
     before = _spawned()
-    main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
-    try:  # the workers are started with SIGINT ignored, and keep it so (see above)
+    with sigint_ignored_by_children():  # the workers keep SIGINT ignored (see above)
         cluster = LocalCluster(
             n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
             dashboard_address=None, silence_logs=logging.CRITICAL,
@@ -263,9 +260,6 @@ def _local_cluster(workers: int, worker_wait: float) -> Iterator[Cluster]:
             # port, not 8787: another cluster there would cost a warning on stderr.
             scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
         )
-    finally:
-        if main:
-            signal.signal(signal.SIGINT, previous)
     try:
         client = Client(cluster, set_as_default=False)
         try:

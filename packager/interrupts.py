@@ -24,8 +24,10 @@ which asyncio would then report as a task exception never retrieved, traceback a
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import signal
+import sys
 import threading
 from collections.abc import Callable, Coroutine, Iterator
 from types import FrameType
@@ -61,6 +63,31 @@ def install() -> None:
     is not the terminal's to interrupt, as Python itself would have it."""
     for sig in _heeded():
         signal.signal(sig, _first_signal)
+    if sys.unraisablehook is not _unraisable:
+        _previous_hook[:] = [sys.unraisablehook]
+        sys.unraisablehook = _unraisable
+
+
+#: The hook _unraisable hands every other exception to (the one in place before install).
+_previous_hook: list[Callable[[Any], object]] = []
+
+
+def _unraisable(unraisable: Any) -> None:
+    """A signal that lands while Python runs a weakref callback, a __del__ or a garbage
+    collector callback raises its `Interrupted` where Python cannot raise: it is reported
+    ("Exception ignored in ...") and dropped, and the command goes on with the signals
+    ignored, unstoppable (seen in a catalog title stopped by SIGTERM). Instead it is raised
+    again, silently, at the next line Python runs."""
+    exc = unraisable.exc_value
+    if isinstance(exc, Interrupted):
+        signal.signal(exc.signum, _first_signal)
+        # Made pending by another thread, once this one has let the interpreter go: the main
+        # thread takes a pending signal at its next line, and a line of this hook would drop
+        # the exception again (threading.Thread.start waits for the thread: so would it).
+        with contextlib.suppress(RuntimeError):  # no new thread at exit: the end is near
+            _thread.start_new_thread(_thread.interrupt_main, (signal.Signals(exc.signum),))
+            return
+    (_previous_hook[-1] if _previous_hook else sys.__unraisablehook__)(unraisable)
 
 
 def _heeded() -> list[signal.Signals]:
@@ -99,6 +126,26 @@ def signals_held() -> Iterator[set[int | signal.Signals]]:
         yield previous
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+@contextlib.contextmanager
+def sigint_ignored_by_children() -> Iterator[None]:
+    """SIGINT ignored while processes are started that must never take a terminal's Ctrl-C
+    (a LocalCluster's workers, a catalog's title processes): the coordinator decides what an
+    interrupt stops. An ignored signal stays ignored across exec, and Python keeps it so in
+    a child that starts that way; a child that starts with SIGINT heeded takes the Ctrl-C
+    sent to the whole process group wherever it is (before it could leave the group, a
+    spawned title printed a KeyboardInterrupt traceback from multiprocessing's spawn_main).
+    A Ctrl-C in this window is dropped: the next one is heeded. Only the main thread, where
+    Python sets handlers, does this; elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
 
 
 @contextlib.contextmanager

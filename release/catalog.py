@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from cdn.s3 import Connection, S3Location, client
 from cluster.connect import Cluster, ClusterError, ClusterSpec, connect
 from packager.errors import CdnpackError, InputError
+from packager.interrupts import sigint_ignored_by_children
 from release.catalog_file import Catalog
 from release.catalog_state import (
     FAILED,
@@ -150,7 +151,8 @@ def _run_titles(todo: list[TitleState], cluster: Cluster, request: CatalogReques
                                request.stage)
                 process = context.Process(target=title_process, name=f"cdnpack {state.spec.id}",
                                           args=(job, messages, request.verbose))
-                process.start()
+                with sigint_ignored_by_children():  # the coordinator's Ctrl-C, not the title's
+                    process.start()
                 running[state.spec.id] = (process, state)
                 if watcher:
                     watcher.started(state.spec.id)

@@ -236,7 +236,9 @@ PROGRESS_EVERY = 0.25
 
 def title_process(job: TitleJob, messages: Any, verbose: bool) -> None:
     """The entry point of a title's process (multiprocessing, spawned)."""
-    os.setsid()  # a terminal's Ctrl-C reaches the coordinator, which stops us with SIGTERM
+    # Started with SIGINT ignored (sigint_ignored_by_children), in a session of its own: a
+    # terminal's Ctrl-C reaches the coordinator alone, which stops us with SIGTERM.
+    os.setsid()
     _stop_with_parent()
     install_interrupts()  # SIGTERM unwinds as Ctrl-C does (packager/interrupts.py)
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,

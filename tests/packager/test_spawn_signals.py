@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -67,3 +68,36 @@ def test_no_signal_nothing_delivered(first_signal_handlers: None) -> None:
     with signals_deferred() as deliver:
         deliver()
     assert signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN  # cdnpack's, not ignored
+
+
+IN_A_CALLBACK = """
+import os, signal, sys, time, weakref
+from packager.interrupts import Interrupted, install
+install()
+class Thing: pass
+def callback(ref):
+    os.kill(os.getpid(), signal.{sig})
+    for _ in range(100_000):  # the handler runs here, inside the callback
+        pass
+thing = Thing()
+ref = weakref.ref(thing, callback)
+try:
+    del thing  # the callback runs now
+    time.sleep(10)
+    print("went on")
+except Interrupted as stop:
+    print("stopped", stop.signum)
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_inside_a_weakref_callback_still_stops_the_command(
+        sig: signal.Signals) -> None:
+    """Python drops an exception raised in a weakref callback ("Exception ignored in ..."):
+    the first signal's `Interrupted` must not be lost there (a catalog title went on after
+    its SIGTERM, signals ignored from then on), nor printed."""
+    ran = subprocess.run([sys.executable, "-c", IN_A_CALLBACK.replace("{sig}", sig.name)],
+                         capture_output=True, text=True, timeout=60, check=False,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert ran.stdout.strip() == f"stopped {int(sig)}", ran.stderr[-2000:]
+    assert ran.stderr == ""
