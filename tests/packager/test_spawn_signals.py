@@ -5,6 +5,7 @@ to this process by itself at that instant; the child is a real process."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -16,7 +17,12 @@ from typing import Any
 import pytest
 
 from packager import tools
-from packager.interrupts import Interrupted, install, signals_deferred
+from packager.interrupts import (
+    Interrupted,
+    install,
+    sigint_ignored_by_children,
+    signals_deferred,
+)
 from tests.interrupts import alive
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
@@ -101,3 +107,30 @@ def test_a_signal_inside_a_weakref_callback_still_stops_the_command(
                          cwd=Path(__file__).resolve().parents[2])
     assert ran.stdout.strip() == f"stopped {int(sig)}", ran.stderr[-2000:]
     assert ran.stderr == ""
+
+
+def _report_sigint(answers: Any) -> None:
+    answers.put(signal.getsignal(signal.SIGINT) is signal.SIG_IGN)
+
+
+def test_processes_started_for_the_coordinator_ignore_a_terminal_s_ctrl_c(
+        first_signal_handlers: None) -> None:
+    """A spawned process (a catalog title, a LocalCluster worker) started inside
+    sigint_ignored_by_children ignores SIGINT from its first line, before it could leave the
+    process group a terminal's Ctrl-C reaches; the coordinator's own handler is back after."""
+    context = multiprocessing.get_context("spawn")
+    answers = context.Queue()
+    with sigint_ignored_by_children():
+        child = context.Process(target=_report_sigint, args=(answers,))
+        child.start()
+    assert signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
+    try:
+        assert answers.get(timeout=60) is True
+    finally:
+        child.join(60)
+    unguarded = context.Process(target=_report_sigint, args=(answers,))
+    unguarded.start()
+    try:
+        assert answers.get(timeout=60) is False  # what the test would see without it
+    finally:
+        unguarded.join(60)
