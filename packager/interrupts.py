@@ -5,7 +5,8 @@ thread is. It is a KeyboardInterrupt, so every `finally` and `with` written for 
 trees removed, children stopped, staged manifests deleted, uploads cancelled) runs for SIGTERM
 alike; cli.main then prints one line and exits 128 + the signal (130, 143). Signals after the
 first are ignored: the clean-up they would cut short is bounded, and cut short it would leave
-children or staged objects behind.
+children or staged objects behind. A first signal that lands where Python cannot raise (a
+weakref callback, a __del__) is raised again at the next line instead of being dropped.
 
 Children run in process groups of their own (packager/tools.spawn): a terminal's Ctrl-C, which
 signals the whole foreground process group, reaches cdnpack alone, and cdnpack stops its
