@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cdn.http11 import MAX_HEAD, BadAnswer, Http11
 
@@ -214,3 +216,24 @@ def test_https_needs_a_context() -> None:
     with pytest.raises(ValueError, match="TLS context"):
         Http11("https://127.0.0.1:1")
 
+
+
+#: Pieces an answer is made of, for the fuzzer to put together in any order.
+PIECES = [b"HTTP/1.1 200 OK\r\n", b"HTTP/1.0 404 x\r\n", b"HTTP/1.1 100 Continue\r\n\r\n",
+          b"Content-Length: 3\r\n", b"Content-Length: 99\r\n", b"Transfer-Encoding: chunked\r\n",
+          b"Connection: close\r\n", b" folded\r\n", b"\r\n", b"3\r\nabc\r\n", b"0\r\n\r\n",
+          b"ff;x=1\r\n", b"\xff\xfe", b":", b"\r\n\r\n"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(PIECES), st.binary(max_size=40)), max_size=12))
+def test_any_answer_is_read_or_refused_as_a_lost_connection(parts: list[bytes]) -> None:
+    """Whatever an origin sends (then closing), a request ends with an Answer or an OSError
+    (BadAnswer, a reset, a timeout): never another exception, never a hang."""
+    with scripted([(b"".join(parts), True)]) as origin:
+        try:
+            answer = Http11(origin.url, connect_timeout=5, read_timeout=5).request("GET", "/", {})
+        except OSError:
+            return
+    assert 0 <= answer.status <= 999
+    assert not 100 <= answer.status < 200  # interim answers are skipped, never returned
